@@ -1,0 +1,130 @@
+"""Glue between Snakemake jobs and the package: one function per rule, plus error handling.
+
+Each ``scripts/*.py`` file calls :func:`run` with one of the ``*_job`` functions below. A user
+error (:class:`~nqp_resilience.errors.ProjectError`) is written to the job's log and to stderr
+as a readable message and ends the job with exit status 1, without a traceback from deep
+inside pandas; any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from nqp_resilience.errors import ProjectError
+
+log = logging.getLogger("nqp_resilience")
+
+#: Raw files of the non-yearbook sources, relative to raw_dir (SPEC §3).
+RAW_FILES = {
+    "patents": "cnrds/patents.csv",
+    "innovation": "cnrds/innovation.csv",
+    "national": "ceic/national.csv",
+    "relief": "static/relief.csv",
+    "telephones_1984": "static/telephones_1984.csv",
+}
+
+
+def yearbook_path(raw_dir, year) -> str:
+    """The yearbook extract of ``year``: ``.csv`` if present, else ``.xlsx``, else the CSV name
+    (so that Snakemake reports the missing file by its expected name)."""
+    base = Path(raw_dir) / "yearbook" / f"city_yearbook_{year}"
+    for ext in (".csv", ".xlsx"):
+        if base.with_suffix(ext).exists():
+            return str(base.with_suffix(ext))
+    return str(base.with_suffix(".csv"))
+
+
+def run(job, smk) -> None:
+    """Run ``job(smk)`` with logging routed to the rule's log file and user errors reported."""
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if smk is not None and len(smk.log):
+        Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(smk.log[0], mode="w", encoding="utf-8"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+    try:
+        job(smk)
+    except ProjectError as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        for h in handlers:
+            h.flush()
+        sys.exit(1)
+
+
+def _years(smk) -> tuple[int, int]:
+    return int(smk.params.years[0]), int(smk.params.years[1])
+
+
+def ingest_yearbook_job(smk) -> None:
+    """Rule ``ingest_yearbook``: one yearbook year -> results/interim/yearbook_{year}.parquet."""
+    from nqp_resilience.cities import CityResolver
+    from nqp_resilience.codebook import Codebook
+    from nqp_resilience.ingest import ingest_table
+    from nqp_resilience.io import write_parquet
+
+    source = Codebook(smk.input.codebook)["yearbook"]
+    resolver = CityResolver(smk.input.attributes, smk.input.aliases)
+    df = ingest_table(smk.input.raw, source, resolver, _years(smk), year=int(smk.wildcards.year))
+    log.info("%s: %d cities, %d variables", smk.input.raw, len(df), df.shape[1] - 2)
+    write_parquet(df, smk.output.table)
+
+
+def ingest_source_job(smk) -> None:
+    """Rule ``ingest_source``: one CNRDS/CEIC/static file -> results/interim/{source}.parquet."""
+    from nqp_resilience.cities import CityResolver
+    from nqp_resilience.codebook import Codebook
+    from nqp_resilience.ingest import ingest_table
+    from nqp_resilience.io import write_parquet
+
+    source = Codebook(smk.input.codebook)[smk.wildcards.source]
+    resolver = CityResolver(smk.input.attributes, smk.input.aliases) if source.grain != "year" else None
+    y0, y1 = _years(smk)
+    df = ingest_table(smk.input.raw, source, resolver, (y0 - source.years_before, y1))
+    log.info("%s: %d rows, %d variables", smk.input.raw, len(df), len(source.variables))
+    write_parquet(df, smk.output.table)
+
+
+def ingest_reports_job(smk) -> None:
+    """Rule ``ingest_reports``: the government work reports -> results/interim/reports.parquet."""
+    from nqp_resilience.cities import read_attributes
+    from nqp_resilience.ingest import ingest_reports
+    from nqp_resilience.io import write_parquet
+
+    provinces = {r["province_code"] for r in read_attributes(smk.input.attributes)}
+    df = ingest_reports(list(smk.input.reports), provinces, _years(smk))
+    log.info("%d reports ingested", len(df))
+    write_parquet(df, smk.output.table)
+
+
+def build_panel_job(smk) -> None:
+    """Rule ``build_panel``: interim tables -> panel, imputation audit and sample log."""
+    import pandas as pd
+
+    from nqp_resilience.cities import attributes_frame
+    from nqp_resilience.clean import SampleOptions, build_panel, check_panel, sample_report
+    from nqp_resilience.codebook import Codebook
+    from nqp_resilience.io import write_csv, write_parquet, write_text
+
+    p = smk.params
+    options = SampleOptions(years=_years(smk), drop_changed_2011=bool(p.sample["drop_changed_2011"]),
+                            changed_2011_types=tuple(p.sample["changed_2011_types"]),
+                            drop_partial_period=bool(p.sample["drop_partial_period"]),
+                            max_missing_share=float(p.sample["max_missing_share"]),
+                            required_variables=tuple(p.sample["required_variables"]), edge=p.edge)
+    codebook = Codebook(smk.input.codebook)
+    order = list(codebook.variables("city_year"))
+    city_year = [pd.read_parquet(f) for f in [*smk.input.yearbook, *smk.input.city_year]]
+    static = [pd.read_parquet(f) for f in smk.input.static]
+    national = pd.read_parquet(smk.input.national)
+    panel, audit, sample = build_panel(city_year, static, national, attributes_frame(smk.input.attributes),
+                                       options, order)
+    required = list(options.required_variables) or [v for v in order if v in panel.columns]
+    check_panel(panel, required, options.edge, path=smk.output.panel)
+    log.info("panel: %d cities x %d years; %d imputed cells; %d cities dropped",
+             panel["city_code"].nunique(), panel["year"].nunique(), len(audit), int((~sample["kept"]).sum()))
+    write_parquet(audit, smk.output.audit)
+    write_csv(sample, smk.output.sample_table)
+    write_text(smk.output.sample_log, sample_report(sample, audit, panel, options))
+    write_parquet(panel, smk.output.panel)
