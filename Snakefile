@@ -3,38 +3,14 @@
 #   snakemake --cores 8                                  # embedded (simulated) default data
 #   snakemake --cores 8 --config raw_dir=/path/to/raw    # your own extracts (layout: README)
 #
-# The config is validated against schemas/config.schema.yaml before any rule runs.
-
-from glob import glob
-
-from nqp_resilience.config import validate_config
-from nqp_resilience.workflow import RAW_FILES, yearbook_path
+# The config is validated against schemas/config.schema.yaml (rules/common.smk) before any
+# rule runs.
 
 
 configfile: "config.yaml"
 
 
-validate_config(config, "schemas/config.schema.yaml")
-
-RAW = config["raw_dir"]
-RESULTS = config["results_dir"]
-YEARS = list(range(config["years"]["start"], config["years"]["end"] + 1))
-YEAR_RANGE = [config["years"]["start"], config["years"]["end"]]
-
-
-wildcard_constraints:
-    year="|".join(str(y) for y in YEARS),
-    source="|".join(RAW_FILES),
-
-
-def yearbook_input(wildcards):
-    return yearbook_path(RAW, wildcards.year)
-
-
-def source_input(wildcards):
-    return f"{RAW}/{RAW_FILES[wildcards.source]}"
-
-
+include: "rules/common.smk"
 include: "rules/ingest.smk"
 include: "rules/clean.smk"
 

@@ -111,9 +111,14 @@ class CityResolver:
             alias = self.alias_codes.get(code)
             if alias is not None:
                 return alias.city_code
+            if name in self.by_name or name in self.alias_names:
+                known = self.by_name.get(name) or self.alias_names[name].city_code
+                hint = f"the name {name} is city code {known} in the attribute table; is the code mistyped?"
+            else:
+                hint = self._hint(name)
             raise DataError(file, f"unknown city code {code}" + (f" ({name})" if name else ""), row=row,
                             column="city code", expected="a code in resources/cities/city_attributes.csv",
-                            hint=self._hint(name))
+                            hint=hint)
         if name in self.by_name:
             return self.by_name[name]
         if name in self.alias_names:

@@ -119,8 +119,12 @@ def build_panel(city_year: list, city_static: list, national, attributes, option
     required = list(options.required_variables) or variables
     unknown = [v for v in required if v not in variables]
     if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], variables, n=1)
         raise ConfigError("sample.required_variables", f"unknown variable(s) {unknown}",
-                          hint=f"canonical city-year variables are: {', '.join(variables)}")
+                          hint=(f"did you mean '{close[0]}'? " if close else "")
+                          + f"canonical city-year variables are: {', '.join(variables)}")
 
     attrs = attributes.set_index("city_code")
     grid = pd.MultiIndex.from_product([attrs.index.astype(str), years], names=["city_code", "year"])

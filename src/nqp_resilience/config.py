@@ -47,7 +47,7 @@ def validate_config(config: dict, schema_path, source: str = "config.yaml") -> d
         raise _to_config_error(errors[0], schema, source)
     if config["years"]["start"] > config["years"]["end"]:
         raise ConfigError("years", f"start {config['years']['start']} is after end {config['years']['end']}",
-                          source=source)
+                          hint="swap the two values: years.start is the first data year", source=source)
     return config
 
 

@@ -55,7 +55,7 @@ def map_header(table, source: Source) -> dict[int, tuple[str, str]]:
                         column="city_code", expected=f"one of the headers {list(source.keys['city_code'])}")
     for var in source.variables.values():
         if var.required and var.name not in seen:
-            raise DataError(table.path, f"missing required column {var.name!r}", column=var.name,
+            raise DataError(table.path, f"missing required column {var.name!r}", column=f"{var.headers[0]!r} ({var.name})",
                             expected=f"one of the headers {list(var.headers)} ({var.description})",
                             hint="add the column to the extract, or, if the extract labels it differently, "
                             "add that label to the variable's `headers` in resources/codebook.yaml")
@@ -100,17 +100,17 @@ def ingest_table(path, source: Source, resolver: CityResolver | None, years: tup
         cells = list(cells) + [""] * (len(table.header) - len(cells))
         rec: dict = {}
         label = f"line {line}"
+        raw_code = str(cells[key_pos["city_code"]]).strip() if "city_code" in key_pos else ""
+        raw_name = str(cells[key_pos["city_name"]]).strip() if "city_name" in key_pos else ""
         if "year" in key_pos:
-            rec["year"] = _parse_year(cells[key_pos["year"]], table.path, label, years)
+            where = _row_label(line, raw_code, raw_name, None) if raw_code or raw_name else label
+            rec["year"] = _parse_year(cells[key_pos["year"]], table.path, where, years)
         elif year is not None:
             rec["year"] = year
         if source.grain in ("city_year", "city"):
-            code = cells[key_pos["city_code"]] if "city_code" in key_pos else ""
-            name = cells[key_pos["city_name"]] if "city_name" in key_pos else ""
-            code_txt = str(code).strip()
-            rec["city_code"] = resolver.resolve(code_txt, name, year=rec.get("year"), file=table.path,
-                                                row=_row_label(line, code_txt, name, rec.get("year")))
-            label = _row_label(line, rec["city_code"], resolver.names.get(rec["city_code"], name), rec.get("year"))
+            rec["city_code"] = resolver.resolve(raw_code, raw_name, year=rec.get("year"), file=table.path,
+                                                row=_row_label(line, raw_code, raw_name, rec.get("year")))
+            label = _row_label(line, rec["city_code"], resolver.names.get(rec["city_code"], raw_name), rec.get("year"))
         elif "year" in rec:
             label = f"line {line} (year {rec['year']})"
         for pos, var in var_pos:
@@ -138,7 +138,7 @@ def ingest_table(path, source: Source, resolver: CityResolver | None, years: tup
 
 
 def _row_label(line, code, name, year) -> str:
-    parts = [f"city {code} {name}".strip()]
+    parts = ["city " + " ".join(str(x).strip() for x in (code, name) if str(x).strip())]
     if year is not None:
         parts.append(f"year {year}")
     return f"line {line} ({', '.join(parts)})"

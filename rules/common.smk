@@ -1,0 +1,35 @@
+# Shared definitions: config validation, paths, wildcard constraints and input functions.
+# Included first by the Snakefile.
+
+from glob import glob
+
+from nqp_resilience.config import validate_config
+from nqp_resilience.workflow import RAW_FILES, yearbook_path
+
+
+validate_config(config, "schemas/config.schema.yaml", source="config (config.yaml and --config)")
+
+RAW = config["raw_dir"]
+RESULTS = config["results_dir"]
+YEARS = list(range(config["years"]["start"], config["years"]["end"] + 1))
+YEAR_RANGE = [config["years"]["start"], config["years"]["end"]]
+
+
+wildcard_constraints:
+    year="|".join(str(y) for y in YEARS),
+    source="|".join(RAW_FILES),
+
+
+def yearbook_input(wildcards):
+    """The raw yearbook file of one year (.csv, else .xlsx)."""
+    return yearbook_path(RAW, wildcards.year)
+
+
+def source_input(wildcards):
+    """The raw file of one non-yearbook source (SPEC §3 layout)."""
+    return f"{RAW}/{RAW_FILES[wildcards.source]}"
+
+
+def report_inputs():
+    """Every government work report in the raw folder."""
+    return sorted(glob(f"{RAW}/reports/*.txt"))

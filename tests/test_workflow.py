@@ -1,0 +1,171 @@
+"""End-to-end workflow tests: the real Snakemake on a copy of the workflow (SPEC §4, §8, §9)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import PARAMS, copy_workflow, dry_run_jobs, jobs_of, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_lint_reports_nothing(tmp_path):
+    work = copy_workflow(tmp_path / "wf")
+    out = snakemake(work, "--lint").stdout
+    assert "Lints for" not in out, out
+    assert "Congratulations" in out
+
+
+def test_default_panel_shape_and_completeness(completed_workflow):
+    panel = pd.read_parquet(completed_workflow / "results/panel/panel.parquet")
+    n_cities = panel["city_code"].nunique()
+    assert 220 <= n_cities <= 240
+    assert sorted(panel["year"].unique()) == list(range(2010, 2022))
+    assert len(panel) == n_cities * 12
+    assert not panel.duplicated(["city_code", "year"]).any()
+    assert panel.isna().sum().sum() == 0
+    sample = pd.read_csv(completed_workflow / "results/audit/sample.csv", dtype={"city_code": str})
+    assert set(sample.loc[sample["kept"], "city_code"]) == set(panel["city_code"])
+    # cities changed in 2011 are gone (巢湖, 毕节, 铜仁, 合肥, 芜湖, 马鞍山)
+    assert not {"341400", "520500", "520600", "340100", "340200", "340500"} & set(panel["city_code"])
+    # every dropped city is named in the sample log with its reason
+    log = (completed_workflow / "results/audit/sample.md").read_text(encoding="utf-8")
+    for _, row in sample[~sample["kept"]].iterrows():
+        assert f"| {row['city_code']} | {row['city_name']} |" in log
+        assert row["reason"]
+
+
+def test_every_imputed_cell_is_in_the_audit(completed_workflow):
+    """Independently rebuild the pre-interpolation cells from the interim files and compare."""
+    res = completed_workflow / "results"
+    panel = pd.read_parquet(res / "panel/panel.parquet")
+    audit = pd.read_parquet(res / "audit/imputed_cells.parquet")
+    yearbook = pd.concat([pd.read_parquet(res / f"interim/yearbook_{y}.parquet") for y in range(2010, 2022)])
+    raw = yearbook
+    for name in ("patents", "innovation"):
+        raw = raw.merge(pd.read_parquet(res / f"interim/{name}.parquet"), on=["city_code", "year"], how="outer")
+    raw = raw.set_index(["city_code", "year"])
+    variables = [c for c in raw.columns]
+    grid = panel.set_index(["city_code", "year"])[variables]
+    before = raw.reindex(grid.index)
+    missing = before.isna().stack()
+    missing = set(missing[missing].index)
+    audited = set(zip(audit["city_code"], audit["year"], audit["variable"]))
+    assert missing == audited
+    assert len(audited) > 500  # the default data does have gaps
+    # audit values are the panel values; observed cells are untouched
+    a = audit.set_index(["city_code", "year", "variable"])["value"]
+    stacked = grid.stack()
+    np.testing.assert_allclose(stacked.loc[a.index].to_numpy(), a.to_numpy(), rtol=1e-12)
+    observed = before.stack().dropna()
+    np.testing.assert_allclose(stacked.loc[observed.index].to_numpy(), observed.to_numpy(), rtol=1e-12)
+
+
+def test_dry_run_after_full_run_has_nothing_to_do(workflow_copy):
+    out = snakemake(workflow_copy, "-n").stdout
+    assert "Nothing to be done" in out
+    assert dry_run_jobs(workflow_copy) == set()
+
+
+def _edit_csv_cell(path, data_row: int, column: int, value: str, encoding: str) -> str:
+    """Set one cell of a raw CSV (data_row 0 = first row after the header); return the city code."""
+    rows = list(csv.reader(io.StringIO(path.read_bytes().decode(encoding))))
+    rows[data_row + 1][column] = value
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    path.write_bytes(buf.getvalue().encode(encoding))
+    return rows[data_row + 1][0]
+
+
+def test_modifying_one_yearbook_year_reruns_only_that_year(workflow_copy):
+    path = workflow_copy / "resources/raw/yearbook/city_yearbook_2015.csv"
+    _edit_csv_cell(path, 2, 3, "7.77", "utf-8-sig")
+    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2015"), ("build_panel", ""), ("all", "")}
+
+
+def test_modifying_the_xlsx_year_reruns_only_that_year(workflow_copy):
+    from openpyxl import load_workbook
+
+    path = workflow_copy / "resources/raw/yearbook/city_yearbook_2021.xlsx"
+    wb = load_workbook(path)
+    ws = wb.active
+    ws.cell(row=5, column=4).value = 7.77
+    wb.save(path)
+    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2021"), ("build_panel", ""), ("all", "")}
+
+
+def test_config_change_reruns_the_panel_and_nothing_upstream(workflow_copy):
+    jobs = dry_run_jobs(workflow_copy, "--config", "interpolation={edge: linear_extrapolate}")
+    assert jobs == {("build_panel", ""), ("all", "")}
+
+
+def test_failing_run_keeps_earlier_outputs_and_rerun_resumes(workflow_copy):
+    res = workflow_copy / "results"
+    panel = res / "panel/panel.parquet"
+    other_year = res / "interim/yearbook_2017.parquet"
+    before = {p: (_sha(p), p.stat().st_mtime_ns) for p in (panel, other_year)}
+    path = workflow_copy / "resources/raw/yearbook/city_yearbook_2016.csv"
+    original = path.read_bytes()
+    code = _edit_csv_cell(path, 4, 7, "12a3", "utf-8")  # population cell of the fifth data row
+
+    proc = snakemake(workflow_copy, "--cores", "2", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout
+    assert "city_yearbook_2016.csv" in out
+    assert f"line 6 (city {code}" in out and "year 2016" in out
+    assert "年末户籍人口(万人)" in out and "population" in out
+    assert "non-numeric value '12a3'" in out
+    assert "Traceback" not in out.split("non-numeric")[0][-2000:]
+    for p, (sha, mtime) in before.items():
+        assert p.exists(), f"{p} was removed by the failing run"
+        assert (_sha(p), p.stat().st_mtime_ns) == (sha, mtime)
+
+    path.write_bytes(original.replace(b"\n", b"\r\n", 1))  # fixed (content differs from the original)
+    proc = snakemake(workflow_copy, "--cores", "2")
+    ran = jobs_of(proc.stdout)
+    assert ran == {("ingest_yearbook", "year=2016"), ("build_panel", ""), ("all", "")}
+    assert panel.exists()
+
+
+def test_bad_config_stops_before_any_rule(workflow_copy):
+    proc = snakemake(workflow_copy, "-n", "--config", "sample={max_missing_shre: 0.1}", check=False)
+    assert proc.returncode != 0
+    assert "sample.max_missing_shre" in proc.stdout and "unknown key" in proc.stdout
+    assert "did you mean 'max_missing_share'" in proc.stdout
+    proc = snakemake(workflow_copy, "-n", "--config", "years={start: 2010, end: twenty}", check=False)
+    assert proc.returncode != 0
+    assert "years.end" in proc.stdout and "wrong type" in proc.stdout
+    assert "rule " not in proc.stdout
+
+
+def test_other_raw_dir_via_config(workflow_copy, tmp_path):
+    """Simulate with another seed and other planted effects, run on that folder."""
+    params = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
+    params["resil"]["beta"] = 0.15
+    alt_params = tmp_path / "params.yaml"
+    alt_params.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
+    raw = tmp_path / "raw_seed7"
+    subprocess.run([sys.executable, "-m", "nqp_resilience.simulate", "--seed", "7", "--params", str(alt_params),
+                    "--out", str(raw)], cwd=workflow_copy, check=True)
+    out_dir = tmp_path / "results_seed7"
+    snakemake(workflow_copy, "--cores", "2", "--config", f"raw_dir={raw}", f"results_dir={out_dir}")
+    alt = pd.read_parquet(out_dir / "panel/panel.parquet")
+    default = pd.read_parquet(workflow_copy / "results/panel/panel.parquet")
+    assert 220 <= alt["city_code"].nunique() <= 240
+    assert alt.isna().sum().sum() == 0
+    assert set(alt["city_code"]) != set(default["city_code"])  # other sparse cities are dropped
+    # the default results were not touched
+    assert dry_run_jobs(workflow_copy) == set()
