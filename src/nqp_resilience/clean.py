@@ -134,20 +134,19 @@ def build_panel(city_year: list, city_static: list, national, attributes, option
     keep = sample.loc[sample["kept"], "city_code"].tolist()
     data = data.loc[data.index.get_level_values("city_code").isin(keep)].copy()
 
-    audit_parts = []
-    arr_years = years
-    for city, block in data.groupby(level="city_code", sort=True):
-        for var in variables:
-            filled, method = interpolate_series(arr_years, block[var].to_numpy(), options.edge)
-            mask = method != ""
-            if mask.any():
-                data.loc[block.index, var] = filled
-                audit_parts.append(pd.DataFrame({"city_code": city, "year": arr_years[mask], "variable": var,
-                                                 "method": method[mask], "value": filled[mask]}))
-    audit_cols = ["city_code", "year", "variable", "method", "value"]
-    audit = (pd.concat(audit_parts, ignore_index=True) if audit_parts else pd.DataFrame(columns=audit_cols))
-    audit = audit[audit_cols].astype({"city_code": str, "year": "int64", "variable": str, "method": str,
-                                      "value": "float64"})
+    # the grid is complete and sorted (city, year): interpolate on a (city, year, variable) array
+    cities = data.index.get_level_values("city_code").unique()
+    values = data.to_numpy(dtype=float, copy=True).reshape(len(cities), len(years), len(variables))
+    methods = np.full(values.shape, "", dtype=object)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[2]):
+            if np.isnan(values[i, :, j]).any():
+                values[i, :, j], methods[i, :, j] = interpolate_series(years, values[i, :, j], options.edge)
+    data = pd.DataFrame(values.reshape(-1, len(variables)), index=data.index, columns=variables)
+    ci, ti, vi = np.nonzero(methods != "")
+    audit = pd.DataFrame({"city_code": np.asarray(cities)[ci].astype(str), "year": years[ti].astype("int64"),
+                          "variable": np.asarray(variables, dtype=object)[vi].astype(str),
+                          "method": methods[ci, ti, vi].astype(str), "value": values[ci, ti, vi]})
     audit = audit.sort_values(["city_code", "year", "variable"], kind="mergesort").reset_index(drop=True)
 
     panel = data.reset_index()

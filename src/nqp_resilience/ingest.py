@@ -44,8 +44,8 @@ def map_header(table, source: Source) -> dict[int, tuple[str, str]]:
         seen[name] = header
         mapping[pos] = entry
     for key in source.keys:
-        if key == "city_name" and "city_code" in source.keys:
-            continue  # either code or name identifies a city; code is checked below
+        if key in ("city_code", "city_name"):
+            continue  # either a code or a name column identifies a city: checked below
         if key not in seen:
             raise DataError(table.path, f"missing required column {key!r}", column=key,
                             expected=f"one of the headers {list(source.keys[key])}",
