@@ -11,8 +11,16 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    year="|".join(str(y) for y in YEARS),
+    source="|".join(RAW_FILES),
+
+
 include: "rules/ingest.smk"
 include: "rules/clean.smk"
+include: "rules/indices.smk"
 
 
 rule all:
@@ -21,3 +29,7 @@ rule all:
         panel=rules.build_panel.output.panel,
         audit=rules.build_panel.output.audit,
         sample_log=rules.build_panel.output.sample_log,
+        analysis=rules.analysis_panel.output.panel,
+        codebook=rules.analysis_panel.output.codebook,
+        weights=rules.nqp_index.output.weights,
+        desc_stats=rules.desc_stats.output.table,

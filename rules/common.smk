@@ -4,6 +4,7 @@
 from glob import glob
 
 from nqp_resilience.config import validate_config
+from nqp_resilience.variables import check_instrument_config
 from nqp_resilience.workflow import RAW_FILES, yearbook_path
 
 
@@ -14,10 +15,19 @@ RESULTS = config["results_dir"]
 YEARS = list(range(config["years"]["start"], config["years"]["end"] + 1))
 YEAR_RANGE = [config["years"]["start"], config["years"]["end"]]
 
+# a time-invariant instrument with city fixed effects stops here, before any job runs
+check_instrument_config(config["iv"]["relief"]["interact"], config["iv"]["fixed_effects"])
 
-wildcard_constraints:
-    year="|".join(str(y) for y in YEARS),
-    source="|".join(RAW_FILES),
+# options passed as params to the variable jobs, so that changing one reruns exactly those jobs
+VARIABLE_OPTIONS = dict(
+    years=config["years"],
+    resil=config["resil"],
+    mrd=config["mrd"],
+    mechanisms=config["mechanisms"],
+    iv=config["iv"],
+    heterogeneity=config["heterogeneity"],
+)
+CODEBOOK_OPTIONS = dict(VARIABLE_OPTIONS, entropy=config["entropy"], nqp1=config["nqp1"])
 
 
 def yearbook_input(wildcards):

@@ -17,6 +17,10 @@ from conftest import PARAMS, copy_workflow, dry_run_jobs, jobs_of, snakemake
 
 pytestmark = pytest.mark.slow
 
+#: jobs downstream of the panel (every panel change reruns them)
+AFTER_PANEL = {("build_panel", ""), ("nqp_index", ""), ("nqp_text", ""), ("derived_variables", ""),
+               ("analysis_panel", ""), ("desc_stats", ""), ("all", "")}
+
 
 def _sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -93,7 +97,7 @@ def _edit_csv_cell(path, data_row: int, column: int, value: str, encoding: str) 
 def test_modifying_one_yearbook_year_reruns_only_that_year(workflow_copy):
     path = workflow_copy / "resources/raw/yearbook/city_yearbook_2015.csv"
     _edit_csv_cell(path, 2, 3, "7.77", "utf-8-sig")
-    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2015"), ("build_panel", ""), ("all", "")}
+    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2015")} | AFTER_PANEL
 
 
 def test_modifying_the_xlsx_year_reruns_only_that_year(workflow_copy):
@@ -104,12 +108,12 @@ def test_modifying_the_xlsx_year_reruns_only_that_year(workflow_copy):
     ws = wb.active
     ws.cell(row=5, column=4).value = 7.77
     wb.save(path)
-    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2021"), ("build_panel", ""), ("all", "")}
+    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2021")} | AFTER_PANEL
 
 
 def test_config_change_reruns_the_panel_and_nothing_upstream(workflow_copy):
     jobs = dry_run_jobs(workflow_copy, "--config", "interpolation={edge: linear_extrapolate}")
-    assert jobs == {("build_panel", ""), ("all", "")}
+    assert jobs == AFTER_PANEL
 
 
 def test_failing_run_keeps_earlier_outputs_and_rerun_resumes(workflow_copy):
@@ -136,7 +140,7 @@ def test_failing_run_keeps_earlier_outputs_and_rerun_resumes(workflow_copy):
     path.write_bytes(original.replace(b"\n", b"\r\n", 1))  # fixed (content differs from the original)
     proc = snakemake(workflow_copy, "--cores", "2")
     ran = jobs_of(proc.stdout)
-    assert ran == {("ingest_yearbook", "year=2016"), ("build_panel", ""), ("all", "")}
+    assert ran == {("ingest_yearbook", "year=2016")} | AFTER_PANEL
     assert panel.exists()
 
 
@@ -169,3 +173,67 @@ def test_other_raw_dir_via_config(workflow_copy, tmp_path):
     assert set(alt["city_code"]) != set(default["city_code"])  # other sparse cities are dropped
     # the default results were not touched
     assert dry_run_jobs(workflow_copy) == set()
+
+
+# --------------------------------------------------------------------------- indices (SPEC §5)
+
+PAPER_TABLE_2 = {"Resil": (0.230, 0.072), "Nqp": (0.235, 0.099)}
+PAPER_CONTROL_MEANS = {"GDP": 9.533, "GOV": 0.156, "IND": 2.246, "INV": 0.639, "TEC": 0.032, "FIN": 0.833}
+
+
+def test_table_2_moments_on_the_default_data(completed_workflow):
+    desc = pd.read_csv(completed_workflow / "results/tables/desc_stats.csv").set_index("variable")
+    assert list(desc.index) == ["Resil", "Nqp", "GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE"]
+    assert (desc["N"] == 2760).all()
+    for name, (mean, sd) in PAPER_TABLE_2.items():
+        assert abs(desc.loc[name, "mean"] - mean) <= 0.03, name
+        assert abs(desc.loc[name, "sd"] - sd) <= 0.03, name
+    for name, mean in PAPER_CONTROL_MEANS.items():  # OPE and TRADE: the paper's rows are inconsistent
+        assert abs(desc.loc[name, "mean"] / mean - 1) <= 0.15, name
+
+
+def test_analysis_panel_and_weights(completed_workflow):
+    res = completed_workflow / "results"
+    analysis = pd.read_parquet(res / "panel/analysis.parquet")
+    assert len(analysis) == 2760
+    expected = {"Resil", "Nqp", "Nqp1", "Une", "Mrd", "GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE",
+                "Rat", "Adv", "Talent", "INN", "Relief", "Internet", "Asset", "GOVP", "ADM", "municipality"}
+    assert expected <= set(analysis.columns)
+    missing = analysis[sorted(expected)].isna().sum()
+    assert missing.drop("Mrd").sum() == 0
+    assert missing["Mrd"] == analysis["city_code"].nunique()  # no lag in the first year
+    codebook = (res / "panel/analysis_codebook.md").read_text(encoding="utf-8")
+    for name in expected:
+        assert f"| {name} |" in codebook
+    weights = pd.read_csv(res / "indices/nqp_weights.csv")
+    measures = weights[weights.level == "measure"]
+    assert len(measures) == 27 and abs(measures["weight"].sum() - 1) < 1e-9
+    assert {"entropy", "divergence", "weight", "local_weight"} <= set(weights.columns)
+    assert len(weights[weights.level == "criterion"]) == 3
+
+
+def test_indices_are_byte_identical_across_runs(workflow_copy):
+    res = workflow_copy / "results"
+    files = [res / "tables/desc_stats.csv", res / "indices/nqp_weights.csv", res / "panel/analysis.parquet",
+             res / "panel/analysis_codebook.md", res / "indices/nqp.parquet", res / "indices/nqp1.parquet"]
+    before = {p: _sha(p) for p in files}
+    proc = snakemake(workflow_copy, "--cores", "2", "--forcerun", "build_panel")
+    assert ("nqp_index", "") in jobs_of(proc.stdout)
+    assert {p: _sha(p) for p in files} == before
+
+
+def test_flipping_one_direction_reruns_the_index_and_nothing_upstream(workflow_copy):
+    jobs = dry_run_jobs(workflow_copy, "--config", "entropy={directions: {energy_intensity: '-'}}")
+    assert jobs == {("nqp_index", ""), ("analysis_panel", ""), ("desc_stats", ""), ("all", "")}
+
+
+def test_time_invariant_instrument_with_city_fe_stops_early(workflow_copy):
+    proc = snakemake(workflow_copy, "-n", "--config", "iv={relief: {interact: none}}", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout
+    assert "iv.relief.interact" in out and "time-invariant" in out and "absorbed by the city dummies" in out
+    assert "'trend'" in out and "national:" in out
+    assert "rule " not in out  # nothing was scheduled
+    # without city fixed effects it is allowed
+    jobs = dry_run_jobs(workflow_copy, "--config", "iv={relief: {interact: none}, fixed_effects: [year]}")
+    assert ("derived_variables", "") in jobs

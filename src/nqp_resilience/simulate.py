@@ -208,18 +208,18 @@ class Simulation:
         v["road_length"] = ratio("indicators", "road_km", rng_i)
         v["broadband_users"] = ratio("indicators", "broadband_per_capita", rng_i) * pop_wan
         # patents (CNRDS)
-        apps = ratio("indicators", "patents_per_10k", rng_i) * pop_wan
-        v["patent_applications"] = np.maximum(apps, 1.0)
-        v["patent_grants"] = apps * np.clip(ratio("indicators", "grant_ratio", rng_i), 0.1, 0.95)
+        grants = ratio("indicators", "patents_per_10k", rng_i) * pop_wan
+        v["patent_grants"] = grants
+        v["patent_applications"] = np.maximum(grants / np.clip(ratio("indicators", "grant_ratio", rng_i), 0.1, 0.95), 1.0)
         mech = self.p["mechanisms"]
         inv = _lognormal(rng_s, shape, mech["invention_per_10k"]["mean"], mech["invention_per_10k"]["sd"], z,
                          mech["invention_per_10k"]["load"], pers, ci) * pop_wan
         v["invention_applications"] = np.minimum(inv, 0.8 * v["patent_applications"])
         v["invention_grants"] = v["invention_applications"] * np.clip(ratio("indicators", "invention_grant_ratio", rng_i), 0.05, 0.9)
-        v["green_invention_applications"] = v["invention_applications"] * np.clip(
+        v["green_invention_applications"] = v["patent_applications"] * np.clip(
             ratio("indicators", "green_invention_share", rng_i), 0.0, 0.5)
         # innovation and digital economy (CNRDS)
-        v["rd_personnel_fte"] = ratio("indicators", "rd_fte_per_10k", rng_i) * pop_wan
+        v["rd_personnel_fte"] = ratio("indicators", "rd_fte", rng_i)
         v["new_product_expenditure"] = ratio("indicators", "new_product_share_of_gdp", rng_i) * gdp_wan
         v["digital_economy_index"] = ratio("indicators", "digital_economy_index", rng_i)
         v["enterprise_digitalization"] = ratio("indicators", "enterprise_digitalization", rng_i)
@@ -228,7 +228,10 @@ class Simulation:
         v["enterprises_total"] = np.maximum(ent, 10)
         v["ecommerce_firms"] = v["enterprises_total"] * np.clip(ratio("indicators", "ecommerce_firm_share", rng_i), 0, 0.9)
         v["strategic_emerging_value_added"] = ratio("indicators", "strategic_emerging_share", rng_i) * gdp_wan
-        v["robot_installations"] = ratio("indicators", "robot_installations_per_million", rng_i) * pop_wan / 100
+        # the CNRDS robot input is a Bartik-style exposure: installations attributed to the city's
+        # industries, so that density = installations x (industrial employment / national employment)
+        nat_emp = np.array([float(self.p["national"]["employment_1e4"][int(y)]) for y in self.years])[None, :]
+        v["robot_installations"] = ratio("indicators", "robot_density", rng_i) * nat_emp / v["employment_secondary"]
         v["energy_consumption"] = ratio("indicators", "energy_tce_per_1e4_cny", rng_i) * gdp_wan / 1e4  # 万吨标准煤
         v["low_carbon_energy_index"] = ratio("indicators", "low_carbon_index", rng_i)
         v["waste_gas_capacity"] = ratio("indicators", "waste_gas_capacity_1e4m3h", rng_i)

@@ -1,0 +1,112 @@
+# Indices and variables (SPEC §5): the NQP entropy index, the Nqp1 text measure, the derived
+# variables, the analysis panel and the Table 2 statistics.
+
+
+rule nqp_index:
+    input:
+        panel=rules.build_panel.output.panel,
+        indicators="resources/indicators.yaml",
+    output:
+        index=f"{RESULTS}/indices/nqp.parquet",
+        weights=f"{RESULTS}/indices/nqp_weights.csv",
+    params:
+        entropy=config["entropy"],
+    log:
+        "logs/nqp_index/nqp_index.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/nqp_index/nqp_index.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/nqp_index.py"
+
+
+rule nqp_text:
+    input:
+        panel=rules.build_panel.output.panel,
+        reports=rules.ingest_reports.output.table,
+        keywords="resources/nqp_keywords.txt",
+    output:
+        table=f"{RESULTS}/indices/nqp1.parquet",
+    params:
+        include_central=config["nqp1"]["include_central"],
+    log:
+        "logs/nqp_text/nqp_text.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/nqp_text/nqp_text.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/nqp_text.py"
+
+
+rule derived_variables:
+    input:
+        panel=rules.build_panel.output.panel,
+        national=expand(rules.ingest_source.output.table, source=["national"]),
+        attributes="resources/cities/city_attributes.csv",
+    output:
+        table=f"{RESULTS}/indices/variables.parquet",
+    params:
+        options=VARIABLE_OPTIONS,
+    log:
+        "logs/derived_variables/derived_variables.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/derived_variables/derived_variables.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/derived_variables.py"
+
+
+rule analysis_panel:
+    input:
+        panel=rules.build_panel.output.panel,
+        index=rules.nqp_index.output.index,
+        nqp1=rules.nqp_text.output.table,
+        derived=rules.derived_variables.output.table,
+    output:
+        panel=f"{RESULTS}/panel/analysis.parquet",
+        codebook=f"{RESULTS}/panel/analysis_codebook.md",
+    params:
+        options=CODEBOOK_OPTIONS,
+    log:
+        "logs/analysis_panel/analysis_panel.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/analysis_panel/analysis_panel.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/analysis_panel.py"
+
+
+rule desc_stats:
+    input:
+        panel=rules.analysis_panel.output.panel,
+    output:
+        table=f"{RESULTS}/tables/desc_stats.csv",
+    params:
+        options=CODEBOOK_OPTIONS,
+    log:
+        "logs/desc_stats/desc_stats.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/desc_stats/desc_stats.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/desc_stats.py"
