@@ -199,7 +199,8 @@ _REPORT_NAME = re.compile(r"^(\d{6})_(\d{4})\.txt$")
 
 
 def ingest_reports(paths, province_codes, years: tuple[int, int]):
-    """Read government work reports into a table (province_code, year, n_chars, text).
+    """Read government work reports into a table (province_code, year, n_chars, text);
+    n_chars counts non-whitespace characters, as Nqp1 does.
 
     Each file must be named ``{PROVINCE_CODE}_{YEAR}.txt`` (``000000`` = central government),
     be non-empty and be UTF-8. Files for years outside ``years`` are skipped.
@@ -236,7 +237,7 @@ def ingest_reports(paths, province_codes, years: tuple[int, int]):
                             row=f"province {prov}, year {year}", expected="UTF-8 text",
                             hint=f"convert it: iconv -f GB18030 -t UTF-8 {path.name} > fixed.txt") from None
         text = normalise_text(text)
-        records.append({"province_code": prov, "year": year, "n_chars": len(text), "text": text})
+        records.append({"province_code": prov, "year": year, "n_chars": len("".join(text.split())), "text": text})
     return pd.DataFrame.from_records(records, columns=["province_code", "year", "n_chars", "text"])
 
 

@@ -1,9 +1,13 @@
 """Nqp1: NQP keyword frequency in government work reports (SPEC §5, the paper's footnote ①).
 
 Segmentation uses jieba with the 46 keywords as a user dictionary, given frequencies high
-enough that a keyword is always kept whole and the longest keyword wins where keywords overlap
-(高新技术 is one token, so the 新技术 inside it is not counted again). A token counts if it
-equals a keyword. The rate is per 10,000 characters, where characters are the report's
+enough that a keyword is always kept whole, rising with length, so that where one keyword
+contains another the longer one wins (高新技术 is one token, so the 新技术 inside it is not
+counted again). A token counts if it equals a keyword, so no character is counted twice.
+Where two keywords merely overlap at their edges (科技创新 / 创新引领 in 科技创新引领), jieba's
+maximum-probability segmentation may credit a different keyword than a greedy left-to-right
+longest match, but the number of keyword tokens is the same; the tests check the totals
+against :func:`longest_match_count` on every shipped report. The rate is per 10,000 characters, where characters are the report's
 non-whitespace characters.
 """
 
@@ -33,8 +37,6 @@ class KeywordCounter:
         # more probable segmentation; all are far above ordinary words
         for kw in sorted(self.keywords, key=len):
             self._tok.add_word(kw, freq=10**7 * len(kw))
-            # words that could swallow a keyword's edge must not win either: jieba's DAG then
-            # prefers the keyword because of its frequency
 
     def tokens(self, text: str) -> list[str]:
         return [t for t in self._tok.cut(text, HMM=False) if t.strip()]
@@ -84,7 +86,6 @@ def nqp1_table(reports, keywords: list[str], province_codes, years, include_cent
     """
     import pandas as pd
 
-    counter = KeywordCounter(keywords)
     have = {(r.province_code, int(r.year)): r.text for r in reports.itertuples()}
     needed = sorted(set(province_codes)) + (["000000"] if include_central else [])
     for prov in needed:
@@ -95,6 +96,7 @@ def nqp1_table(reports, keywords: list[str], province_codes, years, include_cent
                                 expected="one UTF-8 text file per province and year",
                                 hint="add the report (municipalities use their own report); Nqp1 cannot be "
                                 "computed for this province-year without it")
+    counter = KeywordCounter(keywords)
     cache: dict[tuple[str, int], tuple[int, int, dict]] = {}
 
     def measure(prov, year):
@@ -110,8 +112,9 @@ def nqp1_table(reports, keywords: list[str], province_codes, years, include_cent
             year = int(year)
             count, chars, counts = measure(prov, year)
             if include_central:
-                c2, ch2, _ = measure("000000", year)
+                c2, ch2, central = measure("000000", year)
                 count, chars = count + c2, chars + ch2
+                counts = {k: counts.get(k, 0) + central.get(k, 0) for k in set(counts) | set(central)}
             top = ";".join(f"{k}:{v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
             rows.append({"province_code": prov, "year": year, "keyword_count": count, "n_chars": chars,
                          "Nqp1": count / chars * 1e4, "top_keywords": top})

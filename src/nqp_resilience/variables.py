@@ -178,7 +178,7 @@ def internet_instrument(panel, national, lag: int = 1):
     """Internet = fixed telephones per 100 people in 1984 × national internet users (100 million) in t−lag."""
     users = national.set_index("year")["national_internet_users"]
     wanted = panel["year"].to_numpy() - lag
-    missing = sorted(set(wanted) - set(users.index))
+    missing = sorted(int(y) for y in set(wanted) - set(users.index))
     if missing:
         from nqp_resilience.errors import DataError
 
@@ -207,15 +207,20 @@ def check_instrument_config(relief_interact: str, fixed_effects) -> None:
 
 def assert_time_varying(panel, column: str, entity: str = "city_code") -> None:
     """Data-level version of :func:`check_instrument_config` for any column."""
-    within = panel.groupby(entity)[column].transform(lambda s: s - s.mean())
-    if np.allclose(within.to_numpy(dtype=float), 0.0):
+    within = panel.groupby(entity)[column].transform(lambda s: s - s.mean()).to_numpy(dtype=float)
+    within = within[np.isfinite(within)]
+    if within.size == 0 or np.allclose(within, 0.0):
         raise ConfigError(column, f"{column} does not vary over time within any {entity}, so entity fixed "
                           "effects absorb it", hint="interact it with a time-varying series, or drop the entity FE")
 
 
 def heterogeneity(panel, attributes, govp_threshold: str = "mean"):
     """Asset (non-resource-based = 1), GOVP (above-threshold science share of the budget = 1),
-    ADM (municipality, provincial capital, sub-provincial or larger city = 1)."""
+    ADM (municipality, provincial capital, sub-provincial or larger city = 1).
+
+    GOVP compares each city's mean science share over its years with the mean (or median) of
+    those city means: on a balanced panel this equals the pooled sample mean.
+    """
     import pandas as pd
 
     attrs = attributes.set_index("city_code")
