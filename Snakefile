@@ -21,6 +21,7 @@ wildcard_constraints:
 include: "rules/ingest.smk"
 include: "rules/clean.smk"
 include: "rules/indices.smk"
+include: "rules/specs.smk"
 
 
 rule all:
@@ -33,3 +34,5 @@ rule all:
         codebook=rules.analysis_panel.output.codebook,
         weights=rules.nqp_index.output.weights,
         desc_stats=rules.desc_stats.output.table,
+        estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=SPECS),
+        replication=rules.replication_check.output.report,

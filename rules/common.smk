@@ -4,6 +4,8 @@
 from glob import glob
 
 from nqp_resilience.config import validate_config
+from nqp_resilience.io import read_yaml
+from nqp_resilience.specs import validate_specs
 from nqp_resilience.variables import check_instrument_config
 from nqp_resilience.workflow import RAW_FILES, yearbook_path
 
@@ -29,6 +31,10 @@ VARIABLE_OPTIONS = dict(
 )
 CODEBOOK_OPTIONS = dict(VARIABLE_OPTIONS, entropy=config["entropy"], nqp1=config["nqp1"])
 
+# the specification registry, checked against the analysis-panel variables before any job runs
+SPECS = validate_specs(config["specs"], config["control_variables"])
+PUBLISHED_SPECS = [s for s in read_yaml("resources/published.yaml")["specs"] if s in SPECS]
+
 
 def yearbook_input(wildcards):
     """The raw yearbook file of one year (.csv, else .xlsx)."""
@@ -43,3 +49,14 @@ def source_input(wildcards):
 def report_inputs():
     """Every government work report in the raw folder."""
     return sorted(glob(f"{RAW}/reports/*.txt"))
+
+
+def spec_pattern(estimator):
+    """Wildcard constraint: the ids of the specs of one estimator (no match if there are none)."""
+    ids = [sid for sid, spec in SPECS.items() if spec["estimator"] == estimator]
+    return "|".join(ids) if ids else "(?!)"
+
+
+def spec_of(wildcards):
+    """The registry entry of one spec (a param, so editing it reruns exactly that job)."""
+    return SPECS[wildcards.spec]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import subprocess
 import sys
 
@@ -18,8 +19,12 @@ from conftest import PARAMS, copy_workflow, dry_run_jobs, jobs_of, snakemake
 pytestmark = pytest.mark.slow
 
 #: jobs downstream of the panel (every panel change reruns them)
-AFTER_PANEL = {("build_panel", ""), ("nqp_index", ""), ("nqp_text", ""), ("derived_variables", ""),
-               ("analysis_panel", ""), ("desc_stats", ""), ("all", "")}
+SPEC_IDS = [s["id"] for s in yaml.safe_load((PARAMS.parents[2] / "config.yaml").read_text(encoding="utf-8"))["specs"]]
+ESTIMATOR = {s["id"]: s["estimator"] for s in yaml.safe_load((PARAMS.parents[2] / "config.yaml").read_text(
+    encoding="utf-8"))["specs"]}
+SPEC_JOBS = {(ESTIMATOR[s], f"spec={s}") for s in SPEC_IDS} | {("replication_check", "")}
+AFTER_INDEX = {("analysis_panel", ""), ("desc_stats", ""), ("all", "")} | SPEC_JOBS
+AFTER_PANEL = {("build_panel", ""), ("nqp_index", ""), ("nqp_text", ""), ("derived_variables", "")} | AFTER_INDEX
 
 
 def _sha(path) -> str:
@@ -155,10 +160,12 @@ def test_bad_config_stops_before_any_rule(workflow_copy):
     assert "rule " not in proc.stdout
 
 
-def test_other_raw_dir_via_config(workflow_copy, tmp_path):
-    """Simulate with another seed and other planted effects, run on that folder."""
+def test_other_raw_dir_via_config_recovers_planted_effect(workflow_copy, tmp_path):
+    """Simulate with another seed and other planted effects, run the whole workflow on that folder,
+    and recover the baseline coefficient within 2 SEs."""
     params = yaml.safe_load(PARAMS.read_text(encoding="utf-8"))
-    params["resil"]["beta"] = 0.15
+    params["resil"]["beta0"] = 0.15
+    params["resil"]["het"] = {"Asset": 0.0, "GOVP": 0.0, "ADM": 0.0}
     alt_params = tmp_path / "params.yaml"
     alt_params.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     raw = tmp_path / "raw_seed7"
@@ -171,6 +178,9 @@ def test_other_raw_dir_via_config(workflow_copy, tmp_path):
     assert 220 <= alt["city_code"].nunique() <= 240
     assert alt.isna().sum().sum() == 0
     assert set(alt["city_code"]) != set(default["city_code"])  # other sparse cities are dropped
+    est = json.loads((out_dir / "estimates/baseline.json").read_text(encoding="utf-8"))
+    assert abs(est["coef"] - 0.15) <= 2 * est["se"], est
+    assert est["nobs"] == len(alt)
     # the default results were not touched
     assert dry_run_jobs(workflow_copy) == set()
 
@@ -224,7 +234,7 @@ def test_indices_are_byte_identical_across_runs(workflow_copy):
 
 def test_flipping_one_direction_reruns_the_index_and_nothing_upstream(workflow_copy):
     jobs = dry_run_jobs(workflow_copy, "--config", "entropy={directions: {energy_intensity: '-'}}")
-    assert jobs == {("nqp_index", ""), ("analysis_panel", ""), ("desc_stats", ""), ("all", "")}
+    assert jobs == {("nqp_index", "")} | AFTER_INDEX
 
 
 def test_time_invariant_instrument_with_city_fe_stops_early(workflow_copy):
@@ -237,3 +247,74 @@ def test_time_invariant_instrument_with_city_fe_stops_early(workflow_copy):
     # without city fixed effects it is allowed
     jobs = dry_run_jobs(workflow_copy, "--config", "iv={relief: {interact: none}, fixed_effects: [year]}")
     assert ("derived_variables", "") in jobs
+
+
+# --------------------------------------------------------------------------- specifications (SPEC §6, §7)
+
+SPEC7_KEYS = {"spec", "dependent", "regressor", "coef", "se", "t", "p", "ci", "nobs", "n_clusters", "r2", "r2_within",
+              "fixed_effects", "controls", "extra", "software", "inputs"}
+
+
+def test_every_spec_writes_its_estimate(completed_workflow):
+    assert len(SPEC_IDS) == 20
+    for sid in SPEC_IDS:
+        record = json.loads((completed_workflow / f"results/estimates/{sid}.json").read_text(encoding="utf-8"))
+        assert record["spec"] == sid
+        if sid == "desc_stats":
+            assert record["statistics"]["Nqp"]["N"] == 2760
+            continue
+        assert SPEC7_KEYS <= set(record), sid
+        assert record["se"] > 0 and 0 < record["n_clusters"] <= 230
+        assert record["n_clusters"] == 230 or record["estimator"] == "psm_fe" or sid == "rob_drop_municipalities"
+    iv = json.loads((completed_workflow / "results/estimates/iv_relief.json").read_text(encoding="utf-8"))
+    assert {"first_stage_coef", "first_stage_se", "kp_lm", "kp_f"} <= set(iv["extra"])
+    psm = json.loads((completed_workflow / "results/estimates/psm_nn.json").read_text(encoding="utf-8"))
+    assert {"att", "att_se", "matched_n", "balance"} <= set(psm["extra"])
+    drop = json.loads((completed_workflow / "results/estimates/rob_drop_municipalities.json").read_text(encoding="utf-8"))
+    assert drop["nobs"] < 2760
+
+
+def test_replication_check_lists_every_published_number(completed_workflow):
+    report = (completed_workflow / "results/tables/replication_check.md").read_text(encoding="utf-8")
+    published = yaml.safe_load((PARAMS.parents[1] / "published.yaml").read_text(encoding="utf-8"))
+    for sid in published["specs"]:
+        assert f"`{sid}`" in report
+    for key in published["inconsistencies"]:
+        assert key in report
+    # the calibrated effects are recovered within 2 of our SEs on the default data
+    rows = {}
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 9 and cells[2].startswith("`"):
+            rows.setdefault(cells[2].strip("`"), []).append(cells)
+    for sid in ("baseline_nocontrols", "baseline", "rob_une", "rob_drop_municipalities", "mech_talent",
+                "mech_innovation", "het_asset", "het_govp", "het_adm", "iv_internet", "iv_relief"):
+        first = rows[sid][0]
+        assert first[7] == "yes", (sid, first)
+
+
+def test_adding_a_spec_adds_exactly_one_job(workflow_copy):
+    config = yaml.safe_load((workflow_copy / "config.yaml").read_text(encoding="utf-8"))
+    config["specs"].append({"id": "extra_spec", "table": 9, "column": "(1)", "estimator": "ols_fe",
+                            "dependent": "Resil", "regressor": "Nqp", "controls": ["GDP"]})
+    (workflow_copy / "extra.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    jobs = dry_run_jobs(workflow_copy, "--configfile", "extra.yaml")
+    assert jobs == {("ols_fe", "spec=extra_spec"), ("all", "")}
+
+
+def test_editing_one_spec_reruns_only_that_job(workflow_copy):
+    config = yaml.safe_load((workflow_copy / "config.yaml").read_text(encoding="utf-8"))
+    spec = next(s for s in config["specs"] if s["id"] == "baseline")
+    spec["controls"] = ["GDP", "GOV"]
+    (workflow_copy / "edited.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    jobs = dry_run_jobs(workflow_copy, "--configfile", "edited.yaml")
+    assert jobs == {("ols_fe", "spec=baseline"), ("replication_check", ""), ("all", "")}
+
+
+def test_spec_with_unknown_variable_stops_early(workflow_copy):
+    config = yaml.safe_load((workflow_copy / "config.yaml").read_text(encoding="utf-8"))
+    next(s for s in config["specs"] if s["id"] == "baseline")["regressor"] = "Nqpp"
+    (workflow_copy / "bad.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    proc = snakemake(workflow_copy, "-n", "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0
+    assert "unknown variable 'Nqpp'" in proc.stdout and "did you mean 'Nqp'" in proc.stdout

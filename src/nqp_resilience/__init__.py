@@ -2,10 +2,22 @@
 
 Importing the package is cheap on purpose: every Snakemake job is a fresh Python process,
 so heavy libraries (pandas, scipy, statsmodels, linearmodels) are imported inside the
-functions that need them, never at module level here.
+functions that need them, never at module level here. The public estimators (SPEC §10) are
+loaded on first access: ``from nqp_resilience import twfe``.
 """
 
 from nqp_resilience.errors import ConfigError, DataError, ProjectError
 
-__all__ = ["ConfigError", "DataError", "ProjectError", "__version__"]
+__all__ = ["ConfigError", "DataError", "ProjectError", "__version__", "entropy_weights", "iv_twfe", "psm", "twfe"]
 __version__ = "0.1.0"
+
+_LAZY = {"twfe": "nqp_resilience.fe", "iv_twfe": "nqp_resilience.iv", "psm": "nqp_resilience.psm",
+         "entropy_weights": "nqp_resilience.entropy"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nqp_resilience' has no attribute {name!r}")

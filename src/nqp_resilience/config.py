@@ -45,10 +45,25 @@ def validate_config(config: dict, schema_path, source: str = "config.yaml") -> d
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:
         raise _to_config_error(errors[0], schema, source)
+    _sort_keys_in_place(config)
     if config["years"]["start"] > config["years"]["end"]:
         raise ConfigError("years", f"start {config['years']['start']} is after end {config['years']['end']}",
                           hint="swap the two values: years.start is the first data year", source=source)
     return config
+
+
+def _sort_keys_in_place(node) -> None:
+    """Order every mapping's keys, so that rule params do not depend on the key order of the
+    YAML file (Snakemake compares params by their text: reordering keys must not rerun jobs)."""
+    if isinstance(node, dict):
+        items = sorted(node.items())
+        node.clear()
+        node.update(items)
+        for value in node.values():
+            _sort_keys_in_place(value)
+    elif isinstance(node, list):
+        for value in node:
+            _sort_keys_in_place(value)
 
 
 def _to_config_error(err, schema, source) -> ConfigError:

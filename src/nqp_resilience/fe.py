@@ -56,11 +56,12 @@ def drop_singletons(groups: list[np.ndarray]) -> np.ndarray:
     return keep
 
 
-def _group_means(x: np.ndarray, g: np.ndarray, w: np.ndarray, n_groups: int) -> np.ndarray:
+def _group_means(x: np.ndarray, g: np.ndarray, w: np.ndarray | None, n_groups: int) -> np.ndarray:
     sw = np.bincount(g, weights=w, minlength=n_groups)
     out = np.empty_like(x)
     for j in range(x.shape[1]):
-        out[:, j] = (np.bincount(g, weights=w * x[:, j], minlength=n_groups) / sw)[g]
+        col = x[:, j] if w is None else w * x[:, j]
+        out[:, j] = (np.bincount(g, weights=col, minlength=n_groups) / sw)[g]
     return out
 
 
@@ -97,7 +98,8 @@ def demean(x: np.ndarray, absorb: list[tuple[np.ndarray, int]], w: np.ndarray | 
         to the columns' scale)
     """
     x = np.array(x, dtype=float, copy=True)
-    w = np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
+    w_fe = None if w is None else np.asarray(w, dtype=float)
+    w = np.ones(len(x)) if w is None else w_fe
     projections = [("fe", g, L, None) for g, L in absorb]
     if trends is not None:
         projections.insert(0, ("trend", trends[0], trends[1], np.asarray(trends[2], dtype=float)))
@@ -107,17 +109,21 @@ def demean(x: np.ndarray, absorb: list[tuple[np.ndarray, int]], w: np.ndarray | 
     for _ in range(maxiter):
         before = x.copy()
         for kind, g, L, t in projections:
-            x -= _group_means(x, g, w, L) if kind == "fe" else _group_trend_fit(x, g, t, w, L)
+            x -= _group_means(x, g, w_fe, L) if kind == "fe" else _group_trend_fit(x, g, t, w, L)
         if len(projections) == 1 or np.max(np.abs(x - before) / scale) < tol:
             return x
     raise EstimationError(f"alternating projections did not converge in {maxiter} iterations")
 
 
 def _nested(fe: np.ndarray, cluster: np.ndarray) -> bool:
-    """Is every level of ``fe`` inside a single cluster?"""
+    """Is every level of ``fe`` inside a single cluster? (Both are integer codes.)
+
+    A level's mean cluster code equals each of its cluster codes exactly iff they are all equal.
+    """
     fe, cluster = np.asarray(fe, dtype=np.int64), np.asarray(cluster, dtype=np.int64)
-    pairs = np.unique(fe * (int(cluster.max()) + 1) + cluster)
-    return len(pairs) == len(np.unique(fe))
+    n = np.bincount(fe)
+    mean = np.bincount(fe, weights=cluster.astype(float)) / np.maximum(n, 1)
+    return bool(np.all(cluster == mean[fe]))
 
 
 def _t_dist(t: float, df: int) -> tuple[float, float]:
@@ -129,6 +135,15 @@ def _t_dist(t: float, df: int) -> tuple[float, float]:
 
 def _column(data, name):
     return np.asarray(data[name])
+
+
+def _present(values: np.ndarray) -> np.ndarray:
+    """False where an identifier (cluster or fixed effect) is missing: None or nan, as Stata drops them."""
+    if values.dtype.kind == "f":
+        return np.isfinite(values)
+    if values.dtype.kind == "O":
+        return np.array([v is not None and v == v for v in values], dtype=bool)
+    return np.ones(len(values), dtype=bool)
 
 
 def prepare(data, variables: list[str], fixed_effects: list[str], cluster: str | None,
@@ -154,6 +169,10 @@ def prepare(data, variables: list[str], fixed_effects: list[str], cluster: str |
     clus_raw = np.asarray(_column(data, cluster)) if cluster else None
     if trend_var is not None:
         mask &= np.isfinite(np.asarray(_column(data, trend_var), dtype=float))
+    if clus_raw is not None:
+        mask &= _present(clus_raw)
+    for f in fixed_effects:
+        mask &= _present(raw_fe[f])
     idx = np.flatnonzero(mask)
     fe_codes = {f: _codes(raw_fe[f][idx])[0] for f in fixed_effects}
     if singletons == "drop" and fe_codes:
@@ -164,7 +183,9 @@ def prepare(data, variables: list[str], fixed_effects: list[str], cluster: str |
     out = {
         "mask": final,
         "X": np.column_stack([cols[v][idx] for v in variables]),
-        "absorb": [(_codes(raw_fe[f][idx])) for f in fixed_effects],
+        # without any fixed effect or trend, absorbing one all-encompassing group = an intercept
+        "absorb": [(_codes(raw_fe[f][idx])) for f in fixed_effects]
+        or ([] if trend_group is not None else [(np.zeros(len(idx), dtype=np.int64), 1)]),
         "w": None if w_all is None else w_all[idx],
         "cluster": None if clus_raw is None else _codes(clus_raw[idx])[0],
         "trends": None,
@@ -293,9 +314,9 @@ def _dof(prep, k: int, n: int, clustered: bool):
 
 
 def _sandwich(X, e, w, bread, clusters, G, n, K):
-    scores = X * (w * e)[:, None]
-    meat_parts = np.zeros((G, X.shape[1]))
-    np.add.at(meat_parts, clusters, scores)
+    we = w * e
+    meat_parts = np.column_stack([np.bincount(clusters, weights=X[:, j] * we, minlength=G)
+                                  for j in range(X.shape[1])])
     meat = meat_parts.T @ meat_parts
     q = (G / (G - 1)) * ((n - 1) / (n - K)) if G < n else n / (n - K)
     return q * bread @ meat @ bread

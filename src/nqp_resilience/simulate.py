@@ -32,7 +32,8 @@ from nqp_resilience.io import read_yaml, write_bytes, write_text
 # Stream ids: each component draws from its own generator, so changing one block of the DGP
 # does not shift the random numbers of the others.
 _STREAMS = {name: i for i, name in enumerate(
-    ["city", "nqp", "ratios", "indicators", "outcomes", "missing", "format", "reports", "structure"])}
+    ["city", "nqp", "ratios", "indicators", "outcomes", "missing", "format", "reports", "structure", "sparse",
+     "gdp", "mechanisms"])}
 
 _DECIMALS = {"万元": 0, "万美元": 0, "万人": 2, "人": 0, "个": 0, "件": 0, "台": 0, "吨": 0, "%": 2,
              "公里": 0, "元": 0, "index": 4, "万户": 2, "人年": 0, "万吨标准煤": 2, "万标立方米/时": 1,
@@ -66,7 +67,7 @@ def _lognormal(rng, n_shape, mean, sd, z=None, load=0.0, persistence=0.0, city_i
 class Simulation:
     """The simulated city panel before formatting (all values in raw units)."""
 
-    def __init__(self, params: dict, attributes: list[dict], seed: int):
+    def __init__(self, params: dict, attributes: list[dict], seed: int, codebook=None, indicators=None):
         self.p = params
         self.seed = seed
         self.cities = attributes
@@ -77,11 +78,17 @@ class Simulation:
                                  for y in self.years] for c in attributes])
         self.city_idx = np.repeat(np.arange(self.n), self.T).reshape(self.n, self.T)
         self.values: dict[str, np.ndarray] = {}  # canonical name -> (n, T) in raw units
+        self.codebook, self.indicators = codebook, indicators
         self._city()
         self._nqp()
-        self._outcomes()
+        self._sparse()
+        self._gdp()
         self._ratios_and_levels()
         self._static()
+        self._mechanism_parts()
+        self._mechanisms(self.nqp, self.nqp[self.in_sample].mean())  # provisional: the index needs them
+        self._index()
+        self._outcomes()
 
     # --------------------------------------------------------------- city characteristics
     def _city(self):
@@ -117,30 +124,115 @@ class Simulation:
         nqp = base[:, None] + slope[:, None] * frac[None, :] + shocks
         self.nqp = np.clip(nqp, *p["clip"])
         self.z_nqp = (self.nqp - self.nqp.mean()) / self.nqp.std()
+        self.z_city = np.repeat(self.z_nqp.mean(axis=1, keepdims=True), self.T, axis=1)
 
     # --------------------------------------------------------------- outcomes
-    def _outcomes(self):
-        rng = _rng(self.seed, "outcomes")
-        r = self.p["resil"]
-        nat = {int(k): v for k, v in self.p["national"]["gdp_growth_pct"].items()}
-        g_nat = np.array([nat[int(y)] for y in self.years])
-        # ln GDP per capita first: it is a control in the Resil equation
+    def _sparse(self):
+        """Cities with sparse coverage in the extracts (the sample rule drops them)."""
+        m, rng = self.p["missing"], _rng(self.seed, "sparse")
+        eligible = np.array([c["changed_2011"] != "1" and c["n_years_2010_2021"] == str(self.T) for c in self.cities])
+        weights = np.array([m["sparse_region_weight"][r] for r in self.region]) * eligible
+        k = min(int(m["sparse_cities"]), int(eligible.sum()))
+        sparse = rng.choice(self.n, size=k, replace=False, p=weights / weights.sum()) if k else np.array([], int)
+        self.sparse_idx = np.sort(sparse)
+        self.sparse_cities = sorted(self.cities[i]["city_code"] for i in sparse)
+        self.in_sample = eligible.copy()
+        self.in_sample[self.sparse_idx] = False
+
+    def _gdp(self):
+        """ln GDP per capita: a Table 1 measure and the GDP control."""
+        rng = _rng(self.seed, "gdp")
         lp = self.p["ratios"]["log_gdp_per_capita"]
         resid_sd = np.sqrt(max(lp["sd"] ** 2 - lp["load"] ** 2, 0.01))
         city_lp = rng.standard_normal(self.n)
-        self.log_gdp_pc = (lp["mean"] + lp["load"] * self.z_nqp
+        # controls load on the city's NQP level, not its year-to-year movements: otherwise they
+        # would proxy the regressor within cities and make the paper's controls "bad controls"
+        self.log_gdp_pc = (lp["mean"] + lp["load"] * self.z_city
                            + resid_sd * (0.85 * city_lp[:, None] + np.sqrt(1 - 0.85**2) * rng.standard_normal((self.n, self.T))))
-        z_lp = (self.log_gdp_pc - self.log_gdp_pc.mean()) / self.log_gdp_pc.std()
+
+    def _canonical_panel(self):
+        """The simulated values in canonical units as a long DataFrame (city-major, year-minor)."""
+        import pandas as pd
+
+        cols = {"city_code": np.repeat([c["city_code"] for c in self.cities], self.T),
+                "year": np.tile(self.years, self.n)}
+        for src in ("yearbook", "patents", "innovation"):
+            for name, var in self.codebook[src].variables.items():
+                if name in self.values:
+                    cols[name] = (self.values[name] * var.factor).ravel()
+        nat = self.p["national"]
+        cols["national_employment"] = np.tile([float(nat["employment_1e4"][int(y)]) * 1e4 for y in self.years], self.n)
+        return pd.DataFrame(cols)
+
+    def _index(self):
+        """The NQP index the workflow will compute (default entropy settings, expected sample).
+
+        Outcomes respond to measured NQP: planting the published effects on this index makes
+        the pipeline's estimates comparable with the paper's coefficients. Cities outside the
+        expected sample (dropped by the sample rules) use the latent path.
+        """
+        from nqp_resilience.entropy import nqp_index
+
+        self.q = self.nqp.copy()
+        if self.codebook is None or self.indicators is None:
+            return
+        panel = self._canonical_panel()
+        keep = np.repeat(self.in_sample, self.T)
+        index, _ = nqp_index(panel[keep].reset_index(drop=True), self.indicators)
+        self.q[self.in_sample] = index["nqp"].to_numpy().reshape(-1, self.T)
+
+    def _outcomes(self):
+        """Resil (through reported growth), Une, Talent, INN and the employment split, planted on q."""
+        rng = _rng(self.seed, "outcomes")
+        q, qbar = self.q, self.q[self.in_sample].mean()
+        r = self.p["resil"]
+        nat = {int(k): v for k, v in self.p["national"]["gdp_growth_pct"].items()}
+        g_nat = np.array([nat[int(y)] for y in self.years])
+        gdp_ctrl = self.log_gdp_pc - self.log_gdp_pc[self.in_sample].mean()
+        attrs = self.cities
+        asset = np.array([1 - int(c["is_resource_based"] or 0) for c in attrs])[:, None]
+        adm = np.array([int(c["adm_high"] or 0) for c in attrs])[:, None]
+        sci = (self.values["science_expenditure"] / self.values["fiscal_expenditure"]).mean(axis=1)
+        govp = (sci > sci[self.in_sample].mean()).astype(float)[:, None]
+        het = r["het"]
+        slope = r["beta0"] + het["Asset"] * asset + het["GOVP"] * govp + het["ADM"] * adm
         alpha = r["city_sd"] * rng.standard_normal(self.n)
         tau = r["year_sd"] * rng.standard_normal(self.T)
-        resil = (r["mean"] - r["beta"] * self.nqp.mean() + alpha[:, None] + tau[None, :] + r["beta"] * self.nqp
-                 + r["control_loading"] * z_lp + r["noise_sd"] * rng.standard_normal((self.n, self.T)))
+        resil = (r["mean"] + alpha[:, None] + tau[None, :] + slope * (q - qbar) + r["gdp_loading"] * gdp_ctrl
+                 + r["noise_sd"] * rng.standard_normal((self.n, self.T)))
         self.resil = resil
         self.values["gdp_growth"] = g_nat[None, :] * (1 + resil)
         u = self.p["unemployment"]
-        une = (u["mean"] + u["beta"] * (self.nqp - self.nqp.mean()) + u["city_sd"] * rng.standard_normal(self.n)[:, None]
+        # the slope acts within city (q minus the city's mean q): a between-city slope would push
+        # high-NQP cities against the lower bound, and city fixed effects absorb it anyway
+        q_city = q.mean(axis=1, keepdims=True)
+        une = (u["mean"] + u["beta"] * (q - q_city) + u["city_sd"] * rng.standard_normal(self.n)[:, None]
                + u["noise_sd"] * rng.standard_normal((self.n, self.T)))
         self.une = np.clip(une, *u["clip"])
+        v = self.values
+        v["registered_unemployed"] = self.une / (1 - self.une) * v["urban_employment"] * 1e4
+        self._mechanisms(q, qbar)
+
+    def _mechanism_parts(self):
+        """City levels, trends and noise of the planted mechanism variables (drawn once)."""
+        rng_m = _rng(self.seed, "mechanisms")
+        self._mech = {}
+        for name, spec in self.p["mechanisms"].items():
+            base = _lognormal(rng_m, self.n, spec["mean"], spec["between_sd"])[:, None]
+            trend = spec.get("trend", 0.0) * (self.years - self.years.mean())[None, :]
+            self._mech[name] = base + trend + spec["noise_sd"] * rng_m.standard_normal((self.n, self.T))
+        self._grant_ratio = np.clip(_lognormal(rng_m, (self.n, self.T), 0.35, 0.05), 0.05, 0.9)
+
+    def _mechanisms(self, q, qbar):
+        """INN (invention applications per 10,000 people) and Talent (location quotient of the
+        college-educated share): x_it = base_i + trend + beta (q_it − mean q) + noise."""
+        v, mech = self.values, self.p["mechanisms"]
+        inn = np.maximum(self._mech["INN"] + mech["INN"]["beta"] * (q - qbar), 1e-3)
+        v["invention_applications"] = inn * self.pop  # per 10,000 people x population in 10,000
+        v["invention_grants"] = v["invention_applications"] * self._grant_ratio
+        talent = np.maximum(self._mech["Talent"] + mech["Talent"]["beta"] * (q - qbar), 1e-3)
+        share = np.array([float(self.p["national"]["college_share_pct"][int(y)]) / 100 for y in self.years])
+        v["college_educated"] = np.clip(talent * share[None, :], 0.005, 0.8) * self.pop
 
     # --------------------------------------------------------------- levels from ratios
     def _ratios_and_levels(self):
@@ -152,7 +244,8 @@ class Simulation:
 
         def ratio(block, name, rng):
             spec = self.p[block][name]
-            x = _lognormal(rng, shape, spec["mean"], spec["sd"], z, spec.get("load", 0.0), pers, ci)
+            zz = self.z_city if block == "ratios" else z  # controls: city level only (see _gdp)
+            x = _lognormal(rng, shape, spec["mean"], spec["sd"], zz, spec.get("load", 0.0), pers, ci)
             return x * np.exp(spec.get("trend", 0.0) * (trend_years - (self.T - 1) / 2))
 
         v = self.values
@@ -164,9 +257,11 @@ class Simulation:
         v["gdp"] = gdp_wan
         # industrial structure: shares of output and of employment
         st = self.p["structure"]
-        y1 = _lognormal(rng_s, shape, st["primary_share"]["mean"], st["primary_share"]["sd"], z,
+        # the structure (and so IND, a control) follows the city's NQP level, not its yearly moves
+        zc = self.z_city
+        y1 = _lognormal(rng_s, shape, st["primary_share"]["mean"], st["primary_share"]["sd"], zc,
                         st["primary_share"]["load"], pers, ci)
-        y3 = _lognormal(rng_s, shape, st["tertiary_share"]["mean"], st["tertiary_share"]["sd"], z,
+        y3 = _lognormal(rng_s, shape, st["tertiary_share"]["mean"], st["tertiary_share"]["sd"], zc,
                         st["tertiary_share"]["load"], pers, ci)
         y1 = np.clip(y1, 0.005, 0.45)
         y3 = np.clip(y3, 0.15, 0.80)
@@ -187,7 +282,6 @@ class Simulation:
         v["employment_secondary"] = employed * l2 / total
         v["employment_tertiary"] = employed * l3 / total
         v["urban_employment"] = uemp
-        v["registered_unemployed"] = self.une / (1 - self.une) * uemp * 1e4
         v["avg_wage"] = ratio("indicators", "avg_wage", rng_i)
         v["college_students"] = ratio("indicators", "college_students_per_capita", rng_i) * persons
         # public finance
@@ -211,11 +305,6 @@ class Simulation:
         grants = ratio("indicators", "patents_per_10k", rng_i) * pop_wan
         v["patent_grants"] = grants
         v["patent_applications"] = np.maximum(grants / np.clip(ratio("indicators", "grant_ratio", rng_i), 0.1, 0.95), 1.0)
-        mech = self.p["mechanisms"]
-        inv = _lognormal(rng_s, shape, mech["invention_per_10k"]["mean"], mech["invention_per_10k"]["sd"], z,
-                         mech["invention_per_10k"]["load"], pers, ci) * pop_wan
-        v["invention_applications"] = np.minimum(inv, 0.8 * v["patent_applications"])
-        v["invention_grants"] = v["invention_applications"] * np.clip(ratio("indicators", "invention_grant_ratio", rng_i), 0.05, 0.9)
         v["green_invention_applications"] = v["patent_applications"] * np.clip(
             ratio("indicators", "green_invention_share", rng_i), 0.0, 0.5)
         # innovation and digital economy (CNRDS)
@@ -238,9 +327,6 @@ class Simulation:
         v["fibre_length"] = ratio("indicators", "fibre_km", rng_i)
         v["rail_length"] = ratio("indicators", "rail_km", rng_i)
         v["forest_cover"] = np.clip(ratio("indicators", "forest_cover_pct", rng_i), 0.5, 95.0)
-        v["college_educated"] = _lognormal(rng_s, shape, mech["college_educated_share"]["mean"],
-                                           mech["college_educated_share"]["sd"], z,
-                                           mech["college_educated_share"]["load"], pers, ci).clip(0.01, 0.6) * pop_wan
 
     def _static(self):
         self.static = {"relief": self.relief, "telephones_1984": self.telephones}
@@ -260,13 +346,8 @@ def _missing_mask(sim: Simulation, var_index: dict[str, int], rng) -> np.ndarray
     n_vars = len(var_index)
     m = sim.p["missing"]
     mask = rng.random((sim.n, sim.T, n_vars)) < m["mcar_share"]
-    eligible = np.array([c["changed_2011"] != "1" and c["n_years_2010_2021"] == str(sim.T) for c in sim.cities])
-    weights = np.array([m["sparse_region_weight"][r] for r in sim.region]) * eligible
-    k = min(int(m["sparse_cities"]), int(eligible.sum()))
-    sparse = rng.choice(sim.n, size=k, replace=False, p=weights / weights.sum()) if k else np.array([], int)
-    sim.sparse_cities = sorted(sim.cities[i]["city_code"] for i in sparse)
     lo, hi = m["sparse_share"]
-    for i in sparse:
+    for i in sim.sparse_idx:
         share = rng.uniform(lo, hi)
         mask[i] |= rng.random((sim.T, n_vars)) < share
     for name in m.get("never_missing", []):
@@ -513,11 +594,15 @@ def read_keywords(path) -> list[str]:
 
 
 def simulate(seed: int, params_path, out_dir, *, attributes="resources/cities/city_attributes.csv",
-             codebook="resources/codebook.yaml", keywords="resources/nqp_keywords.txt") -> dict[str, bytes]:
+             codebook="resources/codebook.yaml", keywords="resources/nqp_keywords.txt",
+             indicators="resources/indicators.yaml") -> dict[str, bytes]:
     """Simulate every raw file and write it under ``out_dir``; return {relative path: bytes}."""
+    from nqp_resilience.indicators import load_indicator_system
+
     params = read_yaml(params_path)
-    sim = Simulation(params, read_attributes(attributes), seed)
-    writer = Writer(sim, Codebook(codebook), read_keywords(keywords))
+    cb = Codebook(codebook)
+    sim = Simulation(params, read_attributes(attributes), seed, cb, load_indicator_system(indicators))
+    writer = Writer(sim, cb, read_keywords(keywords))
     files = writer.all()
     out = Path(out_dir)
     for rel, data in files.items():
@@ -550,9 +635,10 @@ def main(argv=None) -> int:
     ap.add_argument("--attributes", default="resources/cities/city_attributes.csv")
     ap.add_argument("--codebook", default="resources/codebook.yaml")
     ap.add_argument("--keywords", default="resources/nqp_keywords.txt")
+    ap.add_argument("--indicators", default="resources/indicators.yaml")
     args = ap.parse_args(argv)
     files = simulate(args.seed, args.params, args.out, attributes=args.attributes, codebook=args.codebook,
-                     keywords=args.keywords)
+                     keywords=args.keywords, indicators=args.indicators)
     print(f"wrote {len(files)} files to {args.out}", file=sys.stderr)
     return 0
 

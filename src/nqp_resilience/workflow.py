@@ -200,3 +200,65 @@ def desc_stats_job(smk) -> None:
 
     table = descriptive_statistics(pd.read_parquet(smk.input.panel), defs=definitions(dict(smk.params.options)))
     write_csv(table, smk.output.table, float_format="%.6f")
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def software_versions(packages=("numpy", "scipy", "pyarrow", "nqp-resilience")) -> dict:
+    """Versions of the packages an estimate depends on (cheap: package metadata only)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in packages:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def estimate_spec_job(smk) -> None:
+    """Rules ``describe``, ``ols_fe``, ``iv_fe``, ``psm_fe``: one spec -> results/estimates/{spec}.json.
+
+    Reads only the columns the spec needs, without pandas, so the job costs little more than
+    the interpreter start (see benchmarks/spec_jobs.py).
+    """
+    import json
+
+    from nqp_resilience.columns import read_columns
+    from nqp_resilience.io import write_text
+    from nqp_resilience.specs import estimate, spec_columns
+
+    spec = dict(smk.params.spec)
+    controls = list(smk.params.control_variables)
+    data = read_columns(smk.input.panel, spec_columns(spec, controls))
+    record = estimate(spec, data, controls, singletons=smk.params.singletons)
+    record["software"] = software_versions()
+    record["inputs"] = {"analysis_panel": _sha256(smk.input.panel)}
+    write_text(smk.output.estimate, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    log.info("%s: coef %s, se %s, N %s", spec["id"], record.get("coef"), record.get("se"), record.get("nobs"))
+
+
+def replication_check_job(smk) -> None:
+    """Rule ``replication_check``: published numbers vs ours -> results/tables/replication_check.md."""
+    import json
+    from pathlib import Path
+
+    from nqp_resilience.io import read_yaml, write_text
+    from nqp_resilience.replication import replication_report
+
+    published = read_yaml(smk.input.published)
+    estimates = {}
+    for path in smk.input.estimates:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        estimates[record["spec"]] = record
+    write_text(smk.output.report, replication_report(published, estimates))

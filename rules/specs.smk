@@ -1,0 +1,117 @@
+# Specifications (SPEC §6): one job per spec of config.yaml: specs, one rule per estimator.
+# Each job reads results/panel/analysis.parquet and writes results/estimates/{spec}.json.
+
+
+rule describe:
+    input:
+        panel=rules.analysis_panel.output.panel,
+    output:
+        estimate=f"{RESULTS}/estimates/{{spec}}.json",
+    wildcard_constraints:
+        spec=spec_pattern("describe"),
+    params:
+        spec=spec_of,
+        control_variables=config["control_variables"],
+        singletons=config["estimation"]["singletons"],
+    log:
+        "logs/describe/{spec}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/describe/{{spec}}.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/describe.py"
+
+
+rule ols_fe:
+    input:
+        panel=rules.analysis_panel.output.panel,
+    output:
+        estimate=f"{RESULTS}/estimates/{{spec}}.json",
+    wildcard_constraints:
+        spec=spec_pattern("ols_fe"),
+    params:
+        spec=spec_of,
+        control_variables=config["control_variables"],
+        singletons=config["estimation"]["singletons"],
+    log:
+        "logs/ols_fe/{spec}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/ols_fe/{{spec}}.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/ols_fe.py"
+
+
+rule iv_fe:
+    input:
+        panel=rules.analysis_panel.output.panel,
+    output:
+        estimate=f"{RESULTS}/estimates/{{spec}}.json",
+    wildcard_constraints:
+        spec=spec_pattern("iv_fe"),
+    params:
+        spec=spec_of,
+        control_variables=config["control_variables"],
+        singletons=config["estimation"]["singletons"],
+    log:
+        "logs/iv_fe/{spec}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/iv_fe/{{spec}}.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/iv_fe.py"
+
+
+rule psm_fe:
+    input:
+        panel=rules.analysis_panel.output.panel,
+    output:
+        estimate=f"{RESULTS}/estimates/{{spec}}.json",
+    wildcard_constraints:
+        spec=spec_pattern("psm_fe"),
+    params:
+        spec=spec_of,
+        control_variables=config["control_variables"],
+        singletons=config["estimation"]["singletons"],
+    log:
+        "logs/psm_fe/{spec}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/psm_fe/{{spec}}.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/psm_fe.py"
+
+
+rule replication_check:
+    input:
+        estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=PUBLISHED_SPECS),
+        published="resources/published.yaml",
+    output:
+        report=f"{RESULTS}/tables/replication_check.md",
+    log:
+        "logs/replication_check/replication_check.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/replication_check/replication_check.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/replication_check.py"
