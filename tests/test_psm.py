@@ -1,4 +1,4 @@
-"""Tests of nqp_resilience.psm: psmatch2 / pstest conventions (docs/psm.md).
+"""Tests of nqp_resilience.matching: psmatch2 / pstest conventions (docs/psm.md).
 
 Tiers (STYLE §11): (a) hand-worked 8-observation examples per matcher, with the arithmetic in
 comments; (b) reference tests against statsmodels and against a published Stata psmatch2/pstest
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nqp_resilience import psm as P
+from nqp_resilience import matching as P
 from nqp_resilience.results import EstimationResult
 
 DATA = Path(__file__).parent / "data" / "psm"
@@ -551,7 +551,7 @@ def test_bad_data():
 
 def test_import_is_light():
     """Importing the module must not import pandas, scipy or statsmodels (fast job start)."""
-    code = ("import sys, nqp_resilience.psm; "
+    code = ("import sys, nqp_resilience.matching; "
             "print(sorted(m for m in ('pandas', 'scipy', 'statsmodels') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ from nqp_resilience.errors import ConfigError, DataError, ProjectError
 __all__ = ["ConfigError", "DataError", "ProjectError", "__version__", "entropy_weights", "iv_twfe", "psm", "twfe"]
 __version__ = "0.1.0"
 
-_LAZY = {"twfe": "nqp_resilience.fe", "iv_twfe": "nqp_resilience.iv", "psm": "nqp_resilience.psm",
+_LAZY = {"twfe": "nqp_resilience.fe", "iv_twfe": "nqp_resilience.iv", "psm": "nqp_resilience.matching",
          "entropy_weights": "nqp_resilience.entropy"}
 
 

@@ -176,7 +176,7 @@ def estimate(spec: dict, data: dict, control_variables: list[str], singletons: s
 def _psm_fe(spec, data, controls, entity, time, cluster, singletons):
     """Match on the controls, then the FE regression on the matched sample with matching weights."""
     from nqp_resilience.fe import twfe
-    from nqp_resilience.psm import psm, treatment_indicator
+    from nqp_resilience.matching import psm, treatment_indicator
 
     opts = spec["psm"]
     treat = treatment_indicator(data[opts.get("treatment_variable", "Nqp")], data["year"],
