@@ -155,8 +155,21 @@ def test_recovery_speed_national_rebound(panel_lag):
     ])
 
 
-def test_recovery_speed_default_is_national_rebound(panel_lag):
-    close(V.recovery_speed(panel_lag), [NAN, 0.01, -0.02, NAN, 0.06, -0.05])
+def test_recovery_speed_national_rebound(panel_lag):
+    close(V.recovery_speed(panel_lag, "national_rebound"), [NAN, 0.01, -0.02, NAN, 0.06, -0.05])
+
+
+def test_recovery_speed_default_is_employment_recovery(panel_lag):
+    """(E_it/E_i,t−1 − 1) − (E_Nt/E_N,t−1 − 1); E_N = 8.0e8, 8.08e8, 8.08e8 in 2010–2012.
+
+    A 2011: 97,000/96,000 − 1 = 1/96, national 8.08/8.00 − 1 = 0.01 -> 1/96 − 0.01 = 1/2400
+    A 2012: 95,000/97,000 − 1 = −2/97, national 0                    -> −2/97
+    B 2011: 49,000/48,000 − 1 = 1/48 − 0.01                          -> 13/1200
+    B 2012: 47,000/49,000 − 1 = −2/49                                 -> −2/49
+    """
+    panel = panel_lag.assign(national_employment=[8.0e8, 8.08e8, 8.08e8] * 2,
+                             national_employment_lag=[7.9e8, 8.0e8, 8.08e8] * 2)
+    close(V.recovery_speed(panel), [NAN, 1 / 2400, -2 / 97, NAN, 13 / 1200, -2 / 49])
 
 
 def test_recovery_speed_own_rebound(panel_lag):

@@ -30,7 +30,8 @@ class Definition:
 def definitions(options: dict) -> list[Definition]:
     """Codebook rows; formulas state the configured variants."""
     resil = {"relative": "(g_it − g_Nt) / |g_Nt|", "difference": "g_it − g_Nt", "ratio": "g_it / g_Nt"}
-    mrd = {"national_rebound": "(g_it − g_i,t−1) − (g_Nt − g_N,t−1)", "own_rebound": "g_it − g_i,t−1"}
+    mrd = {"employment_recovery": "(E_it/E_i,t−1 − 1) − (E_Nt/E_N,t−1 − 1), E urban-unit employment",
+           "national_rebound": "(g_it − g_i,t−1) − (g_Nt − g_N,t−1)", "own_rebound": "g_it − g_i,t−1"}
     rat = {"combined": "½[minmax(1 − ½Σ_k|Y_k/Y − L_k/L|) + minmax(−Σ_k (Y_k/Y) ln((Y_k/L_k)/(Y/L)))]",
            "hamming": "1 − ½Σ_k|Y_k/Y − L_k/L|", "theil": "−Σ_k (Y_k/Y) ln((Y_k/L_k)/(Y/L))"}
     interact = options["iv"]["relief"]["interact"]
@@ -56,8 +57,9 @@ def definitions(options: dict) -> list[Definition]:
                    "per 10,000 characters", "reports/{province}_{year}.txt, resources/nqp_keywords.txt"),
         Definition("Une", "urban registered unemployment rate", "U / (U + urban employment)", "fraction",
                    "registered_unemployed, urban_employment"),
-        Definition("Mrd", "recovery speed (growth rebound)", mrd[options["mrd"]["formula"]], "fraction (NaN in the first year)",
-                   "gdp_growth, national_gdp_growth"),
+        Definition("Mrd", "recovery speed", mrd[options["mrd"]["formula"]], "fraction (NaN in the first year)",
+                   "urban_employment, national_employment" if options["mrd"]["formula"] == "employment_recovery"
+                   else "gdp_growth, national_gdp_growth"),
         Definition("GDP", "economic development", "ln(Y / P)", "ln CNY per person", "gdp, population"),
         Definition("GOV", "government intervention", "general budget expenditure / Y", "fraction",
                    "fiscal_expenditure, gdp"),
@@ -105,8 +107,10 @@ def derived_variables(panel, national, attributes, options: dict):
     import pandas as pd
 
     panel = panel.sort_values(["city_code", "year"], kind="mergesort").reset_index(drop=True)
-    nat = national.set_index("year")["national_gdp_growth"]
-    panel = panel.assign(national_gdp_growth_lag=panel["year"].map(lambda y: nat.get(y - 1, np.nan)))
+    nat = national.set_index("year")
+    lags = {f"{c}_lag": panel["year"].map(lambda y, c=c: nat[c].get(y - 1, np.nan))
+            for c in ("national_gdp_growth", "national_employment") if c in nat.columns}
+    panel = panel.assign(**lags)
     out = panel[["city_code", "year"]].copy()
     out["Resil"] = V.resilience(panel["gdp_growth"], panel["national_gdp_growth"], options["resil"]["formula"])
     out["Une"] = V.unemployment(panel)

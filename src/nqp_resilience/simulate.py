@@ -33,7 +33,7 @@ from nqp_resilience.io import read_yaml, write_bytes, write_text
 # does not shift the random numbers of the others.
 _STREAMS = {name: i for i, name in enumerate(
     ["city", "nqp", "ratios", "indicators", "outcomes", "missing", "format", "reports", "structure", "sparse",
-     "gdp", "mechanisms"])}
+     "gdp", "mechanisms", "employment"])}
 
 _DECIMALS = {"万元": 0, "万美元": 0, "万人": 2, "人": 0, "个": 0, "件": 0, "台": 0, "吨": 0, "%": 2,
              "公里": 0, "元": 0, "index": 4, "万户": 2, "人年": 0, "万吨标准煤": 2, "万标立方米/时": 1,
@@ -112,16 +112,22 @@ class Simulation:
     # --------------------------------------------------------------- latent NQP
     def _nqp(self):
         p, rng = self.p["nqp"], _rng(self.seed, "nqp")
-        z = lambda x: (np.log(x) - np.log(x).mean()) / np.log(x).std()  # noqa: E731
         base = p["base_mean"] + p["base_sd"] * self.z_dev
-        slope = (p["slope_mean"] + p["slope_relief"] * z(self.relief) + p["slope_telephones"] * z(self.telephones)
-                 + p["slope_sd"] * rng.standard_normal(self.n))
+        slope = p["slope_mean"] + p["slope_sd"] * rng.standard_normal(self.n)
         shocks = np.zeros((self.n, self.T))
         e = rng.standard_normal((self.n, self.T)) * p["shock_sd"]
         for t in range(self.T):
             shocks[:, t] = e[:, t] + (p["shock_rho"] * shocks[:, t - 1] if t else 0.0)
         frac = (self.years - self.t0) / max(self.T - 1, 1)
-        nqp = base[:, None] + slope[:, None] * frac[None, :] + shocks
+        # the Internet instrument (1984 phones per 100 people x national users in t-1, 10^8) moves
+        # NQP linearly, so its first-stage coefficient is `internet_effect` on the index scale
+        users = self.p["national"]["internet_users_1e4"]
+        lagged = np.array([float(users[int(y) - 1]) for y in self.years]) / 1e4
+        self.internet = (self.telephones / 100.0)[:, None] * lagged[None, :]
+        # Relief x trend (km x years since the first year) moves it linearly too
+        relief_trend = (self.relief / 1000.0)[:, None] * (self.years - self.t0)[None, :]
+        nqp = (base[:, None] + slope[:, None] * frac[None, :] + shocks
+               + p["internet_effect"] * (self.internet - self.internet[:, :1]) + p["relief_effect"] * relief_trend)
         self.nqp = np.clip(nqp, *p["clip"])
         self.z_nqp = (self.nqp - self.nqp.mean()) / self.nqp.std()
         self.z_city = np.repeat(self.z_nqp.mean(axis=1, keepdims=True), self.T, axis=1)
@@ -210,8 +216,39 @@ class Simulation:
                + u["noise_sd"] * rng.standard_normal((self.n, self.T)))
         self.une = np.clip(une, *u["clip"])
         v = self.values
+        self._employment(q)
         v["registered_unemployed"] = self.une / (1 - self.une) * v["urban_employment"] * 1e4
         self._mechanisms(q, qbar)
+
+    def _employment(self, q):
+        """Employment planted on q (within city, q minus the city's mean q):
+
+        * urban-unit employment grows at the national rate + beta_mrd (q − q̄_i) + noise
+          (recovery speed Mrd, Table 5 (2));
+        * employment by industry: its level falls with q (labour productivity rises,
+          advancement, Table 6 (2)) and agriculture's excess employment share a = l1 − y1 falls
+          with q (rationalisation, Table 6 (1)); the tertiary share, an index measure, is unchanged.
+        """
+        e, rng = self.p["employment"], _rng(self.seed, "employment")
+        st, v = self._structure, self.values
+        dq = q - q.mean(axis=1, keepdims=True)
+        shape = (self.n, self.T)
+        nat = np.array([float(self.p["national"]["employment_1e4"][int(y)]) for y in self.years])
+        nat_prev = np.array([float(self.p["national"]["employment_1e4"][int(y) - 1]) for y in self.years])
+        growth = (nat / nat_prev - 1)[None, :] + e["beta_mrd"] * dq + e["mrd_noise_sd"] * rng.standard_normal(shape)
+        growth[:, 0] = 0.0
+        v["urban_employment"] = st["uemp"][:, :1] * np.cumprod(1 + growth, axis=1)
+        y1, l3 = st["y1"], st["l3"]
+        a_city = np.clip((self._gap_share - y1).mean(axis=1, keepdims=True), 0.02, 0.5)
+        a = np.clip(a_city - e["beta_rat"] * dq + e["rat_noise_sd"] * rng.standard_normal(shape), 0.0, None)
+        l1 = np.clip(y1 + a, 0.01, 0.9)
+        l2 = np.clip(1 - l1 - l3, 0.03, None)
+        l1 = 1 - l2 - l3
+        level = np.exp(np.log(st["employed"]).mean(axis=1, keepdims=True)
+                       + np.log(nat / nat.mean())[None, :] - e["beta_adv"] * dq
+                       + e["adv_noise_sd"] * rng.standard_normal(shape))
+        v["employment_primary"], v["employment_secondary"], v["employment_tertiary"] = level * l1, level * l2, level * l3
+        v["robot_installations"] = self._robot_density * nat[None, :] / v["employment_secondary"]
 
     def _mechanism_parts(self):
         """City levels, trends and noise of the planted mechanism variables (drawn once)."""
@@ -273,11 +310,14 @@ class Simulation:
         self.ind = y1 + 2 * y2 + 3 * y3
         uemp = ratio("indicators", "urban_employment_per_capita", rng_i) * pop_wan
         gap = st["employment_gap_primary"] + st["employment_gap_sd"] * rng_s.standard_normal(shape)
+        gap = np.repeat(gap.mean(axis=1, keepdims=True), self.T, axis=1) * 0.8 + 0.2 * gap
         l1 = np.clip(y1 + gap, 0.02, 0.70)
-        l3 = np.clip(y3 - 0.5 * gap + 0.03 * rng_s.standard_normal(shape), 0.10, 0.85)
+        l3 = np.clip(y3 - 0.5 * gap + 0.01 * rng_s.standard_normal(shape), 0.10, 0.85)
         l2 = np.clip(1 - l1 - l3, 0.05, None)
         total = l1 + l2 + l3
         employed = uemp * 1.6  # employment by industry covers more than urban units
+        self._structure = {"y1": y1, "l3": l3 / total, "employed": employed, "uemp": uemp}
+        self._gap_share = l1 / total
         v["employment_primary"] = employed * l1 / total
         v["employment_secondary"] = employed * l2 / total
         v["employment_tertiary"] = employed * l3 / total
@@ -320,7 +360,8 @@ class Simulation:
         # the CNRDS robot input is a Bartik-style exposure: installations attributed to the city's
         # industries, so that density = installations x (industrial employment / national employment)
         nat_emp = np.array([float(self.p["national"]["employment_1e4"][int(y)]) for y in self.years])[None, :]
-        v["robot_installations"] = ratio("indicators", "robot_density", rng_i) * nat_emp / v["employment_secondary"]
+        self._robot_density = ratio("indicators", "robot_density", rng_i)
+        v["robot_installations"] = self._robot_density * nat_emp / v["employment_secondary"]
         v["energy_consumption"] = ratio("indicators", "energy_tce_per_1e4_cny", rng_i) * gdp_wan / 1e4  # 万吨标准煤
         v["low_carbon_energy_index"] = ratio("indicators", "low_carbon_index", rng_i)
         v["waste_gas_capacity"] = ratio("indicators", "waste_gas_capacity_1e4m3h", rng_i)

@@ -14,7 +14,7 @@ import numpy as np
 from nqp_resilience.errors import ConfigError
 
 RESIL_FORMULAS = ("relative", "difference", "ratio")
-MRD_FORMULAS = ("national_rebound", "own_rebound")
+MRD_FORMULAS = ("employment_recovery", "national_rebound", "own_rebound")
 RATIONALIZATION_VARIANTS = ("combined", "hamming", "theil")
 CONTROLS = ("GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE")
 
@@ -41,11 +41,19 @@ def resilience(g, g_nat, formula: str = "relative"):
     raise ConfigError("resil.formula", f"{formula!r} is not one of {RESIL_FORMULAS}")
 
 
-def recovery_speed(panel, formula: str = "national_rebound"):
-    """Mrd: a city's growth rebound, (g_it − g_i,t−1) − (g_Nt − g_N,t−1) by default.
+def recovery_speed(panel, formula: str = "employment_recovery"):
+    """Mrd, the speed of recovery (Martin 2012's recovery index, year by year).
 
-    ``own_rebound`` drops the national term. The first year of each city has no lag: NaN.
+    ``employment_recovery`` (default): urban-unit employment growth minus national employment
+    growth, (E_it/E_i,t−1 − 1) − (E_Nt/E_N,t−1 − 1), Martin's measure on employment;
+    ``national_rebound``: the growth rebound beyond the national one,
+    (g_it − g_i,t−1) − (g_Nt − g_N,t−1); ``own_rebound``: g_it − g_i,t−1.
+    The first year of each city has no lag: NaN.
     """
+    if formula == "employment_recovery":
+        city = panel["urban_employment"].to_numpy(dtype=float) / _lag(panel, "urban_employment") - 1.0
+        nat = panel["national_employment"].to_numpy(dtype=float) / panel["national_employment_lag"].to_numpy() - 1.0
+        return city - nat
     own = panel["gdp_growth"].to_numpy() - _lag(panel, "gdp_growth")
     if formula == "own_rebound":
         return own
