@@ -272,7 +272,7 @@ class _ARProblem:
         return float(r @ np.linalg.solve(v, r))
 
     def test(self, beta0) -> dict:
-        from scipy import stats
+        stats = _stats()
 
         W = self.wald(beta0)
         F = W / self.L
@@ -280,7 +280,7 @@ class _ARProblem:
                 "chi2_p": float(stats.chi2.sf(W * self.q, self.L))}
 
     def critical_wald(self, level: float) -> float:
-        from scipy import stats
+        stats = _stats()
 
         return float(self.L * stats.f.ppf(level, self.L, self.df2))
 
@@ -509,7 +509,7 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
         negative for 2SLS); ``r2_within`` = 1 − RSS/Σw ỹ² (ivreghdfe's ``e(r2)``, the centred
         R² of the demeaned second stage); ``extra`` with the diagnostics listed in docs/iv.md.
     """
-    from scipy import stats
+    stats = _stats()
 
     if singletons not in SINGLETON_OPTIONS:
         raise ValueError(f"singletons must be one of {SINGLETON_OPTIONS}, not {singletons!r}")
@@ -671,3 +671,15 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
         r2_within=1.0 - rss / tss_within if tss_within > 0 else math.nan,
         regressor=endogs[0], params=params, bse=bse, df_resid=int(df_t),
         vcov_type="CR1" if clustered else "HC1", extra=extra)
+
+
+def _stats():
+    """The three distribution functions used here, from ``scipy.special``: ``scipy.stats``
+    costs about a second to import, which a specification job would pay every time."""
+    from types import SimpleNamespace
+
+    from scipy.special import chdtrc, fdtrc, fdtri
+
+    return SimpleNamespace(
+        f=SimpleNamespace(sf=lambda x, d1, d2: fdtrc(d1, d2, x), ppf=lambda q, d1, d2: fdtri(d1, d2, q)),
+        chi2=SimpleNamespace(sf=lambda x, k: chdtrc(k, x)))
