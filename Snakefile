@@ -22,6 +22,7 @@ include: "rules/ingest.smk"
 include: "rules/clean.smk"
 include: "rules/indices.smk"
 include: "rules/specs.smk"
+include: "rules/figures.smk"
 
 
 rule all:
@@ -36,3 +37,9 @@ rule all:
         desc_stats=rules.desc_stats.output.table,
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=SPECS),
         replication=rules.replication_check.output.report,
+        figures=[
+            rules.figure_coefficients.output.png,
+            rules.figure_trends.output.png,
+            rules.figure_weights.output.png,
+            *expand(f"{RESULTS}/figures/pscore_{{spec}}.png", spec=PSM_SPECS),
+        ],

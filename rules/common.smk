@@ -34,6 +34,8 @@ CODEBOOK_OPTIONS = dict(VARIABLE_OPTIONS, entropy=config["entropy"], nqp1=config
 # the specification registry, checked against the analysis-panel variables before any job runs
 SPECS = validate_specs(config["specs"], config["control_variables"])
 PUBLISHED_SPECS = [s for s in read_yaml("resources/published.yaml")["specs"] if s in SPECS]
+REGRESSION_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] != "describe"]
+PSM_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] == "psm_fe"]
 
 
 def yearbook_input(wildcards):
