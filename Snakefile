@@ -23,6 +23,7 @@ include: "rules/clean.smk"
 include: "rules/indices.smk"
 include: "rules/specs.smk"
 include: "rules/figures.smk"
+include: "rules/tables.smk"
 
 
 rule all:
@@ -37,6 +38,9 @@ rule all:
         desc_stats=rules.desc_stats.output.table,
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=SPECS),
         replication=rules.replication_check.output.report,
+        tables=TABLE_FILES,
+        document=rules.tables_document.output.document,
+        pdf=[rules.tables_pdf.output.pdf] if HAVE_TEX else [],
         figures=[
             rules.figure_coefficients.output.png,
             rules.figure_trends.output.png,

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = ["Snakefile", "rules", "scripts", "config.yaml", "schemas", "resources", "profiles", "envs"]
+FILES = ["Snakefile", "rules", "scripts", "config.yaml", "schemas", "resources", "profiles", "envs", "report"]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 SPEC_RULES = ("describe", "ols_fe", "iv_fe", "psm_fe")
 

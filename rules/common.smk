@@ -1,6 +1,8 @@
 # Shared definitions: config validation, paths, wildcard constraints and input functions.
 # Included first by the Snakefile.
 
+import shutil
+import sys
 from glob import glob
 
 from nqp_resilience.config import validate_config
@@ -62,3 +64,32 @@ def spec_pattern(estimator):
 def spec_of(wildcards):
     """The registry entry of one spec (a param, so editing it reruns exactly that job)."""
     return SPECS[wildcards.spec]
+
+
+# tables: labels by language, the files tables.tex inputs, and whether a TeX engine is available
+LABELS = f"resources/labels/labels_{config['tables']['language']}.yaml"
+TABLE_NUMBERS = sorted({spec["table"] for spec in SPECS.values() if 3 <= spec["table"] <= 7})
+TABLE_FILES = (
+    [f"{RESULTS}/tables/table1.tex", f"{RESULTS}/tables/table2.tex"]
+    + [f"{RESULTS}/tables/table{n}.tex" for n in TABLE_NUMBERS]
+    + [f"{RESULTS}/tables/psm_balance.tex", f"{RESULTS}/tables/replication.tex"]
+)
+TEX_ENGINE = "xelatex" if config["tables"]["language"] == "zh" else "pdflatex"
+HAVE_TEX = bool(shutil.which(TEX_ENGINE) and shutil.which("pdftoppm"))
+if not HAVE_TEX:
+    print(
+        f"note: {TEX_ENGINE} or pdftoppm is not on PATH, so results/tables/tables.pdf is skipped "
+        "(the .tex files are still built); install texlive-latex-base, texlive-latex-recommended "
+        "and poppler-utils to compile them",
+        file=sys.stderr,
+    )
+
+
+def table_specs(wildcards):
+    """The registry entries shown in table {number}, in registry order."""
+    return [spec for spec in SPECS.values() if spec["table"] == int(wildcards.number)]
+
+
+def table_estimate_files(wildcards):
+    """Exactly the estimates a table shows."""
+    return [f"{RESULTS}/estimates/{spec['id']}.json" for spec in table_specs(wildcards)]

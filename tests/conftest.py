@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "config.yaml", "schemas", "resources", "profiles", "envs"]
+WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "config.yaml", "schemas", "resources", "profiles", "envs", "report"]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 CODEBOOK = ROOT / "resources" / "codebook.yaml"
 ATTRIBUTES = ROOT / "resources" / "cities" / "city_attributes.csv"

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 
@@ -19,12 +20,21 @@ from conftest import PARAMS, copy_workflow, dry_run_jobs, jobs_of, snakemake
 pytestmark = pytest.mark.slow
 
 #: jobs downstream of the panel (every panel change reruns them)
-SPEC_IDS = [s["id"] for s in yaml.safe_load((PARAMS.parents[2] / "config.yaml").read_text(encoding="utf-8"))["specs"]]
-ESTIMATOR = {s["id"]: s["estimator"] for s in yaml.safe_load((PARAMS.parents[2] / "config.yaml").read_text(
-    encoding="utf-8"))["specs"]}
+CONFIG = yaml.safe_load((PARAMS.parents[2] / "config.yaml").read_text(encoding="utf-8"))
+SPEC_IDS = [s["id"] for s in CONFIG["specs"]]
+ESTIMATOR = {s["id"]: s["estimator"] for s in CONFIG["specs"]}
+PSM_IDS = [s for s in SPEC_IDS if ESTIMATOR[s] == "psm_fe"]
+HAVE_TEX = bool(shutil.which("pdflatex") and shutil.which("pdftoppm"))
+#: the jobs that collect tables into one document (and compile it where TeX is installed)
+DOCUMENT_JOBS = {("tables_document", "")} | ({("tables_pdf", "")} if HAVE_TEX else set())
+TABLE_JOBS = ({("table_estimates", f"number={n}") for n in range(3, 8)}
+              | {("table_desc", ""), ("table_balance", ""), ("table_replication", "")} | DOCUMENT_JOBS)
+FIGURE_JOBS = {("figure_coefficients", ""), ("figure_trends", "")} | {("figure_pscore", f"spec={s}") for s in PSM_IDS}
 SPEC_JOBS = {(ESTIMATOR[s], f"spec={s}") for s in SPEC_IDS} | {("replication_check", "")}
-AFTER_INDEX = {("analysis_panel", ""), ("desc_stats", ""), ("all", "")} | SPEC_JOBS
-AFTER_PANEL = {("build_panel", ""), ("nqp_index", ""), ("nqp_text", ""), ("derived_variables", "")} | AFTER_INDEX
+AFTER_INDEX = ({("analysis_panel", ""), ("desc_stats", ""), ("all", "")} | SPEC_JOBS | TABLE_JOBS
+               | FIGURE_JOBS)
+AFTER_PANEL = ({("build_panel", ""), ("nqp_index", ""), ("nqp_text", ""), ("derived_variables", ""),
+                ("figure_weights", ""), ("table_indicators", "")} | AFTER_INDEX)
 
 
 def _sha(path) -> str:
@@ -234,7 +244,7 @@ def test_indices_are_byte_identical_across_runs(workflow_copy):
 
 def test_flipping_one_direction_reruns_the_index_and_nothing_upstream(workflow_copy):
     jobs = dry_run_jobs(workflow_copy, "--config", "entropy={directions: {energy_intensity: '-'}}")
-    assert jobs == {("nqp_index", "")} | AFTER_INDEX
+    assert jobs == {("nqp_index", ""), ("figure_weights", ""), ("table_indicators", "")} | AFTER_INDEX
 
 
 def test_time_invariant_instrument_with_city_fe_stops_early(workflow_copy):
@@ -301,7 +311,8 @@ def test_adding_a_spec_adds_exactly_one_job(workflow_copy):
                             "dependent": "Resil", "regressor": "Nqp", "controls": ["GDP"]})
     (workflow_copy / "extra.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     jobs = dry_run_jobs(workflow_copy, "--configfile", "extra.yaml")
-    assert jobs == {("ols_fe", "spec=extra_spec"), ("all", "")}
+    # one new estimation job; the coefficient plot shows every spec, so it is redrawn
+    assert jobs == {("ols_fe", "spec=extra_spec"), ("figure_coefficients", ""), ("all", "")}
 
 
 def test_editing_one_spec_reruns_only_that_job(workflow_copy):
@@ -310,7 +321,8 @@ def test_editing_one_spec_reruns_only_that_job(workflow_copy):
     spec["controls"] = ["GDP", "GOV"]
     (workflow_copy / "edited.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     jobs = dry_run_jobs(workflow_copy, "--configfile", "edited.yaml")
-    assert jobs == {("ols_fe", "spec=baseline"), ("replication_check", ""), ("all", "")}
+    assert jobs == ({("ols_fe", "spec=baseline"), ("replication_check", ""), ("table_estimates", "number=3"),
+                     ("table_replication", ""), ("figure_coefficients", ""), ("all", "")} | DOCUMENT_JOBS)
 
 
 def test_spec_with_unknown_variable_stops_early(workflow_copy):
@@ -320,3 +332,60 @@ def test_spec_with_unknown_variable_stops_early(workflow_copy):
     proc = snakemake(workflow_copy, "-n", "--configfile", "bad.yaml", check=False)
     assert proc.returncode != 0
     assert "unknown variable 'Nqpp'" in proc.stdout and "did you mean 'Nqp'" in proc.stdout
+
+
+# --------------------------------------------------------------------------- tables, figures, report
+
+def test_tables_and_figures_are_built(completed_workflow):
+    res = completed_workflow / "results"
+    for name in ("table1", "table2", "table3", "table4", "table5", "table6", "table7", "psm_balance", "replication",
+                 "tables"):
+        text = (res / f"tables/{name}.tex").read_text(encoding="utf-8")
+        assert "\\toprule" in text or name == "tables"
+    document = (res / "tables/tables.tex").read_text(encoding="utf-8")
+    for name in ("table1", "table3", "table7", "psm_balance", "replication"):
+        assert f"\\input{{{name}.tex}}" in document
+    if HAVE_TEX:
+        assert (res / "tables/tables.pdf").read_bytes().startswith(b"%PDF")
+        assert (res / "tables/table3.png").stat().st_size > 1000
+    for fig in ["coefficients", "trends_by_region", "entropy_weights", *[f"pscore_{s}" for s in PSM_IDS]]:
+        assert (res / f"figures/{fig}.pdf").read_bytes().startswith(b"%PDF")
+        assert (res / f"figures/{fig}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_tex_and_figures_are_byte_identical_across_runs(workflow_copy):
+    res = workflow_copy / "results"
+    files = sorted(res.glob("tables/*.tex")) + sorted(res.glob("figures/*"))
+    before = {p: _sha(p) for p in files}
+    snakemake(workflow_copy, "--cores", "2", "--forcerun", "table_estimates", "table_indicators", "table_desc",
+              "table_balance", "table_replication", "tables_document", "figure_coefficients", "figure_trends",
+              "figure_weights", "figure_pscore")
+    assert {p: _sha(p) for p in files} == before
+
+
+def test_editing_one_template_reruns_one_table(workflow_copy):
+    template = workflow_copy / "resources/templates/table5.tex.j2"
+    template.write_text(template.read_text(encoding="utf-8") + "\n((= edited =))\n", encoding="utf-8")
+    assert dry_run_jobs(workflow_copy) == {("table_estimates", "number=5"), ("all", "")} | DOCUMENT_JOBS
+
+
+def test_report_contains_every_table_and_figure(workflow_copy):
+    snakemake(workflow_copy, "--report", "results/report.html")
+    html = (workflow_copy / "results/report.html").read_text(encoding="utf-8", errors="replace")
+    for name in ("table1.tex", "table2.tex", "table3.tex", "table4.tex", "table5.tex", "table6.tex", "table7.tex",
+                 "psm_balance.tex", "replication.tex", "coefficients.png", "trends_by_region.png",
+                 "entropy_weights.png", *[f"pscore_{s}.png" for s in PSM_IDS]):
+        assert name in html, name
+    if HAVE_TEX:
+        assert "tables.pdf" in html
+
+
+@pytest.mark.skipif(not HAVE_TEX, reason="the README map includes tables.pdf, which needs pdflatex and pdftoppm "
+                    "(CI installs them)")
+def test_readme_output_map_is_current(completed_workflow):
+    from nqp_resilience.provenance import END, START, current_summary, markdown, output_map
+
+    block = markdown(output_map(current_summary(completed_workflow)))
+    readme = (PARAMS.parents[2] / "README.md").read_text(encoding="utf-8")
+    assert START in readme and END in readme
+    assert block in readme, "README output map is stale: run python -m nqp_resilience.provenance README.md"

@@ -262,3 +262,70 @@ def replication_check_job(smk) -> None:
         record = json.loads(Path(path).read_text(encoding="utf-8"))
         estimates[record["spec"]] = record
     write_text(smk.output.report, replication_report(published, estimates))
+
+
+def tables_pdf_job(smk) -> None:
+    """Rule ``tables_pdf``: compile tables.tex (pdflatex, or xelatex for Chinese labels) and render
+    Table 3 alone to a PNG (for the README). Fails with the TeX log's first error."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from nqp_resilience.errors import ProjectError
+    from nqp_resilience.io import write_bytes
+    from nqp_resilience.tables import render_document
+
+    engine = smk.params.engine
+    env = dict(os.environ, SOURCE_DATE_EPOCH="946684800", FORCE_SOURCE_DATE="1")
+    doc = Path(smk.input.document).resolve()
+
+    def compile_tex(tex: Path, outdir: Path) -> Path:
+        for _ in range(2):  # twice, for references
+            proc = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error",
+                                   f"-output-directory={outdir}", tex.name], cwd=tex.parent, env=env,
+                                  capture_output=True, text=True, errors="replace")
+            if proc.returncode != 0:
+                first = next((l for l in proc.stdout.splitlines() if l.startswith("!")), proc.stdout[-500:])
+                raise ProjectError(f"{engine} failed on {tex}: {first}")
+        log.info("%s: compiled %s", engine, tex.name)
+        return outdir / (tex.stem + ".pdf")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_bytes(smk.output.pdf, compile_tex(doc, tmp).read_bytes())
+        table3 = [t for t in smk.input.tables if Path(t).name == "table3.tex"]
+        single = doc.parent / "_table3_only.tex"
+        language = "zh" if engine == "xelatex" else "en"
+        single.write_text(render_document([str(Path(t).resolve()) for t in table3], language,
+                                          relative_to=doc.parent).replace(
+            "\\begin{document}", "\\pagestyle{empty}\n\\begin{document}\n\\setcounter{table}{2}"), encoding="utf-8")
+        try:
+            pdf = compile_tex(single, tmp)
+        finally:
+            single.unlink(missing_ok=True)
+        subprocess.run(["pdftoppm", "-png", "-r", "130", "-f", "1", "-l", "1", "-singlefile", str(pdf),
+                        str(tmp / "page")], check=True)
+        write_bytes(smk.output.table3_png, _crop_png(tmp / "page.png"))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _crop_png(path) -> bytes:
+    """Crop a rendered page to its content with a small white margin."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    img = Image.open(path).convert("L")
+    a = np.asarray(img)
+    rows, cols = np.where(a < 250)
+    if rows.size:
+        m = 12
+        box = (max(cols.min() - m, 0), max(rows.min() - m, 0), min(cols.max() + m, a.shape[1]),
+               min(rows.max() + m, a.shape[0]))
+        img = img.crop(box)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()

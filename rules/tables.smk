@@ -1,0 +1,166 @@
+# Tables (SPEC §7): LaTeX from jinja2 templates in resources/templates/. Each table rule depends
+# on exactly its own estimates and its own template; tables.tex \input's them all.
+
+
+rule table_indicators:
+    input:
+        weights=rules.nqp_index.output.weights,
+        indicators="resources/indicators.yaml",
+        labels=LABELS,
+        template="resources/templates/table1.tex.j2",
+    output:
+        table=report(f"{RESULTS}/tables/table1.tex", caption="../report/tables/table1.rst", category="Tables"),
+    params:
+        decimals=config["tables"]["decimals"],
+        directions=config["entropy"]["directions"],
+    log:
+        "logs/table_indicators/table_indicators.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table_indicators/table_indicators.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/table_indicators.py"
+
+
+rule table_desc:
+    input:
+        estimate=f"{RESULTS}/estimates/desc_stats.json",
+        labels=LABELS,
+        template="resources/templates/table2.tex.j2",
+    output:
+        table=report(f"{RESULTS}/tables/table2.tex", caption="../report/tables/table2.rst", category="Tables"),
+    params:
+        decimals=config["tables"]["decimals"],
+    log:
+        "logs/table_desc/table_desc.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table_desc/table_desc.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/table_desc.py"
+
+
+rule table_estimates:
+    input:
+        estimates=table_estimate_files,
+        labels=LABELS,
+        template="resources/templates/table{number}.tex.j2",
+        layout="resources/templates/_estimates.tex.j2",
+    output:
+        table=report(f"{RESULTS}/tables/table{{number}}.tex", caption="../report/tables/table_estimates.rst",
+                     category="Tables"),
+    wildcard_constraints:
+        number="[3-7]",
+    params:
+        table=lambda wildcards: int(wildcards.number),
+        specs=table_specs,
+        decimals=config["tables"]["decimals"],
+        stars=config["tables"]["stars"],
+    log:
+        "logs/table_estimates/{number}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table_estimates/{{number}}.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/table_estimates.py"
+
+
+rule table_balance:
+    input:
+        estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=PSM_SPECS),
+        labels=LABELS,
+        template="resources/templates/psm_balance.tex.j2",
+    output:
+        table=report(f"{RESULTS}/tables/psm_balance.tex", caption="../report/tables/psm_balance.rst",
+                     category="Tables"),
+    params:
+        decimals=1,
+    log:
+        "logs/table_balance/table_balance.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table_balance/table_balance.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/table_balance.py"
+
+
+rule table_replication:
+    input:
+        estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=PUBLISHED_SPECS),
+        published="resources/published.yaml",
+        labels=LABELS,
+        template="resources/templates/replication.tex.j2",
+    output:
+        table=report(f"{RESULTS}/tables/replication.tex", caption="../report/tables/replication.rst",
+                     category="Tables"),
+    params:
+        decimals=config["tables"]["decimals"],
+    log:
+        "logs/table_replication/table_replication.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table_replication/table_replication.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/table_replication.py"
+
+
+rule tables_document:
+    input:
+        tables=TABLE_FILES,
+    output:
+        document=f"{RESULTS}/tables/tables.tex",
+    params:
+        language=config["tables"]["language"],
+    log:
+        "logs/tables_document/tables_document.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables_document/tables_document.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/tables_document.py"
+
+
+rule tables_pdf:
+    input:
+        document=rules.tables_document.output.document,
+        tables=TABLE_FILES,
+    output:
+        pdf=report(f"{RESULTS}/tables/tables.pdf", caption="../report/tables/tables_pdf.rst", category="Tables"),
+        table3_png=f"{RESULTS}/tables/table3.png",
+    params:
+        engine=TEX_ENGINE,
+    log:
+        "logs/tables_pdf/tables_pdf.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables_pdf/tables_pdf.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/tables_pdf.py"

@@ -1,0 +1,466 @@
+"""Tests of nqp_resilience.tables: number formatting, table content, golden .tex, LaTeX compilation.
+
+Tiers (STYLE §11): (a) unit tests of the formatting functions with hand-written expectations;
+(e) golden tests pinning the full text of Tables 3 and 4 rendered from the fixed estimate set
+``tests/golden/estimates.json``; and a compile test that runs the real pdflatex (and, where
+ctex is installed, xelatex for the Chinese labels) on every table.
+
+The tests never read ``results/``. To regenerate the golden files after an intended change,
+run ``NQP_UPDATE_GOLDEN=1 pytest tests/test_tables.py -k golden`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from nqp_resilience import tables as T
+from nqp_resilience.errors import ConfigError
+from nqp_resilience.io import read_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "golden"
+TEMPLATES = ROOT / "resources" / "templates"
+LABELS_EN = ROOT / "resources" / "labels" / "labels_en.yaml"
+LABELS_ZH = ROOT / "resources" / "labels" / "labels_zh.yaml"
+INDICATORS = ROOT / "resources" / "indicators.yaml"
+PUBLISHED = ROOT / "resources" / "published.yaml"
+FIXTURE = json.loads((GOLDEN / "estimates.json").read_text(encoding="utf-8"))
+ESTIMATES = FIXTURE["estimates"]
+SPECS = FIXTURE["specs"]
+PSM = ["psm_nn", "psm_radius", "psm_kernel"]
+
+
+def specs_of(table):
+    return [s for s in SPECS if s["table"] == table]
+
+
+@pytest.fixture(scope="module")
+def en():
+    return T.load_labels(LABELS_EN)
+
+
+@pytest.fixture(scope="module")
+def zh():
+    return T.load_labels(LABELS_ZH)
+
+
+# ------------------------------------------------------------------------------------------
+# (a) formatting on its own
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("char, escaped", [
+    ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"),
+    ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}"), ("\\", r"\textbackslash{}"),
+    ("<", r"\textless{}"), (">", r"\textgreater{}"), ("|", r"\textbar{}"),
+])
+def test_latex_escape_every_special_character(char, escaped):
+    assert T.latex_escape(char) == escaped
+    assert T.latex_escape(f"a{char}b") == f"a{escaped}b"
+
+
+def test_latex_escape_leaves_text_and_cjk_alone_and_escapes_each_occurrence():
+    assert T.latex_escape("Resil 经济韧性 (2010-2021).") == "Resil 经济韧性 (2010-2021)."
+    assert T.latex_escape("rob_drop_municipalities") == r"rob\_drop\_municipalities"
+    # a backslash becomes a command whose braces are not escaped again
+    assert T.latex_escape("\\&{") == r"\textbackslash{}\&\{"
+    assert T.latex_escape(42) == "42"
+
+
+@pytest.mark.parametrize("x, decimals, expected", [
+    (0.0647485, 3, "0.065"),
+    (-0.109, 3, "$-$0.109"),
+    (-0.0004, 3, "0.000"),        # rounds to zero: no sign
+    (-0.0000001, 3, "0.000"),
+    (-0.0, 3, "0.000"),
+    (-0.0006, 3, "$-$0.001"),
+    (-0.04, 1, "0.0"),
+    (0.0, 0, "0"),
+    (1.5, 0, "2"),                # half to even, as Python's format
+    (2.5, 0, "2"),
+    (13.667879, 3, "13.668"),
+    (-12.633, 2, "$-$12.63"),
+])
+def test_fmt_number_rounding_and_minus_sign(x, decimals, expected):
+    assert T.fmt_number(x, decimals) == expected
+
+
+@pytest.mark.parametrize("x, decimals, expected", [
+    (2760, 0, "2{,}760"),
+    (999, 0, "999"),
+    (1000, 0, "1{,}000"),
+    (3312.0, 0, "3{,}312"),
+    (1234567.891, 2, "1{,}234{,}567.89"),
+    (-2760, 0, "$-$2{,}760"),
+])
+def test_fmt_number_thousands_separator(x, decimals, expected):
+    assert T.fmt_number(x, decimals, thousands=True) == expected
+
+
+def test_fmt_number_plain_text_and_missing_values():
+    assert T.fmt_number(2760, 0, thousands=True, latex=False) == "2,760"
+    assert T.fmt_number(-0.109, latex=False) == "\u22120.109"
+    assert T.fmt_number(-0.0001, latex=False) == "0.000"
+    assert T.fmt_number(None) == ""
+    assert T.fmt_number(float("nan")) == ""
+    assert T.fmt_number(math.inf) == r"$\infty$"
+    assert T.fmt_number(-math.inf) == r"$-$$\infty$"
+    assert T.fmt_number(0.5, 3, thousands=False) == "0.500"
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="decimals"):
+            T.fmt_number(1.0, bad)
+
+
+@pytest.mark.parametrize("p, expected", [
+    (0.0, "***"), (0.0099, "***"), (0.01, "**"), (0.0499, "**"), (0.05, "*"), (0.0999, "*"),
+    (0.1, ""), (0.5, ""), (1.0, ""), (None, ""), (float("nan"), ""),
+])
+def test_stars_at_default_thresholds_strictly_below(p, expected):
+    assert T.stars(p, latex=False) == expected
+    assert T.stars(p) == (f"$^{{{expected}}}$" if expected else "")
+
+
+def test_stars_custom_thresholds_any_order():
+    th = (0.001, 0.05, 0.01)
+    assert T.stars(0.0009, th, latex=False) == "***"
+    assert T.stars(0.001, th, latex=False) == "**"
+    assert T.stars(0.01, th, latex=False) == "*"
+    assert T.stars(0.05, th, latex=False) == ""
+    assert T.stars(0.04, (0.05,), latex=False) == "*"
+    for bad in [(0.1, 0.1), (0.0, 0.05), (1.0,), (-0.1,)]:
+        with pytest.raises(ValueError, match="thresholds"):
+            T.stars(0.01, bad)
+
+
+def test_coefficient_and_standard_error_cells():
+    assert T.fmt_coef(0.06474851, 0.00079) == "0.065$^{***}$"
+    assert T.fmt_coef(-0.1, 0.03) == "$-$0.100$^{**}$"
+    assert T.fmt_coef(-0.00004, 0.5) == "0.000"
+    assert T.fmt_coef(0.02, 0.07, 2, (0.1,)) == "0.02$^{*}$"
+    assert T.fmt_coef(None, 0.01) == ""
+    assert T.fmt_se(0.019027) == "(0.019)"
+    assert T.fmt_se(0.0000001) == "(0.000)"
+    assert T.fmt_se(None) == ""
+    assert T.fmt_se(0.25, 1, latex=False) == "(0.2)"
+
+
+def test_star_legend_follows_thresholds_and_language(en, zh):
+    assert T.star_legend(T.DEFAULT_STARS, en) == (
+        "$^{*}$, $^{**}$ and $^{***}$ denote significance at the 10\\%, 5\\% and 1\\% levels.")
+    assert T.star_legend((0.01, 0.05, 0.001), en) == (
+        "$^{*}$, $^{**}$ and $^{***}$ denote significance at the 5\\%, 1\\% and 0.1\\% levels.")
+    assert T.star_legend((0.05, 0.01), en) == "$^{*}$ and $^{**}$ denote significance at the 5\\% and 1\\% levels."
+    assert T.star_legend(T.DEFAULT_STARS, zh) == (
+        "$^{*}$、$^{**}$与$^{***}$分别表示在 10\\%、5\\%与1\\% 水平上显著。")
+
+
+def test_variable_labels_build_interactions_and_escape_unknown_names(en):
+    assert T.var_label(en, "Nqp") == "Nqp"
+    assert T.var_label(en, "ADM_x_Nqp") == r"ADM $\times$ Nqp"
+    assert T.var_label(en, "my_var%") == r"my\_var\%"
+
+
+def test_label_files_parse_yes_no_as_text_and_share_their_keys(en, zh):
+    # unquoted Yes/No would be YAML booleans and print as "True"
+    assert (en["rows"]["included"], en["rows"]["excluded"]) == ("Yes", "No")
+    assert (zh["rows"]["included"], zh["rows"]["excluded"]) == ("是", "否")
+    for section in ("rows", "columns", "psm_methods", "variables", "definitions", "spec_titles", "tables",
+                    "notes", "statistics", "flags", "table1_header", "table2_header", "balance_header",
+                    "replication_header"):
+        assert set(en[section]) == set(zh[section]), section
+
+
+def test_missing_label_is_a_user_error_naming_file_and_key(en):
+    broken = {k: v for k, v in en.items() if k != "rows"}
+    with pytest.raises(ConfigError, match=r"labels_en\.yaml, key 'rows\.constant': label missing"):
+        T.render_estimates_table(3, specs_of(3), ESTIMATES, broken, TEMPLATES)
+
+
+def test_importing_the_module_imports_neither_jinja2_nor_pandas():
+    code = ("import sys, nqp_resilience.tables; "
+            "print(sorted(m for m in ('jinja2', 'pandas', 'numpy', 'yaml') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------------
+# table content
+# ------------------------------------------------------------------------------------------
+
+def test_table3_has_constant_controls_and_fixed_effects_rows(en):
+    ctx = T.estimates_table_context(3, specs_of(3), ESTIMATES, en)
+    assert ctx["headers"] == ["(1)", "(2)"]
+    assert [r["label"] for r in ctx["coef_rows"]] == ["Nqp", "Constant"]
+    assert ctx["coef_rows"][0]["coefs"] == ["0.065$^{***}$", "0.065$^{***}$"]
+    stats = {r["label"]: r["cells"] for r in ctx["stat_rows"]}
+    assert stats["Controls"] == ["No", "Yes"]
+    assert stats["City FE"] == stats["Year FE"] == ["Yes", "Yes"]
+    assert stats["$N$"] == ["2{,}760", "2{,}760"]
+    assert "City linear trends" not in stats and not ctx["iv_rows"] and not ctx["groups"]
+
+
+def test_table4_iv_columns_show_both_stages_and_psm_columns_matched_n(en):
+    ctx = T.estimates_table_context(4, specs_of(4), ESTIMATES, en)
+    assert [g["label"] for g in ctx["groups"]] == ["IV = Relief", "IV = Internet", "PSM"]
+    assert [(g["start"], g["end"]) for g in ctx["groups"]] == [(2, 3), (4, 5), (6, 8)]
+    assert ctx["dependents"] == ["Nqp", "Resil", "Nqp", "Resil", "Resil", "Resil", "Resil"]
+    assert [r["label"] for r in ctx["coef_rows"]] == ["Nqp", "Relief", "Internet"]
+    relief = ESTIMATES["iv_relief"]["extra"]
+    assert ctx["coef_rows"][1]["coefs"][0] == T.fmt_coef(relief["first_stage_coef"], relief["first_stage_F_p"])
+    assert ctx["coef_rows"][1]["coefs"][1:] == [""] * 6
+    iv = {r["label"]: r["cells"] for r in ctx["iv_rows"]}
+    assert iv["KP rk LM"][0] == T.fmt_coef(relief["kp_lm"], relief["kp_lm_p"])
+    assert iv["SY 10\\% c.v."] == ["16.380", "", "16.380", "", "", "", ""]
+    stats = {r["label"]: r["cells"] for r in ctx["stat_rows"]}
+    assert stats["Matched $N$"][:4] == [""] * 4
+    assert stats["Matched $N$"][4] == T.fmt_number(ESTIMATES["psm_nn"]["extra"]["matched_n"], 0, thousands=True)
+    assert stats["$R^2$"][0] == stats["$R^2$"][2] == ""  # no R² for a first stage
+    assert "Constant" not in [r["label"] for r in ctx["coef_rows"]]
+
+
+def test_table5_shows_the_trend_row_and_both_regressors(en):
+    ctx = T.estimates_table_context(5, specs_of(5), ESTIMATES, en)
+    assert [r["label"] for r in ctx["coef_rows"]] == ["Nqp", "Nqp1"]
+    stats = {r["label"]: r["cells"] for r in ctx["stat_rows"]}
+    assert stats["City linear trends"] == ["No", "No", "No", "No", "Yes"]
+    assert ctx["titles"][3] == "Excl.\\\\ municipalities"
+
+
+def test_table7_main_effect_precedes_each_interaction(en):
+    ctx = T.estimates_table_context(7, specs_of(7), ESTIMATES, en)
+    assert [r["label"] for r in ctx["coef_rows"]] == [
+        "Nqp", r"Asset $\times$ Nqp", r"GOVP $\times$ Nqp", r"ADM $\times$ Nqp"]
+    het = ESTIMATES["het_govp"]
+    assert ctx["coef_rows"][0]["coefs"][1] == T.fmt_coef(het["params"]["Nqp"], het["extra"]["p_values"]["Nqp"])
+    assert ctx["coef_rows"][2]["coefs"] == ["", T.fmt_coef(het["coef"], het["p"]), ""]
+
+
+def test_decimals_and_star_thresholds_are_arguments(en):
+    ctx = T.estimates_table_context(3, specs_of(3), ESTIMATES, en, decimals=4, stars=(0.0001,))
+    b = ESTIMATES["baseline"]
+    assert ctx["coef_rows"][0]["coefs"][1] == T.fmt_number(b["coef"], 4)  # p = 0.0008: no star at 0.01 %
+    assert ctx["coef_rows"][0]["ses"][1] == T.fmt_se(b["se"], 4)
+    assert "0.01\\% levels" in ctx["notes"]
+
+
+def test_se_note_names_city_clustering_only_when_every_column_clusters_by_city(en):
+    assert "clustered by city" in T.estimates_table_context(3, specs_of(3), ESTIMATES, en)["notes"]
+    unclustered = {**ESTIMATES, "baseline": {**ESTIMATES["baseline"], "cluster": None}}
+    notes = T.estimates_table_context(3, specs_of(3), unclustered, en)["notes"]
+    assert "clustered by city" not in notes and "Standard errors in parentheses" in notes
+
+
+def test_a_spec_without_its_estimate_is_named():
+    with pytest.raises(KeyError, match="iv_internet"):
+        T.render_estimates_table(4, specs_of(4), {k: v for k, v in ESTIMATES.items() if k != "iv_internet"},
+                                 LABELS_EN, TEMPLATES)
+
+
+def test_table1_lists_every_measure_once_with_weights_summing_to_one(en):
+    ctx = T.indicator_table_context(FIXTURE["weights"], INDICATORS, en)
+    kinds = [r["kind"] for r in ctx["rows"]]
+    assert kinds.count("criterion") == 3 and kinds.count("primary") == 7
+    items = [r for r in ctx["rows"] if r["kind"] == "item"]
+    assert len(items) == 22 + 2 + 5  # single-measure tertiaries, 2 composite headings, their 5 measures
+    assert sum(1 for r in items if r["secondary"]) == 18
+    assert ctx["total"] == "1.000"
+    energy = next(r for r in items if r["indicator"] == "Energy use / GDP")
+    assert energy["direction"] == "$+$"  # the paper marks energy intensity "+"
+    flipped = T.indicator_table_context(FIXTURE["weights"], INDICATORS, en, directions={"energy_intensity": "-"})
+    assert next(r for r in flipped["rows"] if r.get("indicator") == "Energy use / GDP")["direction"] == "$-$"
+    first = ctx["rows"][0]
+    assert (first["name"], first["weight"]) == ("Labourers", "0.312")
+
+
+def test_table1_averages_yearly_weights(en):
+    rows = []
+    for year, shift in (("2010", 0.01), ("2011", -0.01)):
+        for r in FIXTURE["weights"]:
+            w = float(r["weight"]) + (shift if (r["level"], r["id"]) == ("criterion", "labourers") else 0.0)
+            rows.append({**r, "scope": year, "weight": str(w)})
+    ctx = T.indicator_table_context(rows, INDICATORS, en)
+    assert ctx["rows"][0]["weight"] == "0.312"
+    assert "by\\_year" in ctx["notes"]
+
+
+def test_table2_rows_in_record_order(en):
+    ctx = T.desc_table_context(ESTIMATES["desc_stats"], en)
+    assert [r["variable"] for r in ctx["rows"]] == ["Resil", "Nqp", "GDP", "GOV", "IND", "INV", "TRADE", "TEC",
+                                                    "FIN", "OPE"]
+    assert ctx["rows"][0]["n"] == "2{,}760"
+    assert ctx["rows"][0]["mean"] == T.fmt_number(ESTIMATES["desc_stats"]["statistics"]["Resil"]["mean"])
+
+
+def test_balance_table_unmatched_column_and_summaries(en):
+    records = [ESTIMATES[s] for s in PSM]
+    ctx = T.balance_table_context(records, en)
+    assert ctx["matchers"] == ["Nearest", "Radius", "Kernel"]
+    gdp = ctx["rows"][0]
+    assert gdp["label"] == "GDP" and gdp["before"] == "104.6"
+    mean_nn = sum(abs(b["bias_matched"]) for b in records[0]["extra"]["balance"]) / 8
+    assert ctx["summary"][0]["after"][0] == T.fmt_number(mean_nn, 1)
+    bad = json.loads(json.dumps(records))
+    bad[1]["extra"]["balance"][0]["bias_unmatched"] += 1.0
+    with pytest.raises(ValueError, match="'GDP' differs between matchers"):
+        T.balance_table_context(bad, en)
+
+
+def test_replication_table_marks_inconsistencies_once_per_spec(en):
+    ctx = T.replication_table_context(read_yaml(PUBLISHED), ESTIMATES, en)
+    headings = [r["label"] for r in ctx["rows"] if r["kind"] == "heading"]
+    assert headings == ["Table 3", "Table 4", "Table 5", "Table 6", "Table 7"]
+    rows = [r for r in ctx["rows"] if r["kind"] == "row"]
+    assert rows[0]["spec"] == r"\texttt{baseline\_nocontrols}$^{\mathrm{a}}$"
+    assert rows[1]["spec"] == ""  # same spec, next statistic
+    assert rows[0]["published"] == "0.077 (0.013)"
+    n_row = next(r for r in rows if r["statistic"] == "$N$")
+    assert n_row["published"] == "2{,}760"
+    assert re.search(r"Coefficients within two of our standard errors of the published value: \d+ of 26\.",
+                     ctx["notes"])
+    assert "(a) the published constants" in ctx["notes"]
+
+
+# ------------------------------------------------------------------------------------------
+# (e) golden files
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("table", [3, 4])
+def test_golden_tex(table):
+    text = T.render_estimates_table(table, specs_of(table), ESTIMATES, LABELS_EN, TEMPLATES)
+    path = GOLDEN / f"table{table}.tex"
+    if os.environ.get("NQP_UPDATE_GOLDEN"):
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"{path.name} differs; see the module docstring"
+
+
+def test_rendering_is_deterministic_and_undated():
+    a = T.render_estimates_table(4, specs_of(4), ESTIMATES, LABELS_EN, TEMPLATES)
+    b = T.render_estimates_table(4, specs_of(4), json.loads(json.dumps(ESTIMATES)), LABELS_EN, TEMPLATES)
+    assert a == b
+    assert "\\today" not in a and not re.search(r"20\d\d-\d\d-\d\d", a)
+
+
+def test_render_document_inputs_every_table_in_order(tmp_path):
+    doc = T.render_document([str(tmp_path / "t" / "table3.tex"), str(tmp_path / "t" / "table4.tex")],
+                            relative_to=tmp_path / "t")
+    assert doc.index("\\input{table3.tex}") < doc.index("\\input{table4.tex}")
+    assert "\\usepackage{booktabs}" in doc and "ctex" not in doc and doc.endswith("\\end{document}\n")
+    zh_doc = T.render_document(["table3.tex"], "zh")
+    assert "\\usepackage[UTF8]{ctex}" in zh_doc and "xelatex" in zh_doc
+    with pytest.raises(ValueError, match="language"):
+        T.render_document([], "fr")
+    with pytest.raises(ValueError, match="cannot take"):
+        T.render_document(["my tables/table3.tex"])
+
+
+def test_job_adapter_writes_the_rendered_table(tmp_path):
+    est_files = []
+    for s in specs_of(3):
+        f = tmp_path / f"{s['id']}.json"
+        f.write_text(json.dumps(ESTIMATES[s["id"]]), encoding="utf-8")
+        est_files.append(str(f))
+    out = tmp_path / "tables" / "table3.tex"
+    smk = SimpleNamespace(
+        input=SimpleNamespace(estimates=est_files, labels=str(LABELS_EN), template=str(TEMPLATES / "table3.tex.j2")),
+        params=SimpleNamespace(table=3, specs=specs_of(3), decimals=3, stars=[0.1, 0.05, 0.01]),
+        output=SimpleNamespace(table=str(out)))
+    T.estimates_table_job(smk)
+    assert out.read_text(encoding="utf-8") == (GOLDEN / "table3.tex").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------
+# compilation with a real TeX
+# ------------------------------------------------------------------------------------------
+
+ESCAPE_PROBE = "Escaping: " + "& % $ # _ { } ~ ^ \\ < > |"
+
+
+def write_all_tables(folder: Path, labels_path: Path) -> Path:
+    """Every table of the workflow, rendered from the fixture, plus tables.tex; returns tables.tex."""
+    labels = T.load_labels(labels_path)
+    texts = {
+        "table1.tex": T.render_indicator_table(FIXTURE["weights"], INDICATORS, labels, TEMPLATES),
+        "table2.tex": T.render_desc_table(ESTIMATES["desc_stats"], labels, TEMPLATES),
+        **{f"table{n}.tex": T.render_estimates_table(n, specs_of(n), ESTIMATES, labels, TEMPLATES)
+           for n in range(3, 8)},
+        "psm_balance.tex": T.render_balance_table([ESTIMATES[s] for s in PSM], labels, TEMPLATES),
+        "replication.tex": T.render_replication_table(read_yaml(PUBLISHED), ESTIMATES, labels, TEMPLATES),
+        "escape_probe.tex": T.latex_escape(ESCAPE_PROBE) + "\n",
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    language = "zh" if labels_path == LABELS_ZH else "en"
+    doc = folder / "tables.tex"
+    doc.write_text(T.render_document([str(folder / n) for n in texts], language, relative_to=folder),
+                   encoding="utf-8")
+    return doc
+
+
+def run_tex(engine: str, doc: Path) -> str:
+    """Run ``engine`` twice (labels settle) and return the log; fail with the log's tail."""
+    for _ in range(2):
+        proc = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=doc.parent,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                              timeout=300)
+        assert proc.returncode == 0, f"{engine} failed:\n{proc.stdout[-4000:]}"
+    return doc.with_suffix(".log").read_text(encoding="utf-8", errors="replace")
+
+
+def check_log(log: str) -> None:
+    assert "Overfull \\hbox" not in log, re.findall(r"Overfull \\hbox.*\n.*", log)
+    assert "Float too large" not in log
+    assert "nqp-tables:" not in log, "a table had to be scaled down to fit \\linewidth"
+    assert "Missing character" not in log
+    assert "LaTeX Warning: Reference" not in log
+
+
+def test_chinese_labels_render_every_table(tmp_path):
+    """Without a TeX: the Chinese label file covers every label the tables use."""
+    doc = write_all_tables(tmp_path, LABELS_ZH)
+    assert "\\usepackage[UTF8]{ctex}" in doc.read_text(encoding="utf-8")
+    table4 = (tmp_path / "table4.tex").read_text(encoding="utf-8")
+    assert "第一阶段" in table4 and "近邻匹配" in table4 and "匹配样本量" in table4
+    table1 = (tmp_path / "table1.tex").read_text(encoding="utf-8")
+    assert "劳动者" in table1 and "化学需氧量排放 / GDP" in table1
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None,
+                    reason="pdflatex not installed (Debian: texlive-latex-base texlive-latex-recommended "
+                           "texlive-fonts-recommended); CI installs it")
+def test_every_table_compiles_with_pdflatex(tmp_path):
+    doc = write_all_tables(tmp_path, LABELS_EN)
+    check_log(run_tex("pdflatex", doc))
+    pdf = doc.with_suffix(".pdf")
+    assert pdf.stat().st_size > 10_000
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm not installed (Debian: poppler-utils); the PDF compiled")
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
+                   check=True, timeout=60)
+    pngs = list(tmp_path.glob("page*.png"))
+    assert len(pngs) == 1 and pngs[0].stat().st_size > 1000
+
+
+def _ctex_available() -> bool:
+    if shutil.which("xelatex") is None or shutil.which("kpsewhich") is None:
+        return False
+    out = subprocess.run(["kpsewhich", "ctex.sty"], capture_output=True, text=True).stdout
+    return bool(out.strip())
+
+
+@pytest.mark.skipif(not _ctex_available(),
+                    reason="xelatex or ctex.sty not installed (Debian: texlive-xetex texlive-lang-chinese)")
+def test_every_table_compiles_with_chinese_labels(tmp_path):
+    doc = write_all_tables(tmp_path, LABELS_ZH)
+    assert "基准回归" in (tmp_path / "table3.tex").read_text(encoding="utf-8")
+    check_log(run_tex("xelatex", doc))
+    assert doc.with_suffix(".pdf").stat().st_size > 10_000
