@@ -69,7 +69,7 @@ def test_reghdfe_small_sample_factor_by_hand():
     res = twfe(df, "y", "x", [], "id", "t", "id")
     X = pd.get_dummies(df[["x", "id", "t"]].astype({"t": str}), columns=["id", "t"], drop_first=True, dtype=float)
     ols = sm.OLS(df["y"], sm.add_constant(X)).fit(cov_type="cluster", cov_kwds={"groups": df["id"].astype(int)})
-    n, G = len(df), 30
+    n = len(df)
     k_sm = X.shape[1] + 1            # every dummy + constant
     k_hdfe = 1 + 5                   # x + (T − 1) year effects + constant
     ratio = ((n - 1) / (n - k_hdfe)) / ((n - 1) / (n - k_sm))

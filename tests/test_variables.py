@@ -155,10 +155,6 @@ def test_recovery_speed_national_rebound(panel_lag):
     ])
 
 
-def test_recovery_speed_national_rebound(panel_lag):
-    close(V.recovery_speed(panel_lag, "national_rebound"), [NAN, 0.01, -0.02, NAN, 0.06, -0.05])
-
-
 def test_recovery_speed_default_is_employment_recovery(panel_lag):
     """(E_it/E_i,t−1 − 1) − (E_Nt/E_N,t−1 − 1); E_N = 8.0e8, 8.08e8, 8.08e8 in 2010–2012.
 

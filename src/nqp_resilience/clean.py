@@ -180,7 +180,6 @@ def _combine(tables):
 def _sample_decisions(data, attrs, options: SampleOptions, required, years):
     import pandas as pd
 
-    n_years = len(years)
     share = data[required].isna().groupby(level="city_code").mean().mean(axis=1)
     any_obs = data[required].notna().any(axis=1).groupby(level="city_code").any()
     rows = []

@@ -167,7 +167,6 @@ def composite_index(measures, system, *, variant="shift", eps=1e-4, aggregation=
     directions = system.directions
     base = entropy_weights(measures, directions, variant, eps)
     rows = []
-    meta = {m.id: m for m in system.measures}
     levels = ["criterion", "primary", "secondary", "tertiary"]
     if aggregation == "flat":
         weight = base.weights

@@ -268,7 +268,6 @@ def tables_pdf_job(smk) -> None:
     """Rule ``tables_pdf``: compile tables.tex (pdflatex, or xelatex for Chinese labels) and render
     Table 3 alone to a PNG (for the README). Fails with the TeX log's first error."""
     import os
-    import shutil
     import subprocess
     import tempfile
     from pathlib import Path
@@ -308,7 +307,6 @@ def tables_pdf_job(smk) -> None:
         subprocess.run(["pdftoppm", "-png", "-r", "130", "-f", "1", "-l", "1", "-singlefile", str(pdf),
                         str(tmp / "page")], check=True)
         write_bytes(smk.output.table3_png, _crop_png(tmp / "page.png"))
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _crop_png(path) -> bytes:
