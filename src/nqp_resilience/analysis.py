@@ -163,13 +163,12 @@ DESC_VARIABLES = ["Resil", "Nqp", "GDP", "GOV", "IND", "INV", "TRADE", "TEC", "F
 
 
 def descriptive_statistics(analysis, variables=DESC_VARIABLES, defs: list[Definition] | None = None):
-    """Table 2 as data: N, mean, sd (n − 1), min, max of each variable."""
+    """Table 2 as data: N, mean, sd (n − 1), min, max of each variable (the numbers of the
+    ``desc_stats`` spec, :func:`nqp_resilience.specs.describe`, with the codebook definitions)."""
     import pandas as pd
 
+    from nqp_resilience.specs import describe
+
     labels = {d.name: d.definition for d in defs or []}
-    rows = []
-    for name in variables:
-        col = analysis[name].dropna()
-        rows.append({"variable": name, "definition": labels.get(name, ""), "N": int(col.size),
-                     "mean": col.mean(), "sd": col.std(ddof=1), "min": col.min(), "max": col.max()})
-    return pd.DataFrame(rows)
+    stats = describe({v: analysis[v].to_numpy(dtype=float) for v in variables}, list(variables))
+    return pd.DataFrame([{"variable": v, "definition": labels.get(v, ""), **stats[v]} for v in variables])
