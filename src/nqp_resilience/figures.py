@@ -147,8 +147,25 @@ def _umask() -> int:
     return mask
 
 
+def _freeze_layout(fig) -> None:
+    """Run the constrained layout once, round every position to 1e-4 of the figure and switch
+    the layout engine off. The constrained-layout solver (kiwisolver) can differ in the last
+    bits of a coordinate from one process to the next, which changes the PDF's bytes."""
+    engine = fig.get_layout_engine() if hasattr(fig, "get_layout_engine") else None
+    if engine is None:
+        return
+    fig.draw_without_rendering()
+    for ax in fig.axes:
+        ax.set_position([round(v, 4) for v in ax.get_position().bounds])
+    for text in fig.texts:
+        x, y = text.get_position()
+        text.set_position((round(x, 4), round(y, 4)))
+    fig.set_layout_engine("none")
+
+
 def _save(fig, pdf_path, png_path) -> None:
     """Write ``fig`` as PDF and PNG, each atomically and without timestamps."""
+    _freeze_layout(fig)
     for path, fmt, metadata in ((pdf_path, "pdf", PDF_METADATA), (png_path, "png", PNG_METADATA)):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
