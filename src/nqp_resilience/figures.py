@@ -25,8 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -141,12 +139,6 @@ def _new_figure(height_in: float):
     return fig
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _freeze_layout(fig) -> None:
     """Run the constrained layout once, round every position to 1e-4 of the figure and switch
     the layout engine off. The constrained-layout solver (kiwisolver) can differ in the last
@@ -166,19 +158,11 @@ def _freeze_layout(fig) -> None:
 def _save(fig, pdf_path, png_path) -> None:
     """Write ``fig`` as PDF and PNG, each atomically and without timestamps."""
     _freeze_layout(fig)
+    from nqp_resilience.io import atomic_write
+
     for path, fmt, metadata in ((pdf_path, "pdf", PDF_METADATA), (png_path, "png", PNG_METADATA)):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata)
-            os.chmod(tmp, 0o666 & ~_umask())        # mkstemp creates 0600; give the usual mode
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, lambda tmp, fmt=fmt, metadata=metadata: fig.savefig(tmp, format=fmt, dpi=DPI,
+                                                                              metadata=metadata))
     log.info("wrote %s and %s", pdf_path, png_path)
 
 

@@ -16,6 +16,7 @@ from nqp_resilience.cities import CityResolver
 from nqp_resilience.codebook import Codebook, Source
 from nqp_resilience.errors import DataError
 from nqp_resilience.io import decode_bytes, normalise_text, parse_number, read_raw_table
+from nqp_resilience.text import n_characters
 
 
 def map_header(table, source: Source) -> dict[int, tuple[str, str]]:
@@ -237,7 +238,7 @@ def ingest_reports(paths, province_codes, years: tuple[int, int]):
                             row=f"province {prov}, year {year}", expected="UTF-8 text",
                             hint=f"convert it: iconv -f GB18030 -t UTF-8 {path.name} > fixed.txt") from None
         text = normalise_text(text)
-        records.append({"province_code": prov, "year": year, "n_chars": len("".join(text.split())), "text": text})
+        records.append({"province_code": prov, "year": year, "n_chars": n_characters(text), "text": text})
     return pd.DataFrame.from_records(records, columns=["province_code", "year", "n_chars", "text"])
 
 

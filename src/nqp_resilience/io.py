@@ -164,7 +164,9 @@ def parse_number(cell) -> float:
 # --------------------------------------------------------------------------- outputs
 
 
-def _atomic(path, write) -> None:
+def atomic_write(path, write) -> None:
+    """Call ``write(tmp)`` on a temporary file in the target folder, then rename it into place
+    with the usual permissions; on failure nothing is left behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -186,7 +188,7 @@ def write_bytes(path, data: bytes) -> None:
     def _w(tmp):
         with open(tmp, "wb") as fh:
             fh.write(data)
-    _atomic(path, _w)
+    atomic_write(path, _w)
 
 
 def write_text(path, text: str, encoding: str = "utf-8") -> None:
@@ -196,12 +198,12 @@ def write_text(path, text: str, encoding: str = "utf-8") -> None:
 
 def write_parquet(df, path) -> None:
     """Write a DataFrame to Parquet atomically and deterministically (no index, zstd)."""
-    _atomic(path, lambda tmp: df.to_parquet(tmp, index=False, compression="zstd"))
+    atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False, compression="zstd"))
 
 
 def write_csv(df, path, float_format: str | None = None) -> None:
     """Write a DataFrame to CSV atomically (UTF-8, ``\\n`` line ends, no index)."""
-    _atomic(path, lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n", float_format=float_format))
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n", float_format=float_format))
 
 
 def read_yaml(path):
