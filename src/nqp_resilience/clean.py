@@ -114,6 +114,9 @@ def build_panel(city_year: list, city_static: list, national, attributes, option
 
     y0, y1 = options.years
     years = np.arange(y0, y1 + 1)
+    city_year, city_static, national = ([_without_provenance(t) for t in tables]
+                                        for tables in (city_year, city_static, [national]))
+    national = national[0]
     merged = _combine(city_year)
     variables = [v for v in variable_order if v in merged.columns]
     required = list(options.required_variables) or variables
@@ -160,6 +163,13 @@ def build_panel(city_year: list, city_static: list, national, attributes, option
     panel = panel.sort_values(["city_code", "year"], kind="mergesort").reset_index(drop=True)
     panel["year"] = panel["year"].astype("int64")
     return panel, audit, sample
+
+
+def _without_provenance(table):
+    """An ingested table without its raw-file line column (provenance for messages only)."""
+    from nqp_resilience.ingest import SOURCE_LINE
+
+    return table.drop(columns=[SOURCE_LINE], errors="ignore")
 
 
 def _combine(tables):

@@ -18,6 +18,11 @@ from nqp_resilience.errors import DataError
 from nqp_resilience.io import decode_bytes, normalise_text, parse_number, read_raw_table
 from nqp_resilience.text import n_characters
 
+#: Column of every ingested table holding the line (CSV) or sheet row (xlsx) of the raw file the
+#: record came from, so that later checks (plausibility) can point at the exact place. The panel
+#: step drops it.
+SOURCE_LINE = "source_line"
+
 
 def map_header(table, source: Source) -> dict[int, tuple[str, str]]:
     """Map column positions to codebook entries; reject unknown and missing columns."""
@@ -83,8 +88,8 @@ def ingest_table(path, source: Source, resolver: CityResolver | None, years: tup
     Returns
     -------
     pandas.DataFrame
-        Keys (``city_code``, ``year`` as the grain requires) and float variables in canonical
-        units, sorted by the keys.
+        Keys (``city_code``, ``year`` as the grain requires), float variables in canonical
+        units, and :data:`SOURCE_LINE` (the record's line in the raw file), sorted by the keys.
     """
     import pandas as pd
 
@@ -124,11 +129,13 @@ def ingest_table(path, source: Source, resolver: CityResolver | None, years: tup
                             hint="delete one of the two rows; if they are a city under an old and a new "
                             "code, keep the row of the code valid in that year")
         origin[key] = line
+        rec[SOURCE_LINE] = line
         records.append(rec)
     keys = [k for k in ("city_code", "year") if k in records[0]]
     present = {var.name for _, var in var_pos}
-    columns = keys + [name for name in source.variables if name in present]
+    columns = keys + [name for name in source.variables if name in present] + [SOURCE_LINE]
     df = pd.DataFrame.from_records(records, columns=columns)
+    df[SOURCE_LINE] = df[SOURCE_LINE].astype("int64")
     for _, var in var_pos:
         df[var.name] = df[var.name].astype("float64")
     if "year" in df:
