@@ -38,6 +38,7 @@ rule all:
         desc_stats=rules.desc_stats.output.table,
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=SPECS),
         replication=rules.replication_check.output.report,
+        spec_samples=rules.spec_samples.output.report,
         tables=TABLE_FILES,
         document=rules.tables_document.output.document,
         pdf=[rules.tables_pdf.output.pdf] if HAVE_TEX else [],

@@ -115,3 +115,28 @@ rule replication_check:
         "../envs/workflow.yaml"
     script:
         "../scripts/replication_check.py"
+
+
+rule spec_samples:
+    input:
+        analysis=rules.analysis_panel.output.panel,
+        panel=rules.build_panel.output.panel,
+        codebook="resources/codebook.yaml",
+    output:
+        report=f"{RESULTS}/audit/spec_samples.md",
+        table=f"{RESULTS}/audit/spec_samples.csv",
+    params:
+        specs=list(SPECS.values()),
+        control_variables=config["control_variables"],
+        static_files={source: f"{RAW}/{RAW_FILES[source]}" for source in ("relief", "telephones_1984")},
+    log:
+        f"{RESULTS}/logs/spec_samples/spec_samples.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/spec_samples/spec_samples.tsv"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/spec_samples.py"

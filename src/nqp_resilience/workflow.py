@@ -248,6 +248,30 @@ def estimate_spec_job(smk) -> None:
     log.info("%s: coef %s, se %s, N %s", spec["id"], record.get("coef"), record.get("se"), record.get("nobs"))
 
 
+def spec_samples_job(smk) -> None:
+    """Rule ``spec_samples``: the observations every spec uses and loses, and the cities absent
+    from a static file -> results/audit/spec_samples.{md,csv}."""
+    import pandas as pd
+
+    from nqp_resilience.codebook import Codebook
+    from nqp_resilience.coverage import spec_samples, spec_samples_markdown
+    from nqp_resilience.io import write_csv, write_text
+
+    codebook = Codebook(smk.input.codebook)
+    static_files = {var: path for source, path in dict(smk.params.static_files).items()
+                    for var in codebook[source].variables}
+    specs = {spec["id"]: dict(spec) for spec in smk.params.specs}
+    summary, lost, absent = spec_samples(pd.read_parquet(smk.input.analysis), pd.read_parquet(smk.input.panel),
+                                         specs, list(smk.params.control_variables), static_files)
+    for (code, name, path), _ in absent.groupby(["city_code", "city_name", "static_file"], sort=True):
+        gone = lost[(lost["city_code"] == code) & (lost["city_rows_lost"] == lost["city_rows"])]
+        hit = list(dict.fromkeys(gone["spec"]))
+        log.warning("city %s %s is absent from %s: specs %s run without it (see %s)", code, name, path,
+                    ", ".join(hit) or "none", smk.output.report)
+    write_csv(lost, smk.output.table)
+    write_text(smk.output.report, spec_samples_markdown(summary, lost, absent))
+
+
 def replication_check_job(smk) -> None:
     """Rule ``replication_check``: published numbers vs ours -> results/tables/replication_check.md."""
     import json
