@@ -54,14 +54,86 @@ class DataError(ProjectError):
 
 
 class ConfigError(ProjectError):
-    """Invalid configuration: unknown key, wrong type, or a reference to something unknown."""
+    """Invalid configuration: unknown key, wrong type, or a reference to something unknown.
 
-    def __init__(self, key, problem, *, hint=None, source="config.yaml"):
+    ``kind`` names what ``key`` is in the message (``"key"`` of a configuration file, or
+    ``"variable"`` for a column an estimator was asked to use).
+    """
+
+    def __init__(self, key, problem, *, hint=None, source="config.yaml", kind="key"):
         self.key = key
         self.problem = problem
         self.hint = hint
         self.source = source
-        msg = f"{source}, key '{key}': {problem}"
+        msg = f"{source}, {kind} '{key}': {problem}"
         if hint:
             msg += f"\n  hint: {hint}"
         super().__init__(msg)
+
+
+class UnknownVariableError(ConfigError):
+    """A variable name given to an estimator that is not a column of the data.
+
+    Parameters
+    ----------
+    name : str
+        The name as given.
+    role : str
+        Its role in the call ("outcome", "regressor", "cluster", …).
+    columns : iterable of str
+        The columns of the data, for the did-you-mean suggestion (``difflib``).
+    source : str
+        The estimator (``"twfe"``, ``"iv_twfe"``, ``"psm"``, …).
+    """
+
+    def __init__(self, name, role, columns, *, source):
+        import difflib
+
+        cols = [str(c) for c in columns]
+        close = difflib.get_close_matches(str(name), cols, n=3, cutoff=0.6)
+        if close:
+            hint = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+        else:
+            shown = ", ".join(cols[:12]) + (", …" if len(cols) > 12 else "")
+            hint = f"the data has the columns: {shown}"
+        self.role = role
+        super().__init__(name, f"{role} '{name}' is not a column of the data", hint=hint, source=source,
+                         kind="variable")
+
+
+class _ProblemError(ProjectError, ValueError):
+    """A problem found by a computation on the user's data or specification.
+
+    ``ValueError`` is a second base so that code written against the earlier plain
+    ``ValueError`` types keeps working. The message is the problem, then the hint.
+
+    Parameters
+    ----------
+    problem : str
+        What is wrong, in one sentence (names the variable concerned).
+    hint : str, optional
+        How to fix it.
+    variable : str, optional
+        The variable concerned, for programs that catch the error.
+    """
+
+    def __init__(self, problem, *, hint=None, variable=None):
+        self.problem = str(problem)
+        self.hint = hint
+        self.variable = variable
+        msg = self.problem + (f"\n  hint: {hint}" if hint else "")
+        super().__init__(msg)
+
+
+class EstimationError(_ProblemError):
+    """The model cannot be estimated on these data (a regressor absorbed by the fixed effects,
+    fewer than two clusters, no observations, …)."""
+
+
+class MatchingError(_ProblemError):
+    """The matching cannot be done on these data (no controls, no treated on support, a
+    covariate that predicts treatment perfectly, …)."""
+
+
+class FormulaError(_ProblemError):
+    """A formula outside the grammar of :mod:`nqp_resilience.formula`."""

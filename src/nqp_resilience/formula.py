@@ -10,11 +10,13 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from nqp_resilience.errors import FormulaError
+
+__all__ = ["Formula", "FormulaError", "parse_formula"]
+
+_GRAMMAR_HINT = ("a formula may use only numbers, variable names, + - * / and parentheses, "
+                 "e.g. 'patents / population * 10000'")
 _OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
-
-
-class FormulaError(ValueError):
-    """A formula outside the grammar."""
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,8 @@ def parse_formula(text: str) -> Formula:
     try:
         tree = ast.parse(str(text), mode="eval").body
     except SyntaxError as exc:
-        raise FormulaError(f"cannot parse formula {text!r}: {exc.msg}") from None
+        raise FormulaError(f"cannot parse formula {text!r}: {exc.msg}",
+                           hint=_GRAMMAR_HINT) from None
     names: list[str] = []
 
     def check(node):
@@ -70,8 +73,7 @@ def parse_formula(text: str) -> Formula:
         elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
             pass
         else:
-            raise FormulaError(f"formula {text!r} uses {ast.unparse(node)!r}; only numbers, variable names, "
-                               "+ - * / and parentheses are allowed")
+            raise FormulaError(f"formula {text!r} uses {ast.unparse(node)!r}", hint=_GRAMMAR_HINT)
 
     check(tree)
     return Formula(str(text), tuple(names), tree)
