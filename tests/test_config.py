@@ -66,7 +66,15 @@ def test_partial_block_keeps_other_defaults():
     ({"sample": {"drop_changed_2011": "yes"}}, "sample.drop_changed_2011", "wrong type"),
     ({"sample": {"max_missing_share": 1.5}}, "sample.max_missing_share", "greater than the maximum"),
     ({"sample": {"changed_2011_types": ["renamed"]}}, "sample.changed_2011_types.0", "not allowed"),
-    ({"raw_dir": 3}, "raw_dir", "wrong type"),
+    ({"raw_dir": ["a"]}, "raw_dir", "wrong type"),
+    ({"raw_dir": 2024}, "raw_dir", "wrong type"),
+    ({"tables": {"decimals": "four"}}, "tables.decimals", "wrong type"),
+    ({"tables": {"decimals": "4.0"}}, "tables.decimals", "wrong type"),
+    ({"tables.decimals": "-1"}, "tables.decimals", "less than the minimum"),
+    ({"iv": {"internet": {"lag": "x"}}}, "iv.internet.lag", "wrong type"),
+    ({"tables.decimalz": 4}, "tables.decimalz", "unknown key"),
+    ({"tabels.decimals": 4}, "tabels.decimals", "unknown key"),
+    ({"tables": 3, "tables.decimals": 4}, "tables", "treats it as a section"),
     ({"years": {"start": 2010, "end": "x"}}, "years.end", "wrong type"),
     ({"bootstrap": {"reps": 10}}, "bootstrap", "unknown key"),
 ])
@@ -75,3 +83,58 @@ def test_invalid_configs_name_the_key(bad, key, words):
         validate_config(bad, SCHEMA)
     assert exc.value.key == key
     assert words in str(exc.value)
+
+
+# ---------------------------------------------------------------- overrides from the command line
+# Snakemake 9 parses `--config 'tables={decimals: 4}'` with PyYAML's BaseLoader: every scalar of
+# a nested value arrives as a string. These dicts are what it hands over.
+
+
+def test_nested_strings_are_coerced_to_the_schema_types():
+    cfg = validate_config({"tables": {"decimals": "4", "stars": ["0.2", "0.1", "0.05"]},
+                           "years": {"start": "2012", "end": "2021"},
+                           "entropy": {"eps": "1e-3"}, "iv": {"internet": {"lag": "2"}},
+                           "sample": {"drop_changed_2011": "false", "max_missing_share": "0"}}, SCHEMA)
+    assert cfg["tables"]["decimals"] == 4 and isinstance(cfg["tables"]["decimals"], int)
+    assert cfg["tables"]["stars"] == [0.2, 0.1, 0.05]
+    assert cfg["years"] == {"end": 2021, "start": 2012}
+    assert cfg["entropy"]["eps"] == 0.001
+    assert cfg["iv"]["internet"]["lag"] == 2
+    assert cfg["sample"]["drop_changed_2011"] is False
+    assert cfg["sample"]["max_missing_share"] == 0
+    # strings where the schema wants a string stay strings, as do enum values
+    assert validate_config({"results_dir": "2024", "tables": {"language": "zh"}}, SCHEMA)["results_dir"] == "2024"
+
+
+def test_coercion_of_a_spec_list_given_on_the_command_line():
+    spec = {"id": "x", "table": "3", "estimator": "psm_fe", "dependent": "Resil", "regressor": "Nqp",
+            "controls": "true", "psm": {"method": "radius", "caliper": "0.01", "ties": "false"}}
+    cfg = validate_config({"specs": [spec]}, SCHEMA)
+    s = cfg["specs"][0]
+    assert s["table"] == 3 and s["controls"] is True
+    assert s["psm"]["caliper"] == 0.01 and s["psm"]["ties"] is False
+    cfg = validate_config({"specs": [dict(spec, controls=["GDP"], psm={"method": "radius", "caliper": "null"})]},
+                          SCHEMA)
+    assert cfg["specs"][0]["controls"] == ["GDP"] and cfg["specs"][0]["psm"]["caliper"] is None
+
+
+def test_dotted_keys_expand_into_the_section_and_override_it():
+    cfg = validate_config({"tables": {"decimals": 3, "language": "zh"}, "tables.decimals": 4,
+                           "iv.internet.lag": "2"}, SCHEMA)
+    assert cfg["tables"]["decimals"] == 4
+    assert cfg["tables"]["language"] == "zh"  # the rest of the section is kept
+    assert cfg["tables"]["stars"] == [0.1, 0.05, 0.01]  # and defaults fill the rest
+    assert cfg["iv"]["internet"]["lag"] == 2
+    assert "tables.decimals" not in cfg and "iv.internet.lag" not in cfg
+
+
+def test_wrong_type_hint_shows_how_to_write_it_on_the_command_line():
+    with pytest.raises(ConfigError) as exc:
+        validate_config({"tables": {"decimals": "four"}}, SCHEMA)
+    assert "--config 'tables={decimals: 4}'" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        validate_config({"raw_dir": 2024}, SCHEMA)
+    assert """--config 'raw_dir="2024"'""" in str(exc.value)
+    with pytest.raises(ConfigError) as exc:
+        validate_config({"tabels.decimals": 4}, SCHEMA)
+    assert "did you mean 'tables.decimals'?" in str(exc.value)
