@@ -97,7 +97,7 @@ class UnknownVariableError(ConfigError):
             shown = ", ".join(cols[:12]) + (", …" if len(cols) > 12 else "")
             hint = f"the data has the columns: {shown}"
         self.role = role
-        super().__init__(name, f"{role} '{name}' is not a column of the data", hint=hint, source=source,
+        super().__init__(name, f"{role} '{name}' is not in the data", hint=hint, source=source,
                          kind="variable")
 
 

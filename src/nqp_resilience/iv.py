@@ -456,13 +456,13 @@ def _as_list(v) -> list[str]:
 def _no_within_variation(name: str, role: str, raw: np.ndarray, prep: dict, fe_names: list,
                          entity: str | None):
     """A clear error for a variable that the fixed effects absorb completely."""
-    scale = max(float(np.max(np.abs(raw))), 1.0)
+    scale = float(np.max(np.abs(raw - raw.mean())))   # invariant to the variable's units and mean
     constant_within = []
     for fname, (codes, n_levels) in zip(fe_names, prep["absorb"]):
         if fname is None:
             continue
         means = np.bincount(codes, weights=raw, minlength=n_levels) / np.bincount(codes, minlength=n_levels)
-        if np.max(np.abs(raw - means[codes])) <= 1e-10 * scale:
+        if np.max(np.abs(raw - means[codes])) <= 1e-9 * scale:
             constant_within.append(fname)
     if constant_within:
         why = (f"it does not vary within {constant_within[0]}" +
@@ -479,7 +479,8 @@ def _no_within_variation(name: str, role: str, raw: np.ndarray, prep: dict, fe_n
 
 def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "city_code",
             time: str | None = "year", cluster: str | None = "city_code", *, weights: str | None = None,
-            singletons: Singletons = "drop", ar_grid=None, ar_level: float = 0.95) -> EstimationResult:
+            singletons: Singletons = "drop", ar_grid=None, ar_level: float = 0.95,
+            on_collinear: str = "omit") -> EstimationResult:
     """2SLS with absorbed fixed effects, CR1 clustered SEs and weak-IV diagnostics (ivreghdfe).
 
     Parameters
@@ -499,6 +500,11 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
         inversion (default None: closed form for one instrument, the real roots of a degree-2L
         polynomial otherwise; both exact, see docs/iv.md)
     ar_level : confidence level of the AR set (0.95)
+    on_collinear : ``"omit"`` (default, as reghdfe/ivreghdfe) drops a control absorbed by the
+        fixed effects or collinear with the regressors before it (endogenous first, then the
+        controls in order) and lists it in ``extra["omitted"]`` and ``extra["notes"]``;
+        ``"error"`` raises instead. An absorbed or collinear endogenous regressor or excluded
+        instrument is always an error naming it.
 
     Returns
     -------
@@ -511,6 +517,8 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
     """
     stats = _stats()
 
+    if on_collinear not in fe.ON_COLLINEAR:
+        raise ValueError(f"on_collinear must be one of {fe.ON_COLLINEAR}, not {on_collinear!r}")
     if singletons not in SINGLETON_OPTIONS:
         raise ValueError(f"singletons must be one of {SINGLETON_OPTIONS}, not {singletons!r}")
     endogs, instruments, ctrl = _as_list(endog), _as_list(instrument), _as_list(controls)
@@ -528,17 +536,18 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
                           "endogenous, instrument, control)", source="iv_twfe")
     fe_names = [entity, time]
     fes = [f for f in fe_names if f is not None]
-    needed = [y, *endogs, *instruments, *ctrl, *fes] + ([cluster] if cluster else []) + ([weights] if weights else [])
-    missing = [c for c in dict.fromkeys(needed) if c not in df]
-    if missing:
-        raise ConfigError(missing[0], f"column(s) {missing} not in the data", source="iv_twfe")
+    roles = {y: "outcome", **{v: "endogenous regressor" for v in endogs},
+             **{v: "instrument" for v in instruments}, **{v: "control" for v in ctrl},
+             **{f: "fixed effect" for f in fes}, cluster: "cluster", weights: "weights"}
+    fe.check_columns(df, roles, "iv_twfe")
 
     variables = [y, *endogs, *instruments, *ctrl]
     prep = fe.prepare(df, variables, fes, cluster, weights, singletons=singletons)
     data = prep["X"]
     n = data.shape[0]
     if n == 0:
-        raise fe.EstimationError("no complete observations for this IV specification")
+        raise fe.EstimationError("iv_twfe: no complete observations for this IV specification",
+                                 hint="check the sample filter and the missing values of the variables used")
     fe_labels = [f for f in fe_names if f is not None]
     if not prep["absorb"]:  # no fixed effects: partial out the constant (ivreg2 partial(_cons))
         prep["absorb"] = [(np.zeros(n, dtype=np.int64), 1)]
@@ -546,25 +555,56 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
     w = np.ones(n) if prep["w"] is None else prep["w"]
     tilde = fe.demean(data, prep["absorb"], prep["w"])
 
-    # every variable must keep some variation once the fixed effects are absorbed
-    roles = ["outcome"] + ["endogenous regressor"] * k1 + ["instrument"] * L + ["control"] * k2
+    # the outcome must keep some variation once the fixed effects are absorbed (relative test)
     mean = np.average(data, axis=0, weights=w)
-    ss_raw = (w[:, None] * (data - mean) ** 2).sum(axis=0)
-    ss_til = (w[:, None] * tilde**2).sum(axis=0)
-    for j, (name, role) in enumerate(zip(variables, roles)):
-        if ss_raw[j] <= 0 or ss_til[j] <= 1e-14 * ss_raw[j]:
-            if ss_raw[j] <= 0:
-                raise ConfigError(name, f"{role} '{name}' is constant in the estimation sample", source="iv_twfe")
-            _no_within_variation(name, role, data[:, j], prep, fe_labels, entity)
+    if np.ptp(data[:, 0]) == 0:
+        raise ConfigError(y, f"outcome '{y}' is constant in the estimation sample", source="iv_twfe")
+    if np.sum(w * tilde[:, 0] ** 2) <= fe.COLLIN_TOL * np.sum(w * (data[:, 0] - mean[0]) ** 2):
+        _no_within_variation(y, "outcome", data[:, 0], prep, fe_labels, entity)
+    # endogenous regressors (must survive) and controls (omitted if absorbed or collinear), in order
+    ix_x = list(range(1, 1 + k1))
+    ix_z = list(range(1 + k1, 1 + k1 + L))
+    ix_c = list(range(1 + k1 + L, 1 + k1 + L + k2))
+    kept2, omitted, notes = fe.select_regressors(
+        tilde[:, ix_x + ix_c], data[:, ix_x + ix_c], w, endogs + ctrl, k1, prep, on_collinear,
+        roles=("endogenous regressor", "control"), source="iv_twfe")
+    ix_c = [ix_c[j - k1] for j in kept2 if j >= k1]
+    ctrl = [variables[j] for j in ix_c]
+    k2 = len(ctrl)
+    # excluded instruments: absorbed -> error naming the fixed effect; collinear with the
+    # controls or the instruments before it -> error (a redundant instrument is a spec mistake)
+    zstatus = fe.screen_columns(tilde[:, ix_c + ix_z], data[:, ix_c + ix_z], w)
+    zcols = ctrl + instruments
+    for j, (st, partners) in enumerate(zstatus):
+        name = zcols[j]
+        if st == "ok" or j < k2:  # controls were screened above (among the regressors)
+            continue
+        if st in ("constant", "absorbed"):
+            if st == "constant":
+                raise ConfigError(name, f"instrument '{name}' is constant in the estimation sample",
+                                  source="iv_twfe")
+            _no_within_variation(name, "instrument", data[:, ix_z[j - k2]], prep, fe_labels, entity)
+        with_ = ", ".join(zcols[i] for i in partners) or "the controls and other instruments"
+        raise fe.EstimationError(
+            f"iv_twfe: instrument '{name}' is collinear with {with_} (after the fixed effects)",
+            hint=f"remove '{name}' from the instruments (or the variables it duplicates)", variable=name)
 
-    yt = tilde[:, 0]
-    xt = tilde[:, 1:1 + k1]
-    zt = tilde[:, 1 + k1:1 + k1 + L]
-    ct = tilde[:, 1 + k1 + L:]
+    # every statistic is computed on columns scaled to unit weighted RMS (exact invariance to the
+    # units of each variable); coefficients and SEs are scaled back at the end
+    used = [0] + ix_x + ix_z + ix_c
+    scale = np.sqrt(np.average(tilde[:, used] ** 2, axis=0, weights=w))
+    scale = np.where(scale > 0, scale, 1.0)
+    ts = tilde[:, used] / scale
+    s_y, s_x, s_z, s_c = scale[0], scale[1:1 + k1], scale[1 + k1:1 + k1 + L], scale[1 + k1 + L:]
+    yt = ts[:, 0]
+    xt = ts[:, 1:1 + k1]
+    zt = ts[:, 1 + k1:1 + k1 + L]
+    ct = ts[:, 1 + k1 + L:]
     clustered = cluster is not None
 
     # ---- second stage: 2SLS with the controls as included instruments --------------------
     names2 = endogs + ctrl
+    unit2 = s_y / np.concatenate([s_x, s_c])     # scaled coefficient -> coefficient in data units
     X = np.column_stack([xt, ct])
     Z = np.column_stack([zt, ct])
     _, zz_inv = fe._wls(Z, yt, w, instruments + ctrl)  # collinearity check of the instrument set
@@ -572,8 +612,9 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
     try:
         beta, bread = fe._wls(xhat, yt, w, names2)
     except fe.EstimationError as exc:
-        raise fe.EstimationError(f"the first-stage fitted values are collinear ({exc}); the "
-                                 "instruments do not identify the endogenous regressors") from exc
+        raise fe.EstimationError(f"iv_twfe: the first-stage fitted values are collinear ({exc.problem}); the "
+                                 "instruments do not identify the endogenous regressors",
+                                 hint="check that each endogenous regressor has an instrument that moves it") from exc
     u = yt - X @ beta
     G, K2, clusters = fe._dof(prep, k1 + k2, n, clustered)
     V = fe._sandwich(xhat, u, w, bread, clusters, G, n, K2)
@@ -581,9 +622,9 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
     df_t = (G - 1) if clustered else (n - K2)
     t0 = float(beta[0] / se_all[0]) if se_all[0] > 0 else math.nan
     p0, qt = fe._t_dist(t0, df_t)
-    rss = float(np.sum(w * u**2))
+    rss = float(np.sum(w * u**2)) * s_y**2
     tss = float(np.sum(w * (data[:, 0] - mean[0]) ** 2))
-    tss_within = float(np.sum(w * yt**2))
+    tss_within = float(np.sum(w * yt**2)) * s_y**2
 
     # ---- first stage (each endogenous regressor on [Z, C]) -------------------------------
     _, K_fs, _ = fe._dof(prep, L + k2, n, clustered)
@@ -596,9 +637,10 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
         Wfs = float(pz @ np.linalg.solve(Vfs[:L, :L], pz))
         df_fs = (G - 1) if clustered else (n - K_fs)
         se_z = np.sqrt(np.diag(Vfs)[:L])
+        unit = s_x[j] / s_z
         first_stage[xname] = {
-            "coef": {z: float(c) for z, c in zip(instruments, pz)},
-            "se": {z: float(s) for z, s in zip(instruments, se_z)},
+            "coef": {z: float(c) for z, c in zip(instruments, pz * unit)},
+            "se": {z: float(s) for z, s in zip(instruments, se_z * unit)},
             "F": Wfs / L, "F_p": float(stats.f.sf(Wfs / L, L, df_fs)), "F_df": [L, int(df_fs)],
         }
 
@@ -622,15 +664,16 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
     cd = float(np.min(cc**2 / (1.0 - cc**2)))
     cd_f = cd * (n - K_fs) / L
 
-    # ---- Anderson–Rubin ------------------------------------------------------------------
+    # ---- Anderson–Rubin (in scaled units; β0 = β0_data · s_x / s_y) -----------------------
     q_fs = (G / (G - 1)) * ((n - 1) / (n - K_fs)) if clustered else n / (n - K_fs)
     ar = _ARProblem(yc, xc, zc, w, clusters if clustered else None, G, q_fs,
                     (G - 1) if clustered else (n - K_fs))
     ar0 = ar.test(np.zeros(k1))
     ar_ci, ar_kind, ar_method = None, "not computed (more than one endogenous regressor)", None
+    b_unit = float(unit2[0])
     if k1 == 1:
         if ar_grid is not None:
-            ar_ci, ar_kind = ar.ci_grid(ar_grid, ar_level)
+            ar_ci, ar_kind = ar.ci_grid(np.asarray(ar_grid, dtype=float) / b_unit, ar_level)
             ar_method = "grid"
         elif L == 1:
             ar_ci, ar_kind = ar.ci_analytic(ar_level)
@@ -640,11 +683,12 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
             ar_method = "polynomial"
 
     if ar_ci is not None:
-        ar_ci = [(float(lo), float(hi)) for lo, hi in ar_ci]
+        ar_ci = [(float(lo) * b_unit, float(hi) * b_unit) for lo, hi in ar_ci]
+    beta_d, se_d = beta * unit2, se_all * unit2
     fs0 = first_stage[endogs[0]]
-    params = {nm: float(b) for nm, b in zip(names2, beta)}
-    bse = {nm: float(s) for nm, s in zip(names2, se_all)}
-    tvals = {nm: params[nm] / bse[nm] if bse[nm] > 0 else math.nan for nm in names2}
+    params = {nm: float(b) for nm, b in zip(names2, beta_d)}
+    bse = {nm: float(s) for nm, s in zip(names2, se_d)}
+    tvals = {nm: float(b / s) if s > 0 else math.nan for nm, b, s in zip(names2, beta, se_all)}
     extra = {
         "first_stage_coef": fs0["coef"][instruments[0]],
         "first_stage_se": fs0["se"][instruments[0]],
@@ -661,11 +705,13 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
         "instruments": instruments, "endogenous": endogs,
         "df_k": int(K2), "df_k_first_stage": int(K_fs), "absorbed_dof": int(K2 - k1 - k2),
         "t_stats": tvals, "p_values": {nm: fe._t_dist(tv, df_t)[0] for nm, tv in tvals.items()},
-        "rss": rss,
+        "rss": rss, "omitted": omitted,
     }
+    if notes:
+        extra["notes"] = notes
     return EstimationResult(
-        coef=float(beta[0]), se=float(se_all[0]), t=t0, p=p0,
-        ci=(float(beta[0] - qt * se_all[0]), float(beta[0] + qt * se_all[0])),
+        coef=float(beta_d[0]), se=float(se_d[0]), t=t0, p=p0,
+        ci=(float(beta_d[0] - qt * se_d[0]), float(beta_d[0] + qt * se_d[0])),
         nobs=int(n), n_clusters=int(G) if clustered else None,
         r2=1.0 - rss / tss if tss > 0 else math.nan,
         r2_within=1.0 - rss / tss_within if tss_within > 0 else math.nan,
