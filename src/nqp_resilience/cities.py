@@ -16,6 +16,14 @@ from dataclasses import dataclass
 from nqp_resilience.errors import DataError
 
 _CODE = re.compile(r"^\d{6}$")
+_PROVINCE_CODE = re.compile(r"^\d{2}0000$")
+
+#: Name cells of total and subtotal rows (spaces removed): national, provincial and whole-city
+#: sums and the urban-district (市辖区) summary rows of yearbook tables.
+TOTAL_LABELS = frozenset({"合计", "总计", "小计", "全国", "全国合计", "全国总计", "全省", "全省合计",
+                          "全市", "全市合计", "市辖区", "地级市合计", "总体", "全部"})
+#: Endings of name cells of subtotal rows, e.g. 河北省合计, 东部地区小计.
+TOTAL_SUFFIXES = ("合计", "总计", "小计")
 
 
 def read_attributes(path) -> list[dict]:
@@ -70,6 +78,8 @@ class CityResolver:
         self.names = {r["city_code"]: r["city_name"] for r in rows}
         self.province = {r["city_code"]: r["province_code"] for r in rows}
         self.by_name = {r["city_name"]: r["city_code"] for r in rows}
+        self.province_names = {r["province_code"]: r["province_name"] for r in rows}
+        self._province_name_set = frozenset(self.province_names.values())
         self.alias_codes: dict[str, _Alias] = {}
         self.alias_names: dict[str, _Alias] = {}
         with open(aliases_path, encoding="utf-8", newline="") as fh:
@@ -81,6 +91,34 @@ class CityResolver:
                         self.alias_codes[code] = alias
                 for name in filter(None, r["alias_name"].split(";")):
                     self.alias_names[name] = alias
+
+    def is_known_code(self, code) -> bool:
+        """True if ``code`` is an attribute-table code or an alias code."""
+        code = normalise_code(code)
+        return code in self.names or code in self.alias_codes
+
+    def totals_label(self, code, name) -> str | None:
+        """Why a row with this (code, name) is a total or subtotal and not a city, or ``None``.
+
+        Totals are the national code 000000, a province code (``xx0000``) that is not itself a
+        city (the municipalities 110000, 120000, 310000 and 500000 are), a province name that is
+        not a city name, or a label such as 合计 / 全国 / 全市 / 市辖区 without a known city code.
+        A known city code always makes the row a city's, whatever the name cell says.
+        """
+        code = normalise_code(code) if code not in (None, "") else ""
+        label = re.sub(r"\s+", "", str(name or ""))
+        if code and self.is_known_code(code):
+            return None
+        if code == "000000":
+            return f"code {code}"
+        if code and _PROVINCE_CODE.match(code):
+            return f"province code {code}" + (f" ({label})" if label else "")
+        if label in TOTAL_LABELS or label.endswith(TOTAL_SUFFIXES):
+            return label
+        if label and label not in self.by_name and label not in self.alias_names \
+                and label in self._province_name_set:
+            return f"province {label}"
+        return None
 
     def known_name(self, code: str, name: str) -> bool:
         """True if ``name`` is the attribute-table name of ``code`` or one of its aliases."""

@@ -8,20 +8,204 @@ the file, the row (line, city, year) and the column.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from pathlib import Path
 
-from nqp_resilience.cities import CityResolver
+from nqp_resilience.cities import TOTAL_LABELS, TOTAL_SUFFIXES, CityResolver
 from nqp_resilience.codebook import Codebook, Source
 from nqp_resilience.errors import DataError
-from nqp_resilience.io import decode_bytes, normalise_text, parse_number, read_raw_table
+from nqp_resilience.io import decode_bytes, normalise_text, parse_number, preview_cells, read_raw_table
 from nqp_resilience.text import n_characters
 
 #: Column of every ingested table holding the line (CSV) or sheet row (xlsx) of the raw file the
 #: record came from, so that later checks (plausibility) can point at the exact place. The panel
 #: step drops it.
 SOURCE_LINE = "source_line"
+
+log = logging.getLogger(__name__)
+
+
+#: Units recognised in a unit row under the header (after NFKC normalisation, with a 单位: prefix
+#: and enclosing brackets removed), besides the units the codebook itself lists.
+UNIT_WORDS = frozenset({
+    "元", "千元", "万元", "亿元", "美元", "万美元", "亿美元", "人", "万人", "人年", "户", "万户", "%", "‰",
+    "吨", "万吨", "万吨标准煤", "吨标准煤", "公里", "千米", "米", "平方公里", "平方米", "万平方米", "公顷",
+    "件", "个", "台", "部", "部/万人", "家", "项", "辆", "张", "床", "所", "千瓦时", "万千瓦时", "亿千瓦时",
+    "立方米", "万立方米", "万标立方米/时", "元/美元", "元/人", "指数", "index",
+})
+#: Cells of a unit row that label it rather than give a unit.
+UNIT_LABELS = frozenset({"单位", "计量单位", "unit", "units", "Unit", "Units"})
+#: Units that mean the same as a codebook unit.
+UNIT_SYNONYMS = {"index": {"指数"}, "公里": {"千米", "km"}, "米": {"m"}}
+#: Openings of note rows (a single filled cell), e.g. footnotes under a yearbook table.
+NOTE_PREFIXES = ("注", "说明", "资料来源", "数据来源", "备注", "Note", "Source", "*")
+
+_HEADER_UNIT = re.compile(r"\(([^()]*)\)$")
+_SPLIT_HEAD = re.compile(r"^[+-]?\d{1,3}$")
+_SPLIT_TAIL = re.compile(r"^\d{3}(\.\d+)?$")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
+
+
+def _blank(cell) -> bool:
+    return cell is None or str(cell).strip() == ""
+
+
+def _text(cell) -> str:
+    return normalise_text(str(cell)) if cell is not None else ""
+
+
+def header_matcher(source: Source):
+    """A test ``is_header(cells) -> bool`` for the header row of ``source``: at least one
+    identifier header and two headers of the codebook in all. Data, title, unit and note rows
+    never pass; a header with a few unknown columns does (and is then reported column by column)."""
+    lookup = source.header_lookup()
+
+    def is_header(cells) -> bool:
+        kinds = [lookup.get(_text(c)) for c in cells if not _blank(c)]
+        return (sum(k is not None and k[0] == "key" for k in kinds) >= 1
+                and sum(k is not None for k in kinds) >= 2)
+
+    return is_header
+
+
+def _unit_text(cell) -> str:
+    text = _text(cell).replace(" ", "")
+    text = re.sub(r"^(计量)?单位[:]?", "", text)
+    m = re.fullmatch(r"\((.*)\)", text)
+    return m.group(1) if m else text
+
+
+def _is_unit_row(cells, units) -> bool:
+    """Every filled cell is a unit (or the word 单位) and at least one is a unit."""
+    filled = [_unit_text(c) for c in cells if not _blank(c)]
+    return bool(filled) and all(u in units or u in UNIT_LABELS or u == "" for u in filled) \
+        and any(u in units for u in filled)
+
+
+def _check_unit_row(cells, line, table, var_pos, source) -> None:
+    """A unit that contradicts the codebook's unit of the column is an error: the values would be
+    read in the wrong unit."""
+    for pos, var in var_pos:
+        if pos >= len(cells) or _blank(cells[pos]):
+            continue
+        unit = _unit_text(cells[pos])
+        header_unit = _HEADER_UNIT.search(table.header[pos])
+        accepted = {var.unit, *UNIT_SYNONYMS.get(var.unit, ())}
+        if header_unit:
+            accepted.add(header_unit.group(1))
+        if unit not in accepted:
+            raise DataError(table.path, f"the unit row says {unit!r} for this column, but the codebook's "
+                            f"unit is {var.unit!r}", row=f"line {line} (unit row under the header)",
+                            column=f"{table.header[pos]!r} ({var.name})",
+                            expected=f"values in {var.unit} (resources/codebook.yaml, source "
+                            f"'{source.name}', variable '{var.name}')",
+                            hint=f"convert the column's values to {var.unit} before ingesting, or correct "
+                            "the unit row if the values are in fact in that unit")
+
+
+def _is_title_like(cells) -> bool:
+    """One filled cell that is not a number: a title or caption line."""
+    filled = [c for c in cells if not _blank(c)]
+    if len(filled) != 1:
+        return False
+    try:
+        parse_number(filled[0])
+    except ValueError:
+        return True
+    return False
+
+
+def _is_note(cells) -> bool:
+    filled = [_text(c) for c in cells if not _blank(c)]
+    return len(filled) == 1 and filled[0].startswith(NOTE_PREFIXES)
+
+
+def _split_hint(cells, header) -> str:
+    """Name two neighbouring cells that look like one number split at a thousands separator."""
+    for i in range(len(cells) - 1):
+        a, b = _text(cells[i]), _text(cells[i + 1])
+        if _SPLIT_HEAD.match(a) and _SPLIT_TAIL.match(b):
+            where = f" under {header[i]!r}" if i < len(header) else ""
+            return f"; the cells {a!r} and {b!r}{where} look like one number {a},{b}"
+    return ""
+
+
+def _check_width(cells, line, table, label):
+    """Return the row cut to the header's width; a row with more filled or fewer cells is an error.
+
+    Cells beyond the header that are all blank (spreadsheet exports pad rows) are dropped.
+    """
+    width = len(table.header)
+    if len(cells) > width:
+        if all(_blank(c) for c in cells[width:]):
+            return list(cells[:width])
+        extra = [str(c) for c in cells[width:] if not _blank(c)]
+        raise DataError(table.path, f"the row has {len(cells)} cells but the header has {width} columns "
+                        f"(extra filled cells: {', '.join(repr(c) for c in extra[:3])})"
+                        + _split_hint(cells, table.header), row=label,
+                        expected=f"{width} cells per row, as in the header on line {table.header_line}",
+                        hint="an unquoted thousands separator such as 1,318.1 splits a cell; quote the cell "
+                        "(\"1,318.1\") or remove the separator (1318.1). A stray delimiter inside a name "
+                        "does the same")
+    if len(cells) < width:
+        missing = width - len(cells)
+        raise DataError(table.path, f"the row has {len(cells)} cells but the header has {width} columns: "
+                        f"the last {missing} cell{'s are' if missing > 1 else ' is'} missing",
+                        row=label, column=f"{table.header[len(cells)]!r}"
+                        + (f" to {table.header[-1]!r}" if missing > 1 else ""),
+                        expected=f"{width} cells per row, as in the header on line {table.header_line}",
+                        hint="the row was cut short (a truncated export or a line break inside a cell); "
+                        "re-export the extract, or write a missing-value placeholder (—) in each empty cell "
+                        "so that a gap is a decision, not an accident")
+    return list(cells)
+
+
+def _raw_label(line, cells, key_pos, year) -> str:
+    """``line N (city code name, year Y)`` from the raw cells, as far as they can be read."""
+    def cell(key):
+        pos = key_pos.get(key)
+        return _text(cells[pos]) if pos is not None and pos < len(cells) else ""
+    code, name = cell("city_code"), cell("city_name")
+    if year is None and cell("year").isdigit():
+        year = int(cell("year"))
+    if code or name:
+        return _row_label(line, code, name, year)
+    return f"line {line} (year {year})" if year is not None else f"line {line}"
+
+
+def _totals_label(cells, key_pos, raw_code, raw_name, resolver, source) -> str | None:
+    """Why a row is a total or subtotal (national, provincial, 合计, 全市 …), or ``None``."""
+    if source.grain in ("city_year", "city"):
+        return resolver.totals_label(raw_code, raw_name)
+    pos = key_pos.get("year")
+    label = re.sub(r"\s+", "", _text(cells[pos])) if pos is not None and pos < len(cells) else ""
+    return label if label in TOTAL_LABELS or label.endswith(TOTAL_SUFFIXES) else None
+
+
+def _classify_rows(table, is_header, units) -> list[str]:
+    """Label each row ``data``, ``header`` (repeated), ``unit``, ``title`` or ``note``.
+
+    A unit row counts only directly under the header or a repeated header; a title row only
+    directly above a repeated header (concatenated exports).
+    """
+    kinds = ["data"] * len(table.rows)
+    after_header = True
+    for i, cells in enumerate(table.rows):
+        if is_header(cells):
+            kinds[i] = "header"
+            after_header = True
+            continue
+        if after_header and _is_unit_row(cells, units):
+            kinds[i] = "unit"
+        elif _is_note(cells):
+            kinds[i] = "note"
+        after_header = False
+    for i in range(len(table.rows) - 2, -1, -1):
+        if kinds[i] == "data" and kinds[i + 1] in ("header", "title") and _is_title_like(table.rows[i]):
+            kinds[i] = "title"
+    return kinds
 
 
 def map_header(table, source: Source) -> dict[int, tuple[str, str]]:
@@ -93,27 +277,50 @@ def ingest_table(path, source: Source, resolver: CityResolver | None, years: tup
     """
     import pandas as pd
 
-    table = read_raw_table(path)
+    is_header = header_matcher(source)
+    table = read_raw_table(path, is_header=is_header)
+    for note in table.notes:
+        log.info("%s: %s", table.path, note)
+    if table.sheet is not None:
+        log.info("%s: sheet %r, header on row %d", table.path, table.sheet, table.header_line)
     mapping = map_header(table, source)
     if year is not None and not years[0] <= year <= years[1]:
         raise DataError(table.path, f"data year {year} is outside the configured range {years[0]}–{years[1]}",
                         expected=f"a year in {years[0]}–{years[1]}", hint="widen `years` in config.yaml or remove the file")
     key_pos = {name: pos for pos, (kind, name) in mapping.items() if kind == "key"}
     var_pos = [(pos, source.variables[name]) for pos, (kind, name) in mapping.items() if kind == "var"]
+    units = UNIT_WORDS | {v.unit for v in source.variables.values()}
+    kinds = _classify_rows(table, is_header, units)
     records = []
     origin: dict[tuple, int] = {}
-    for cells, line in zip(table.rows, table.line_numbers):
-        cells = list(cells) + [""] * (len(table.header) - len(cells))
+    skipped = {"header": "a repeated header row", "unit": "a unit row", "title": "a title row above a repeated header",
+               "note": "a note row"}
+    for cells, line, kind in zip(table.rows, table.line_numbers, kinds):
+        if kind != "data":
+            if kind == "unit":
+                _check_unit_row(cells, line, table, var_pos, source)
+            log.info("%s: line %d: skipped %s (%s)", table.path, line, skipped[kind], preview_cells(cells))
+            continue
+        raw_code = _text(cells[key_pos["city_code"]]) if key_pos.get("city_code", len(cells)) < len(cells) else ""
+        raw_name = _text(cells[key_pos["city_name"]]) if key_pos.get("city_name", len(cells)) < len(cells) else ""
+        total = _totals_label(cells, key_pos, raw_code, raw_name, resolver, source)
+        if total is not None:
+            log.info("%s: line %d: skipped a totals row (%s)", table.path, line, total)
+            continue
+        cells = _check_width(cells, line, table, _raw_label(line, cells, key_pos, year))
         rec: dict = {}
         label = f"line {line}"
-        raw_code = str(cells[key_pos["city_code"]]).strip() if "city_code" in key_pos else ""
-        raw_name = str(cells[key_pos["city_name"]]).strip() if "city_name" in key_pos else ""
         if "year" in key_pos:
             where = _row_label(line, raw_code, raw_name, None) if raw_code or raw_name else label
             rec["year"] = _parse_year(cells[key_pos["year"]], table.path, where, years)
         elif year is not None:
             rec["year"] = year
         if source.grain in ("city_year", "city"):
+            if not raw_code and not raw_name:
+                raise DataError(table.path, f"the row has neither a city code nor a city name ({preview_cells(cells)})",
+                                row=_raw_label(line, cells, key_pos, rec.get("year")), column="city code",
+                                expected="a 6-digit city code (or a city name) in every data row",
+                                hint="if it is a title, unit or note row, delete it; otherwise fill in the code")
             rec["city_code"] = resolver.resolve(raw_code, raw_name, year=rec.get("year"), file=table.path,
                                                 row=_row_label(line, raw_code, raw_name, rec.get("year")))
             label = _row_label(line, rec["city_code"], resolver.names.get(rec["city_code"], raw_name), rec.get("year"))
@@ -131,6 +338,9 @@ def ingest_table(path, source: Source, resolver: CityResolver | None, years: tup
         origin[key] = line
         rec[SOURCE_LINE] = line
         records.append(rec)
+    if not records:
+        raise DataError(table.path, "the file has no data rows (only headers, units, titles, notes or totals)",
+                        hint="re-export the extract with its records")
     keys = [k for k in ("city_code", "year") if k in records[0]]
     present = {var.name for _, var in var_pos}
     columns = keys + [name for name in source.variables if name in present] + [SOURCE_LINE]
@@ -176,6 +386,13 @@ def _parse_year(cell, file, label, years) -> int:
 
 def _parse_cell(cell, var, table, label, pos) -> float:
     column = f"{table.header[pos]!r} ({var.name})"
+    if table.delimiter == ";" and isinstance(cell, str) and _DECIMAL_COMMA.match(_text(cell)):
+        # semicolon exports come from locales that write decimal commas: 1,318 may be 1.318
+        raise DataError(table.path, f"the value {cell!r} has a comma in a semicolon-delimited file: a decimal "
+                        "comma or a thousands separator?", row=label, column=column,
+                        expected=f"a number in {var.unit} with a period as the decimal mark",
+                        hint="save the extract with a period as the decimal mark and no thousands separators, "
+                        "or as 'CSV UTF-8 (comma delimited)'")
     try:
         value = parse_number(cell)
     except ValueError:

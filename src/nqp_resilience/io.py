@@ -1,8 +1,10 @@
 """Reading raw extracts and writing outputs atomically.
 
-Raw side: :func:`read_raw_table` returns the header and the cell strings of a CSV (UTF-8,
-UTF-8 with BOM, GBK/GB18030) or ``.xlsx`` file, and :func:`parse_number` turns one cell into a
-float, understanding the yearbooks' placeholders, thousands separators and full-width digits.
+Raw side: :func:`read_raw_table` returns the header and the cell strings of a CSV (comma,
+semicolon or tab delimited; UTF-8, UTF-8 with BOM, GBK/GB18030, UTF-16) or ``.xlsx`` file (the
+sheet whose header maps to the codebook), skipping title rows above the header, and
+:func:`parse_number` turns one cell into a float, understanding the yearbooks' placeholders,
+thousands separators and full-width digits.
 
 Output side: every file is written to a temporary name in the target folder and renamed into
 place, so a failing job never leaves a half-written output and earlier results stay intact.
@@ -29,19 +31,33 @@ _PLAIN = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 CSV_ENCODINGS = ("utf-8-sig", "gb18030")
 
 
+#: Field delimiters recognised in CSV files, with the names used in messages and logs.
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+#: Leading rows searched for the header (title rows above it are skipped).
+MAX_LEADING_ROWS = 20
+
+
 class RawTable:
     """A raw table as read from disk: header strings and rows of cells.
 
     ``line_numbers[i]`` is the 1-based line (CSV) or sheet row (xlsx) of ``rows[i]``, so
-    messages can point a user at the exact place in their file.
+    messages can point a user at the exact place in their file. Rows keep the number of cells
+    they have in the file (the ingest checks it against the header). ``notes`` lists what the
+    reader decided (delimiter, sheet, skipped title rows) for the job log.
     """
 
-    def __init__(self, path, header, rows, line_numbers, encoding):
+    def __init__(self, path, header, rows, line_numbers, encoding, *, delimiter=None, sheet=None,
+                 header_line=1, notes=()):
         self.path = str(path)
         self.header = header
         self.rows = rows
         self.line_numbers = line_numbers
         self.encoding = encoding
+        self.delimiter = delimiter
+        self.sheet = sheet
+        self.header_line = header_line
+        self.notes = list(notes)
 
 
 def normalise_text(value: str) -> str:
@@ -50,7 +66,13 @@ def normalise_text(value: str) -> str:
 
 
 def decode_bytes(path, data: bytes, encodings=CSV_ENCODINGS) -> tuple[str, str]:
-    """Decode ``data`` with the first encoding that works; raise :class:`DataError` otherwise."""
+    """Decode ``data`` with the first encoding that works; raise :class:`DataError` otherwise.
+
+    A UTF-16 byte-order mark (Excel's "Unicode text" export) selects UTF-16 first: GB18030
+    would otherwise decode those bytes into nonsense without complaint.
+    """
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encodings = ("utf-16", *encodings)
     for enc in encodings:
         try:
             return data.decode(enc), enc
@@ -65,11 +87,31 @@ def decode_bytes(path, data: bytes, encodings=CSV_ENCODINGS) -> tuple[str, str]:
     )
 
 
-def read_raw_table(path) -> RawTable:
+def _blank(cell) -> bool:
+    return cell is None or str(cell).strip() == ""
+
+
+def _filled(cells) -> int:
+    """Number of non-blank cells of a record."""
+    return sum(not _blank(c) for c in cells)
+
+
+def read_raw_table(path, is_header=None) -> RawTable:
     """Read a raw CSV or xlsx file into a :class:`RawTable` of strings.
 
-    Empty files, files with a header but no rows, and undecodable files raise
-    :class:`DataError`. Numbers in xlsx cells are kept as numbers.
+    Parameters
+    ----------
+    path : path-like
+        A CSV (comma, semicolon or tab delimited; UTF-8, UTF-8 with BOM, GBK/GB18030, UTF-16)
+        or ``.xlsx`` file.
+    is_header : callable, optional
+        ``is_header(cells) -> bool`` recognises the header row (the ingest passes a test against
+        the codebook). It selects the delimiter, the sheet of a workbook and the header row: rows
+        above the header (titles) are skipped. Without it, or when no row passes, the header is
+        the first row with at least two filled cells.
+
+    Empty files, files with a header but no rows, undecodable files, ambiguous delimiters and
+    unreadable workbooks raise :class:`DataError`. Numbers in xlsx cells are kept as numbers.
     """
     path = Path(path)
     if not path.exists():
@@ -77,65 +119,155 @@ def read_raw_table(path) -> RawTable:
     if path.stat().st_size == 0:
         raise DataError(path, "the file is empty", expected="a header row and one row per record",
                         hint="re-export the extract; an interrupted download leaves empty files")
+    notes: list[str] = []
     if path.suffix.lower() == ".xlsx":
-        header, rows, lines, enc = _read_xlsx(path)
+        sheet, records = _read_xlsx(path, is_header, notes)
+        delimiter, enc = None, "xlsx"
     else:
-        header, rows, lines, enc = _read_csv(path)
-    if not header or all(h == "" for h in header):
+        text, enc = decode_bytes(path, path.read_bytes())
+        delimiter = _detect_delimiter(path, text, is_header)
+        notes.append(f"delimiter: {DELIMITERS[delimiter]}, encoding: {enc}")
+        sheet, records = None, _csv_records(text, delimiter)
+    pos = _header_position(records, is_header)
+    if pos is None:
         raise DataError(path, "the file has no header row", expected="column names in the first row")
+    header_line, header = records[pos]
+    for line, cells in records[:pos]:
+        notes.append(f"line {line}: skipped a title row above the header ({preview_cells(cells)})")
+    header = [normalise_text(str(c)) for c in header]
+    while header and header[-1] == "":
+        header.pop()   # spreadsheet exports pad the header with empty cells
+    rows = [cells for _, cells in records[pos + 1:]]
+    lines = [line for line, _ in records[pos + 1:]]
     if not rows:
         raise DataError(path, "the file has a header but no data rows",
                         hint="re-export the extract with its records")
-    return RawTable(path, header, rows, lines, enc)
+    return RawTable(path, header, rows, lines, enc, delimiter=delimiter, sheet=sheet,
+                    header_line=header_line, notes=notes)
 
 
-def _read_csv(path: Path):
+def preview_cells(cells, n: int = 3) -> str:
+    """The first ``n`` filled cells of a record, quoted, for messages and logs."""
+    shown = [str(c).strip() for c in cells if not _blank(c)][:n]
+    return ", ".join(repr(s) for s in shown) or "blank"
+
+
+def _header_position(records, is_header) -> int | None:
+    """Index of the header among the non-blank ``records``: the first that ``is_header`` accepts
+    within the leading rows, else the first with two or more filled cells, else the first."""
+    if not records:
+        return None
+    lead = records[:MAX_LEADING_ROWS]
+    if is_header is not None:
+        for i, (_, cells) in enumerate(lead):
+            if is_header(cells):
+                return i
+    for i, (_, cells) in enumerate(lead):
+        if _filled(cells) >= 2:
+            return i
+    return 0
+
+
+def _csv_records(text: str, delimiter: str, limit: int | None = None):
+    """Non-blank records of a CSV text as ``(line, cells)``; ``line`` is the record's last line."""
     import csv
     import io
 
-    text, enc = decode_bytes(path, path.read_bytes())
-    reader = csv.reader(io.StringIO(text))
-    header = None
-    rows, lines = [], []
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    records = []
     for record in reader:
-        if header is None:
-            if not any(c.strip() for c in record):
-                continue
-            header = [normalise_text(c) for c in record]
-            continue
         if not any(c.strip() for c in record):
             continue
-        rows.append(record)
-        lines.append(reader.line_num)
-    return header or [], rows, lines, enc
+        records.append((reader.line_num, record))
+        if limit is not None and len(records) >= limit:
+            break
+    return records
 
 
-def _read_xlsx(path: Path):
-    import zipfile
+def _detect_delimiter(path, text: str, is_header) -> str:
+    """The field delimiter among :data:`DELIMITERS`.
 
+    A delimiter under which a leading row is a codebook header wins. Otherwise a delimiter is
+    plausible if it splits the multi-cell leading rows into a consistent number (>= 2) of cells
+    (at least 80 % of them agree); exactly one plausible delimiter is used, several are an error
+    naming them (guessing could shift every column).
+    """
+    head = {d: _csv_records(text, d, limit=50) for d in DELIMITERS}
+    if is_header is not None:
+        mapped = [d for d, recs in head.items() if any(is_header(c) for _, c in recs[:MAX_LEADING_ROWS])]
+        if len(mapped) == 1:
+            return mapped[0]
+        if mapped:
+            head = {d: head[d] for d in mapped}
+    plausible = {}
+    for d, recs in head.items():
+        widths = [len(c) for _, c in recs if len(c) >= 2]
+        if len(widths) < 1:
+            continue
+        mode = max(set(widths), key=widths.count)
+        if widths.count(mode) >= 0.8 * len(widths):
+            plausible[d] = mode
+    if len(plausible) == 1:
+        return next(iter(plausible))
+    if not plausible:
+        return ","   # one column only: the header check reports what is missing
+    found = ", ".join(f"{DELIMITERS[d]} ({w} columns)" for d, w in plausible.items())
+    raise DataError(path, f"the field delimiter is ambiguous: {found} all split the rows consistently",
+                    expected="one of comma, semicolon or tab separating the cells",
+                    hint="save the extract as 'CSV UTF-8 (comma delimited)' from a spreadsheet program")
+
+
+def _read_xlsx(path: Path, is_header, notes):
+    """Read every sheet of a workbook and pick the one with the header.
+
+    Returns ``(sheet name, records)``. Any failure of the zip container, the workbook XML or a
+    sheet's XML (also while streaming its rows) is a :class:`DataError` naming the file.
+    """
     from openpyxl import load_workbook
 
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise DataError(path, f"the file is not a readable .xlsx workbook ({exc.__class__.__name__})",
-                        hint="open and re-save it in a spreadsheet program, or export it as CSV") from None
-    ws = wb.worksheets[0]
-    header = None
-    rows, lines = [], []
-    for idx, record in enumerate(ws.iter_rows(values_only=True), start=1):
-        cells = ["" if c is None else c for c in record]
-        if header is None:
-            if not any(str(c).strip() for c in cells):
-                continue
-            header = [normalise_text(str(c)) for c in cells]
-            continue
-        if not any(str(c).strip() for c in cells):
-            continue
-        rows.append(cells)
-        lines.append(idx)
-    wb.close()
-    return header or [], rows, lines, "xlsx"
+        sheets = {}
+        try:
+            for ws in wb.worksheets:
+                records = []
+                for idx, record in enumerate(ws.iter_rows(values_only=True), start=1):
+                    cells = ["" if c is None else c for c in record]
+                    if any(str(c).strip() for c in cells):
+                        records.append((idx, cells))
+                sheets[ws.title] = records
+        finally:
+            wb.close()
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zip, XML and openpyxl raise many unrelated types
+        detail = str(exc).splitlines()[0][:160] if str(exc) else ""
+        raise DataError(path, f"the file is not a readable .xlsx workbook ({exc.__class__.__name__}"
+                        + (f": {detail}" if detail else "") + ")",
+                        hint="open and re-save it in a spreadsheet program, or export it as CSV; "
+                        "a download that was interrupted or a file renamed to .xlsx looks like this") from None
+    names = list(sheets)
+    if not names:
+        raise DataError(path, "the workbook has no worksheet", hint="export the table again")
+    if is_header is None or len(names) == 1:
+        return names[0], sheets[names[0]]
+    found = [n for n in names if any(is_header(c) for _, c in sheets[n][:MAX_LEADING_ROWS])]
+    if len(found) == 1:
+        others = [n for n in names if n != found[0]]
+        notes.append(f"sheet {found[0]!r} (its header maps to the codebook); skipped sheets: "
+                     + ", ".join(repr(n) for n in others))
+        return found[0], sheets[found[0]]
+    listing = "; ".join(f"{n!r} (first row: {preview_cells(sheets[n][0][1]) if sheets[n] else 'empty'})"
+                        for n in names)
+    if found:
+        raise DataError(path, "several sheets have a header that maps to the codebook: "
+                        + ", ".join(repr(n) for n in found), expected="one sheet with the extract",
+                        hint=f"sheets: {listing}. Delete the sheets that are not this extract (e.g. a "
+                        "市辖区 scope next to 全市), or save the one you want as CSV")
+    raise DataError(path, "no sheet has a header row that maps to the codebook",
+                    expected="one sheet whose header has the identifier and variable columns of the codebook",
+                    hint=f"sheets: {listing}. Rename the headers to those of resources/codebook.yaml, "
+                    "or save the sheet with the data as CSV")
 
 
 def parse_number(cell) -> float:
