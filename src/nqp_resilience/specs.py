@@ -154,12 +154,13 @@ def estimate(spec: dict, data: dict, control_variables: list[str], singletons: s
         from nqp_resilience.fe import twfe
 
         result = twfe(data, spec["dependent"], regressors, controls, entity, time, cluster,
-                      trends="city_code" if spec.get("trends") == "city" else None, singletons=singletons)
+                      trends="city_code" if spec.get("trends") == "city" else None, singletons=singletons,
+                      on_collinear=spec.get("on_collinear", "omit"))
     elif spec["estimator"] == "iv_fe":
         from nqp_resilience.iv import iv_twfe
 
         result = iv_twfe(data, spec["dependent"], x, spec["instrument"], controls, entity, time, cluster,
-                         singletons=singletons)
+                         singletons=singletons, on_collinear=spec.get("on_collinear", "omit"))
     else:
         result, extra = _psm_fe(spec, data, controls, entity, time, cluster, singletons)
     record.update({
@@ -169,6 +170,9 @@ def estimate(spec: dict, data: dict, control_variables: list[str], singletons: s
         "cluster": spec.get("cluster", "city"), "controls": controls, "sample": spec.get("sample", []),
         "trends": spec.get("trends"), "params": result.params, "bse": result.bse, "df_resid": result.df_resid,
         "vcov_type": result.vcov_type, "extra": {**result.extra, **extra},
+        # controls the estimator omitted (absorbed by the fixed effects or collinear), with notes
+        "omitted": list(result.extra.get("omitted", [])),
+        "notes": list(result.extra.get("notes", [])) + list(extra.get("psm_notes", [])),
     })
     return _clean(record)
 
@@ -191,8 +195,9 @@ def _psm_fe(spec, data, controls, entity, time, cluster, singletons):
                   ties=opts.get("ties", False))
     data["_weight"] = matched.extra["sample_weight"]
     fe_result = twfe(data, spec["dependent"], spec["regressor"], controls, entity, time, cluster,
-                     weights="_weight", singletons=singletons)
+                     weights="_weight", singletons=singletons, on_collinear=spec.get("on_collinear", "omit"))
     extra = {"att": matched.att, "att_se": matched.att_se, "matched_n": matched.extra["matched_n"],
              "balance": matched.extra["balance"], "psm_method": opts["method"],
-             "n_treated": matched.extra.get("n_treated"), "n_off_support": matched.extra.get("n_off_support")}
+             "n_treated": matched.extra.get("n_treated"), "n_off_support": matched.extra.get("n_off_support"),
+             "psm_notes": list(matched.extra.get("notes", []))}
     return fe_result, extra
