@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nqp_resilience import matching as P
+from nqp_resilience.errors import ProjectError, UnknownVariableError
 from nqp_resilience.results import EstimationResult
 
 DATA = Path(__file__).parent / "data" / "psm"
@@ -545,7 +546,7 @@ def test_bad_data():
         _psm(bad, "nearest")
     with pytest.raises(P.MatchingError, match="no control observations"):
         _psm(dict(A, t=np.ones(8)), "nearest")
-    with pytest.raises(KeyError, match="'nope' is not in the data"):
+    with pytest.raises(UnknownVariableError, match="'nope' is not in the data"):
         P.psm(A, "nope", None, "y", "nearest", pscore="p")
 
 
@@ -623,3 +624,66 @@ def test_weights_sum_to_treated_on_support_and_order_invariance(data, method, rn
     assert r2.att == pytest.approx(r.att, abs=1e-9)
     assert r2.att_se == pytest.approx(r.att_se, abs=1e-9, nan_ok=True)
     np.testing.assert_allclose(r2.extra["sample_weight"], w[perm], atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------------
+# Perfect prediction in the propensity-score logit (Stata logit's rules)
+# ------------------------------------------------------------------------------------------
+
+def _separation_data(seed=0, n=400):
+    rng = np.random.default_rng(seed)
+    age = rng.normal(30, 8, n)
+    educ = rng.normal(12, 2, n)
+    t = (rng.uniform(size=n) < 1 / (1 + np.exp(-(0.05 * (age - 30) + 0.2 * (educ - 12))))).astype(float)
+    y = 1.0 * t + 0.1 * age + rng.normal(size=n)
+    return {"t": t, "age": age, "educ": educ, "y": y}
+
+
+def test_binary_covariate_predicting_failure_is_dropped_with_stata_note():
+    """d = 1 only among controls: Stata logit notes "d != 0 predicts failure perfectly; d dropped
+    and N obs not used" and fits the rest; psmatch2's predict then scores every unit with the
+    model without d."""
+    data = _separation_data()
+    d = np.zeros(len(data["t"]))
+    controls = np.flatnonzero(data["t"] == 0)[:25]
+    d[controls] = 1.0
+    data["d"] = d
+    res = P.psm(data, "t", ["age", "educ", "d"], "y", "nearest")
+    assert res.extra["notes"] == ["d != 0 predicts failure perfectly; d dropped and 25 obs not used"]
+    keep = d == 0
+    ref = P.fit_binary(data["t"][keep], np.column_stack([data["age"], data["educ"]])[keep], "logit")
+    xb = ref.params[0] * data["age"] + ref.params[1] * data["educ"] + ref.params[2]
+    m = P.match(data, "t", ["age", "educ", "d"], "nearest")
+    np.testing.assert_allclose(m.pscore, 1 / (1 + np.exp(-xb)), rtol=1e-12)
+    assert m.notes == res.extra["notes"]
+
+
+def test_continuous_covariate_separating_completely_is_an_error_naming_it():
+    data = _separation_data()
+    data["score"] = np.where(data["t"] == 1, 5.0, 0.0) + np.random.default_rng(1).uniform(0, 1, len(data["t"]))
+    with pytest.raises(P.MatchingError, match=r"outcome = score > .* predicts data perfectly.*'score'") as err:
+        P.psm(data, "t", ["age", "score"], "y", "nearest")
+    assert isinstance(err.value, ProjectError) and "score" in err.value.hint
+    assert "collinear" not in str(err.value)
+
+
+def test_quasi_complete_separation_keeps_the_overlap_subsample():
+    """Treated have x ≥ 2, controls x ≤ 2: Stata keeps the x == 2 subsample and drops x."""
+    data = _separation_data(seed=3)
+    t = data["t"]
+    rng = np.random.default_rng(4)
+    x = np.where(t == 1, 2.0 + rng.integers(0, 3, len(t)), 2.0 - rng.integers(0, 3, len(t)))
+    data["x"] = x
+    m = P.match(data, "t", ["age", "x"], "nearest")
+    n_out = int((x != 2).sum())
+    assert m.notes == [f"outcome = x > 2 predicts data perfectly except for x == 2 subsample; x dropped and "
+                       f"{n_out} obs not used"]
+    assert np.all(np.isfinite(m.pscore))
+
+
+def test_covariates_in_large_units_are_not_collinear():
+    data = _separation_data()
+    scaled = dict(data, age=1e9 * data["age"], educ=1e-6 * data["educ"])
+    a = P.psm(data, "t", ["age", "educ"], "y", "kernel")
+    b = P.psm(scaled, "t", ["age", "educ"], "y", "kernel")
+    assert b.att == pytest.approx(a.att, rel=1e-6)

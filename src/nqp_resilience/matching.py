@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nqp_resilience.errors import MatchingError, UnknownVariableError
 from nqp_resilience.results import EstimationResult
 
 METHODS = ("nearest", "radius", "kernel")
@@ -59,10 +60,6 @@ TREATMENT_RULES = ("above_yearly_median", "above_median")
 DEFAULT_RADIUS_CALIPER = 0.01
 DEFAULT_BANDWIDTH = 0.06
 _Z975 = 1.959963984540054
-
-
-class MatchingError(ValueError):
-    """The matching cannot be done on these data (no controls, no treated on support, …)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,9 +154,12 @@ def fit_binary(y, X, model: str = "logit", weights=None, *, tol: float = 1e-11,
     y = np.asarray(y, dtype=float)
     X = np.column_stack([np.asarray(X, dtype=float).reshape(len(y), -1), np.ones(len(y))])
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
-    if np.linalg.matrix_rank(X[w > 0]) < X.shape[1]:
-        raise MatchingError(f"{model}: the covariates are collinear (with each other or the constant); "
-                            "drop a redundant covariate")
+    # rank of the column-equilibrated design: covariates in large or small units are not collinear
+    Xr = X[w > 0]
+    norms = np.linalg.norm(Xr, axis=0)
+    if np.linalg.matrix_rank(Xr / np.where(norms > 0, norms, 1.0)) < X.shape[1]:
+        raise MatchingError(f"{model}: the covariates are collinear (with each other or the constant)",
+                            hint="drop a redundant covariate")
     b = np.zeros(X.shape[1])
     for it in range(1, max_iter + 1):
         _, g, h, _ = _binary_pieces(model, y, _index(X, b))
@@ -168,8 +168,8 @@ def fit_binary(y, X, model: str = "logit", weights=None, *, tol: float = 1e-11,
         try:
             step = np.linalg.solve(info, grad)
         except np.linalg.LinAlgError:
-            raise MatchingError(f"{model}: the covariates are collinear (singular information matrix); "
-                                "drop a redundant covariate") from None
+            raise MatchingError(f"{model}: the covariates are collinear (singular information matrix)",
+                                hint="drop a redundant covariate") from None
         b = b + step
         if not np.all(np.isfinite(b)):
             break
@@ -181,8 +181,9 @@ def fit_binary(y, X, model: str = "logit", weights=None, *, tol: float = 1e-11,
             llnull = float(np.sum(w * (y * math.log(ybar) + (1 - y) * math.log1p(-ybar)))) \
                 if 0.0 < ybar < 1.0 else 0.0
             return BinaryFit(b, xb, pr, float(np.sum(w * ll)), llnull, it)
-    raise MatchingError(f"{model}: the likelihood did not converge in {max_iter} iterations; a covariate "
-                        "probably predicts treatment perfectly (complete separation)")
+    raise MatchingError(f"{model}: the likelihood did not converge in {max_iter} iterations: a combination of "
+                        "the covariates predicts treatment perfectly (separation)",
+                        hint="drop or coarsen the covariates that separate treated from controls")
 
 
 def propensity_score(df, treat: str, covariates, model: str = "logit") -> np.ndarray:
@@ -191,12 +192,83 @@ def propensity_score(df, treat: str, covariates, model: str = "logit") -> np.nda
     Rows with a missing treatment or covariate get NaN. Equivalent to Stata
     ``logit treat covariates`` then ``predict double ps, pr``.
     """
-    t = _column(df, treat)
-    X = np.column_stack([_column(df, c) for c in covariates]) if covariates else np.empty((len(t), 0))
+    t = _column(df, treat, "treatment")
+    X = np.column_stack([_column(df, c, "covariate") for c in covariates]) if covariates else np.empty((len(t), 0))
     ok = np.isfinite(t) & np.all(np.isfinite(X), axis=1)
     out = np.full(len(t), np.nan)
-    out[ok] = fit_binary(t[ok], X[ok], model).pr
+    out[ok] = fit_pscore(t[ok], X[ok], list(covariates or []), model)[0]
     return out
+
+
+def _separation(t: np.ndarray, X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[int], list[str]]:
+    """Stata ``logit``'s perfect-prediction checks, covariate by covariate in order.
+
+    For each covariate x on the observations still used:
+
+    - if every observation with x ≠ 0 has the same outcome (and some have x = 0): note
+      "x != 0 predicts failure|success perfectly; x dropped and N obs not used", drop those
+      observations and x;
+    - if the outcome is 1 exactly above (or below) a cut c of x, with the two groups overlapping
+      only at x = c (quasi-complete separation): note "outcome = x > c predicts data perfectly
+      except for x == c subsample; x dropped and N obs not used", keep only x = c and drop x;
+    - if the two groups do not overlap at all (complete separation): :class:`MatchingError`
+      naming x ("outcome = x > c predicts data perfectly", Stata r(2000)).
+
+    Returns (mask of the observations used, indices of the covariates kept, notes).
+    """
+    used = np.ones(len(t), dtype=bool)
+    kept: list[int] = []
+    notes: list[str] = []
+    for j, name in enumerate(names):
+        x, tt = X[used, j], t[used]
+        rows = np.flatnonzero(used)
+        nz = x != 0
+        if nz.any() and (~nz).any() and np.ptp(tt[nz]) == 0:
+            what = "success" if tt[nz][0] == 1 else "failure"
+            notes.append(f"{name} != 0 predicts {what} perfectly; {name} dropped and {int(nz.sum())} obs not used")
+            used[rows[nz]] = False
+            continue
+        x1, x0 = x[tt == 1], x[tt == 0]
+        if np.ptp(x) > 0 and len(x1) and len(x0):
+            # (group below, group above, cut as Stata prints it for complete / quasi-complete)
+            for lo, hi, op, op_q in ((x0, x1, ">", ">"), (x1, x0, "<=", "<")):
+                c = lo.max()
+                if lo.max() < hi.min():
+                    raise MatchingError(
+                        f"logit: outcome = {name} {op} {c:.6g} predicts data perfectly (complete separation "
+                        f"by covariate '{name}'; Stata stops with r(2000))",
+                        hint=f"drop '{name}' from the covariates or coarsen it; the propensity score of a "
+                             "perfectly predicted unit is 0 or 1, so it cannot be matched", variable=name)
+                if lo.max() == hi.min():
+                    at = x == c
+                    notes.append(f"outcome = {name} {op_q} {c:.6g} predicts data perfectly except for {name} == "
+                                 f"{c:.6g} subsample; {name} dropped and {int((~at).sum())} obs not used")
+                    used[rows[~at]] = False
+                    break
+            else:
+                kept.append(j)
+            continue
+        kept.append(j)
+    tt = t[used]
+    if not (tt == 1).any() or not (tt == 0).any():
+        raise MatchingError("logit: after dropping the perfectly predicted observations only one treatment "
+                            "group is left", hint="drop or coarsen the covariates named in the notes: "
+                            + "; ".join(notes))
+    return used, kept, notes
+
+
+def fit_pscore(t: np.ndarray, X: np.ndarray, names: list[str], model: str = "logit") -> tuple[np.ndarray, list[str]]:
+    """Propensity scores for every row, Stata-style: the perfect-prediction checks of
+    :func:`_separation`, the model on the observations used, then ``predict`` for all rows
+    (observations not used get the score of the model without the dropped covariates, as Stata's
+    ``predict`` after ``logit`` gives them). Returns (scores, notes)."""
+    used, kept, notes = _separation(t, X, names)
+    fit = fit_binary(t[used], X[np.ix_(used, kept)], model)
+    if used.all():
+        return fit.pr, notes
+    xb = _index(np.column_stack([X[:, kept], np.ones(len(t))]), fit.params)
+    pr = 1.0 / (1.0 + np.exp(-xb)) if model == "logit" else _binary_pieces("probit", np.zeros(len(t)), xb)[3]
+    return pr, notes
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,7 +314,7 @@ def treatment_indicator(values, groups=None, rule: str = "above_yearly_median") 
 
 def treatment_above_yearly_median(df, var: str, year: str) -> np.ndarray:
     """``treatment_indicator(df[var], df[year], "above_yearly_median")`` (SPEC §6 treatment)."""
-    return treatment_indicator(_column(df, var), np.asarray(df[year]), "above_yearly_median")
+    return treatment_indicator(_column(df, var, "treatment variable"), np.asarray(df[year]), "above_yearly_median")
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,14 +351,17 @@ class Matching:
     matched_outcome: np.ndarray
     att_weight: np.ndarray
     options: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
 
 
-def _column(df, name) -> np.ndarray:
-    try:
-        col = df[name]
-    except KeyError:
-        raise KeyError(f"column {name!r} is not in the data") from None
-    return np.asarray(col, dtype=float)
+def _column(df, name, role: str = "variable") -> np.ndarray:
+    """The column as floats (missing values of any dtype as NaN); an unknown name is an
+    :class:`UnknownVariableError` with a did-you-mean suggestion."""
+    from nqp_resilience.fe import numeric_column
+
+    if name not in df:
+        raise UnknownVariableError(name, role, list(df.keys()), source="psm")
+    return numeric_column(df, name, "psm")
 
 
 def _nn_walk(p_from: np.ndarray, p_to: np.ndarray, caliper: float, ties: bool) -> list:
@@ -393,23 +468,23 @@ def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: 
     Matching
     """
     _check_options(method, caliper, bandwidth, kernel, model)
-    t = _column(df, treat)
+    t = _column(df, treat, "treatment")
     n = len(t)
     sample = np.isfinite(t)
     X = None
     if pscore is None:
         if not covariates:
             raise ValueError("give covariates for the propensity-score model, or pscore=")
-        X = np.column_stack([_column(df, c) for c in covariates])
+        X = np.column_stack([_column(df, c, "covariate") for c in covariates])
         sample &= np.all(np.isfinite(X), axis=1)
     else:
-        ps_given = _column(df, pscore) if isinstance(pscore, str) else np.asarray(pscore, dtype=float)
+        ps_given = _column(df, pscore, "pscore") if isinstance(pscore, str) else np.asarray(pscore, dtype=float)
         if ps_given.shape != (n,):
             raise ValueError(f"pscore has {ps_given.size} values for {n} rows")
         sample &= np.isfinite(ps_given)
     y = None
     if outcome is not None:
-        y = _column(df, outcome)
+        y = _column(df, outcome, "outcome")
         sample &= np.isfinite(y)
     bad = sample & (t != 0) & (t != 1)
     if bad.any():
@@ -421,8 +496,9 @@ def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: 
         raise MatchingError(f"no treated observations ({treat} == 1) in the estimation sample")
     if not (ts == 0).any():
         raise MatchingError(f"no control observations ({treat} == 0) in the estimation sample")
+    notes: list[str] = []
     if pscore is None:
-        ps = fit_binary(ts, X[idx], model).pr
+        ps, notes = fit_pscore(ts, X[idx], list(covariates), model)
     else:
         ps = ps_given[idx]
 
@@ -520,7 +596,7 @@ def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: 
     return Matching(sample=sample, pscore=full(ps), treated=full(ts), support=full(sup.astype(float)),
                     weight=full(weight_clean), n1=full(n1), nn=full(nn),
                     pdif=full(pdif), matched_outcome=full(mout), att_weight=full(att_w, 0.0),
-                    options=options)
+                    options=options, notes=notes)
 
 
 def psmatch2_variables(df, treat: str, covariates=None, method: str = "nearest", **options):
@@ -762,12 +838,12 @@ def psm(df, treat: str, covariates, outcome: str, method: str, caliper: float | 
     """
     m = match(df, treat, covariates, method, outcome=outcome, caliper=caliper, bandwidth=bandwidth,
               kernel=kernel, common_support=common_support, ties=ties, pscore=pscore, model=model, ate=ate)
-    y = _column(df, outcome)
+    y = _column(df, outcome, "outcome")
     if not np.any((m.treated == 1) & (m.support == 1)):
         raise MatchingError(f"no treated unit is on support ({method} matching"
                             + (f", caliper {m.options['caliper']}" if m.options.get("caliper") else "")
                             + (f", bandwidth {bandwidth}" if method == "kernel" else "")
-                            + "); widen the caliper or bandwidth")
+                            + ")", hint="widen the caliper or bandwidth")
     eff = _effects(m, y)
     s = m.sample
     tr, sup, w = m.treated[s], m.support[s] == 1, m.weight[s]
@@ -778,7 +854,8 @@ def psm(df, treat: str, covariates, outcome: str, method: str, caliper: float | 
     p = math.erfc(abs(t) / math.sqrt(2.0)) if math.isfinite(t) else math.nan
     extra = {"matched_n": n_t_on + n_c_used, "n_treated": int((tr == 1).sum()),
              "n_controls": int((tr == 0).sum()), "n_treated_on_support": n_t_on,
-             "n_controls_matched": n_c_used, "n_off_support": int((~sup).sum()), "options": m.options}
+             "n_controls_matched": n_c_used, "n_off_support": int((~sup).sum()), "options": m.options,
+             "notes": list(m.notes)}
     extra.update({k: v for k, v in eff.items() if k not in ("att", "att_se")})
     if balance and covariates:
         extra["balance"], extra["balance_summary"] = pstest(df, covariates, m)
