@@ -10,8 +10,9 @@ CORES ?= 8
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@echo "Installing the pinned dependencies (constraints.txt) into $(VENV); the first time takes a few minutes"
+	$(BIN)/python -m pip install --progress-bar on --disable-pip-version-check -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -20,7 +20,7 @@ rule build_panel:
         sample=config["sample"],
         edge=config["interpolation"]["edge"],
     log:
-        "logs/build_panel/build_panel.log",
+        f"{RESULTS}/logs/build_panel/build_panel.log",
     benchmark:
         f"{RESULTS}/benchmarks/build_panel/build_panel.tsv"
     resources:

@@ -10,7 +10,7 @@ rule figure_coefficients:
         png=report(f"{RESULTS}/figures/coefficients.png", caption="../report/figures/coefficients.rst",
                    category="Figures", subcategory="Estimates"),
     log:
-        "logs/figure_coefficients/figure_coefficients.log",
+        f"{RESULTS}/logs/figure_coefficients/figure_coefficients.log",
     benchmark:
         f"{RESULTS}/benchmarks/figure_coefficients/figure_coefficients.tsv"
     resources:
@@ -30,7 +30,7 @@ rule figure_trends:
         png=report(f"{RESULTS}/figures/trends_by_region.png", caption="../report/figures/trends_by_region.rst",
                    category="Figures", subcategory="Data"),
     log:
-        "logs/figure_trends/figure_trends.log",
+        f"{RESULTS}/logs/figure_trends/figure_trends.log",
     benchmark:
         f"{RESULTS}/benchmarks/figure_trends/figure_trends.tsv"
     resources:
@@ -50,7 +50,7 @@ rule figure_weights:
         png=report(f"{RESULTS}/figures/entropy_weights.png", caption="../report/figures/entropy_weights.rst",
                    category="Figures", subcategory="Data"),
     log:
-        "logs/figure_weights/figure_weights.log",
+        f"{RESULTS}/logs/figure_weights/figure_weights.log",
     benchmark:
         f"{RESULTS}/benchmarks/figure_weights/figure_weights.tsv"
     resources:
@@ -75,7 +75,7 @@ rule figure_pscore:
         spec=spec_of,
         control_variables=config["control_variables"],
     log:
-        "logs/figure_pscore/{spec}.log",
+        f"{RESULTS}/logs/figure_pscore/{{spec}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/figure_pscore/{{spec}}.tsv"
     resources:

@@ -12,7 +12,7 @@ rule nqp_index:
     params:
         entropy=config["entropy"],
     log:
-        "logs/nqp_index/nqp_index.log",
+        f"{RESULTS}/logs/nqp_index/nqp_index.log",
     benchmark:
         f"{RESULTS}/benchmarks/nqp_index/nqp_index.tsv"
     resources:
@@ -34,7 +34,7 @@ rule nqp_text:
     params:
         include_central=config["nqp1"]["include_central"],
     log:
-        "logs/nqp_text/nqp_text.log",
+        f"{RESULTS}/logs/nqp_text/nqp_text.log",
     benchmark:
         f"{RESULTS}/benchmarks/nqp_text/nqp_text.tsv"
     resources:
@@ -56,7 +56,7 @@ rule derived_variables:
     params:
         options=VARIABLE_OPTIONS,
     log:
-        "logs/derived_variables/derived_variables.log",
+        f"{RESULTS}/logs/derived_variables/derived_variables.log",
     benchmark:
         f"{RESULTS}/benchmarks/derived_variables/derived_variables.tsv"
     resources:
@@ -80,7 +80,7 @@ rule analysis_panel:
     params:
         options=CODEBOOK_OPTIONS,
     log:
-        "logs/analysis_panel/analysis_panel.log",
+        f"{RESULTS}/logs/analysis_panel/analysis_panel.log",
     benchmark:
         f"{RESULTS}/benchmarks/analysis_panel/analysis_panel.tsv"
     resources:
@@ -100,7 +100,7 @@ rule desc_stats:
     params:
         options=CODEBOOK_OPTIONS,
     log:
-        "logs/desc_stats/desc_stats.log",
+        f"{RESULTS}/logs/desc_stats/desc_stats.log",
     benchmark:
         f"{RESULTS}/benchmarks/desc_stats/desc_stats.tsv"
     resources:

@@ -13,7 +13,7 @@ rule ingest_yearbook:
     params:
         years=YEAR_RANGE,
     log:
-        "logs/ingest_yearbook/{year}.log",
+        f"{RESULTS}/logs/ingest_yearbook/{{year}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ingest_yearbook/{{year}}.tsv"
     resources:
@@ -36,7 +36,7 @@ rule ingest_source:
     params:
         years=YEAR_RANGE,
     log:
-        "logs/ingest_source/{source}.log",
+        f"{RESULTS}/logs/ingest_source/{{source}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ingest_source/{{source}}.tsv"
     resources:
@@ -57,7 +57,7 @@ rule ingest_reports:
     params:
         years=YEAR_RANGE,
     log:
-        "logs/ingest_reports/ingest_reports.log",
+        f"{RESULTS}/logs/ingest_reports/ingest_reports.log",
     benchmark:
         f"{RESULTS}/benchmarks/ingest_reports/ingest_reports.tsv"
     resources:

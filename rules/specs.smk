@@ -14,7 +14,7 @@ rule describe:
         control_variables=config["control_variables"],
         singletons=config["estimation"]["singletons"],
     log:
-        "logs/describe/{spec}.log",
+        f"{RESULTS}/logs/describe/{{spec}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/describe/{{spec}}.tsv"
     resources:
@@ -38,7 +38,7 @@ rule ols_fe:
         control_variables=config["control_variables"],
         singletons=config["estimation"]["singletons"],
     log:
-        "logs/ols_fe/{spec}.log",
+        f"{RESULTS}/logs/ols_fe/{{spec}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ols_fe/{{spec}}.tsv"
     resources:
@@ -62,7 +62,7 @@ rule iv_fe:
         control_variables=config["control_variables"],
         singletons=config["estimation"]["singletons"],
     log:
-        "logs/iv_fe/{spec}.log",
+        f"{RESULTS}/logs/iv_fe/{{spec}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/iv_fe/{{spec}}.tsv"
     resources:
@@ -86,7 +86,7 @@ rule psm_fe:
         control_variables=config["control_variables"],
         singletons=config["estimation"]["singletons"],
     log:
-        "logs/psm_fe/{spec}.log",
+        f"{RESULTS}/logs/psm_fe/{{spec}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/psm_fe/{{spec}}.tsv"
     resources:
@@ -105,7 +105,7 @@ rule replication_check:
     output:
         report=f"{RESULTS}/tables/replication_check.md",
     log:
-        "logs/replication_check/replication_check.log",
+        f"{RESULTS}/logs/replication_check/replication_check.log",
     benchmark:
         f"{RESULTS}/benchmarks/replication_check/replication_check.tsv"
     resources:

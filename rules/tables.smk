@@ -14,7 +14,7 @@ rule table_indicators:
         decimals=config["tables"]["decimals"],
         directions=config["entropy"]["directions"],
     log:
-        "logs/table_indicators/table_indicators.log",
+        f"{RESULTS}/logs/table_indicators/table_indicators.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_indicators/table_indicators.tsv"
     resources:
@@ -36,7 +36,7 @@ rule table_desc:
     params:
         decimals=config["tables"]["decimals"],
     log:
-        "logs/table_desc/table_desc.log",
+        f"{RESULTS}/logs/table_desc/table_desc.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_desc/table_desc.tsv"
     resources:
@@ -65,7 +65,7 @@ rule table_estimates:
         decimals=config["tables"]["decimals"],
         stars=config["tables"]["stars"],
     log:
-        "logs/table_estimates/{number}.log",
+        f"{RESULTS}/logs/table_estimates/{{number}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_estimates/{{number}}.tsv"
     resources:
@@ -88,7 +88,7 @@ rule table_balance:
     params:
         decimals=1,
     log:
-        "logs/table_balance/table_balance.log",
+        f"{RESULTS}/logs/table_balance/table_balance.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_balance/table_balance.tsv"
     resources:
@@ -112,7 +112,7 @@ rule table_replication:
     params:
         decimals=config["tables"]["decimals"],
     log:
-        "logs/table_replication/table_replication.log",
+        f"{RESULTS}/logs/table_replication/table_replication.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_replication/table_replication.tsv"
     resources:
@@ -132,7 +132,7 @@ rule tables_document:
     params:
         language=config["tables"]["language"],
     log:
-        "logs/tables_document/tables_document.log",
+        f"{RESULTS}/logs/tables_document/tables_document.log",
     benchmark:
         f"{RESULTS}/benchmarks/tables_document/tables_document.tsv"
     resources:
@@ -154,7 +154,7 @@ rule tables_pdf:
     params:
         engine=TEX_ENGINE,
     log:
-        "logs/tables_pdf/tables_pdf.log",
+        f"{RESULTS}/logs/tables_pdf/tables_pdf.log",
     benchmark:
         f"{RESULTS}/benchmarks/tables_pdf/tables_pdf.tsv"
     resources:

@@ -3,7 +3,7 @@
 Each ``scripts/*.py`` file calls :func:`run` with one of the ``*_job`` functions below. A user
 error (:class:`~nqp_resilience.errors.ProjectError`) is written to the job's log and to stderr
 as a readable message and ends the job with exit status 1, without a traceback from deep
-inside pandas; any other exception is a bug and keeps its traceback.
+inside pandas; any other exception is a bug and is written with its traceback to the log.
 """
 
 from __future__ import annotations
@@ -37,20 +37,37 @@ def yearbook_path(raw_dir, year) -> str:
 
 
 def run(job, smk) -> None:
-    """Run ``job(smk)`` with logging routed to the rule's log file and user errors reported."""
+    """Run ``job(smk)`` with logging routed to the rule's log file and to stderr.
+
+    Levels: the package's own loggers (``nqp_resilience.*``) from INFO, every other logger from
+    WARNING (matplotlib's PDF backend would otherwise add one fontTools INFO line per font it
+    subsets). A user error (:class:`~nqp_resilience.errors.ProjectError`) is logged as its
+    message and hint only; any other exception is a bug and is logged with its full traceback,
+    so that it reaches the job's log and not only the console. Either ends the job with exit
+    status 1.
+    """
     handlers = [logging.StreamHandler(sys.stderr)]
     if smk is not None and len(smk.log):
         Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(smk.log[0], mode="w", encoding="utf-8"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
+    log.setLevel(logging.INFO)
     try:
         job(smk)
     except ProjectError as exc:
         log.error("%s: %s", type(exc).__name__, exc)
-        for h in handlers:
-            h.flush()
-        sys.exit(1)
+        _exit(handlers)
+    except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback in the job's log
+        log.critical("unexpected %s (a bug in the workflow, not a problem of the data or the configuration); "
+                     "traceback:", type(exc).__name__, exc_info=True)
+        _exit(handlers)
+
+
+def _exit(handlers) -> None:
+    for h in handlers:
+        h.flush()
+    sys.exit(1)
 
 
 def _years(smk) -> tuple[int, int]:
