@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from conftest import ROOT
-from nqp_resilience.entropy import composite_index, entropy_weights, keep_logs_finite, normalize, nqp_index
+from nqp_resilience.entropy import (composite_index, entropy_of_columns, entropy_weights, keep_logs_finite, normalize,
+                                    nqp_index, weights_from_entropy)
+from nqp_resilience.errors import EstimationError, ProjectError
 from nqp_resilience.indicators import load_indicator_system
 
 
@@ -26,11 +30,16 @@ def test_hand_worked_4x2_example():
     S = w_A z_A + w_B z_B = [0, 0.1580574, 0.1580574 + 0.3419426, 1] = [0, 0.1580574, 0.5, 1]
     """
     df = pd.DataFrame({"A": [0.0, 1.0, 1.0, 2.0], "B": [4.0, 4.0, 2.0, 0.0]})
-    res = entropy_weights(df, {"A": "+", "B": "-"}, variant="shift", eps=0.0)
-    np.testing.assert_allclose(res.entropy, [0.75, 0.4591479], atol=1e-7)
-    np.testing.assert_allclose(res.divergence, [0.25, 0.5408521], atol=1e-7)
+    # ε = 0 (0·ln 0 = 0) is reachable only through the building blocks: entropy_weights needs ε > 0
+    z = np.column_stack([normalize(df["A"], "+"), normalize(df["B"], "-")])
+    e = entropy_of_columns(z)
+    d, w = weights_from_entropy(e)
+    np.testing.assert_allclose(e, [0.75, 0.4591479], atol=1e-7)
+    np.testing.assert_allclose(d, [0.25, 0.5408521], atol=1e-7)
+    np.testing.assert_allclose(w, [0.3161148, 0.6838852], atol=1e-7)
+    np.testing.assert_allclose(z @ w, [0.0, 0.1580574, 0.5, 1.0], atol=1e-7)
+    res = entropy_weights(df, {"A": "+", "B": "-"}, variant="shift", eps=1e-12)
     np.testing.assert_allclose(res.weights, [0.3161148, 0.6838852], atol=1e-7)
-    np.testing.assert_allclose(res.score, [0.0, 0.1580574, 0.5, 1.0], atol=1e-7)
 
 
 def test_hand_worked_variants():
@@ -44,8 +53,8 @@ def test_hand_worked_variants():
         e = (0.1805367 + 0.3662041 + 0.3064954)/1.0986123 = 0.7766490
     """
     df = pd.DataFrame({"A": [0.0, 1.0, 2.0], "B": [1.0, 1.0, 2.0]})
-    shift = entropy_weights(df, {}, variant="shift", eps=0.1)
-    rng = entropy_weights(df, {}, variant="range", eps=0.1)
+    shift = entropy_weights(df, _plus(df), variant="shift", eps=0.1)
+    rng = entropy_weights(df, _plus(df), variant="range", eps=0.1)
     assert shift.entropy["A"] == pytest.approx(0.7534397, abs=1e-7)
     assert rng.entropy["A"] == pytest.approx(0.7766490, abs=1e-7)
     np.testing.assert_allclose(shift.normalized["A"], [0.1, 0.6, 1.1])
@@ -54,6 +63,11 @@ def test_hand_worked_variants():
 
 matrices = st.integers(3, 25).flatmap(lambda n: st.integers(1, 5).flatmap(
     lambda m: arrays(np.float64, (n, m), elements=st.floats(-1e3, 1e3, allow_nan=False, width=32))))
+
+
+def _plus(df):
+    """Every measure "+" (entropy_weights needs a direction for each)."""
+    return {c: "+" for c in df.columns}
 
 
 def _frame(x):
@@ -68,7 +82,7 @@ def _informative(x):
 @given(matrices, st.sampled_from(["shift", "range"]))
 def test_weights_sum_to_one_and_are_non_negative(x, variant):
     assume(_informative(x))
-    res = entropy_weights(_frame(x), {}, variant=variant, eps=1e-4)
+    res = entropy_weights(_frame(x), _plus(_frame(x)), variant=variant, eps=1e-4)
     assert res.weights.sum() == pytest.approx(1.0, abs=1e-12)
     assert (res.weights >= 0).all()
     assert ((res.entropy >= -1e-12) & (res.entropy <= 1 + 1e-12)).all()
@@ -82,8 +96,8 @@ def test_weights_invariant_to_positive_affine_rescaling(x, a, b, data):
     y = x.copy()
     y[:, j] = a * y[:, j] + b
     assume(np.ptp(y[:, j]) > 1e-6 * max(1.0, np.abs(y[:, j]).max()) or np.ptp(x[:, j]) == 0)
-    w1 = entropy_weights(_frame(x), {}).weights
-    w2 = entropy_weights(_frame(y), {}).weights
+    w1 = entropy_weights(_frame(x), _plus(_frame(x))).weights
+    w2 = entropy_weights(_frame(y), _plus(_frame(y))).weights
     np.testing.assert_allclose(w1, w2, rtol=1e-6, atol=1e-9)
 
 
@@ -102,19 +116,19 @@ def test_a_constant_measure_gets_weight_zero(x, c):
     assume(_informative(x))
     df = _frame(x)
     df["const"] = c
-    res = entropy_weights(df, {})
+    res = entropy_weights(df, _plus(df))
     assert res.weights["const"] == 0.0
     assert res.entropy["const"] == pytest.approx(1.0)
 
 
 def test_all_constant_measures_are_an_error():
     with pytest.raises(ValueError, match="every measure is constant"):
-        entropy_weights(pd.DataFrame({"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}), {})
+        entropy_weights(pd.DataFrame({"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}), {"a": "+", "b": "+"})
 
 
 def test_missing_values_are_an_error():
     with pytest.raises(ValueError, match="missing values"):
-        entropy_weights(pd.DataFrame({"a": [1.0, np.nan, 3.0]}), {})
+        entropy_weights(pd.DataFrame({"a": [1.0, np.nan, 3.0]}), {"a": "+"})
 
 
 # --------------------------------------------------------------------------- the NQP index
@@ -179,3 +193,43 @@ def test_flipping_a_direction_changes_the_index(system):
     flipped, weights = nqp_index(panel, flipped_system)
     assert not np.allclose(base["nqp"], flipped["nqp"])
     assert flipped_system.directions["energy_intensity"] == "-"
+
+
+# --------------------------------------------------------------------------- invalid inputs
+
+def test_numeric_directions_are_mapped_correctly():
+    df = pd.DataFrame({"a": [1.0, 2.0, 4.0], "b": [3.0, 1.0, 0.0]})
+    by_sign = entropy_weights(df, {"a": "+", "b": "-"})
+    by_number = entropy_weights(df, {"a": 1, "b": -1})
+    np.testing.assert_allclose(by_number.normalized, by_sign.normalized)
+    np.testing.assert_allclose(by_number.weights, by_sign.weights)
+    assert by_number.normalized["a"].iloc[-1] > by_number.normalized["a"].iloc[0]
+
+
+@pytest.mark.parametrize("directions,message", [
+    ({"a": "+"}, r"measure\(s\) \['b'\] have no direction"),
+    ({"a": "+", "b": "-", "bb": "+"}, "'bb', which is not a measure"),
+    ({"a": "+", "B": "-"}, "did you mean 'b'"),
+    ({"a": "+", "b": 0}, "measure 'b' has direction 0"),
+    ({"a": "+", "b": True}, "measure 'b' has direction True"),
+    ({"a": "+", "b": "negative"}, "measure 'b' has direction 'negative'"),
+])
+def test_invalid_directions_are_errors(directions, message):
+    df = pd.DataFrame({"a": [1.0, 2.0, 4.0], "b": [3.0, 1.0, 0.0]})
+    with pytest.raises(EstimationError, match=message) as err:
+        entropy_weights(df, directions)
+    assert isinstance(err.value, ProjectError) and err.value.hint
+
+
+@pytest.mark.parametrize("variant,eps", [("shift", 0.0), ("shift", -1e-4), ("shift", math.inf),
+                                         ("range", 0.0), ("range", 0.5), ("range", 0.7), ("shift", math.nan)])
+def test_eps_outside_its_variant_range_is_an_error(variant, eps):
+    df = pd.DataFrame({"a": [1.0, 2.0, 4.0], "b": [3.0, 1.0, 0.0]})
+    with pytest.raises(EstimationError, match="outside the valid range"):
+        entropy_weights(df, {"a": "+", "b": "-"}, variant=variant, eps=eps)
+
+
+def test_infinite_values_are_an_error_naming_measure_and_row():
+    df = pd.DataFrame({"a": [1.0, np.inf, 4.0], "b": [3.0, 1.0, -np.inf]}, index=["x", "y", "z"])
+    with pytest.raises(EstimationError, match="measure 'a' is infinite in row 'y'"):
+        entropy_weights(df, {"a": "+", "b": "-"})

@@ -23,9 +23,12 @@ of the local weights on its path, so the index is still ``Σ_j W_j x'_ij``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from nqp_resilience.errors import EstimationError, suggest
 
 VARIANTS = ("shift", "range")
 SCOPES = ("pooled", "by_year")
@@ -50,8 +53,46 @@ class EntropyResult:
     score: object
 
 
-def normalize(values: np.ndarray, direction: str) -> np.ndarray:
-    """Direction-aware min–max normalisation of one measure; a constant measure gives zeros."""
+def direction_sign(value, measure: str = "measure") -> str:
+    """``"+"`` or ``"-"`` for a direction given as ``"+"``/``"-"`` or as the number +1/−1.
+
+    Anything else (``0``, ``True``, ``"positive"``, …) is an :class:`EstimationError` naming the
+    measure: a direction that is silently read the wrong way inverts the measure.
+    """
+    if isinstance(value, str) and value in ("+", "-"):
+        return value
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+        if value == 1:
+            return "+"
+        if value == -1:
+            return "-"
+    raise EstimationError(f"measure '{measure}' has direction {value!r}", variable=measure,
+                          hint='a direction is "+" (more is better) or "-" (more is worse), or +1 / -1')
+
+
+def check_eps(variant: str, eps) -> float:
+    """The ε of a variant, validated: ``shift`` needs ε > 0 (finite logs); ``range`` needs
+    0 < ε < 0.5 (ε ≥ 0.5 maps z = 0 above z = 1 and inverts every measure)."""
+    if variant not in VARIANTS:
+        raise EstimationError(f"entropy variant {variant!r} is unknown", hint=f"use one of {VARIANTS}")
+    try:
+        e = float(eps)
+    except (TypeError, ValueError):
+        raise EstimationError(f"eps must be a number, got {eps!r}", hint="e.g. eps: 1.0e-4") from None
+    ok = (0.0 < e < math.inf) if variant == "shift" else (0.0 < e < 0.5)
+    if not ok:
+        valid = "eps > 0" if variant == "shift" else "0 < eps < 0.5"
+        raise EstimationError(f"eps = {eps!r} is outside the valid range of variant '{variant}' ({valid})",
+                              hint="the usual choice is eps = 1e-4")
+    return e
+
+
+def normalize(values: np.ndarray, direction) -> np.ndarray:
+    """Direction-aware min–max normalisation of one measure; a constant measure gives zeros.
+
+    ``direction`` is ``"+"``/``"-"`` or +1/−1 (:func:`direction_sign`).
+    """
+    direction = direction_sign(direction)
     values = np.asarray(values, dtype=float)
     lo, hi = np.min(values), np.max(values)
     if hi == lo:
@@ -61,7 +102,9 @@ def normalize(values: np.ndarray, direction: str) -> np.ndarray:
 
 
 def keep_logs_finite(z: np.ndarray, variant: str, eps: float) -> np.ndarray:
-    """Apply the ``shift`` (z + ε) or ``range`` (ε + (1 − 2ε) z) variant."""
+    """Apply the ``shift`` (z + ε) or ``range`` (ε + (1 − 2ε) z) variant (ε checked by
+    :func:`check_eps`)."""
+    eps = check_eps(variant, eps)
     if variant == "shift":
         return z + eps
     if variant == "range":
@@ -102,25 +145,50 @@ def entropy_weights(df, directions: dict, variant: str = "shift", eps: float = 1
     df : pandas.DataFrame
         One column per measure, one row per observation (no missing values).
     directions : dict
-        ``{column: "+" | "-"}``; a missing column defaults to "+".
+        ``{column: "+" | "-"}`` (or +1 / −1) for every column; a column without a direction, a
+        key that is not a column, or any other value is an error.
     variant : {"shift", "range"}
         How logs are kept finite (see the module docstring).
     eps : float
-        The ε of the variant (default 1e-4).
+        The ε of the variant (default 1e-4): ``shift`` needs ε > 0, ``range`` 0 < ε < 0.5.
 
     Returns
     -------
     EntropyResult
+
+    Raises
+    ------
+    EstimationError
+        (a :class:`~nqp_resilience.errors.ProjectError` and a ``ValueError``) for the invalid
+        inputs above, missing or infinite values, or every measure constant.
     """
     import pandas as pd
 
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    check_eps(variant, eps)
+    cols = list(df.columns)
+    unknown = [k for k in directions if k not in cols]
+    if unknown:
+        close = suggest(unknown[0], cols, n=1)
+        raise EstimationError(f"direction given for {unknown[0]!r}, which is not a measure (column) of the data",
+                              variable=unknown[0], hint=(f"did you mean '{close[0]}'? " if close else "")
+                              + f"the measures are {cols}")
+    lacking = [c for c in cols if c not in directions]
+    if lacking:
+        raise EstimationError(f"measure(s) {lacking} have no direction", variable=lacking[0],
+                              hint='give every measure a direction: "+" (more is better) or "-" (more is worse)')
+    signs = {c: direction_sign(directions[c], c) for c in cols}
     if df.isna().any().any():
         col = df.columns[df.isna().any()][0]
-        raise ValueError(f"measure {col!r} has missing values; the entropy method needs complete data")
-    cols = list(df.columns)
-    x = np.column_stack([keep_logs_finite(normalize(df[c].to_numpy(), directions.get(c, "+")), variant, eps)
+        raise EstimationError(f"measure {col!r} has missing values; the entropy method needs complete data",
+                              variable=col, hint="impute or drop the rows with missing measures first")
+    for c in cols:
+        inf = np.isinf(np.asarray(df[c], dtype=float))
+        if inf.any():
+            row = df.index[np.flatnonzero(inf)[0]]
+            raise EstimationError(f"measure {c!r} is infinite in row {row!r} ({int(inf.sum())} infinite value(s))",
+                                  variable=c, hint="an infinite ratio usually means a zero denominator; "
+                                  "fix the input or drop the row")
+    x = np.column_stack([keep_logs_finite(normalize(df[c].to_numpy(), signs[c]), variant, eps)
                          for c in cols]) if cols else np.empty((len(df), 0))
     e = entropy_of_columns(x)
     d, w = weights_from_entropy(e)

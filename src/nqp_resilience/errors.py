@@ -71,6 +71,17 @@ class ConfigError(ProjectError):
         super().__init__(msg)
 
 
+def suggest(name, choices, n: int = 3) -> list[str]:
+    """The closest ``choices`` to ``name`` (``difflib``, ignoring case), best first."""
+    import difflib
+
+    by_lower: dict[str, str] = {}
+    for c in choices:
+        by_lower.setdefault(str(c).lower(), str(c))
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=n, cutoff=0.6)
+    return [by_lower[c] for c in close]
+
+
 class UnknownVariableError(ConfigError):
     """A variable name given to an estimator that is not a column of the data.
 
@@ -87,10 +98,8 @@ class UnknownVariableError(ConfigError):
     """
 
     def __init__(self, name, role, columns, *, source):
-        import difflib
-
         cols = [str(c) for c in columns]
-        close = difflib.get_close_matches(str(name), cols, n=3, cutoff=0.6)
+        close = suggest(name, cols)
         if close:
             hint = "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
         else:
