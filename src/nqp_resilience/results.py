@@ -3,7 +3,10 @@
 Attributes ``coef, se, t, p, nobs, n_clusters, r2, r2_within`` refer to the core regressor;
 ``ci`` is its 95 % confidence interval; ``extra`` holds estimator-specific output (first stage
 and Kleibergen–Paap statistics for IV; matched N and the balance table for PSM); ``params`` and
-``bse`` hold every coefficient and standard error by name.
+``bse`` hold every coefficient and standard error by name. Controls an estimator omitted
+(absorbed by the fixed effects or collinear) are not in ``params``; their names are in
+``extra["omitted"]`` and the reasons, with any other note (PSM perfect prediction), in
+``extra["notes"]``.
 """
 
 from __future__ import annotations
