@@ -3,13 +3,13 @@
 
 import shutil
 import sys
-from glob import glob
 
 from nqp_resilience.config import validate_config
 from nqp_resilience.io import read_yaml
 from nqp_resilience.specs import validate_specs
+from nqp_resilience.tables import unshown_specs
 from nqp_resilience.variables import check_instrument_config
-from nqp_resilience.workflow import RAW_FILES, yearbook_path
+from nqp_resilience.workflow import RAW_FILES, check_raw_files, raw_source_path, report_paths, yearbook_path
 
 
 validate_config(config, "schemas/config.schema.yaml", source="config (config.yaml and --config)")
@@ -18,6 +18,10 @@ RAW = config["raw_dir"]
 RESULTS = config["results_dir"]
 YEARS = list(range(config["years"]["start"], config["years"]["end"] + 1))
 YEAR_RANGE = [config["years"]["start"], config["years"]["end"]]
+
+# every raw file of the study period present, one extract per yearbook year: checked here, since
+# Snakemake keeps an existing intermediate result when the raw file behind it disappears
+check_raw_files(RAW, YEAR_RANGE, "resources/cities/city_attributes.csv", config["nqp1"]["include_central"])
 
 # a time-invariant instrument with city fixed effects stops here, before any job runs
 check_instrument_config(config["iv"]["relief"]["interact"], config["iv"]["fixed_effects"])
@@ -41,18 +45,22 @@ PSM_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] == "psm_fe"
 
 
 def yearbook_input(wildcards):
-    """The raw yearbook file of one year (.csv, else .xlsx)."""
+    """The raw yearbook file of one year (.csv or .xlsx); both, or neither, stop the run with a
+    message naming the files."""
     return yearbook_path(RAW, wildcards.year)
 
 
 def source_input(wildcards):
-    """The raw file of one non-yearbook source (SPEC §3 layout)."""
-    return f"{RAW}/{RAW_FILES[wildcards.source]}"
+    """The raw file of one non-yearbook source; a missing file stops the run naming it."""
+    return raw_source_path(RAW, wildcards.source)
 
 
-def report_inputs():
-    """Every government work report in the raw folder."""
-    return sorted(glob(f"{RAW}/reports/*.txt"))
+def report_inputs(wildcards):
+    """Every government work report the study period needs (each province x year, and the
+    central government's if nqp1.include_central), plus any other report in the raw folder; a
+    missing one stops the run naming it."""
+    return report_paths(RAW, "resources/cities/city_attributes.csv", YEAR_RANGE,
+                        config["nqp1"]["include_central"])
 
 
 def spec_pattern(estimator):
@@ -74,6 +82,9 @@ TABLE_FILES = (
     + [f"{RESULTS}/tables/table{n}.tex" for n in TABLE_NUMBERS]
     + [f"{RESULTS}/tables/psm_balance.tex", f"{RESULTS}/tables/replication.tex"]
 )
+# a spec no table shows (e.g. table: 8) is still estimated: say so, once, before any job runs
+for _warning in unshown_specs(SPECS.values(), "resources/templates", RESULTS):
+    print(f"warning: {_warning}", file=sys.stderr)
 TEX_ENGINE = "xelatex" if config["tables"]["language"] == "zh" else "pdflatex"
 HAVE_TEX = bool(shutil.which(TEX_ENGINE) and shutil.which("pdftoppm"))
 if not HAVE_TEX:

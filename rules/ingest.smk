@@ -50,7 +50,7 @@ rule ingest_source:
 
 rule ingest_reports:
     input:
-        reports=report_inputs(),
+        reports=report_inputs,
         attributes="resources/cities/city_attributes.csv",
     output:
         table=f"{RESULTS}/interim/reports.parquet",

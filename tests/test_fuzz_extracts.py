@@ -722,3 +722,37 @@ def test_mistake_is_an_error_naming_it(case, codebook, resolver, tmp_path):
 
 def test_suite_covers_at_least_thirty_cases():
     assert len(HARMLESS) + len(MISTAKES) >= 30
+
+
+# --------------------------------------------------------------------------- in the workflow
+
+
+@pytest.mark.slow
+def test_two_extracts_for_one_year_stop_the_run(workflow_copy):
+    """A .csv and an .xlsx for the same year: an error naming both, before any job runs."""
+    folder = workflow_copy / "resources" / "raw" / "yearbook"
+    shutil.copy2(folder / "city_yearbook_2021.xlsx", folder / "city_yearbook_2015.xlsx")
+    before = (workflow_copy / "results" / "interim" / "yearbook_2015.parquet").stat().st_mtime_ns
+    proc = snakemake(workflow_copy, "--cores", "1", check=False)
+    assert proc.returncode != 0
+    assert "two extracts for data year 2015" in proc.stdout
+    assert "city_yearbook_2015.csv and resources/raw/yearbook/city_yearbook_2015.xlsx" in proc.stdout
+    assert "delete or move the one you do not want to use" in proc.stdout
+    assert (workflow_copy / "results" / "interim" / "yearbook_2015.parquet").stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("relative, problem, hint", [
+    ("yearbook/city_yearbook_2015.csv", "no yearbook extract for data year 2015", "add the extract of that year"),
+    ("cnrds/patents.csv", "the raw file of source 'patents' is missing", "restore the file"),
+    ("static/relief.csv", "the raw file of source 'relief' is missing", "restore the file"),
+    ("reports/130000_2015.txt", "1 government work report(s) missing: 130000_2015.txt", "add the report"),
+], ids=["yearbook_year", "cnrds_file", "static_file", "work_report"])
+def test_raw_file_deleted_after_a_run_is_an_error(workflow_copy, relative, problem, hint):
+    """Snakemake would rerun the reports on the remaining files (their input was a glob) or keep
+    the old results; each deletion must instead stop the run naming the file."""
+    (workflow_copy / "resources" / "raw" / relative).unlink()
+    proc = snakemake(workflow_copy, "-n", check=False)
+    assert proc.returncode != 0
+    assert f"file resources/raw/{relative}" in proc.stdout
+    assert problem in proc.stdout and hint in proc.stdout
