@@ -756,3 +756,45 @@ def test_raw_file_deleted_after_a_run_is_an_error(workflow_copy, relative, probl
     assert proc.returncode != 0
     assert f"file resources/raw/{relative}" in proc.stdout
     assert problem in proc.stdout and hint in proc.stdout
+
+
+# --------------------------------------------------------------------------- raw folder checks
+
+
+def raw_folder(tmp_path: Path) -> Path:
+    """A raw folder with the shipped layout (files copied, so they can be deleted)."""
+    raw = tmp_path / "raw"
+    shutil.copytree(RAW, raw)
+    return raw
+
+
+def test_raw_folder_check_passes_on_the_shipped_files(tmp_path):
+    from nqp_resilience.workflow import check_raw_files, report_paths, yearbook_path
+
+    raw = raw_folder(tmp_path)
+    check_raw_files(raw, YEARS, ATTRIBUTES)
+    assert yearbook_path(raw, 2021).endswith("city_yearbook_2021.xlsx")
+    assert len(report_paths(raw, ATTRIBUTES, YEARS)) == 32 * 12   # 31 provinces and the centre
+
+
+@pytest.mark.parametrize("change, problem, hint", [
+    (lambda raw: shutil.copy(raw / "yearbook/city_yearbook_2021.xlsx", raw / "yearbook/city_yearbook_2012.xlsx"),
+     "two extracts for data year 2012", "delete or move the one"),
+    (lambda raw: (raw / "yearbook/city_yearbook_2012.csv").rename(raw / "yearbook/city_yearbook_2012.xls"),
+     "no yearbook extract for data year 2012", "old binary Excel format"),
+    (lambda raw: (raw / "yearbook/city_yearbook_2012.csv").unlink(),
+     "no yearbook extract for data year 2012", "narrow `years`"),
+    (lambda raw: (raw / "ceic/national.csv").rename(raw / "ceic/national.xlsx"),
+     "the raw file of source 'national' is missing", "found national.xlsx instead"),
+    (lambda raw: [(raw / f"reports/{n}.txt").unlink() for n in ("650000_2010", "650000_2021")],
+     "2 government work report(s) missing: 650000_2010.txt, 650000_2021.txt", "add the report"),
+], ids=["csv_and_xlsx", "old_xls", "year_missing", "source_as_xlsx", "reports_missing"])
+def test_raw_folder_check_names_the_file(tmp_path, change, problem, hint):
+    from nqp_resilience.workflow import check_raw_files
+
+    raw = raw_folder(tmp_path)
+    change(raw)
+    with pytest.raises(DataError) as info:
+        check_raw_files(raw, YEARS, ATTRIBUTES)
+    assert problem in info.value.problem and hint in info.value.hint
+    assert str(info.value).startswith(f"file {raw}")

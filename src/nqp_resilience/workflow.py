@@ -157,7 +157,7 @@ def ingest_yearbook_job(smk) -> None:
     source = Codebook(smk.input.codebook)["yearbook"]
     resolver = CityResolver(smk.input.attributes, smk.input.aliases)
     df = ingest_table(smk.input.raw, source, resolver, _years(smk), year=int(smk.wildcards.year))
-    log.info("%s: %d cities, %d variables", smk.input.raw, len(df), df.shape[1] - 2)
+    log.info("%s: %d cities, %d variables", smk.input.raw, len(df), len(set(df.columns) & set(source.variables)))
     write_parquet(df, smk.output.table)
 
 
