@@ -84,7 +84,7 @@ def numeric_column(data, name: str, source: str = "twfe") -> np.ndarray:
             return np.array([np.nan if _is_missing(v) else float(v) for v in arr], dtype=float)
         return arr.astype(float).reshape(-1)
     except (TypeError, ValueError):
-        raise EstimationError(f"variable '{name}' is not numeric (dtype {getattr(col, 'dtype', type(col))})",
+        raise EstimationError(f"{source}: variable '{name}' is not numeric (dtype {getattr(col, 'dtype', type(col))})",
                               hint="convert it to numbers, or use it as a fixed effect or cluster instead",
                               variable=name) from None
 
