@@ -634,6 +634,15 @@ def e_unknown_city_code():
                                        column="city code", hint="秦皇岛市 is city code 130300")
 
 
+def e_province_code_typo():
+    """130100 mistyped as 130000 (a province code): the city's row is reported, not skipped as a subtotal."""
+    header, rows = yearbook()
+    i = row_of(rows, "130100")
+    rows[i][0] = "130000"
+    return yb([header, *rows]), Expect("unknown city code 130000 (石家庄市)", row=city("130000", "石家庄市", i + 2),
+                                       column="city code", hint="石家庄市 is city code 130100")
+
+
 def e_row_without_city():
     header, rows = yearbook()
     i = row_of(rows, "130200")
@@ -693,6 +702,7 @@ MISTAKES = {
     "city_scope_row_with_code": e_city_scope_row_with_code,
     "unknown_city_code": e_unknown_city_code,
     "row_without_city": e_row_without_city,
+    "province_code_typo_for_a_city": e_province_code_typo,
     "year_out_of_range": e_year_out_of_range,
     "empty_file": e_empty_file,
     "header_only": e_header_only,

@@ -103,12 +103,15 @@ class CityResolver:
         Totals are the national code 000000, a province code (``xx0000``) that is not itself a
         city (the municipalities 110000, 120000, 310000 and 500000 are), a province name that is
         not a city name, or a label such as 合计 / 全国 / 全市 / 市辖区 without a known city code.
-        A known city code always makes the row a city's, whatever the name cell says.
+        A known city code or city name always makes the row a city's (a mistyped code such as
+        130000 for 石家庄市 is then reported, not skipped).
         """
         code = normalise_code(code) if code not in (None, "") else ""
         label = re.sub(r"\s+", "", str(name or ""))
         if code and self.is_known_code(code):
             return None
+        if label in self.by_name or label in self.alias_names:
+            return None   # a city's row under a mistyped code: the resolver reports the code
         if code == "000000":
             return f"code {code}"
         if code and _PROVINCE_CODE.match(code):
