@@ -1,13 +1,46 @@
-# Cleaning and sample (SPEC §4): interim tables -> the city panel, the imputation audit and
-# the sample log.
+# Cleaning and sample (SPEC §4): interim tables -> plausibility checks (corrections applied)
+# -> the city panel, the imputation audit and the sample log.
+
+CHECKED = f"{RESULTS}/checked"
+
+
+rule plausibility:
+    input:
+        yearbook=expand(rules.ingest_yearbook.output.table, year=YEARS),
+        sources=expand(rules.ingest_source.output.table, source=list(RAW_FILES)),
+        # the raw files, aligned with the tables above, to name the raw header of a finding
+        raw_yearbook=[yearbook_path(RAW, y) for y in YEARS],
+        raw_sources=[raw_source_path(RAW, s) for s in RAW_FILES],
+        corrections=config["plausibility"]["corrections"],
+        codebook="resources/codebook.yaml",
+        attributes="resources/cities/city_attributes.csv",
+    output:
+        yearbook=expand(f"{CHECKED}/yearbook_{{year}}.parquet", year=YEARS),
+        sources=expand(f"{CHECKED}/{{source}}.parquet", source=list(RAW_FILES)),
+        report=f"{RESULTS}/audit/plausibility.md",
+        table=f"{RESULTS}/audit/plausibility.csv",
+    params:
+        action=config["plausibility"]["action"],
+        thresholds=config["plausibility"]["thresholds"],
+    log:
+        f"{RESULTS}/logs/plausibility/plausibility.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/plausibility/plausibility.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/workflow.yaml"
+    script:
+        "../scripts/plausibility.py"
 
 
 rule build_panel:
     input:
-        yearbook=expand(rules.ingest_yearbook.output.table, year=YEARS),
-        city_year=expand(rules.ingest_source.output.table, source=["patents", "innovation"]),
-        static=expand(rules.ingest_source.output.table, source=["relief", "telephones_1984"]),
-        national=expand(rules.ingest_source.output.table, source=["national"]),
+        yearbook=rules.plausibility.output.yearbook,
+        city_year=[f"{CHECKED}/{s}.parquet" for s in ["patents", "innovation"]],
+        static=[f"{CHECKED}/{s}.parquet" for s in ["relief", "telephones_1984"]],
+        national=[f"{CHECKED}/national.parquet"],
         codebook="resources/codebook.yaml",
         attributes="resources/cities/city_attributes.csv",
     output:

@@ -49,7 +49,7 @@ rule nqp_text:
 rule derived_variables:
     input:
         panel=rules.build_panel.output.panel,
-        national=expand(rules.ingest_source.output.table, source=["national"]),
+        national=f"{CHECKED}/national.parquet",
         attributes="resources/cities/city_attributes.csv",
     output:
         table=f"{RESULTS}/indices/variables.parquet",

@@ -58,7 +58,10 @@ def validate_config(config: dict, schema_path, source: str = "config.yaml") -> d
     """
     from jsonschema import Draft202012Validator
 
+    from nqp_resilience.plausibility import normalise_config
+
     schema = read_yaml(schema_path)
+    normalise_config(config)  # the shorthand `plausibility: warn` is {action: warn}
     expand_dotted_keys(config, schema, source)
     coerce_to_schema(config, schema)
     validator = _with_defaults(Draft202012Validator)(schema)

@@ -188,6 +188,42 @@ def ingest_reports_job(smk) -> None:
     write_parquet(df, smk.output.table)
 
 
+def plausibility_job(smk) -> None:
+    """Rule ``plausibility``: interim tables + corrections -> checked tables and the audit.
+
+    The audit (``results/audit/plausibility.md``/``.csv``) is written in both modes; with
+    ``action: stop`` a finding then ends the job with every finding in the message, so the panel
+    is not built.
+    """
+    from pathlib import Path
+
+    from nqp_resilience.cities import read_attributes
+    from nqp_resilience.codebook import Codebook
+    from nqp_resilience.io import write_csv, write_parquet, write_text
+    from nqp_resilience.plausibility import (PlausibilityError, Thresholds, audit_markdown, check_tables,
+                                             findings_frame, load_inputs, read_corrections)
+
+    codebook = Codebook(smk.input.codebook)
+    interim = [*smk.input.yearbook, *smk.input.sources]
+    raw = [*smk.input.raw_yearbook, *smk.input.raw_sources]
+    tables = load_inputs(interim, raw, codebook)
+    names = {r["city_code"]: r["city_name"] for r in read_attributes(smk.input.attributes)}
+    result = check_tables(tables, codebook, Thresholds.from_config(dict(smk.params.thresholds)),
+                          read_corrections(smk.input.corrections), names, corrections_path=smk.input.corrections)
+    action = smk.params.action
+    log.info("plausibility: %d cells checked, %d findings, %d confirmed, %d corrections applied (action %s)",
+             result.cells_checked, len(result.findings), len(result.confirmed), len(result.corrections), action)
+    write_text(smk.output.report, audit_markdown(result, action))
+    write_csv(findings_frame(result.findings), smk.output.table)
+    if result.findings and action == "stop":
+        raise PlausibilityError(result, smk.input.corrections, smk.output.report)
+    for f in result.findings:
+        log.warning("%s: %s", f.where(), f.cause)
+    out = {Path(p).stem: p for p in [*smk.output.yearbook, *smk.output.sources]}
+    for name, df in result.tables.items():
+        write_parquet(df, out[name])
+
+
 def build_panel_job(smk) -> None:
     """Rule ``build_panel``: interim tables -> panel, imputation audit and sample log."""
     import pandas as pd
