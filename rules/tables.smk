@@ -64,6 +64,7 @@ rule table_estimates:
         specs=table_specs,
         decimals=config["tables"]["decimals"],
         stars=config["tables"]["stars"],
+        control_variables=config["control_variables"],
     log:
         f"{RESULTS}/logs/table_estimates/{{number}}.log",
     benchmark:

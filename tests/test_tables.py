@@ -144,13 +144,60 @@ def test_stars_custom_thresholds_any_order():
 def test_coefficient_and_standard_error_cells():
     assert T.fmt_coef(0.06474851, 0.00079) == "0.065$^{***}$"
     assert T.fmt_coef(-0.1, 0.03) == "$-$0.100$^{**}$"
-    assert T.fmt_coef(-0.00004, 0.5) == "0.000"
-    assert T.fmt_coef(0.02, 0.07, 2, (0.1,)) == "0.02$^{*}$"
+    # a nonzero estimate never reads 0.000: decimals rise to two significant digits (at most
+    # MAX_DECIMALS), then scientific notation
+    assert T.fmt_coef(-0.00004, 0.5) == "$-$0.000040"
+    assert T.fmt_coef(-0.00004, 0.5, significant=None) == "0.000"
+    assert T.fmt_coef(0.02, 0.07, 2, (0.1,)) == "0.020$^{*}$"
+    assert T.fmt_coef(0.25, 0.07, 2, (0.1,)) == "0.25$^{*}$"
     assert T.fmt_coef(None, 0.01) == ""
     assert T.fmt_se(0.019027) == "(0.019)"
-    assert T.fmt_se(0.0000001) == "(0.000)"
+    assert T.fmt_se(0.0000001) == r"($1.0\times10^{-7}$)"
+    assert T.fmt_se(0.0000001, latex=False) == "(1.0e-07)"
     assert T.fmt_se(None) == ""
-    assert T.fmt_se(0.25, 1, latex=False) == "(0.2)"
+    assert T.fmt_se(0.25, 1, latex=False) == "(0.25)"
+    assert T.fmt_se(0.25, 1, latex=False, significant=None) == "(0.2)"
+
+
+@pytest.mark.parametrize("values, minimum, expected", [
+    ([0.065, 0.019], 3, 3),          # both already show two significant digits
+    ([-0.09996, 0.00554], 3, 4),     # the SE needs a fourth decimal: 0.0055
+    ([-5.27e-5, 3.89e-5], 3, 6),     # the old Nqp1 unit: 0.000053 (0.000039)
+    ([1e-9, 2e-9], 3, 6),            # capped at MAX_DECIMALS
+    ([12.3, 4.5], 3, 3),             # the minimum stays the minimum
+    ([0.0, None, float("nan"), float("inf")], 2, 2),
+    ([0.0123], 0, 3),
+    ([0.0123], 8, 8),                # a minimum above the cap wins
+])
+def test_estimate_decimals(values, minimum, expected):
+    assert T.estimate_decimals(values, minimum) == expected
+
+
+@pytest.mark.parametrize("coef, se, expected", [
+    (0.06474851, 0.019027, ("0.065", "(0.019)")),
+    (-0.09996326, 0.00553836, ("$-$0.1000", "(0.0055)")),
+    (-5.2727e-05, 3.8917e-05, ("$-$0.000053", "(0.000039)")),
+    (-0.5272726, 0.3891744, ("$-$0.527", "(0.389)")),   # Nqp1 in keywords per character
+    (5e-5, 1e-7, ("0.000050", r"($1.0\times10^{-7}$)")),
+    (3e-9, 1e-9, (r"$3.0\times10^{-9}$", r"($1.0\times10^{-9}$)")),
+    (0.0, 0.0, ("0.000", "(0.000)")),
+    (None, None, ("", "")),
+])
+def test_fmt_estimate_shares_decimals_and_never_prints_a_nonzero_estimate_as_zero(coef, se, expected):
+    assert T.fmt_estimate(coef, se) == expected
+    for cell in T.fmt_estimate(coef, se, decimals=3):
+        if coef:
+            assert not re.fullmatch(r"\(?0\.0*\)?", cell)
+
+
+def test_fmt_estimate_all_magnitudes_show_two_significant_digits():
+    for exponent in range(-9, 3):
+        for mantissa in (1.0, 1.04, 2.5, 9.9):
+            x = mantissa * 10.0 ** exponent
+            coef, se = T.fmt_estimate(x, x, latex=False)
+            digits = coef.split("e")[0].lstrip("0.").replace(".", "")
+            assert len(digits) >= 2, (x, coef)
+            assert float(coef) == pytest.approx(x, rel=0.051), (x, coef)
 
 
 def test_star_legend_follows_thresholds_and_language(en, zh):
@@ -215,7 +262,8 @@ def test_table4_iv_columns_show_both_stages_and_psm_columns_matched_n(en):
     assert ctx["dependents"] == ["Nqp", "Resil", "Nqp", "Resil", "Resil", "Resil", "Resil"]
     assert [r["label"] for r in ctx["coef_rows"]] == ["Nqp", "Relief", "Internet"]
     relief = ESTIMATES["iv_relief"]["extra"]
-    assert ctx["coef_rows"][1]["coefs"][0] == T.fmt_coef(relief["first_stage_coef"], relief["first_stage_F_p"])
+    assert (ctx["coef_rows"][1]["coefs"][0], ctx["coef_rows"][1]["ses"][0]) == T.fmt_estimate(
+        relief["first_stage_coef"], relief["first_stage_se"], relief["first_stage_F_p"])
     assert ctx["coef_rows"][1]["coefs"][1:] == [""] * 6
     iv = {r["label"]: r["cells"] for r in ctx["iv_rows"]}
     assert iv["KP rk LM"][0] == T.fmt_coef(relief["kp_lm"], relief["kp_lm_p"])
@@ -233,6 +281,93 @@ def test_table5_shows_the_trend_row_and_both_regressors(en):
     stats = {r["label"]: r["cells"] for r in ctx["stat_rows"]}
     assert stats["City linear trends"] == ["No", "No", "No", "No", "Yes"]
     assert ctx["titles"][3] == "Excl.\\\\ municipalities"
+
+
+def test_table5_nqp1_is_readable_in_its_unit_and_the_note_states_it(en, zh):
+    ctx = T.estimates_table_context(5, specs_of(5), ESTIMATES, en)
+    nqp1 = next(r for r in ctx["coef_rows"] if r["label"] == "Nqp1")
+    assert nqp1["coefs"][2] == "$-$0.527" and nqp1["ses"][2] == "(0.389)"  # keywords per character
+    assert "keywords per character" in ctx["notes"]
+    assert "关键词个数 / 报告字符数" in T.estimates_table_context(5, specs_of(5), ESTIMATES, zh)["notes"]
+    # in the old unit (per 10,000 characters) the estimate is 10^4 times smaller: still not 0.000
+    old = {**ESTIMATES, "rob_nqp1": {**ESTIMATES["rob_nqp1"], "coef": -5.2727e-5, "se": 3.8917e-5}}
+    nqp1 = next(r for r in T.estimates_table_context(5, specs_of(5), old, en)["coef_rows"] if r["label"] == "Nqp1")
+    assert (nqp1["coefs"][2], nqp1["ses"][2]) == ("$-$0.000053", "(0.000039)")
+
+
+DEFAULT_CONTROLS = ["GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE"]
+
+
+@pytest.mark.parametrize("used, default, spec_flag, cell, listed", [
+    (DEFAULT_CONTROLS, DEFAULT_CONTROLS, True, "Yes", None),
+    (list(reversed(DEFAULT_CONTROLS)), DEFAULT_CONTROLS, DEFAULT_CONTROLS, "Yes", None),  # same set as a list
+    ([], DEFAULT_CONTROLS, False, "No", None),
+    (None, DEFAULT_CONTROLS, False, "No", None),
+    (["GDP", "GOV"], DEFAULT_CONTROLS, ["GDP", "GOV"], "GDP, GOV", None),
+    (["GDP", "GOV", "FIN"], DEFAULT_CONTROLS, ["GDP", "GOV", "FIN"], "Custom (3)", "GDP, GOV, FIN"),
+    (DEFAULT_CONTROLS[:7], DEFAULT_CONTROLS, DEFAULT_CONTROLS[:7], "Custom (7)", ", ".join(DEFAULT_CONTROLS[:7])),
+    (["GDP", "GOV"], ["GDP", "GOV"], True, "Yes", None),  # the configured default, whatever it is
+    (DEFAULT_CONTROLS, None, True, "Yes", None),           # without the default set: the spec's flag
+    (["GDP", "GOV", "FIN"], None, ["GDP", "GOV", "FIN"], "Custom (3)", "GDP, GOV, FIN"),
+])
+def test_controls_cell(en, used, default, spec_flag, cell, listed):
+    assert T.controls_cell(en, used, default, spec_flag) == (cell, listed)
+
+
+def test_controls_row_names_a_custom_set_and_lists_a_large_one_in_the_note(en, zh):
+    est = ESTIMATES["baseline"]
+    estimates = {**ESTIMATES, "baseline": {**est, "controls": ["GDP", "TEC", "FIN"]},
+                 "baseline_nocontrols": {**ESTIMATES["baseline_nocontrols"], "controls": ["GDP"]}}
+    ctx = T.estimates_table_context(3, specs_of(3), estimates, en, control_variables=DEFAULT_CONTROLS)
+    stats = {r["label"]: r["cells"] for r in ctx["stat_rows"]}
+    assert stats["Controls"] == ["GDP", "Custom (3)"]
+    assert "Controls of (2): GDP, TEC, FIN." in ctx["notes"]
+    ctx = T.estimates_table_context(3, specs_of(3), ESTIMATES, en, control_variables=DEFAULT_CONTROLS)
+    assert {r["label"]: r["cells"] for r in ctx["stat_rows"]}["Controls"] == ["No", "Yes"]
+    assert "Controls of" not in ctx["notes"]
+    # a changed default set: the paper's eight are then a custom set
+    ctx = T.estimates_table_context(3, specs_of(3), ESTIMATES, en, control_variables=["GDP", "GOV"])
+    assert {r["label"]: r["cells"] for r in ctx["stat_rows"]}["Controls"] == ["No", "Custom (8)"]
+    zh_ctx = T.estimates_table_context(3, specs_of(3), estimates, zh, control_variables=DEFAULT_CONTROLS)
+    assert "自定义（3 个）" in {r["label"]: r["cells"] for r in zh_ctx["stat_rows"]}[zh["rows"]["controls"]]
+
+
+def test_estimates_table_job_passes_the_default_control_set(tmp_path):
+    out = tmp_path / "table3.tex"
+    est_files = []
+    for sid, record in [("baseline_nocontrols", ESTIMATES["baseline_nocontrols"]), ("baseline", ESTIMATES["baseline"])]:
+        path = tmp_path / f"{sid}.json"
+        path.write_text(json.dumps(record), encoding="utf-8")
+        est_files.append(str(path))
+    smk = SimpleNamespace(
+        input=SimpleNamespace(estimates=est_files, labels=str(LABELS_EN), template=str(TEMPLATES / "table3.tex.j2")),
+        params=SimpleNamespace(table=3, specs=specs_of(3), decimals=3, stars=[0.1, 0.05, 0.01],
+                               control_variables=["GDP", "GOV"]),
+        output=SimpleNamespace(table=str(out)))
+    T.estimates_table_job(smk)
+    assert "Controls & No & Custom (8) \\\\" in out.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"id": "extra", "table": 8, "estimator": "ols_fe"}, ["spec 'extra' has table: 8", "table8.tex.j2",
+                                                          "results/estimates/extra.json", "3, 4, 5, 6, 7"]),
+    ({"id": "extra", "table": 2, "estimator": "ols_fe"}, ["table: 2", "Table 2 shows the spec desc_stats only"]),
+    ({"id": "more_stats", "table": 2, "estimator": "describe"}, ["'more_stats' (describe, table 2)"]),
+])
+def test_unshown_specs_warns_about_a_spec_no_table_shows(spec, words):
+    warnings = T.unshown_specs([*SPECS, spec], TEMPLATES, "results")
+    assert len(warnings) == 1
+    for w in words:
+        assert w in warnings[0]
+    assert T.unshown_specs(SPECS, TEMPLATES) == []
+
+
+def test_unshown_specs_with_a_missing_template(tmp_path):
+    for n in (3, 4, 5, 6):
+        (tmp_path / f"table{n}.tex.j2").write_text("", encoding="utf-8")
+    warnings = T.unshown_specs(SPECS, tmp_path)
+    assert [w.split("'")[1] for w in warnings] == [s["id"] for s in SPECS if s["table"] == 7]
+    assert all("table7.tex.j2 is missing" in w for w in warnings)
 
 
 def test_table7_main_effect_precedes_each_interaction(en):

@@ -8,9 +8,12 @@ jinja2 templates in ``resources/templates/``.
 Outputs: the text of one ``.tex`` file per table (a ``table`` float with caption and label,
 ready for ``\\input``) and of a standalone ``tables.tex`` that inputs them all.
 
-Layout. All number formatting happens here, in :func:`fmt_number` and the three helpers built on
-it (:func:`stars`, :func:`fmt_coef`, :func:`fmt_se`); the templates receive finished LaTeX cells
-and only arrange them. Label values are LaTeX fragments (``R$^2$``); a name that has no label
+Layout. All number formatting happens here, in :func:`fmt_number` and the helpers built on it
+(:func:`stars`, :func:`fmt_coef`, :func:`fmt_se`, :func:`fmt_estimate`); the templates receive
+finished LaTeX cells and only arrange them. Estimates (coefficients and their standard errors)
+get adaptive decimals (:func:`estimate_decimals`): ``tables.decimals`` is the minimum, raised
+until the coefficient and its SE each show :data:`SIGNIFICANT_DIGITS` significant digits, so a
+nonzero estimate never prints as ``0.000``. Label values are LaTeX fragments (``R$^2$``); a name that has no label
 is printed verbatim through :func:`latex_escape`. The templates use LaTeX-safe jinja2
 delimiters: ``((* block *))``, ``((( variable )))``, ``((= comment =))``.
 
@@ -40,6 +43,16 @@ TEMPLATES = {1: "table1.tex.j2", 2: "table2.tex.j2", 3: "table3.tex.j2", 4: "tab
              5: "table5.tex.j2", 6: "table6.tex.j2", 7: "table7.tex.j2",
              "psm_balance": "psm_balance.tex.j2", "replication": "replication.tex.j2"}
 
+#: Significant digits an estimate and its standard error show at least (adaptive decimals).
+SIGNIFICANT_DIGITS = 2
+
+#: Most decimals an estimate gets; a nonzero value that would need more for its significant
+#: digits is printed in scientific notation instead (``5.3\times10^{-8}``).
+MAX_DECIMALS = 6
+
+#: Regression tables: one ``table{n}.tex.j2`` template each, one column per spec of that table.
+ESTIMATE_TABLES = (3, 4, 5, 6, 7)
+
 #: Tables that print the regression constant (the paper shows it in Table 3 only).
 CONSTANT_TABLES = frozenset({3})
 
@@ -63,8 +76,29 @@ def latex_escape(text) -> str:
     return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
 
 
-def fmt_number(x, decimals: int = 3, *, thousands: bool = False, latex: bool = True) -> str:
-    """Format one number for a table cell.
+def estimate_decimals(values, minimum: int = 3, significant: int = SIGNIFICANT_DIGITS,
+                      cap: int = MAX_DECIMALS) -> int:
+    """Decimals that give every nonzero value at least ``significant`` significant digits.
+
+    For a value x the digits needed are d(x) = significant − 1 − ⌊log10 |x|⌋ (0.065 needs 3
+    for two significant digits, 0.0055 needs 4, 0.000053 needs 6); the result is
+    max(``minimum``, d(x) over the values), capped at max(``cap``, ``minimum``). Zero, None,
+    NaN and infinite values need nothing.
+    """
+    d = minimum
+    for v in values:
+        if v is None:
+            continue
+        v = abs(float(v))
+        if v == 0 or math.isnan(v) or math.isinf(v):
+            continue
+        d = max(d, significant - 1 - math.floor(math.log10(v)))
+    return min(d, max(cap, minimum))
+
+
+def fmt_number(x, decimals: int = 3, *, thousands: bool = False, latex: bool = True,
+               significant: int | None = None) -> str:
+    """Format one number for a table cell (the one formatting function of the tables).
 
     Parameters
     ----------
@@ -72,14 +106,20 @@ def fmt_number(x, decimals: int = 3, *, thousands: bool = False, latex: bool = T
         The value; ``None`` and NaN give the empty string (an empty cell).
     decimals : int
         Digits after the decimal point (rounded half to even on the binary value, as Python's
-        ``format`` does).
+        ``format`` does); with ``significant`` the minimum.
     thousands : bool
         Group thousands: ``2{,}760`` in LaTeX (the braces stop math mode adding space after the
         comma), ``2,760`` otherwise.
     latex : bool
         LaTeX output: a true minus sign ``$-$``; otherwise the Unicode minus U+2212.
+    significant : int, optional
+        Raise the decimals (see :func:`estimate_decimals`) so that a nonzero value shows this
+        many significant digits; a value that would need more than :data:`MAX_DECIMALS` (or
+        ``decimals``, if larger) is printed in scientific notation, ``$5.3\\times10^{-8}$``
+        (plain text ``5.3e-08``), so it never reads as zero.
 
-    A value that rounds to zero prints without a sign (``0.000``, never ``-0.000``).
+    Without ``significant`` a value that rounds to zero prints without a sign (``0.000``, never
+    ``-0.000``).
     """
     if x is None:
         return ""
@@ -91,11 +131,21 @@ def fmt_number(x, decimals: int = 3, *, thousands: bool = False, latex: bool = T
     minus = "$-$" if latex else "\u2212"
     if math.isinf(value):
         return (minus if value < 0 else "") + (r"$\infty$" if latex else "\u221e")
+    scientific = False
+    if significant is not None:
+        needed = estimate_decimals([value], decimals, significant, cap=10**6)
+        decimals = min(needed, max(MAX_DECIMALS, decimals))
+        scientific = needed > decimals  # the cap would cost significant digits
     body = format(abs(value), f"{',' if thousands else ''}.{decimals}f")
-    negative = value < 0 and any(c in "123456789" for c in body)
+    nonzero = any(c in "123456789" for c in body)
+    if scientific:
+        mantissa, exponent = format(value, f".{max(significant - 1, 0)}e").split("e")
+        if not latex:
+            return f"{mantissa.replace('-', chr(0x2212))}e{exponent}"
+        return f"${mantissa}\\times10^{{{int(exponent)}}}$"
     if latex and thousands:
         body = body.replace(",", "{,}")
-    return (minus if negative else "") + body
+    return (minus if value < 0 and nonzero else "") + body
 
 
 def _check_thresholds(thresholds) -> tuple[float, ...]:
@@ -121,16 +171,33 @@ def stars(p, thresholds=DEFAULT_STARS, *, latex: bool = True) -> str:
     return f"$^{{{'*' * n}}}$" if latex else "*" * n
 
 
-def fmt_coef(coef, p=None, decimals: int = 3, thresholds=DEFAULT_STARS, *, latex: bool = True) -> str:
-    """A coefficient with its stars: ``0.065$^{***}$``, ``$-$0.109$^{**}$``."""
-    cell = fmt_number(coef, decimals, latex=latex)
+def fmt_coef(coef, p=None, decimals: int = 3, thresholds=DEFAULT_STARS, *, latex: bool = True,
+             significant: int | None = SIGNIFICANT_DIGITS) -> str:
+    """A coefficient with its stars: ``0.065$^{***}$``, ``$-$0.109$^{**}$``; ``decimals`` is the
+    minimum, raised for ``significant`` digits (:func:`fmt_number`; ``None`` keeps it fixed)."""
+    cell = fmt_number(coef, decimals, latex=latex, significant=significant)
     return cell + stars(p, thresholds, latex=latex) if cell else ""
 
 
-def fmt_se(se, decimals: int = 3, *, latex: bool = True) -> str:
-    """A standard error in parentheses, ``(0.019)``; empty when there is none."""
-    cell = fmt_number(se, decimals, latex=latex)
+def fmt_se(se, decimals: int = 3, *, latex: bool = True, significant: int | None = SIGNIFICANT_DIGITS) -> str:
+    """A standard error in parentheses, ``(0.019)``; empty when there is none. Decimals as in
+    :func:`fmt_coef`."""
+    cell = fmt_number(se, decimals, latex=latex, significant=significant)
     return f"({cell})" if cell else ""
+
+
+def fmt_estimate(coef, se, p=None, decimals: int = 3, thresholds=DEFAULT_STARS, *,
+                 latex: bool = True) -> tuple[str, str]:
+    """The coefficient cell and the SE cell of one estimate, with the same decimals.
+
+    The decimals are :func:`estimate_decimals` of the pair: at least ``decimals``, and enough
+    for the coefficient and the SE to show :data:`SIGNIFICANT_DIGITS` significant digits each
+    (−0.0000527 with SE 0.0000389 prints ``$-$0.000053`` and ``(0.000039)``; 0.065 with SE
+    0.019 stays ``0.065`` and ``(0.019)``).
+    """
+    d = estimate_decimals([coef, se], decimals)
+    return (fmt_coef(coef, p, d, thresholds, latex=latex),
+            fmt_se(se, d, latex=latex))
 
 
 def _percent(t: float) -> str:
@@ -194,6 +261,33 @@ def var_label(labels, name: str) -> str:
 
 def _yes_no(labels, flag: bool) -> str:
     return _label(labels, "rows", "included" if flag else "excluded")
+
+
+#: A non-default control set of at most this many variables is named in its cell; a larger
+#: one reads "Custom (k)" and is listed in the table note.
+CONTROLS_NAMED_MAX = 2
+
+
+def controls_cell(labels, used, default=None, spec_controls=None) -> tuple[str, str | None]:
+    """The "Controls" cell of one column and, for a larger custom set, its list for the note.
+
+    ``used`` are the controls of the estimate; ``default`` the configured default set
+    (``config.yaml: control_variables``). "Yes" (``rows.included``) only for exactly the default
+    set, "No" (``rows.excluded``) for none; otherwise the variables' labels (up to
+    :data:`CONTROLS_NAMED_MAX` of them, e.g. "GDP, GOV") or ``rows.controls_custom`` with the
+    number, "Custom (3)", and the list returned for the note. Without ``default`` the spec's
+    ``controls: true`` marks the default set.
+    """
+    used = list(used or [])
+    if not used:
+        return _yes_no(labels, False), None
+    is_default = set(used) == set(default) if default is not None else spec_controls is True
+    if is_default:
+        return _yes_no(labels, True), None
+    names = [var_label(labels, v) for v in used]
+    if len(used) <= CONTROLS_NAMED_MAX:
+        return ", ".join(names), None
+    return _label(labels, "rows", "controls_custom", "Custom (<n>)").replace("<n>", str(len(used))), ", ".join(names)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -266,7 +360,7 @@ def _columns(specs, estimates, labels) -> list[dict]:
                            f"results/estimates/{sid}.json as input")
         est = estimates[sid]
         title = (labels.get("spec_titles") or {}).get(sid)
-        base = {"spec": sid, "est": est, "title": title}
+        base = {"spec": sid, "est": est, "title": title, "entry": spec}
         if spec.get("estimator", est.get("estimator")) == "iv_fe":
             inst = _instruments(spec, est)
             group = _label(labels, "columns", "iv_group") + " " + ", ".join(var_label(labels, i) for i in inst)
@@ -305,7 +399,8 @@ def _groups(cols) -> list[dict]:
 
 
 def estimates_table_context(table_number: int, specs: list[dict], estimates: dict[str, dict], labels,
-                            decimals: int = 3, stars=DEFAULT_STARS, show_constant: bool | None = None) -> dict:
+                            decimals: int = 3, stars=DEFAULT_STARS, show_constant: bool | None = None,
+                            control_variables=None) -> dict:
     """Template variables of a regression table (Tables 3-7); see :func:`render_estimates_table`."""
     labels = load_labels(labels)
     thresholds = _check_thresholds(stars)
@@ -346,15 +441,16 @@ def estimates_table_context(table_number: int, specs: list[dict], estimates: dic
         coefs, ses = [], []
         for cell in shown:
             coef, se, p = cell.get(name, (None, None, None))
-            coefs.append(fmt_coef(coef, p, decimals, thresholds))
-            ses.append(fmt_se(se, decimals))
+            c_cell, se_cell = fmt_estimate(coef, se, p, decimals, thresholds)
+            coefs.append(c_cell)
+            ses.append(se_cell)
         coef_rows.append({"label": var_label(labels, name), "coefs": coefs, "ses": ses})
     if show_constant:
         consts = [_term(c["est"], "_cons") if c["kind"] != "iv_first" else (None, None, None) for c in cols]
         if any(v[0] is not None for v in consts):
+            cells = [fmt_estimate(co, se, p, decimals, thresholds) for co, se, p in consts]
             coef_rows.append({"label": _label(labels, "rows", "constant"),
-                              "coefs": [fmt_coef(co, p, decimals, thresholds) for co, _, p in consts],
-                              "ses": [fmt_se(se, decimals) for _, se, _ in consts]})
+                              "coefs": [c for c, _ in cells], "ses": [se for _, se in cells]})
 
     def row(key, values):
         return {"label": _label(labels, "rows", key), "cells": values}
@@ -364,13 +460,20 @@ def estimates_table_context(table_number: int, specs: list[dict], estimates: dic
         def iv(c, f):
             return f(c["est"].get("extra") or {}) if c["kind"] == "iv_first" else ""
         iv_rows = [
-            row("kp_lm", [iv(c, lambda x: fmt_coef(x.get("kp_lm"), x.get("kp_lm_p"), decimals, thresholds))
-                          for c in cols]),
+            row("kp_lm", [iv(c, lambda x: fmt_coef(x.get("kp_lm"), x.get("kp_lm_p"), decimals, thresholds,
+                                                   significant=None)) for c in cols]),
             row("kp_f", [iv(c, lambda x: fmt_number(x.get("kp_f"), decimals)) for c in cols]),
             row("stock_yogo", [iv(c, lambda x: fmt_number((x.get("stock_yogo") or {}).get("10%"), decimals))
                                for c in cols]),
         ]
-    stat_rows.append(row("controls", [_yes_no(labels, bool(c["est"].get("controls"))) for c in cols]))
+    controls, custom_controls = [], []
+    for c in cols:
+        cell, listed = controls_cell(labels, c["est"].get("controls"), control_variables,
+                                     c["entry"].get("controls"))
+        controls.append(cell)
+        if listed and (c["header"], listed) not in custom_controls:
+            custom_controls.append((c["header"], listed))
+    stat_rows.append(row("controls", controls))
     if any(c["est"].get("trends") for c in cols):
         stat_rows.append(row("trends", [_yes_no(labels, bool(c["est"].get("trends"))) for c in cols]))
     fe = [set(c["est"].get("fixed_effects") or []) for c in cols]
@@ -394,6 +497,9 @@ def estimates_table_context(table_number: int, specs: list[dict], estimates: dic
         extra_notes.append(_label(labels, "notes", "iv"))
     if any(c["kind"] == "psm" for c in cols):
         extra_notes.append(_label(labels, "notes", "psm"))
+    for header, listed in custom_controls:
+        extra_notes.append(_label(labels, "notes", "controls_custom", "Controls of <column>: <list>.")
+                           .replace("<column>", header).replace("<list>", listed))
     return {
         "table": key,
         "caption": _caption(labels, key),
@@ -414,7 +520,8 @@ def estimates_table_context(table_number: int, specs: list[dict], estimates: dic
 
 def render_estimates_table(table_number: int, specs: list[dict], estimates: dict[str, dict], labels,
                            template_dir, decimals: int = 3, stars=DEFAULT_STARS,
-                           show_constant: bool | None = None, template: str | None = None) -> str:
+                           show_constant: bool | None = None, template: str | None = None,
+                           control_variables=None) -> str:
     """The ``.tex`` text of regression Table 3, 4, 5, 6 or 7.
 
     Parameters
@@ -432,11 +539,15 @@ def render_estimates_table(table_number: int, specs: list[dict], estimates: dict
     template_dir : path
         Folder of the templates.
     decimals : int
-        Digits of coefficients, SEs, R² and the IV statistics.
+        Digits of R² and the IV statistics, and the minimum for coefficients and SEs (more where
+        needed for two significant digits, see :func:`fmt_estimate`).
     stars : sequence of float
         Significance thresholds, one star each (default 0.10, 0.05, 0.01; strict ``p <``).
     show_constant : bool, optional
         Print the constant row; default only in Table 3, as the paper does.
+    control_variables : list of str, optional
+        The default control set (``config.yaml: control_variables``): the "Controls" row says
+        "Yes" for it, "No" without controls and names any other set (:func:`controls_cell`).
 
     Rows: the core regressor (for an ``interact`` spec the main effect, then ``D × regressor``),
     SEs in parentheses below; the constant (Table 3); for IV columns KP rk LM (stars from its
@@ -444,8 +555,39 @@ def render_estimates_table(table_number: int, specs: list[dict], estimates: dict
     city-specific trends (when a spec has them), city and year fixed effects, N, matched N
     (PSM columns), R² (overall; blank for a first stage).
     """
-    context = estimates_table_context(table_number, specs, estimates, labels, decimals, stars, show_constant)
+    context = estimates_table_context(table_number, specs, estimates, labels, decimals, stars, show_constant,
+                                      control_variables)
     return render_template(template_dir, template or TEMPLATES[int(table_number)], **context)
+
+
+def unshown_specs(specs, template_dir="resources/templates", results_dir="results") -> list[str]:
+    """One warning per spec that no LaTeX table shows, naming the spec, its table and the fix.
+
+    Table 2 shows the ``describe`` spec ``desc_stats``; Tables 3-7 (:data:`ESTIMATE_TABLES`,
+    each with a template ``table{n}.tex.j2`` in ``template_dir``) show the regression specs
+    whose ``table`` is n. Any other spec, e.g. ``table: 8``, is still estimated (its JSON is
+    written) but appears in no table, which is easy to miss.
+    """
+    out = []
+    for spec in specs:
+        sid, n = spec["id"], int(spec["table"])
+        template = Path(template_dir) / f"table{n}.tex.j2"
+        where = f"its estimate is still written to {results_dir}/estimates/{sid}.json"
+        if spec.get("estimator") == "describe":
+            if n == 2 and sid == "desc_stats":
+                continue
+            out.append(f"spec '{sid}' (describe, table {n}) is shown in no table: Table 2 shows the spec "
+                       f"'desc_stats' only; {where}")
+        elif n not in ESTIMATE_TABLES:
+            why = (f"Table {n} shows {'the indicator system' if n == 1 else 'the spec desc_stats'} only"
+                   if n in (1, 2) else f"there is no template {template}")
+            out.append(f"spec '{sid}' has table: {n}, but no table shows it ({why}; regression specs appear "
+                       f"in Tables {ESTIMATE_TABLES[0]}-{ESTIMATE_TABLES[-1]}); {where}. To show it, set its "
+                       f"table to one of {', '.join(map(str, ESTIMATE_TABLES))}")
+        elif not template.exists():
+            out.append(f"spec '{sid}' has table: {n}, but the template {template} is missing, so no table "
+                       f"shows it; {where}")
+    return out
 
 
 # --------------------------------------------------------------------------- Table 1
@@ -682,8 +824,18 @@ def replication_table_context(published: dict, estimates: dict[str, dict], label
     letters = {k: chr(ord("a") + i) for i, k in enumerate(used)}
     statistics = labels.get("statistics") or {}
 
-    def number(x, is_n):
-        return fmt_number(x, 0, thousands=True) if is_n else fmt_number(x, decimals)
+    def number(x, se, is_n, published):
+        """A value with its SE. Ours: adaptive decimals (:func:`fmt_estimate`); published: as
+        the paper prints them (one significant digit at least, so no invented precision)."""
+        if is_n:
+            return fmt_number(x, 0, thousands=True)
+        if se is None:
+            return fmt_number(x, decimals)
+        if published:
+            d = estimate_decimals([x, se], decimals, significant=1)
+            return f"{fmt_number(x, d)} {fmt_se(se, d, significant=None)}"
+        value, se_cell = fmt_estimate(x, se, None, decimals)
+        return f"{value} {se_cell}"
 
     out, previous_table, previous_spec = [], None, None
     for r in rows:
@@ -700,9 +852,8 @@ def replication_table_context(published: dict, estimates: dict[str, dict], label
         stat = statistics.get(r["statistic"])
         if stat is None:
             stat = var_label(labels, r["statistic"])
-        pub = number(r["published"], is_n) + (f" {fmt_se(r['published_se'], decimals)}"
-                                             if r["published_se"] is not None else "")
-        ours = number(r["ours"], is_n) + (f" {fmt_se(r['ours_se'], decimals)}" if r["ours_se"] is not None else "")
+        pub = number(r["published"], r["published_se"], is_n, published=True)
+        ours = number(r["ours"], r["ours_se"], is_n, published=False)
         out.append({"kind": "row", "spec": spec, "statistic": stat, "published": pub, "ours": ours,
                     "z": fmt_number(r["z"], 2)})
     coef_rows = [r for r in rows if r["within_2se"] is not None]
@@ -788,14 +939,16 @@ def _stars_param(params) -> tuple[float, ...]:
 
 def estimates_table_job(smk) -> None:
     """Rule of Tables 3-7. input: ``estimates`` (that table's JSONs), ``labels``, ``template``;
-    params: ``table`` (int), ``specs`` (that table's registry entries), ``decimals``, ``stars``;
-    output: ``table``."""
+    params: ``table`` (int), ``specs`` (that table's registry entries), ``decimals``, ``stars``,
+    ``control_variables``; output: ``table``."""
     from nqp_resilience.io import write_text
 
     p = smk.params
+    default_controls = getattr(p, "control_variables", None)
     text = render_estimates_table(int(p.table), list(p.specs), _estimates_by_spec(smk.input.estimates),
                                   smk.input.labels, Path(smk.input.template).parent, int(p.decimals),
-                                  _stars_param(p), template=Path(smk.input.template).name)
+                                  _stars_param(p), template=Path(smk.input.template).name,
+                                  control_variables=list(default_controls) if default_controls else None)
     write_text(smk.output.table, text)
 
 
