@@ -138,3 +138,44 @@ def test_wrong_type_hint_shows_how_to_write_it_on_the_command_line():
     with pytest.raises(ConfigError) as exc:
         validate_config({"tabels.decimals": 4}, SCHEMA)
     assert "did you mean 'tables.decimals'?" in str(exc.value)
+
+
+# ---------------------------------------------------------------- spec variables: did you mean
+
+
+def _spec_config():
+    return validate_config(_config(), SCHEMA)
+
+
+@pytest.mark.parametrize("edit, key, wrong, meant", [
+    (lambda c: c["specs"][1].update(dependent="Resill"), "specs[1].dependent", "Resill", "Resil"),
+    (lambda c: c["specs"][1].update(regressor="nqp"), "specs[1].regressor", "nqp", "Nqp"),
+    (lambda c: c["specs"][1].update(controls=["GDP", "GOVV"]), "specs[1].controls[1]", "GOVV", "GOV"),
+    (lambda c: c["specs"][17].update(interact="Aset"), "specs[17].interact", "Aset", "Asset"),
+    (lambda c: c["specs"][3].update(instrument="Releif"), "specs[3].instrument", "Releif", "Relief"),
+    (lambda c: c["specs"][3].update(instrument=["Relief", "Internt"]), "specs[3].instrument[1]", "Internt",
+     "Internet"),
+    (lambda c: c["specs"][11]["sample"][0].update(column="municipalty"), "specs[11].sample[0].column",
+     "municipalty", "municipality"),
+    (lambda c: c["specs"][5]["psm"].update(treatment_variable="NQP"), "specs[5].psm.treatment_variable", "NQP",
+     "Nqp"),
+    (lambda c: c["specs"][0]["variables"].__setitem__(4, "GDPP"), "specs[0].variables[4]", "GDPP", "GDP"),
+    (lambda c: c["control_variables"].__setitem__(2, "INDD"), "control_variables[2]", "INDD", "IND"),
+])
+def test_every_place_a_spec_names_a_variable_suggests_the_closest(edit, key, wrong, meant):
+    from nqp_resilience.specs import validate_specs
+
+    cfg = _spec_config()
+    edit(cfg)
+    with pytest.raises(ConfigError) as exc:
+        validate_specs(cfg["specs"], cfg["control_variables"])
+    assert exc.value.key == key
+    assert f"unknown variable {wrong!r}" in exc.value.problem
+    assert f"did you mean '{meant}'?" in exc.value.hint
+
+
+def test_shipped_specs_are_valid():
+    from nqp_resilience.specs import validate_specs
+
+    cfg = _spec_config()
+    assert len(validate_specs(cfg["specs"], cfg["control_variables"])) == 20

@@ -54,14 +54,66 @@ def spec_columns(spec: dict, control_variables: list[str]) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
+def spec_variable_fields(spec: dict) -> list[tuple[str, str]]:
+    """Every place a spec names a variable, as (field path, name): ``dependent``, ``regressor``,
+    ``controls[j]`` (a list), ``interact``, ``instrument`` or ``instrument[j]``,
+    ``sample[j].column``, ``psm.treatment_variable`` and ``variables[j]`` (describe)."""
+    out: list[tuple[str, str]] = []
+    for field in ("dependent", "regressor"):
+        if spec.get(field) is not None:
+            out.append((field, spec[field]))
+    if isinstance(spec.get("controls"), list):
+        out += [(f"controls[{j}]", v) for j, v in enumerate(spec["controls"])]
+    if spec.get("interact"):
+        out.append(("interact", spec["interact"]))
+    inst = spec.get("instrument")
+    if isinstance(inst, str):
+        out.append(("instrument", inst))
+    elif inst:
+        out += [(f"instrument[{j}]", v) for j, v in enumerate(inst)]
+    out += [(f"sample[{j}].column", f["column"]) for j, f in enumerate(spec.get("sample") or []) if "column" in f]
+    if spec["estimator"] == "psm_fe" and isinstance(spec.get("psm"), dict):
+        out.append(("psm.treatment_variable", spec["psm"].get("treatment_variable", "Nqp")))
+    if spec["estimator"] == "describe":
+        out += [(f"variables[{j}]", v) for j, v in enumerate(spec.get("variables") or [])]
+    return out
+
+
+def closest_variable(name: str, known) -> str | None:
+    """The known variable ``name`` most likely meant: equal but for case, else difflib's closest."""
+    import difflib
+
+    by_case = [k for k in known if k.lower() == str(name).lower()]
+    if by_case:
+        return by_case[0]
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    if not close:  # 'resi' vs 'Resil': compare in lower case
+        lower = {k.lower(): k for k in known}
+        close = [lower[c] for c in difflib.get_close_matches(str(name).lower(), list(lower), n=1)]
+    return close[0] if close else None
+
+
+def _unknown_variable(key: str, name: str, known, where: str = "") -> ConfigError:
+    close = closest_variable(name, known)
+    return ConfigError(key, f"unknown variable {name!r}{where}",
+                       hint=(f"did you mean '{close}'? " if close else "")
+                       + "variables are the columns of results/panel/analysis.parquet "
+                       "(see results/panel/analysis_codebook.md)")
+
+
 def validate_specs(specs: list[dict], control_variables: list[str], known=ANALYSIS_VARIABLES) -> dict[str, dict]:
     """Check the registry; return specs by id.
 
     Raises :class:`ConfigError` for a duplicate id, a missing field an estimator needs, or a
-    variable the analysis panel does not have (with the closest known name).
+    variable the analysis panel does not have. An unknown variable is reported at the place
+    that names it (``control_variables[2]``, ``specs[3].dependent``, ``specs[3].sample[0].column``,
+    ``specs[0].variables[4]``, ...; see :func:`spec_variable_fields`) with the closest known
+    name (:func:`closest_variable`).
     """
-    import difflib
-
+    for j, name in enumerate(control_variables):
+        if name not in known:
+            raise _unknown_variable(f"control_variables[{j}]", name, known,
+                                    " in the default control set (used by every spec with controls: true)")
     by_id: dict[str, dict] = {}
     for i, spec in enumerate(specs):
         sid = spec["id"]
@@ -72,13 +124,9 @@ def validate_specs(specs: list[dict], control_variables: list[str], known=ANALYS
         for field in need[spec["estimator"]]:
             if field not in spec:
                 raise ConfigError(f"specs[{i}] ({sid})", f"estimator {spec['estimator']} needs '{field}'")
-        for col in spec_columns(spec, control_variables):
-            if col not in known:
-                close = difflib.get_close_matches(col, known, n=1)
-                raise ConfigError(f"specs[{i}] ({sid})", f"unknown variable {col!r}",
-                                  hint=(f"did you mean '{close[0]}'? " if close else "")
-                                  + "variables are the columns of results/panel/analysis.parquet "
-                                  "(see results/panel/analysis_codebook.md)")
+        for field, name in spec_variable_fields(spec):
+            if name not in known:
+                raise _unknown_variable(f"specs[{i}].{field}", name, known, f" in spec {sid!r}")
         if spec["estimator"] == "iv_fe" and spec.get("trends"):
             raise ConfigError(f"specs[{i}] ({sid})", "city trends are not implemented for iv_fe")
         by_id[sid] = spec
