@@ -1,5 +1,5 @@
 """Nqp1 keyword counting (SPEC §5): jieba with the keyword list as user dictionary, longest match,
-no double counting, rate per 10,000 non-whitespace characters. Expected numbers are literal."""
+no double counting, Nqp1 in keywords per non-whitespace character. Expected numbers are literal."""
 
 from __future__ import annotations
 
@@ -124,10 +124,10 @@ def test_nqp1_table_province_only(keywords):
     assert t["keyword_count"].tolist() == [2, 2, 1, 0]
     assert t["n_chars"].tolist() == [50, 100, 200, 250]
     assert t["Nqp1"].tolist() == pytest.approx([
-        400.0,  # 2 / 50 × 10,000
-        200.0,  # 2 / 100 × 10,000
-        50.0,   # 1 / 200 × 10,000
-        0.0,    # 0 / 250 × 10,000
+        0.04,   # 2 / 50 keywords per character
+        0.02,   # 2 / 100
+        0.005,  # 1 / 200
+        0.0,    # 0 / 250
     ], rel=1e-12)
     # sorted by count desc, then keyword (code point: 新 U+65B0 < 高 U+9AD8)
     assert t["top_keywords"].tolist() == ["人工智能:1;新质生产力:1", "新技术:1;高新技术:1", "数字经济:1", ""]
@@ -138,10 +138,10 @@ def test_nqp1_table_with_central_report(keywords):
     assert t["keyword_count"].tolist() == [4, 3, 3, 1]       # province + central (2015: +2, 2016: +1)
     assert t["n_chars"].tolist() == [100, 200, 250, 350]     # province + central (2015: +50, 2016: +100)
     assert t["Nqp1"].tolist() == pytest.approx([
-        400.0,               # 110000 2015: (2 + 2) / (50 + 50) × 10,000
-        150.0,               # 110000 2016: (2 + 1) / (100 + 100) × 10,000
-        120.0,               # 130000 2015: (1 + 2) / (200 + 50) × 10,000
-        28.571428571428573,  # 130000 2016: (0 + 1) / (250 + 100) × 10,000 = 10,000/350
+        0.04,                   # 110000 2015: (2 + 2) / (50 + 50)
+        0.015,                  # 110000 2016: (2 + 1) / (100 + 100)
+        0.012,                  # 130000 2015: (1 + 2) / (200 + 50)
+        0.002857142857142857,   # 130000 2016: (0 + 1) / (250 + 100) = 1/350
     ], rel=1e-12)
     assert "000000" not in set(t["province_code"])  # the central report is no row of its own
 
@@ -159,7 +159,7 @@ def test_nqp1_table_missing_province_report(keywords):
 def test_nqp1_table_missing_central_report_only_matters_when_included(keywords):
     reports = reports_frame(drop={("000000", 2016)})
     t = nqp1_table(reports, keywords, ["110000"], [2015, 2016], include_central=False)
-    assert t["Nqp1"].tolist() == pytest.approx([400.0, 200.0], rel=1e-12)
+    assert t["Nqp1"].tolist() == pytest.approx([0.04, 0.02], rel=1e-12)
     with pytest.raises(DataError) as info:
         nqp1_table(reports, keywords, ["110000"], [2015, 2016], include_central=True)
     assert info.value.file == "reports/000000_2016.txt"

@@ -52,9 +52,10 @@ def definitions(options: dict) -> list[Definition]:
         Definition("Nqp_means_of_labour", "criterion-layer score: means of labour (劳动资料)", "see Nqp", "index",
                    "Nqp measures"),
         Definition("Nqp1", "NQP keywords in the province's government work report",
-                   "keyword tokens / non-whitespace characters × 10,000"
+                   "keyword tokens / non-whitespace characters"
                    + (" (province + central report)" if options["nqp1"]["include_central"] else ""),
-                   "per 10,000 characters", "reports/{province}_{year}.txt, resources/nqp_keywords.txt"),
+                   "keywords per character (0.003 = 30 per 10,000 characters)",
+                   "reports/{province}_{year}.txt, resources/nqp_keywords.txt"),
         Definition("Une", "urban registered unemployment rate", "U / (U + urban employment)", "fraction",
                    "registered_unemployed, urban_employment"),
         Definition("Mrd", "recovery speed", mrd[options["mrd"]["formula"]], "fraction (NaN in the first year)",

@@ -7,8 +7,13 @@ counted again). A token counts if it equals a keyword, so no character is counte
 Where two keywords merely overlap at their edges (科技创新 / 创新引领 in 科技创新引领), jieba's
 maximum-probability segmentation may credit a different keyword than a greedy left-to-right
 longest match, but the number of keyword tokens is the same; the tests check the totals
-against :func:`longest_match_count` on every shipped report. The rate is per 10,000 characters, where characters are the report's
-non-whitespace characters.
+against :func:`longest_match_count` on every shipped report.
+
+Unit. Nqp1 = keyword tokens / non-whitespace characters of the report: keywords per character,
+a number around 0.003 (0.003 = 30 keywords per 10,000 characters). Per character, not per
+10,000 characters, so that a regression coefficient on Nqp1 is of the order the paper prints
+(Table 5 (3): 0.026, SE 0.113); per 10,000 characters the same estimate is 10⁴ times smaller
+and reads 0.000 (0.000) in a three-decimal table.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ def n_characters(text: str) -> int:
 
 
 def nqp1_table(reports, keywords: list[str], province_codes, years, include_central: bool = False):
-    """Keyword rate per 10,000 characters for every province × year.
+    """Nqp1, keywords per character (count / non-whitespace characters), for every province × year.
 
     Parameters
     ----------
@@ -117,5 +122,5 @@ def nqp1_table(reports, keywords: list[str], province_codes, years, include_cent
                 counts = {k: counts.get(k, 0) + central.get(k, 0) for k in set(counts) | set(central)}
             top = ";".join(f"{k}:{v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
             rows.append({"province_code": prov, "year": year, "keyword_count": count, "n_chars": chars,
-                         "Nqp1": count / chars * 1e4, "top_keywords": top})
+                         "Nqp1": count / chars, "top_keywords": top})
     return pd.DataFrame(rows)

@@ -287,7 +287,7 @@ def nqp_text_job(smk) -> None:
     reports = pd.read_parquet(smk.input.reports)
     table = nqp1_table(reports, read_keywords(smk.input.keywords), panel["province_code"].unique(),
                        sorted(panel["year"].unique()), include_central=bool(smk.params.include_central))
-    log.info("Nqp1: %d province-years, mean %.2f per 10k characters", len(table), table["Nqp1"].mean())
+    log.info("Nqp1: %d province-years, mean %.5f keywords per character", len(table), table["Nqp1"].mean())
     write_parquet(table, smk.output.table)
 
 
