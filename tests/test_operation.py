@@ -178,3 +178,22 @@ def test_makefile_install_shows_progress():
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
     install = [l for l in text.splitlines() if "pip install" in l and "-e " in l]
     assert install and all("--quiet" not in l and " -q" not in l for l in install)
+
+
+# ------------------------------------------------------------------------------ specs no table shows
+
+
+def test_a_spec_no_table_shows_is_warned_about_at_parse_time(workflow, tmp_path):
+    import yaml
+
+    specs = yaml.safe_load((workflow / "config.yaml").read_text(encoding="utf-8"))["specs"]
+    specs.append({"id": "rob_extra", "table": 8, "column": "(6)", "estimator": "ols_fe", "dependent": "Resil",
+                  "regressor": "Nqp", "controls": True})
+    mine = tmp_path / "extra.yaml"
+    mine.write_text(yaml.safe_dump({"specs": specs}), encoding="utf-8")
+    out = snakemake(workflow, "-n", "--configfile", str(mine)).stdout
+    warnings = [l for l in out.splitlines() if l.startswith("warning: spec")]
+    assert len(warnings) == 1, warnings
+    assert "'rob_extra' has table: 8" in warnings[0] and "table8.tex.j2" in warnings[0]
+    assert "results/estimates/rob_extra.json" in warnings[0]
+    assert "warning: spec" not in snakemake(workflow, "-n").stdout  # the shipped registry: none
