@@ -301,13 +301,30 @@ def unit_cause(unit: str, k: int) -> str:
             return f"looks like 万{unit}, not {unit} ({factor})"
         if k == -3 and unit == "元":
             return f"looks like 千元, not 元 ({factor})"
-    if unit in ("公里", "米") and k == 3:
-        return f"looks like {'metres' if unit == '公里' else 'millimetres'}, not {unit} ({factor})"
+    if unit == "公里" and k == 3:
+        return f"looks like metres, not km ({factor})"
+    if unit == "米" and k == -3:
+        return f"looks like km, not metres ({factor})"
     if k == 1:
         return f"decimal point shifted, or a digit added ({factor})"
     if k == -1:
         return f"decimal point shifted, or a digit dropped ({factor})"
     return f"off by a power of ten ({factor}): check the unit of the column and the decimal point"
+
+
+def _unit_powers(unit: str) -> list[int]:
+    """Powers of ten a value of ``unit`` is typically off by when a unit is mixed up, most
+    specific first (万-units: ×10⁴ or ×10⁻⁴; %: ×0.01; metres and km: ×10³), then any other."""
+    first = []
+    if unit.startswith("万"):
+        first = [4, -4]
+    elif unit == "%":
+        first = [-2]
+    elif unit in ("人", "元", "吨", "件", "个", "台", "户"):
+        first = [-4]
+    elif unit in ("米", "公里"):
+        first = [-3, 3]
+    return first + [k for k in (-6, -5, -4, -3, -2, 2, 3, 4, 5, 6) if k not in first]
 
 
 def _nearest_power(log10_ratio: float, tolerance: float) -> int | None:
@@ -1142,10 +1159,12 @@ def _cross_city(m: _Matrix, y, group, th: Thresholds, names, done) -> list[Findi
         if m.kind == "signed":
             cause = "far outside the other cities of the year"
         else:
-            lg = dev[c, t] / _LN10
-            k = int(round(lg))
-            cause = (f"{_times(math.exp(dev[c, t]))} the median city; " + unit_cause(m.var.unit, k)
-                     if abs(lg) >= 2.5 else f"{_times(math.exp(dev[c, t]))} the median city of the year")
+            cause = f"{_times(math.exp(dev[c, t]))} the median city of the year"
+            # the unit mix-up (or power of ten) that brings the value back among the cities
+            for k in sorted(_unit_powers(m.var.unit), key=lambda k: abs(dev[c, t] - k * _LN10)):
+                if abs(dev[c, t] - k * _LN10) < th.z_cross * s[t] and abs(k) >= 2:
+                    cause += "; " + unit_cause(m.var.unit, k)
+                    break
         out.append(_finding("cross_city", tab, m.var, line, city, names, year, m.x[c, t],
                             f"{_value_text(m, med[t] - half, med[t] + half)} (the cities of {year})", cause,
                             z[c, t]))
