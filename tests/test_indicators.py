@@ -68,8 +68,9 @@ def test_bad_indicator_files(tmp_path):
                    "        secondary:\n          - id: c\n            name: C\n            tertiary:\n"
                    "              - id: d\n                name: D\n                measures:\n"
                    "                  - {id: m, formula: 'x.y', direction: '+'}\n", encoding="utf-8")
-    with pytest.raises(DataError, match="measure 'm'"):
+    with pytest.raises(DataError, match="measure 'm'") as err:
         load_indicator_system(bad)
+    assert err.value.column == "formula" and err.value.hint and err.value.hint not in err.value.problem
     bad.write_text(bad.read_text(encoding="utf-8").replace("'x.y', direction: '+'", "'x', direction: 'up'"),
                    encoding="utf-8")
     with pytest.raises(DataError, match="direction 'up'"):

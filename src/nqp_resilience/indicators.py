@@ -91,7 +91,8 @@ def load_indicator_system(path, direction_overrides: dict | None = None) -> Indi
         try:
             formula = parse_formula(m["formula"])
         except FormulaError as exc:
-            raise DataError(path, f"measure {m['id']!r}: {exc}") from None
+            raise DataError(path, f"measure {m['id']!r}: {exc.problem}", column="formula",
+                            hint=exc.hint) from None
         measures.append(Measure(m["id"], formula, str(m.get("unit", "")), m["direction"], ids, names))
 
     walk(raw.get("criteria"), "criterion", (), ())
