@@ -324,8 +324,9 @@ def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None):
     sd : mapping variable -> standard deviation, optional
         Standardise the effects (see :func:`coefficient_rows`), so that the rows of a panel
         with different outcomes or regressors (Tables 5 and 6) are comparable. Without it the
-        raw coefficients are drawn (in Table 5 the Nqp1 row, per unit of a 0–175 score, then
-        shrinks to a dot at zero). Either way each panel has its own x-axis, zero always in view.
+        raw coefficients are drawn (in Table 5 the Nqp1 row, per keyword per character, a unit
+        far outside its range of 0–0.018, then dwarfs the others). Either way each panel has its
+        own x-axis, zero always in view.
 
     Returns
     -------
