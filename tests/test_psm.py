@@ -687,3 +687,21 @@ def test_covariates_in_large_units_are_not_collinear():
     a = P.psm(data, "t", ["age", "educ"], "y", "kernel")
     b = P.psm(scaled, "t", ["age", "educ"], "y", "kernel")
     assert b.att == pytest.approx(a.att, rel=1e-6)
+
+
+@pytest.mark.parametrize("extra, omitted", [
+    (lambda d: 2.0 * d["age"] + 3.0, "age2"),               # affine in an earlier covariate
+    (lambda d: d["u74"] + d["u75"], "age2"),                # sum of two earlier dummies
+    (lambda d: np.full(len(d["age"]), 7.0), "age2"),        # constant: collinear with the intercept
+])
+def test_collinear_covariate_is_omitted_with_a_note_as_stata_logit_does(nsw, extra, omitted):
+    """Stata's logit omits a covariate that is a linear combination of the constant and the ones
+    before it ("note: age2 omitted because of collinearity"); the scores, and so the ATT, equal
+    those of the model without it."""
+    data = {c: nsw[c].to_numpy(dtype=float) for c in nsw.columns}
+    data["age2"] = np.asarray(extra(data), dtype=float)
+    with_it = P.psm(data, "t", COV + ["age2"], "re78", "kernel")
+    without = P.psm(data, "t", COV, "re78", "kernel")
+    assert with_it.att == pytest.approx(without.att, rel=1e-9)
+    assert f"{omitted} omitted because of collinearity" in with_it.extra["notes"]
+    assert not any("collinearity" in n for n in without.extra["notes"])

@@ -257,12 +257,33 @@ def _separation(t: np.ndarray, X: np.ndarray, names: list[str]) -> tuple[np.ndar
     return used, kept, notes
 
 
+def _independent_columns(X: np.ndarray, candidates: list[int]) -> tuple[list[int], list[int]]:
+    """Stata's ``_rmcoll`` order: keep the constant, then each covariate in turn unless it is a
+    linear combination of the constant and the covariates kept before it (judged on columns
+    scaled to unit norm, so units do not matter). Returns (kept, omitted) column indices."""
+    def unit(cols):
+        norms = np.linalg.norm(cols, axis=0)
+        return cols / np.where(norms > 0, norms, 1.0)
+
+    basis = np.ones((len(X), 1)) / math.sqrt(max(len(X), 1))
+    kept, omitted = [], []
+    for j in candidates:
+        trial = np.column_stack([basis, unit(X[:, [j]])])
+        if np.linalg.matrix_rank(trial) > basis.shape[1]:
+            basis, kept = trial, kept + [j]
+        else:
+            omitted.append(j)
+    return kept, omitted
+
+
 def fit_pscore(t: np.ndarray, X: np.ndarray, names: list[str], model: str = "logit") -> tuple[np.ndarray, list[str]]:
     """Propensity scores for every row, Stata-style: the perfect-prediction checks of
     :func:`_separation`, the model on the observations used, then ``predict`` for all rows
     (observations not used get the score of the model without the dropped covariates, as Stata's
     ``predict`` after ``logit`` gives them). Returns (scores, notes)."""
     used, kept, notes = _separation(t, X, names)
+    kept, omitted = _independent_columns(X[used], kept)
+    notes += [f"{names[j]} omitted because of collinearity" for j in omitted]
     fit = fit_binary(t[used], X[np.ix_(used, kept)], model)
     if used.all():
         return fit.pr, notes
