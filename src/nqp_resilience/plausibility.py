@@ -1088,8 +1088,6 @@ def _decimal_shifts(m: _Matrix, y, f, resid, s_var, group, th: Thresholds, names
         expected = (f"about {_fmt(ref[0] * 1.0)} and {_fmt(ref[1])} {m.var.unit} like the same city's "
                     f"years {m.years[nb[0]]} and {m.years[nb[1]]}")
         cause = unit_cause(m.var.unit, k)
-        if abs(k) == 1:
-            cause = cause.replace("decimal point shifted", "decimal point shifted in this cell")
         yield (_finding("decimal_shift", tab, m.var, line, city, names, year, m.x[c, t], expected, cause,
                         resid[c, t] / s_var), (c, t))
 
@@ -1129,7 +1127,9 @@ def _jumps(m: _Matrix, y, f, z, resid, expected, group, th: Thresholds, names, d
                 cause = f"a jump of {resid[c, t]:+.3g} {m.var.unit} against the city's own trend"
         else:
             ratio = math.exp(resid[c, t])
-            k = _nearest_power(resid[c, t] / _LN10, th.power_tolerance)
+            # naming the cause allows for the cell's own noise about its trend (two spreads, at
+            # most 0.3 decades): a ×10,000 unit mix-up in a volatile series is rarely exactly 10⁴
+            k = _nearest_power(resid[c, t] / _LN10, min(max(th.power_tolerance, 2 * s / _LN10), 0.3))
             cause = (unit_cause(m.var.unit, k) if k else
                      f"a jump ({_times(ratio)}) against the city's own trend")
         yield (_finding("jump", tab, m.var, line, city, names, year, value,
