@@ -430,12 +430,13 @@ def test_config_unknown_key(config):
 
 
 def test_config_wrong_type(config):
-    config["years"]["start"] = "2010"
+    # "2010" (as --config hands numbers over) is read as the integer; "2010a" cannot be
+    config["years"]["start"] = "2010a"
     err = raises_config_error(config)
     msg = str(err)
     assert err.key == "years.start"
     assert msg.startswith("config.yaml, key 'years.start': ")
-    assert "wrong type: '2010' is not of type 'integer'" in err.problem
+    assert "wrong type: '2010a' is not of type 'integer'" in err.problem
     assert "README" in err.hint
 
 
