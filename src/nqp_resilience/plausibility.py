@@ -1061,6 +1061,9 @@ def _decimal_shifts(m: _Matrix, y, f, resid, s_var, group, th: Thresholds, names
         return
     with np.errstate(all="ignore"):
         big = np.abs(resid) >= th.z_shift * s_var
+    # the neighbours predict the cell only as well as the variable's noise allows: the window
+    # around 10^k widens to two spreads for volatile variables (at most 0.3 decades, a factor 2)
+    tol = min(max(th.power_tolerance, 2 * s_var / _LN10), 0.3) if m.kind != "signed" else th.power_tolerance
     if m.kind == "signed":
         scale = m.x.copy()
         scale[m.excluded] = np.nan
@@ -1077,8 +1080,8 @@ def _decimal_shifts(m: _Matrix, y, f, resid, s_var, group, th: Thresholds, names
             r1, r2, r12 = (math.log10(abs(v / n1)), math.log10(abs(v / n2)), math.log10(abs(n1 / n2)))
         else:
             r1, r2, r12 = (v - n1) / _LN10, (v - n2) / _LN10, (n1 - n2) / _LN10
-        k = _nearest_power(r1, th.power_tolerance)
-        if k is None or k != _nearest_power(r2, th.power_tolerance) or abs(r12) > th.power_tolerance:
+        k = _nearest_power(r1, tol)
+        if k is None or k != _nearest_power(r2, tol) or abs(r12) > tol:
             continue
         tab, line, city, year = _cell(m, group, c, t)
         if m.kind == "signed":
