@@ -112,7 +112,7 @@ def _edit_csv_cell(path, data_row: int, column: int, value: str, encoding: str) 
 def test_modifying_one_yearbook_year_reruns_only_that_year(workflow_copy):
     path = workflow_copy / "resources/raw/yearbook/city_yearbook_2015.csv"
     _edit_csv_cell(path, 2, 3, "7.77", "utf-8-sig")
-    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2015")} | AFTER_PANEL
+    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2015"), ("plausibility", "")} | AFTER_PANEL
 
 
 def test_modifying_the_xlsx_year_reruns_only_that_year(workflow_copy):
@@ -123,7 +123,7 @@ def test_modifying_the_xlsx_year_reruns_only_that_year(workflow_copy):
     ws = wb.active
     ws.cell(row=5, column=4).value = 7.77
     wb.save(path)
-    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2021")} | AFTER_PANEL
+    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2021"), ("plausibility", "")} | AFTER_PANEL
 
 
 def test_config_change_reruns_the_panel_and_nothing_upstream(workflow_copy):
@@ -155,7 +155,7 @@ def test_failing_run_keeps_earlier_outputs_and_rerun_resumes(workflow_copy):
     path.write_bytes(original.replace(b"\n", b"\r\n", 1))  # fixed (content differs from the original)
     proc = snakemake(workflow_copy, "--cores", "2")
     ran = jobs_of(proc.stdout)
-    assert ran == {("ingest_yearbook", "year=2016")} | AFTER_PANEL
+    assert ran == {("ingest_yearbook", "year=2016"), ("plausibility", "")} | AFTER_PANEL
     assert panel.exists()
 
 
