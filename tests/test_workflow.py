@@ -31,8 +31,8 @@ TABLE_JOBS = ({("table_estimates", f"number={n}") for n in range(3, 8)}
               | {("table_desc", ""), ("table_balance", ""), ("table_replication", "")} | DOCUMENT_JOBS)
 FIGURE_JOBS = {("figure_coefficients", ""), ("figure_trends", "")} | {("figure_pscore", f"spec={s}") for s in PSM_IDS}
 SPEC_JOBS = {(ESTIMATOR[s], f"spec={s}") for s in SPEC_IDS} | {("replication_check", "")}
-AFTER_INDEX = ({("analysis_panel", ""), ("desc_stats", ""), ("all", "")} | SPEC_JOBS | TABLE_JOBS
-               | FIGURE_JOBS)
+AFTER_INDEX = ({("analysis_panel", ""), ("desc_stats", ""), ("spec_samples", ""), ("all", "")} | SPEC_JOBS
+               | TABLE_JOBS | FIGURE_JOBS)
 AFTER_PANEL = ({("build_panel", ""), ("nqp_index", ""), ("nqp_text", ""), ("derived_variables", ""),
                 ("figure_weights", ""), ("table_indicators", "")} | AFTER_INDEX)
 
@@ -72,10 +72,12 @@ def test_every_imputed_cell_is_in_the_audit(completed_workflow):
     res = completed_workflow / "results"
     panel = pd.read_parquet(res / "panel/panel.parquet")
     audit = pd.read_parquet(res / "audit/imputed_cells.parquet")
-    yearbook = pd.concat([pd.read_parquet(res / f"interim/yearbook_{y}.parquet") for y in range(2010, 2022)])
-    raw = yearbook
+    def interim(name):  # the ingested table without its raw-line provenance column
+        return pd.read_parquet(res / f"interim/{name}.parquet").drop(columns="source_line")
+
+    raw = pd.concat([interim(f"yearbook_{y}") for y in range(2010, 2022)])
     for name in ("patents", "innovation"):
-        raw = raw.merge(pd.read_parquet(res / f"interim/{name}.parquet"), on=["city_code", "year"], how="outer")
+        raw = raw.merge(interim(name), on=["city_code", "year"], how="outer")
     raw = raw.set_index(["city_code", "year"])
     variables = [c for c in raw.columns]
     grid = panel.set_index(["city_code", "year"])[variables]
@@ -312,8 +314,9 @@ def test_adding_a_spec_adds_exactly_one_job(workflow_copy):
                             "dependent": "Resil", "regressor": "Nqp", "controls": ["GDP"]})
     (workflow_copy / "extra.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     jobs = dry_run_jobs(workflow_copy, "--configfile", "extra.yaml")
-    # one new estimation job; the coefficient plot shows every spec, so it is redrawn
-    assert jobs == {("ols_fe", "spec=extra_spec"), ("figure_coefficients", ""), ("all", "")}
+    # one new estimation job; the coefficient plot and the spec-sample audit cover every spec, so
+    # they are redone (the audit takes about a second)
+    assert jobs == {("ols_fe", "spec=extra_spec"), ("figure_coefficients", ""), ("spec_samples", ""), ("all", "")}
 
 
 def test_editing_one_spec_reruns_only_that_job(workflow_copy):
@@ -323,7 +326,8 @@ def test_editing_one_spec_reruns_only_that_job(workflow_copy):
     (workflow_copy / "edited.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
     jobs = dry_run_jobs(workflow_copy, "--configfile", "edited.yaml")
     assert jobs == ({("ols_fe", "spec=baseline"), ("replication_check", ""), ("table_estimates", "number=3"),
-                     ("table_replication", ""), ("figure_coefficients", ""), ("all", "")} | DOCUMENT_JOBS)
+                     ("table_replication", ""), ("figure_coefficients", ""), ("spec_samples", ""), ("all", "")}
+                    | DOCUMENT_JOBS)
 
 
 def test_spec_with_unknown_variable_stops_early(workflow_copy):
