@@ -9,39 +9,48 @@ from nqp_resilience.io import read_yaml
 from nqp_resilience.specs import validate_specs
 from nqp_resilience.tables import unshown_specs
 from nqp_resilience.variables import check_instrument_config
-from nqp_resilience.workflow import RAW_FILES, check_raw_files, raw_source_path, report_paths, yearbook_path
-
-
-validate_config(config, "schemas/config.schema.yaml", source="config (config.yaml and --config)")
-
-RAW = config["raw_dir"]
-RESULTS = config["results_dir"]
-YEARS = list(range(config["years"]["start"], config["years"]["end"] + 1))
-YEAR_RANGE = [config["years"]["start"], config["years"]["end"]]
-
-# every raw file of the study period present, one extract per yearbook year: checked here, since
-# Snakemake keeps an existing intermediate result when the raw file behind it disappears
-check_raw_files(RAW, YEAR_RANGE, "resources/cities/city_attributes.csv", config["nqp1"]["include_central"])
-
-# a time-invariant instrument with city fixed effects stops here, before any job runs
-check_instrument_config(config["iv"]["relief"]["interact"], config["iv"]["fixed_effects"])
-
-# options passed as params to the variable jobs, so that changing one reruns exactly those jobs
-VARIABLE_OPTIONS = dict(
-    years=config["years"],
-    resil=config["resil"],
-    mrd=config["mrd"],
-    mechanisms=config["mechanisms"],
-    iv=config["iv"],
-    heterogeneity=config["heterogeneity"],
+from nqp_resilience.workflow import (
+    RAW_FILES,
+    check_raw_files,
+    raw_source_path,
+    report_paths,
+    stop_on_user_error,
+    yearbook_path,
 )
-CODEBOOK_OPTIONS = dict(VARIABLE_OPTIONS, entropy=config["entropy"], nqp1=config["nqp1"])
 
-# the specification registry, checked against the analysis-panel variables before any job runs
-SPECS = validate_specs(config["specs"], config["control_variables"])
-PUBLISHED_SPECS = [s for s in read_yaml("resources/published.yaml")["specs"] if s in SPECS]
-REGRESSION_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] != "describe"]
-PSM_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] == "psm_fe"]
+
+# the checks below stop the run with the message of a user error (no traceback) before any job
+with stop_on_user_error():
+    validate_config(config, "schemas/config.schema.yaml", source="config (config.yaml and --config)")
+
+    RAW = config["raw_dir"]
+    RESULTS = config["results_dir"]
+    YEARS = list(range(config["years"]["start"], config["years"]["end"] + 1))
+    YEAR_RANGE = [config["years"]["start"], config["years"]["end"]]
+
+    # every raw file of the study period present, one extract per yearbook year: checked here, since
+    # Snakemake keeps an existing intermediate result when the raw file behind it disappears
+    check_raw_files(RAW, YEAR_RANGE, "resources/cities/city_attributes.csv", config["nqp1"]["include_central"])
+
+    # a time-invariant instrument with city fixed effects stops here, before any job runs
+    check_instrument_config(config["iv"]["relief"]["interact"], config["iv"]["fixed_effects"])
+
+    # options passed as params to the variable jobs, so that changing one reruns exactly those jobs
+    VARIABLE_OPTIONS = dict(
+        years=config["years"],
+        resil=config["resil"],
+        mrd=config["mrd"],
+        mechanisms=config["mechanisms"],
+        iv=config["iv"],
+        heterogeneity=config["heterogeneity"],
+    )
+    CODEBOOK_OPTIONS = dict(VARIABLE_OPTIONS, entropy=config["entropy"], nqp1=config["nqp1"])
+
+    # the specification registry, checked against the analysis-panel variables before any job runs
+    SPECS = validate_specs(config["specs"], config["control_variables"])
+    PUBLISHED_SPECS = [s for s in read_yaml("resources/published.yaml")["specs"] if s in SPECS]
+    REGRESSION_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] != "describe"]
+    PSM_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] == "psm_fe"]
 
 
 def yearbook_input(wildcards):

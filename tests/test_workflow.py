@@ -166,6 +166,9 @@ def test_bad_config_stops_before_any_rule(workflow_copy):
     assert proc.returncode != 0
     assert "sample.max_missing_shre" in proc.stdout and "unknown key" in proc.stdout
     assert "did you mean 'max_missing_share'" in proc.stdout
+    # the message alone: no traceback frames of the Snakefile or the package after it
+    assert "ConfigError: config (config.yaml and --config), key 'sample.max_missing_shre'" in proc.stdout
+    assert 'File "' not in proc.stdout and "in <module>" not in proc.stdout
     proc = snakemake(workflow_copy, "-n", "--config", "years={start: 2010, end: twenty}", check=False)
     assert proc.returncode != 0
     assert "years.end" in proc.stdout and "wrong type" in proc.stdout

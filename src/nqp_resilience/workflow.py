@@ -8,6 +8,7 @@ inside pandas; any other exception is a bug and is written with its traceback to
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -135,6 +136,18 @@ def run(job, smk) -> None:
         log.critical("unexpected %s (a bug in the workflow, not a problem of the data or the configuration); "
                      "traceback:", type(exc).__name__, exc_info=True)
         _exit(handlers)
+
+
+@contextlib.contextmanager
+def stop_on_user_error():
+    """Checks run while Snakemake reads the workflow (config, raw files, specs): a user error
+    prints its message and hint and ends Snakemake with exit status 1, without the traceback
+    Snakemake would otherwise append; a bug keeps its traceback."""
+    try:
+        yield
+    except ProjectError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 def _exit(handlers) -> None:
