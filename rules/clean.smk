@@ -1,4 +1,4 @@
-# Cleaning and sample (SPEC §4): interim tables -> plausibility checks (corrections applied)
+# Cleaning and sample: interim tables -> plausibility checks (corrections applied)
 # -> the city panel, the imputation audit and the sample log.
 
 CHECKED = f"{RESULTS}/checked"
