@@ -18,12 +18,10 @@ wildcard_constraints:
     source="|".join(RAW_FILES),
 
 
-include: "rules/ingest.smk"
-include: "rules/clean.smk"
+include: "rules/data.smk"
 include: "rules/indices.smk"
-include: "rules/specs.smk"
-include: "rules/figures.smk"
-include: "rules/tables.smk"
+include: "rules/estimation.smk"
+include: "rules/outputs.smk"
 
 
 rule all:

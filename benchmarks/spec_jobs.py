@@ -73,7 +73,7 @@ def simulated(n_rows: int, n_t: int = 12, seed: int = 0):
 def twfe_ratio(n_rows: int, repeats: int) -> tuple[float, float, float]:
     import pyfixest as pf
 
-    from nqp_resilience.fe import twfe
+    from nqp_resilience.estimation.ols import twfe
 
     df = simulated(n_rows)
     controls = [f"c{i}" for i in range(8)]

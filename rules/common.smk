@@ -5,18 +5,12 @@ import shutil
 import sys
 
 from nqp_resilience.config import validate_config
-from nqp_resilience.io import read_yaml
-from nqp_resilience.specs import validate_specs
-from nqp_resilience.tables import unshown_specs
-from nqp_resilience.variables import check_instrument_config
-from nqp_resilience.workflow import (
-    RAW_FILES,
-    check_raw_files,
-    raw_source_path,
-    report_paths,
-    stop_on_user_error,
-    yearbook_path,
-)
+from nqp_resilience.data.io import read_yaml
+from nqp_resilience.estimation.specs import validate_specs
+from nqp_resilience.outputs.tables import unshown_specs
+from nqp_resilience.indices.variables import check_instrument_config
+from nqp_resilience.data.raw_files import RAW_FILES, check_raw_files, raw_source_path, report_paths, yearbook_path
+from nqp_resilience.runner import stop_on_user_error
 
 
 # the checks below stop the run with the message of a user error (no traceback) before any job

@@ -21,7 +21,7 @@ rule nqp_index:
     conda:
         "../envs/workflow.yaml"
     script:
-        "../scripts/nqp_index.py"
+        "../scripts/indices/nqp_index.py"
 
 
 rule nqp_text:
@@ -43,7 +43,7 @@ rule nqp_text:
     conda:
         "../envs/workflow.yaml"
     script:
-        "../scripts/nqp_text.py"
+        "../scripts/indices/nqp_text.py"
 
 
 rule derived_variables:
@@ -65,7 +65,7 @@ rule derived_variables:
     conda:
         "../envs/workflow.yaml"
     script:
-        "../scripts/derived_variables.py"
+        "../scripts/indices/derived_variables.py"
 
 
 rule analysis_panel:
@@ -89,7 +89,7 @@ rule analysis_panel:
     conda:
         "../envs/workflow.yaml"
     script:
-        "../scripts/analysis_panel.py"
+        "../scripts/indices/analysis_panel.py"
 
 
 rule desc_stats:
@@ -109,4 +109,4 @@ rule desc_stats:
     conda:
         "../envs/workflow.yaml"
     script:
-        "../scripts/desc_stats.py"
+        "../scripts/indices/desc_stats.py"

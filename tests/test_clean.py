@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nqp_resilience.clean import SampleOptions, build_panel, interpolate_series, sample_report
+from nqp_resilience.data.clean import SampleOptions, build_panel, interpolate_series, sample_report
 
 NAN = np.nan
 YEARS = np.arange(2010, 2016)  # 6 years

@@ -163,7 +163,7 @@ def _spec_config():
     (lambda c: c["control_variables"].__setitem__(2, "INDD"), "control_variables[2]", "INDD", "IND"),
 ])
 def test_every_place_a_spec_names_a_variable_suggests_the_closest(edit, key, wrong, meant):
-    from nqp_resilience.specs import validate_specs
+    from nqp_resilience.estimation.specs import validate_specs
 
     cfg = _spec_config()
     edit(cfg)
@@ -175,7 +175,7 @@ def test_every_place_a_spec_names_a_variable_suggests_the_closest(edit, key, wro
 
 
 def test_shipped_specs_are_valid():
-    from nqp_resilience.specs import validate_specs
+    from nqp_resilience.estimation.specs import validate_specs
 
     cfg = _spec_config()
     assert len(validate_specs(cfg["specs"], cfg["control_variables"])) == 20

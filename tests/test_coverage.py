@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nqp_resilience.coverage import spec_samples, spec_samples_markdown
+from nqp_resilience.estimation.samples import spec_samples, spec_samples_markdown
 
 from conftest import snakemake
 

@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from conftest import ROOT
-from nqp_resilience.entropy import (composite_index, entropy_of_columns, entropy_weights, keep_logs_finite, normalize,
+from nqp_resilience.indices.entropy import (composite_index, entropy_of_columns, entropy_weights, keep_logs_finite, normalize,
                                     nqp_index, weights_from_entropy)
 from nqp_resilience.errors import EstimationError, ProjectError
-from nqp_resilience.indicators import load_indicator_system
+from nqp_resilience.indices.indicators import load_indicator_system
 
 
 def test_hand_worked_4x2_example():
@@ -169,7 +169,7 @@ def test_index_is_the_weighted_sum_and_weights_are_consistent(system, aggregatio
             assert g["local_weight"].sum() == pytest.approx(1.0)
     if scope == "pooled":
         # Nqp = Σ_j W_j x'_j with x' the normalised measures (flat and hierarchical alike)
-        from nqp_resilience.indicators import measure_matrix
+        from nqp_resilience.indices.indicators import measure_matrix
 
         m = measure_matrix(panel, system)
         x = entropy_weights(m, system.directions).normalized
@@ -180,7 +180,7 @@ def test_index_is_the_weighted_sum_and_weights_are_consistent(system, aggregatio
 
 def test_flat_layer_scores_add_up_to_the_index(system):
     index, _ = composite_index(
-        __import__("nqp_resilience.indicators", fromlist=["x"]).measure_matrix(_toy_panel(system), system), system)
+        __import__("nqp_resilience.indices.indicators", fromlist=["x"]).measure_matrix(_toy_panel(system), system), system)
     layers = [c for c in index.columns if c.startswith("nqp_")]
     assert len(layers) == 3
     np.testing.assert_allclose(index[layers].sum(axis=1), index["nqp"], rtol=1e-12)

@@ -66,7 +66,7 @@ def test_constraints_agree_with_pins():
 
 def test_importing_the_package_is_cheap():
     """Each Snakemake job is a fresh process: `import nqp_resilience` must not pull in heavy libraries."""
-    code = ("import sys, nqp_resilience, nqp_resilience.workflow, nqp_resilience.errors;"
+    code = ("import sys, nqp_resilience, nqp_resilience.runner, nqp_resilience.data.raw_files, nqp_resilience.errors;"
             "heavy = [m for m in ('pandas', 'numpy', 'scipy', 'statsmodels', 'linearmodels', 'pyfixest',"
             " 'matplotlib', 'jieba', 'openpyxl', 'pyarrow', 'jsonschema') if m in sys.modules];"
             "print(','.join(heavy))")

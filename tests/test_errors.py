@@ -17,13 +17,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nqp_resilience.cities import CityResolver, read_attributes
-from nqp_resilience.clean import SampleOptions, build_panel
-from nqp_resilience.codebook import Codebook
+from nqp_resilience.data.cities import CityResolver, read_attributes
+from nqp_resilience.data.clean import SampleOptions, build_panel
+from nqp_resilience.data.codebook import Codebook
 from nqp_resilience.config import validate_config
 from nqp_resilience.errors import ConfigError, DataError
-from nqp_resilience.ingest import ingest_reports, ingest_table
-from nqp_resilience.io import read_raw_table, read_yaml
+from nqp_resilience.data.ingest import ingest_reports, ingest_table
+from nqp_resilience.data.io import read_raw_table, read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "resources" / "raw"

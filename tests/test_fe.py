@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nqp_resilience.fe import EstimationError, drop_singletons, twfe
+from nqp_resilience.estimation.ols import EstimationError, drop_singletons, twfe
 
 pf = pytest.importorskip("pyfixest")
 

@@ -1,4 +1,4 @@
-"""Tests of nqp_resilience.figures (docs/figures.md).
+"""Tests of nqp_resilience.outputs.figures (docs/figures.md).
 
 (a) Pure helpers on hand-computed examples: the rows, order, labels and CI bounds of the
 coefficient plot; regional means; the layer structure of the entropy weights; the kernel density.
@@ -22,7 +22,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from nqp_resilience import figures as F
+from nqp_resilience.outputs import figures as F
+from nqp_resilience.outputs import jobs
 
 CONTROLS = ["GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE"]
 
@@ -131,7 +132,7 @@ def drawn(tmp_path_factory):
 # ------------------------------------------------------------------------------------------
 
 def test_import_loads_neither_matplotlib_nor_pandas():
-    code = ("import sys, nqp_resilience.figures as f; f.figure_list({'psm_nn': 'nearest'}); "
+    code = ("import sys, nqp_resilience.outputs.figures as f; f.figure_list({'psm_nn': 'nearest'}); "
             "print(sorted(m for m in ('matplotlib', 'pandas') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -389,7 +390,7 @@ def test_silverman_bandwidth_by_hand():
 
 
 def test_overlap_densities_after_matching_are_balanced():
-    from nqp_resilience.matching import match, treatment_indicator
+    from nqp_resilience.estimation.matching import match, treatment_indicator
 
     d = _panel(n_cities=60, seed=11)
     d["_treated"] = treatment_indicator(d["Nqp"], d["year"])
@@ -406,7 +407,7 @@ def test_overlap_densities_after_matching_are_balanced():
 @pytest.mark.parametrize("psm_opts", [{"method": "nearest"}, {"method": "radius", "caliper": 0.05},
                                       {"method": "kernel", "bandwidth": 0.06}])
 def test_pscore_overlap_for_spec_uses_the_estimation_sample(tmp_path, psm_opts):
-    from nqp_resilience.specs import estimate
+    from nqp_resilience.estimation.specs import estimate
 
     d = _panel(n_cities=40, seed=7)
     d["Resil"][3] = np.nan                          # a missing outcome leaves both samples
@@ -445,13 +446,13 @@ def test_jobs_write_their_outputs(tmp_path):
         return SimpleNamespace(pdf=str(tmp_path / f"{name}.pdf"), png=str(tmp_path / f"{name}.png"))
 
     sd_all = {k: float(np.std(v, ddof=1)) for k, v in d.items() if k in ("Resil", "Nqp")}
-    F.coefficients_job(SimpleNamespace(input=SimpleNamespace(estimates=est_paths[:3], panel=str(panel)),
+    jobs.coefficients_job(SimpleNamespace(input=SimpleNamespace(estimates=est_paths[:3], panel=str(panel)),
                                        params=SimpleNamespace(), output=out("coef")))
-    F.trends_job(SimpleNamespace(input=SimpleNamespace(panel=str(panel)), output=out("trends")))
-    F.entropy_weights_job(SimpleNamespace(input=SimpleNamespace(weights=str(weights)), output=out("weights")))
+    jobs.trends_job(SimpleNamespace(input=SimpleNamespace(panel=str(panel)), output=out("trends")))
+    jobs.entropy_weights_job(SimpleNamespace(input=SimpleNamespace(weights=str(weights)), output=out("weights")))
     spec = {"id": "psm_nn", "table": 4, "column": "PSM", "estimator": "psm_fe", "dependent": "Resil",
             "regressor": "Nqp", "controls": True, "psm": {"method": "nearest"}}
-    F.pscore_overlap_job(SimpleNamespace(input=SimpleNamespace(panel=str(panel)),
+    jobs.pscore_overlap_job(SimpleNamespace(input=SimpleNamespace(panel=str(panel)),
                                          params=SimpleNamespace(spec=spec, control_variables=CONTROLS),
                                          output=out("psm_nn")))
     for name in ("coef", "trends", "weights", "psm_nn"):

@@ -2,7 +2,7 @@
 
 Every case starts from a shipped raw file (``resources/raw/``), applies one small mutation that
 users have met in real extracts, writes the result to ``tmp_path`` and runs the ingest entry
-point (:func:`~nqp_resilience.ingest.ingest_table`). A case is either
+point (:func:`~nqp_resilience.data.ingest.ingest_table`). A case is either
 
 * **harmless**: the ingest result equals the ingest of the unmodified copy (data columns exactly;
   ``source_line`` must point at a line of the mutated file that holds that record), or
@@ -28,10 +28,10 @@ import pandas as pd
 import pytest
 
 from conftest import ALIASES, ATTRIBUTES, CODEBOOK, RAW, snakemake
-from nqp_resilience.cities import CityResolver
-from nqp_resilience.codebook import Codebook
+from nqp_resilience.data.cities import CityResolver
+from nqp_resilience.data.codebook import Codebook
 from nqp_resilience.errors import DataError
-from nqp_resilience.ingest import SOURCE_LINE, ingest_table
+from nqp_resilience.data.ingest import SOURCE_LINE, ingest_table
 
 YEARS = (2010, 2021)
 N_ROWS = 40          # rows of the shipped file kept in each copy (includes 110000 北京市 … 130300 秦皇岛市)
@@ -780,7 +780,7 @@ def raw_folder(tmp_path: Path) -> Path:
 
 
 def test_raw_folder_check_passes_on_the_shipped_files(tmp_path):
-    from nqp_resilience.workflow import check_raw_files, report_paths, yearbook_path
+    from nqp_resilience.data.raw_files import check_raw_files, report_paths, yearbook_path
 
     raw = raw_folder(tmp_path)
     check_raw_files(raw, YEARS, ATTRIBUTES)
@@ -801,7 +801,7 @@ def test_raw_folder_check_passes_on_the_shipped_files(tmp_path):
      "2 government work report(s) missing: 650000_2010.txt, 650000_2021.txt", "add the report"),
 ], ids=["csv_and_xlsx", "old_xls", "year_missing", "source_as_xlsx", "reports_missing"])
 def test_raw_folder_check_names_the_file(tmp_path, change, problem, hint):
-    from nqp_resilience.workflow import check_raw_files
+    from nqp_resilience.data.raw_files import check_raw_files
 
     raw = raw_folder(tmp_path)
     change(raw)

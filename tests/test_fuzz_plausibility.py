@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CODEBOOK, copy_workflow, snakemake
-from nqp_resilience.codebook import Codebook
-from nqp_resilience.plausibility import CORRECTION_COLUMNS, TableInput, check_tables, read_corrections
+from nqp_resilience.data.codebook import Codebook
+from nqp_resilience.data.plausibility import CORRECTION_COLUMNS, TableInput, check_tables, read_corrections
 from test_plausibility import city_names, ingest_folder
 
 

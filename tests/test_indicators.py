@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from conftest import CODEBOOK, ROOT
-from nqp_resilience.codebook import Codebook
+from nqp_resilience.data.codebook import Codebook
 from nqp_resilience.errors import ConfigError, DataError
-from nqp_resilience.formula import FormulaError, parse_formula
-from nqp_resilience.indicators import load_indicator_system, measure_matrix
+from nqp_resilience.indices.formula import FormulaError, parse_formula
+from nqp_resilience.indices.indicators import load_indicator_system, measure_matrix
 
 INDICATORS = ROOT / "resources" / "indicators.yaml"
 

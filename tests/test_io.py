@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 from conftest import ALIASES, ATTRIBUTES, CODEBOOK
-from nqp_resilience.cities import CityResolver
-from nqp_resilience.codebook import Codebook
+from nqp_resilience.data.cities import CityResolver
+from nqp_resilience.data.codebook import Codebook
 from nqp_resilience.errors import DataError
-from nqp_resilience.ingest import ingest_table
-from nqp_resilience.io import parse_number, read_raw_table, write_parquet, write_text
+from nqp_resilience.data.ingest import ingest_table
+from nqp_resilience.data.io import parse_number, read_raw_table, write_parquet, write_text
 
 
 @pytest.mark.parametrize("cell, value", [

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nqp_resilience import fe
+from nqp_resilience.estimation import ols as fe
 from nqp_resilience.errors import ConfigError
-from nqp_resilience.iv import canonical_correlations, iv_twfe, kp_rank_test, stock_yogo, stock_yogo_table
+from nqp_resilience.estimation.iv import canonical_correlations, iv_twfe, kp_rank_test, stock_yogo, stock_yogo_table
 
 DATA = Path(__file__).parent / "data" / "iv"
 CONTROLS_CARD = ["exper", "expersq", "black", "south"]
@@ -387,7 +387,7 @@ def test_ar_ci_weak_iv_reports_unbounded_sets():
     L = 2 polynomial roots = grid over [−30, 30] (step 0.01, root-refined). Tolerance 1e-6."""
     from scipy import stats
 
-    from nqp_resilience.iv import _ARProblem
+    from nqp_resilience.estimation.iv import _ARProblem
 
     kinds, kinds2 = set(), set()
     crit = stats.f.ppf(0.95, 1, 29)

@@ -125,7 +125,7 @@ _JOB = """
 import logging, sys
 from types import SimpleNamespace
 from nqp_resilience.errors import DataError
-from nqp_resilience.workflow import run
+from nqp_resilience.runner import run
 
 def job(smk):
     logging.getLogger("fontTools.subset").info("subsetted font: 12 glyphs")

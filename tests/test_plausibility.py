@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ALIASES, ATTRIBUTES, CODEBOOK, PARAMS, RAW, ROOT
-from nqp_resilience.codebook import Codebook
+from nqp_resilience.data.codebook import Codebook
 from nqp_resilience.errors import ConfigError, DataError, ProjectError
-from nqp_resilience.plausibility import (CORRECTION_COLUMNS, PlausibilityError, TableInput, Thresholds,
+from nqp_resilience.data.plausibility import (CORRECTION_COLUMNS, PlausibilityError, TableInput, Thresholds,
                                          check_tables, read_corrections, table_source, unit_cause)
 
 YEARS = (2010, 2021)
@@ -21,10 +21,10 @@ YEARS = (2010, 2021)
 
 def ingest_folder(raw_dir) -> list[TableInput]:
     """Every city-year, static and national table of a raw folder, ingested as the workflow does."""
-    from nqp_resilience.cities import CityResolver
-    from nqp_resilience.ingest import ingest_table
-    from nqp_resilience.plausibility import raw_headers
-    from nqp_resilience.workflow import RAW_FILES, raw_source_path, yearbook_path
+    from nqp_resilience.data.cities import CityResolver
+    from nqp_resilience.data.ingest import ingest_table
+    from nqp_resilience.data.plausibility import raw_headers
+    from nqp_resilience.data.raw_files import RAW_FILES, raw_source_path, yearbook_path
 
     codebook = Codebook(CODEBOOK)
     resolver = CityResolver(ATTRIBUTES, ALIASES)
@@ -43,7 +43,7 @@ def ingest_folder(raw_dir) -> list[TableInput]:
 
 
 def city_names() -> dict:
-    from nqp_resilience.cities import read_attributes
+    from nqp_resilience.data.cities import read_attributes
 
     return {r["city_code"]: r["city_name"] for r in read_attributes(ATTRIBUTES)}
 
@@ -64,7 +64,7 @@ def test_default_data_has_no_finding(default_tables):
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_other_simulator_seeds_have_no_finding(seed, tmp_path):
     raw = tmp_path / "raw"
-    subprocess.run([sys.executable, "-m", "nqp_resilience.simulate", "--seed", str(seed), "--params", str(PARAMS),
+    subprocess.run([sys.executable, "-m", "nqp_resilience.sim.simulate", "--seed", str(seed), "--params", str(PARAMS),
                     "--out", str(raw)], check=True, cwd=ROOT, capture_output=True)
     result = check_tables(ingest_folder(raw), Codebook(CODEBOOK), Thresholds())
     assert result.cells_checked > 140_000
@@ -167,7 +167,7 @@ def test_corrections_header_must_match(tmp_path):
 
 
 def test_replace_changes_the_value_downstream_and_is_listed(default_tables, tmp_path):
-    from nqp_resilience.plausibility import audit_markdown
+    from nqp_resilience.data.plausibility import audit_markdown
 
     row = _first_row(default_tables)
     old = row["population"] / 1e4
@@ -189,7 +189,7 @@ def test_replace_changes_the_value_downstream_and_is_listed(default_tables, tmp_
 
 def _smk(tmp_path, tables, corrections, action):
     """A stand-in for Snakemake's ``snakemake`` object of rule plausibility."""
-    from nqp_resilience.io import write_parquet
+    from nqp_resilience.data.io import write_parquet
 
     interim = []
     for t in tables:
@@ -221,7 +221,7 @@ def _planted(default_tables):
 def test_warn_mode_writes_the_audit_and_goes_on(default_tables, tmp_path):
     import pandas as pd
 
-    from nqp_resilience.workflow import plausibility_job
+    from nqp_resilience.data.jobs import plausibility_job
 
     tables, row = _planted(default_tables)
     smk = _smk(tmp_path, tables, ROOT / "resources" / "corrections.csv", "warn")
@@ -243,7 +243,7 @@ def test_warn_mode_writes_the_audit_and_goes_on(default_tables, tmp_path):
 def test_stop_mode_raises_with_every_finding_and_a_hint(default_tables, tmp_path):
     import pandas as pd
 
-    from nqp_resilience.workflow import plausibility_job
+    from nqp_resilience.data.jobs import plausibility_job
 
     tables, row = _planted(default_tables)
     smk = _smk(tmp_path, tables, ROOT / "resources" / "corrections.csv", "stop")
@@ -261,8 +261,8 @@ def test_stop_mode_raises_with_every_finding_and_a_hint(default_tables, tmp_path
 def test_stop_mode_without_finding_writes_an_empty_audit(default_tables, tmp_path):
     import pandas as pd
 
-    from nqp_resilience.plausibility import FINDING_COLUMNS
-    from nqp_resilience.workflow import plausibility_job
+    from nqp_resilience.data.plausibility import FINDING_COLUMNS
+    from nqp_resilience.data.jobs import plausibility_job
 
     smk = _smk(tmp_path, default_tables, ROOT / "resources" / "corrections.csv", "stop")
     plausibility_job(smk)
@@ -280,6 +280,6 @@ def test_table_source_of_interim_names():
 
 
 def test_import_is_cheap():
-    code = "import sys, nqp_resilience.plausibility; print(sorted({'numpy', 'pandas'} & set(sys.modules)))"
+    code = "import sys, nqp_resilience.data.plausibility; print(sorted({'numpy', 'pandas'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

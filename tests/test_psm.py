@@ -1,4 +1,4 @@
-"""Tests of nqp_resilience.matching: psmatch2 / pstest conventions (docs/psm.md).
+"""Tests of nqp_resilience.estimation.matching: psmatch2 / pstest conventions (docs/psm.md).
 
 Tiers (STYLE §11): (a) hand-worked 8-observation examples per matcher, with the arithmetic in
 comments; (b) reference tests against statsmodels and against a published Stata psmatch2/pstest
@@ -18,9 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nqp_resilience import matching as P
+from nqp_resilience.estimation import matching as P
 from nqp_resilience.errors import ProjectError, UnknownVariableError
-from nqp_resilience.results import EstimationResult
+from nqp_resilience.estimation.results import EstimationResult
 
 DATA = Path(__file__).parent / "data" / "psm"
 EXACT = 1e-12   # tolerance for hand-worked numbers: exact rationals, floating-point noise only
@@ -552,7 +552,7 @@ def test_bad_data():
 
 def test_import_is_light():
     """Importing the module must not import pandas, scipy or statsmodels (fast job start)."""
-    code = ("import sys, nqp_resilience.matching; "
+    code = ("import sys, nqp_resilience.estimation.matching; "
             "print(sorted(m for m in ('pandas', 'scipy', 'statsmodels') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nqp_resilience.errors import EstimationError, ProjectError, UnknownVariableError
-from nqp_resilience.fe import connected_components, twfe
-from nqp_resilience.iv import iv_twfe
+from nqp_resilience.estimation.ols import connected_components, twfe
+from nqp_resilience.estimation.iv import iv_twfe
 
 pf = pytest.importorskip("pyfixest")
 
@@ -221,7 +221,7 @@ def test_iv_redundant_instrument_is_an_error_naming_it():
 
 
 def test_spec_record_carries_the_omitted_controls():
-    from nqp_resilience.specs import estimate
+    from nqp_resilience.estimation.specs import estimate
 
     rng = np.random.default_rng(2)
     data = {"city_code": DF["id"].to_numpy(), "year": DF["t"].to_numpy(), "Resil": DF["y"].to_numpy(),

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from conftest import ATTRIBUTES, PARAMS, RAW, ROOT
-from nqp_resilience.io import read_raw_table
-from nqp_resilience.simulate import read_keywords
+from nqp_resilience.data.io import read_raw_table
+from nqp_resilience.sim.simulate import read_keywords
 
 SEED = 20240601  # the seed of the shipped default (resources/raw/SIMULATED.md)
 
 
 def _simulate(out: Path, seed: int = SEED, params: Path = PARAMS) -> dict[str, bytes]:
-    subprocess.run([sys.executable, "-m", "nqp_resilience.simulate", "--seed", str(seed), "--params",
+    subprocess.run([sys.executable, "-m", "nqp_resilience.sim.simulate", "--seed", str(seed), "--params",
                     str(params.relative_to(ROOT)) if params.is_relative_to(ROOT) else str(params),
                     "--out", str(out)], cwd=ROOT, check=True, capture_output=True)
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}

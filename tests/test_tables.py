@@ -1,4 +1,4 @@
-"""Tests of nqp_resilience.tables: number formatting, table content, golden .tex, LaTeX compilation.
+"""Tests of nqp_resilience.outputs.tables: number formatting, table content, golden .tex, LaTeX compilation.
 
 Tiers (STYLE §11): (a) unit tests of the formatting functions with hand-written expectations;
 (e) golden tests pinning the full text of Tables 3 and 4 rendered from the fixed estimate set
@@ -23,9 +23,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from nqp_resilience import tables as T
+from nqp_resilience.outputs import tables as T
+from nqp_resilience.outputs import jobs
 from nqp_resilience.errors import ConfigError
-from nqp_resilience.io import read_yaml
+from nqp_resilience.data.io import read_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
@@ -233,7 +234,7 @@ def test_missing_label_is_a_user_error_naming_file_and_key(en):
 
 
 def test_importing_the_module_imports_neither_jinja2_nor_pandas():
-    code = ("import sys, nqp_resilience.tables; "
+    code = ("import sys, nqp_resilience.outputs.tables; "
             "print(sorted(m for m in ('jinja2', 'pandas', 'numpy', 'yaml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -344,7 +345,7 @@ def test_estimates_table_job_passes_the_default_control_set(tmp_path):
         params=SimpleNamespace(table=3, specs=specs_of(3), decimals=3, stars=[0.1, 0.05, 0.01],
                                control_variables=["GDP", "GOV"]),
         output=SimpleNamespace(table=str(out)))
-    T.estimates_table_job(smk)
+    jobs.estimates_table_job(smk)
     assert "Controls & No & Custom (8) \\\\" in out.read_text(encoding="utf-8")
 
 
@@ -508,7 +509,7 @@ def test_job_adapter_writes_the_rendered_table(tmp_path):
         input=SimpleNamespace(estimates=est_files, labels=str(LABELS_EN), template=str(TEMPLATES / "table3.tex.j2")),
         params=SimpleNamespace(table=3, specs=specs_of(3), decimals=3, stars=[0.1, 0.05, 0.01]),
         output=SimpleNamespace(table=str(out)))
-    T.estimates_table_job(smk)
+    jobs.estimates_table_job(smk)
     assert out.read_text(encoding="utf-8") == (GOLDEN / "table3.tex").read_text(encoding="utf-8")
 
 

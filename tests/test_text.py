@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from nqp_resilience.errors import DataError
-from nqp_resilience.simulate import read_keywords
-from nqp_resilience.text import KeywordCounter, longest_match_count, n_characters, nqp1_table
+from nqp_resilience.sim.simulate import read_keywords
+from nqp_resilience.indices.nqp_text import KeywordCounter, longest_match_count, n_characters, nqp1_table
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYWORDS_FILE = ROOT / "resources" / "nqp_keywords.txt"

@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nqp_resilience import analysis
-from nqp_resilience import variables as V
+from nqp_resilience.indices import analysis
+from nqp_resilience.indices import variables as V
 from nqp_resilience.errors import ConfigError, DataError
 
 RTOL = 1e-12

@@ -184,7 +184,7 @@ def test_other_raw_dir_via_config_recovers_planted_effect(workflow_copy, tmp_pat
     alt_params = tmp_path / "params.yaml"
     alt_params.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     raw = tmp_path / "raw_seed7"
-    subprocess.run([sys.executable, "-m", "nqp_resilience.simulate", "--seed", "7", "--params", str(alt_params),
+    subprocess.run([sys.executable, "-m", "nqp_resilience.sim.simulate", "--seed", "7", "--params", str(alt_params),
                     "--out", str(raw)], cwd=workflow_copy, check=True)
     out_dir = tmp_path / "results_seed7"
     snakemake(workflow_copy, "--cores", "2", "--config", f"raw_dir={raw}", f"results_dir={out_dir}")
@@ -392,9 +392,9 @@ def test_report_contains_every_table_and_figure(workflow_copy):
 @pytest.mark.skipif(not HAVE_TEX, reason="the README map includes tables.pdf, which needs pdflatex and pdftoppm "
                     "(CI installs them)")
 def test_readme_output_map_is_current(completed_workflow):
-    from nqp_resilience.provenance import END, START, current_summary, markdown, output_map
+    from nqp_resilience.outputs.provenance import END, START, current_summary, markdown, output_map
 
     block = markdown(output_map(current_summary(completed_workflow)))
     readme = (PARAMS.parents[2] / "README.md").read_text(encoding="utf-8")
     assert START in readme and END in readme
-    assert block in readme, "README output map is stale: run python -m nqp_resilience.provenance README.md"
+    assert block in readme, "README output map is stale: run python -m nqp_resilience.outputs.provenance README.md"

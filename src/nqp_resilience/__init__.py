@@ -11,8 +11,8 @@ from nqp_resilience.errors import ConfigError, DataError, ProjectError
 __all__ = ["ConfigError", "DataError", "ProjectError", "__version__", "entropy_weights", "iv_twfe", "psm", "twfe"]
 __version__ = "0.1.0"
 
-_LAZY = {"twfe": "nqp_resilience.fe", "iv_twfe": "nqp_resilience.iv", "psm": "nqp_resilience.matching",
-         "entropy_weights": "nqp_resilience.entropy"}
+_LAZY = {"twfe": "nqp_resilience.estimation.ols", "iv_twfe": "nqp_resilience.estimation.iv", "psm": "nqp_resilience.estimation.matching",
+         "entropy_weights": "nqp_resilience.indices.entropy"}
 
 
 def __getattr__(name):

@@ -29,7 +29,7 @@ import math
 import re
 
 from nqp_resilience.errors import ConfigError
-from nqp_resilience.io import read_yaml
+from nqp_resilience.data.io import read_yaml
 
 
 def _with_defaults(validator_class):
@@ -58,7 +58,7 @@ def validate_config(config: dict, schema_path, source: str = "config.yaml") -> d
     """
     from jsonschema import Draft202012Validator
 
-    from nqp_resilience.plausibility import normalise_config
+    from nqp_resilience.data.plausibility import normalise_config
 
     schema = read_yaml(schema_path)
     normalise_config(config)  # the shorthand `plausibility: warn` is {action: warn}

@@ -145,4 +145,4 @@ class MatchingError(_ProblemError):
 
 
 class FormulaError(_ProblemError):
-    """A formula outside the grammar of :mod:`nqp_resilience.formula`."""
+    """A formula outside the grammar of :mod:`nqp_resilience.indices.formula`."""

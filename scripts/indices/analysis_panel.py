@@ -1,0 +1,6 @@
+"""Snakemake script of rule `analysis_panel`; the logic is nqp_resilience.indices.jobs.analysis_panel_job."""
+
+from nqp_resilience.indices.jobs import analysis_panel_job
+from nqp_resilience.runner import run
+
+run(analysis_panel_job, snakemake)  # noqa: F821 (injected by Snakemake)

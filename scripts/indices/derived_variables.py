@@ -1,0 +1,6 @@
+"""Snakemake script of rule `derived_variables`; the logic is nqp_resilience.indices.jobs.derived_variables_job."""
+
+from nqp_resilience.indices.jobs import derived_variables_job
+from nqp_resilience.runner import run
+
+run(derived_variables_job, snakemake)  # noqa: F821 (injected by Snakemake)

@@ -1,0 +1,1 @@
+"""Data stage: read the raw extracts, check them, and build the city panel."""

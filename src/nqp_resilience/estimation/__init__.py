@@ -1,0 +1,1 @@
+"""Estimation stage: fixed-effects OLS, IV, propensity-score matching, and the specification registry."""

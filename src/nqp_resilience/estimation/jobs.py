@@ -1,0 +1,78 @@
+"""Snakemake jobs of the estimation stage (rules in ``rules/estimation.smk``): one spec -> its
+estimate JSON, and the spec-sample audit."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("nqp_resilience")
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def software_versions(packages=("numpy", "scipy", "pyarrow", "nqp-resilience")) -> dict:
+    """Versions of the packages an estimate depends on (cheap: package metadata only)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in packages:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def estimate_spec_job(smk) -> None:
+    """Rules ``describe``, ``ols_fe``, ``iv_fe``, ``psm_fe``: one spec -> results/estimates/{spec}.json.
+
+    Reads only the columns the spec needs, without pandas, so the job costs little more than
+    the interpreter start (see benchmarks/spec_jobs.py).
+    """
+    import json
+
+    from nqp_resilience.data.parquet import read_columns
+    from nqp_resilience.data.io import write_text
+    from nqp_resilience.estimation.specs import estimate, spec_columns
+
+    spec = dict(smk.params.spec)
+    controls = list(smk.params.control_variables)
+    data = read_columns(smk.input.panel, spec_columns(spec, controls))
+    record = estimate(spec, data, controls, singletons=smk.params.singletons)
+    record["software"] = software_versions()
+    record["inputs"] = {"analysis_panel": _sha256(smk.input.panel)}
+    write_text(smk.output.estimate, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    log.info("%s: coef %s, se %s, N %s", spec["id"], record.get("coef"), record.get("se"), record.get("nobs"))
+
+
+def spec_samples_job(smk) -> None:
+    """Rule ``spec_samples``: the observations every spec uses and loses, and the cities absent
+    from a static file -> results/audit/spec_samples.{md,csv}."""
+    import pandas as pd
+
+    from nqp_resilience.data.codebook import Codebook
+    from nqp_resilience.estimation.samples import spec_samples, spec_samples_markdown
+    from nqp_resilience.data.io import write_csv, write_text
+
+    codebook = Codebook(smk.input.codebook)
+    static_files = {var: path for source, path in dict(smk.params.static_files).items()
+                    for var in codebook[source].variables}
+    specs = {spec["id"]: dict(spec) for spec in smk.params.specs}
+    summary, lost, absent = spec_samples(pd.read_parquet(smk.input.analysis), pd.read_parquet(smk.input.panel),
+                                         specs, list(smk.params.control_variables), static_files)
+    for (code, name, path), _ in absent.groupby(["city_code", "city_name", "static_file"], sort=True):
+        gone = lost[(lost["city_code"] == code) & (lost["city_rows_lost"] == lost["city_rows"])]
+        hit = list(dict.fromkeys(gone["spec"]))
+        log.warning("city %s %s is absent from %s: specs %s run without it (see %s)", code, name, path,
+                    ", ".join(hit) or "none", smk.output.report)
+    write_csv(lost, smk.output.table)
+    write_text(smk.output.report, spec_samples_markdown(summary, lost, absent))

@@ -1,0 +1,888 @@
+"""Propensity-score matching as Stata's ``psmatch2`` and ``pstest`` compute it (SPEC §6, §10).
+
+Inputs are a pandas DataFrame *or* a dict of equal-length numpy arrays (the workflow passes
+dicts); outputs are numpy arrays, plain dicts and the project's ``EstimationResult``. Importing
+this module imports numpy only; scipy and pandas are imported inside the functions that need them.
+
+The reference is psmatch2 4.0.12 (Leuven & Sianesi, SSC, 30 Jan 2016, the current SSC release)
+and its pstest; every rule below was read off their source and is pinned by a test. Full notes,
+with the Stata commands each option reproduces, are in ``docs/psm.md``.
+
+Sample
+    Rows with a missing (non-finite) treatment, covariate, outcome or given propensity score are
+    dropped, as psmatch2's ``marksample``/``markout`` do. The treatment must be 0/1.
+Propensity score
+    Logit (``model="logit"``, psmatch2 option ``logit``) or probit (``model="probit"``,
+    psmatch2's own default) of the treatment on the covariates and a constant, by maximum
+    likelihood (Newton–Raphson to full convergence), or a user-supplied score (``pscore=``,
+    psmatch2's ``pscore()`` option).
+Common support (``common_support=True``, psmatch2 option ``common``)
+    Treated units whose score lies outside [min, max] of the controls' scores are off support
+    (a score equal to the bound stays on). With ``ate=True`` controls outside the treated range
+    are off support too.
+Nearest neighbour (``method="nearest"``)
+    One neighbour with replacement. Controls and treated are each sorted by (score, row order),
+    and psmatch2's forward walk is replayed: for the next treated unit the scan starts at the
+    previous match, moves to higher scores while the distance ``|p_i − p_j|`` does not increase,
+    and keeps the *first* control at the smallest distance; once a match is the last control the
+    scan turns backwards (and then keeps that last control). With ``ties=True`` every control at
+    exactly that distance is matched and they share weight 1 equally. A caliper is strict:
+    ``|p_i − p_j| < caliper``, otherwise the treated unit goes off support.
+Radius (``method="radius"``, default caliper 0.01)
+    Uniform kernel with bandwidth = caliper: every control with ``|p_j − p_i| <= caliper`` gets
+    weight 1/(their number); a treated unit with none goes off support.
+Kernel (``method="kernel"``, Epanechnikov, ``bandwidth=0.06``)
+    ``K_ij = 1 − ((p_j − p_i)/h)²`` for ``|p_j − p_i| <= h``, normalised to sum to 1 within each
+    treated unit; a treated unit with no control within h goes off support.
+ATT and its standard error (psmatch2's printed "S.E.")
+    ``ATT = mean_T(y_i) − mean_T(Σ_j w_ij y_j)`` over treated on support, and
+    ``SE = sqrt(Var(y | T) / N1 + Var(y | C) · Σ_j W_j² / N1²)`` with ``W_j = Σ_i w_ij`` the
+    control's accumulated weight, ``Var(y | T)`` the (n − 1) variance over the N1 treated on
+    support and ``Var(y | C)`` the unweighted (n − 1) variance over the controls with ``W_j > 0``.
+    The score is treated as known (psmatch2 prints "S.E. does not take into account that the
+    propensity score is estimated").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from nqp_resilience.errors import MatchingError, UnknownVariableError
+from nqp_resilience.estimation.results import EstimationResult
+
+METHODS = ("nearest", "radius", "kernel")
+KERNELS = ("epan", "uniform", "normal", "biweight", "tricube")
+MODELS = ("logit", "probit")
+TREATMENT_RULES = ("above_yearly_median", "above_median")
+DEFAULT_RADIUS_CALIPER = 0.01
+DEFAULT_BANDWIDTH = 0.06
+_Z975 = 1.959963984540054
+
+
+# --------------------------------------------------------------------------------------------
+# Binary-choice models (propensity score; pstest's probits)
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class BinaryFit:
+    """Maximum-likelihood fit of a logit or probit.
+
+    Attributes
+    ----------
+    params : ndarray, coefficients in the order (covariates..., constant)
+    xb : ndarray, linear index per observation
+    pr : ndarray, fitted probability per observation
+    llf, llnull : log likelihood of the model and of the constant-only model (weighted)
+    n_iter : Newton iterations used
+    """
+
+    params: np.ndarray
+    xb: np.ndarray
+    pr: np.ndarray
+    llf: float
+    llnull: float
+    n_iter: int
+
+    @property
+    def lr_chi2(self) -> float:
+        """Likelihood-ratio χ² against the constant-only model, 2(llf − llnull)."""
+        return 2.0 * (self.llf - self.llnull)
+
+    @property
+    def pseudo_r2(self) -> float:
+        """McFadden's pseudo R², 1 − llf/llnull (Stata's ``e(r2_p)``)."""
+        return 1.0 - self.llf / self.llnull
+
+
+def _index(X: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``X b`` summed column by column, so that identical rows get bit-identical indices.
+
+    A BLAS matrix-vector product may accumulate different rows in different orders; identical
+    covariate rows must give identical scores, or psmatch2's ties would be missed.
+    """
+    xb = np.zeros(X.shape[0])
+    for k in range(X.shape[1]):
+        xb += X[:, k] * b[k]
+    return xb
+
+
+def _binary_pieces(model: str, y: np.ndarray, xb: np.ndarray):
+    """Per-observation log likelihood, score factor and Hessian factor of a logit or probit."""
+    if model == "logit":
+        with np.errstate(over="ignore"):
+            p = 1.0 / (1.0 + np.exp(-xb))
+        ll = y * xb - np.logaddexp(0.0, xb)
+        return ll, y - p, p * (1.0 - p), p
+    from scipy.special import log_ndtr, ndtr
+
+    q = 2.0 * y - 1.0
+    lcdf = log_ndtr(q * xb)
+    lam = q * np.exp(-0.5 * xb * xb - 0.5 * math.log(2.0 * math.pi) - lcdf)   # φ(q xb)/Φ(q xb) · q
+    return lcdf, lam, lam * (lam + xb), ndtr(xb)
+
+
+def fit_binary(y, X, model: str = "logit", weights=None, *, tol: float = 1e-11,
+               max_iter: int = 100) -> BinaryFit:
+    """Logit or probit of ``y`` on ``X`` and a constant by Newton–Raphson maximum likelihood.
+
+    Parameters
+    ----------
+    y : array (n,), 0/1
+    X : array (n, k), covariates without a constant (a constant is appended last)
+    model : "logit" or "probit"
+    weights : array (n,) or None
+        Importance weights (Stata ``[iw=]``): the log likelihood is ``Σ w_i ℓ_i``.
+    tol : float
+        Stop when the last Newton step changed no coefficient by more than
+        ``tol · (1 + |b|)``; the step before that has quadratic convergence, so the result is the
+        maximum to machine precision (Stata stops at 1e-6 on the same criterion).
+
+    Returns
+    -------
+    BinaryFit
+
+    Raises
+    ------
+    MatchingError
+        Singular information matrix (collinear covariates) or no convergence (perfect prediction).
+    """
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    y = np.asarray(y, dtype=float)
+    X = np.column_stack([np.asarray(X, dtype=float).reshape(len(y), -1), np.ones(len(y))])
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    # rank of the column-equilibrated design: covariates in large or small units are not collinear
+    Xr = X[w > 0]
+    norms = np.linalg.norm(Xr, axis=0)
+    if np.linalg.matrix_rank(Xr / np.where(norms > 0, norms, 1.0)) < X.shape[1]:
+        raise MatchingError(f"{model}: the covariates are collinear (with each other or the constant)",
+                            hint="drop a redundant covariate")
+    b = np.zeros(X.shape[1])
+    for it in range(1, max_iter + 1):
+        _, g, h, _ = _binary_pieces(model, y, _index(X, b))
+        grad = X.T @ (w * g)
+        info = X.T @ (X * (w * h)[:, None])
+        try:
+            step = np.linalg.solve(info, grad)
+        except np.linalg.LinAlgError:
+            raise MatchingError(f"{model}: the covariates are collinear (singular information matrix)",
+                                hint="drop a redundant covariate") from None
+        b = b + step
+        if not np.all(np.isfinite(b)):
+            break
+        if np.max(np.abs(step) / (1.0 + np.abs(b))) < tol:
+            xb = _index(X, b)
+            ll, _, _, pr = _binary_pieces(model, y, xb)
+            ybar = np.sum(w * y) / np.sum(w)
+            # the constant-only model fits p = ȳ whatever the link
+            llnull = float(np.sum(w * (y * math.log(ybar) + (1 - y) * math.log1p(-ybar)))) \
+                if 0.0 < ybar < 1.0 else 0.0
+            return BinaryFit(b, xb, pr, float(np.sum(w * ll)), llnull, it)
+    raise MatchingError(f"{model}: the likelihood did not converge in {max_iter} iterations: a combination of "
+                        "the covariates predicts treatment perfectly (separation)",
+                        hint="drop or coarsen the covariates that separate treated from controls")
+
+
+def propensity_score(df, treat: str, covariates, model: str = "logit") -> np.ndarray:
+    """Fitted treatment probability from a logit (default) or probit on the covariates + constant.
+
+    Rows with a missing treatment or covariate get NaN. Equivalent to Stata
+    ``logit treat covariates`` then ``predict double ps, pr``.
+    """
+    t = _column(df, treat, "treatment")
+    X = np.column_stack([_column(df, c, "covariate") for c in covariates]) if covariates else np.empty((len(t), 0))
+    ok = np.isfinite(t) & np.all(np.isfinite(X), axis=1)
+    out = np.full(len(t), np.nan)
+    out[ok] = fit_pscore(t[ok], X[ok], list(covariates or []), model)[0]
+    return out
+
+
+def _separation(t: np.ndarray, X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[int], list[str]]:
+    """Stata ``logit``'s perfect-prediction checks, covariate by covariate in order.
+
+    For each covariate x on the observations still used:
+
+    - if every observation with x ≠ 0 has the same outcome (and some have x = 0): note
+      "x != 0 predicts failure|success perfectly; x dropped and N obs not used", drop those
+      observations and x;
+    - if the outcome is 1 exactly above (or below) a cut c of x, with the two groups overlapping
+      only at x = c (quasi-complete separation): note "outcome = x > c predicts data perfectly
+      except for x == c subsample; x dropped and N obs not used", keep only x = c and drop x;
+    - if the two groups do not overlap at all (complete separation): :class:`MatchingError`
+      naming x ("outcome = x > c predicts data perfectly", Stata r(2000)).
+
+    Returns (mask of the observations used, indices of the covariates kept, notes).
+    """
+    used = np.ones(len(t), dtype=bool)
+    kept: list[int] = []
+    notes: list[str] = []
+    for j, name in enumerate(names):
+        x, tt = X[used, j], t[used]
+        rows = np.flatnonzero(used)
+        nz = x != 0
+        if nz.any() and (~nz).any() and np.ptp(tt[nz]) == 0:
+            what = "success" if tt[nz][0] == 1 else "failure"
+            notes.append(f"{name} != 0 predicts {what} perfectly; {name} dropped and {int(nz.sum())} obs not used")
+            used[rows[nz]] = False
+            continue
+        x1, x0 = x[tt == 1], x[tt == 0]
+        if np.ptp(x) > 0 and len(x1) and len(x0):
+            # (group below, group above, cut as Stata prints it for complete / quasi-complete)
+            for lo, hi, op, op_q in ((x0, x1, ">", ">"), (x1, x0, "<=", "<")):
+                c = lo.max()
+                if lo.max() < hi.min():
+                    raise MatchingError(
+                        f"logit: outcome = {name} {op} {c:.6g} predicts data perfectly (complete separation "
+                        f"by covariate '{name}'; Stata stops with r(2000))",
+                        hint=f"drop '{name}' from the covariates or coarsen it; the propensity score of a "
+                             "perfectly predicted unit is 0 or 1, so it cannot be matched", variable=name)
+                if lo.max() == hi.min():
+                    at = x == c
+                    notes.append(f"outcome = {name} {op_q} {c:.6g} predicts data perfectly except for {name} == "
+                                 f"{c:.6g} subsample; {name} dropped and {int((~at).sum())} obs not used")
+                    used[rows[~at]] = False
+                    break
+            else:
+                kept.append(j)
+            continue
+        kept.append(j)
+    tt = t[used]
+    if not (tt == 1).any() or not (tt == 0).any():
+        raise MatchingError("logit: after dropping the perfectly predicted observations only one treatment "
+                            "group is left", hint="drop or coarsen the covariates named in the notes: "
+                            + "; ".join(notes))
+    return used, kept, notes
+
+
+def _independent_columns(X: np.ndarray, candidates: list[int]) -> tuple[list[int], list[int]]:
+    """Stata's ``_rmcoll`` order: keep the constant, then each covariate in turn unless it is a
+    linear combination of the constant and the covariates kept before it (judged on columns
+    scaled to unit norm, so units do not matter). Returns (kept, omitted) column indices."""
+    def unit(cols):
+        norms = np.linalg.norm(cols, axis=0)
+        return cols / np.where(norms > 0, norms, 1.0)
+
+    basis = np.ones((len(X), 1)) / math.sqrt(max(len(X), 1))
+    kept, omitted = [], []
+    for j in candidates:
+        trial = np.column_stack([basis, unit(X[:, [j]])])
+        if np.linalg.matrix_rank(trial) > basis.shape[1]:
+            basis, kept = trial, kept + [j]
+        else:
+            omitted.append(j)
+    return kept, omitted
+
+
+def fit_pscore(t: np.ndarray, X: np.ndarray, names: list[str], model: str = "logit") -> tuple[np.ndarray, list[str]]:
+    """Propensity scores for every row, Stata-style: the perfect-prediction checks of
+    :func:`_separation`, the model on the observations used, then ``predict`` for all rows
+    (observations not used get the score of the model without the dropped covariates, as Stata's
+    ``predict`` after ``logit`` gives them). Returns (scores, notes)."""
+    used, kept, notes = _separation(t, X, names)
+    kept, omitted = _independent_columns(X[used], kept)
+    notes += [f"{names[j]} omitted because of collinearity" for j in omitted]
+    fit = fit_binary(t[used], X[np.ix_(used, kept)], model)
+    if used.all():
+        return fit.pr, notes
+    xb = _index(np.column_stack([X[:, kept], np.ones(len(t))]), fit.params)
+    pr = 1.0 / (1.0 + np.exp(-xb)) if model == "logit" else _binary_pieces("probit", np.zeros(len(t)), xb)[3]
+    return pr, notes
+
+
+# --------------------------------------------------------------------------------------------
+# Treatment definition
+# --------------------------------------------------------------------------------------------
+
+def treatment_indicator(values, groups=None, rule: str = "above_yearly_median") -> np.ndarray:
+    """1.0 if the value is strictly above the median of its group, else 0.0; NaN where missing.
+
+    Parameters
+    ----------
+    values : array (n,)
+    groups : array (n,) or None
+        Group labels (years) for ``rule="above_yearly_median"``; ignored for ``"above_median"``
+        (one pooled median).
+    rule : "above_yearly_median" or "above_median"
+
+    Notes
+    -----
+    The median is Stata's ``egen med = median(x), by(year)``: the middle value, or the mean of
+    the two middle values when the count is even, over non-missing values. Ties at the median
+    are untreated ("strictly above"), so with an odd count the median unit itself is a control
+    and the treated share is at most one half. Unlike the Stata one-liner ``gen D = x > med``,
+    which codes a missing ``x`` as 1 (missing is +∞ in Stata), a missing value stays missing.
+    """
+    if rule not in TREATMENT_RULES:
+        raise ValueError(f"rule must be one of {TREATMENT_RULES}, got {rule!r}")
+    x = np.asarray(values, dtype=float)
+    out = np.full(x.shape, np.nan)
+    ok = np.isfinite(x)
+    if rule == "above_median" or groups is None:
+        if rule == "above_yearly_median":
+            raise ValueError("rule 'above_yearly_median' needs the year of each row (groups)")
+        if ok.any():
+            out[ok] = (x[ok] > np.median(x[ok])).astype(float)
+        return out
+    g = np.asarray(groups)
+    for level in np.unique(g[ok]):
+        sel = ok & (g == level)
+        out[sel] = (x[sel] > np.median(x[sel])).astype(float)
+    return out
+
+
+def treatment_above_yearly_median(df, var: str, year: str) -> np.ndarray:
+    """``treatment_indicator(df[var], df[year], "above_yearly_median")`` (SPEC §6 treatment)."""
+    return treatment_indicator(_column(df, var, "treatment variable"), np.asarray(df[year]), "above_yearly_median")
+
+
+# --------------------------------------------------------------------------------------------
+# Matching engine
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Matching:
+    """Result of one psmatch2-style matching, one entry per input row.
+
+    Attributes
+    ----------
+    sample : bool array, row used (psmatch2's ``touse``)
+    pscore, treated, support : psmatch2's ``_pscore``, ``_treated``, ``_support`` (NaN outside sample)
+    weight : psmatch2's ``_weight`` (NaN where psmatch2 leaves it missing)
+    n1 : 0-based row number of the (first) nearest neighbour, NaN if none (``_n1``; psmatch2
+        stores its own internal id instead)
+    nn : number of neighbours matched, ties included (``_nn``; nearest neighbour only)
+    pdif : ``|p_i − p_{n1}|`` (``_pdif``; nearest neighbour only)
+    matched_outcome : ``Σ_j w_ij y_j`` per treated on support (and per control with ``ate``),
+        psmatch2's ``_<outcome>``; NaN elsewhere or without an outcome
+    att_weight : ATT weight per row: 1 for treated on support, ``W_j`` for controls, 0 otherwise
+    options : the options used (method, caliper, bandwidth, kernel, ties, common_support, ate, model)
+    """
+
+    sample: np.ndarray
+    pscore: np.ndarray
+    treated: np.ndarray
+    support: np.ndarray
+    weight: np.ndarray
+    n1: np.ndarray
+    nn: np.ndarray
+    pdif: np.ndarray
+    matched_outcome: np.ndarray
+    att_weight: np.ndarray
+    options: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+
+def _column(df, name, role: str = "variable") -> np.ndarray:
+    """The column as floats (missing values of any dtype as NaN); an unknown name is an
+    :class:`UnknownVariableError` with a did-you-mean suggestion."""
+    from nqp_resilience.estimation.ols import numeric_column
+
+    if name not in df:
+        raise UnknownVariableError(name, role, list(df.keys()), source="psm")
+    return numeric_column(df, name, "psm")
+
+
+def _nn_walk(p_from: np.ndarray, p_to: np.ndarray, caliper: float, ties: bool) -> list:
+    """psmatch2's ``match_pscore`` (with replacement, one neighbour) on two sorted score arrays.
+
+    Returns, for each unit of ``p_from`` (sorted ascending), the list of matched positions in
+    ``p_to`` (sorted ascending), empty if the caliper is not met.
+    """
+    J = len(p_to)
+    out = []
+    jmatch, forward = 0, True
+    last = J - 1
+    for i, pi in enumerate(p_from):
+        if J == 0:
+            out.append([])
+            continue
+        j = jmatch
+        dif1 = abs(pi - p_to[j])
+        while 0 <= j < last:
+            j = j + 1 if forward else j - 1
+            if j < 0 or j > last:
+                break
+            dif0, dif1 = dif1, abs(pi - p_to[j])
+            if dif1 > dif0:
+                j = last
+            if dif1 < dif0:
+                jmatch = j
+        best = abs(pi - p_to[jmatch])
+        if best < caliper:
+            found = [jmatch]
+            if ties:
+                k = jmatch + 1 if forward else jmatch - 1
+                while 0 <= k <= last and abs(pi - p_to[k]) <= best:
+                    found.append(k)
+                    k = k + 1 if forward else k - 1
+            out.append(found)
+        else:
+            out.append([])
+        if jmatch == last and i < len(p_from) - 1:
+            forward = False
+    return out
+
+
+def _kernel_weights(dif: np.ndarray, kernel: str, h: float) -> np.ndarray:
+    """Unnormalised psmatch2 kernel weights; NaN outside the support of the kernel."""
+    u = dif / h
+    inside = np.abs(dif) <= h
+    if kernel == "epan":
+        k = 1.0 - u * u
+    elif kernel == "uniform":
+        k = np.ones_like(u)
+    elif kernel == "biweight":
+        k = (1.0 - u * u) ** 2
+    elif kernel == "tricube":
+        k = (1.0 - np.abs(u) ** 3) ** 3
+    else:                                   # normal: no bounded support
+        return np.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi)
+    return np.where(inside, k, np.nan)
+
+
+def _check_options(method, caliper, bandwidth, kernel, model):
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if caliper is not None and not (caliper > 0):
+        raise ValueError(f"caliper must be positive, got {caliper!r}")
+    if not (bandwidth > 0):
+        raise ValueError(f"bandwidth must be positive, got {bandwidth!r}")
+    if method == "kernel" and caliper is not None:
+        raise ValueError("caliper has no effect with kernel matching (psmatch2 ignores it); "
+                         "use bandwidth, or method='radius'")
+
+
+def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: str | None = None,
+          caliper: float | None = None, bandwidth: float = DEFAULT_BANDWIDTH, kernel: str = "epan",
+          common_support: bool = True, ties: bool = False, pscore=None, model: str = "logit",
+          ate: bool = False) -> Matching:
+    """Match treated to controls on the propensity score as ``psmatch2`` does.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame or dict of arrays
+    treat : name of the 0/1 treatment column
+    covariates : list of column names for the propensity-score model (unused with ``pscore``)
+    method : "nearest" | "radius" | "kernel"
+    outcome : optional outcome column; rows where it is missing are dropped (psmatch2's
+        ``markout``) and the matched outcomes are computed
+    caliper : nearest: maximum ``|p_i − p_j|`` (strict); radius: the radius (default 0.01);
+        kernel: not allowed
+    bandwidth : kernel bandwidth h (default 0.06, psmatch2's)
+    kernel : "epan" (default), "normal", "biweight", "uniform", "tricube"
+    common_support : psmatch2's ``common``
+    ties : nearest only; share the weight among all controls at the minimum distance
+    pscore : column name or array of precomputed scores (psmatch2's ``pscore()``)
+    model : "logit" (default here, the paper's choice) or "probit" (psmatch2's default)
+    ate : also match controls to treated (psmatch2's ``ate``); with ``common_support`` this also
+        drops controls outside the treated score range, which can change the ATT
+
+    Returns
+    -------
+    Matching
+    """
+    _check_options(method, caliper, bandwidth, kernel, model)
+    t = _column(df, treat, "treatment")
+    n = len(t)
+    sample = np.isfinite(t)
+    X = None
+    if pscore is None:
+        if not covariates:
+            raise ValueError("give covariates for the propensity-score model, or pscore=")
+        X = np.column_stack([_column(df, c, "covariate") for c in covariates])
+        sample &= np.all(np.isfinite(X), axis=1)
+    else:
+        ps_given = _column(df, pscore, "pscore") if isinstance(pscore, str) else np.asarray(pscore, dtype=float)
+        if ps_given.shape != (n,):
+            raise ValueError(f"pscore has {ps_given.size} values for {n} rows")
+        sample &= np.isfinite(ps_given)
+    y = None
+    if outcome is not None:
+        y = _column(df, outcome, "outcome")
+        sample &= np.isfinite(y)
+    bad = sample & (t != 0) & (t != 1)
+    if bad.any():
+        raise MatchingError(f"treatment {treat!r} must be 0 or 1; row {int(np.flatnonzero(bad)[0])} "
+                            f"(0-based) has {float(t[bad][0]):g}")
+    idx = np.flatnonzero(sample)
+    ts = t[idx]
+    if not (ts == 1).any():
+        raise MatchingError(f"no treated observations ({treat} == 1) in the estimation sample")
+    if not (ts == 0).any():
+        raise MatchingError(f"no control observations ({treat} == 0) in the estimation sample")
+    notes: list[str] = []
+    if pscore is None:
+        ps, notes = fit_pscore(ts, X[idx], list(covariates), model)
+    else:
+        ps = ps_given[idx]
+
+    sup = np.ones(len(idx), dtype=bool)
+    is_t = ts == 1
+    if common_support:
+        lo, hi = ps[~is_t].min(), ps[~is_t].max()
+        sup[is_t & ((ps < lo) | (ps > hi))] = False
+        if ate:
+            lo, hi = ps[is_t].min(), ps[is_t].max()
+            sup[~is_t & ((ps < lo) | (ps > hi))] = False
+
+    ys = y[idx] if y is not None else None
+    wt = np.zeros(len(idx))           # accumulated weights (psmatch2 _weight before clean-up)
+    wt[is_t & sup] = 0.0 if ate else 1.0
+    mout = np.full(len(idx), np.nan)
+    n1 = np.full(len(idx), np.nan)
+    nn = np.full(len(idx), np.nan)
+    pos = np.arange(len(idx))
+
+    if method == "nearest":
+        cal = math.inf if caliper is None else float(caliper)
+        nn[sup] = 0.0
+
+        def one_way(frm_mask, to_mask):
+            frm = pos[frm_mask][np.lexsort((pos[frm_mask], ps[frm_mask]))]
+            to = pos[to_mask][np.lexsort((pos[to_mask], ps[to_mask]))]
+            for i, found in zip(frm, _nn_walk(ps[frm], ps[to], cal, ties)):
+                if not found:
+                    sup[i] = False
+                    continue
+                m = len(found)
+                acc = 0.0
+                for k in found:
+                    wt[to[k]] += 1.0 / m
+                    if ys is not None:
+                        acc += ys[to[k]] / m
+                mout[i] = acc
+                n1[i] = idx[to[found[0]]]
+                nn[i] = m
+
+        # psmatch2 fixes both blocks of sorted rows before matching; controls that find no
+        # treated in the ATU pass cannot be within the caliper of any treated unit either.
+        t_pool, c_pool = is_t & sup, ~is_t & sup
+        if ate:
+            one_way(c_pool, t_pool)
+        one_way(t_pool, c_pool)
+    else:
+        h = float(bandwidth)
+        if method == "radius":
+            kern, h = "uniform", DEFAULT_RADIUS_CALIPER if caliper is None else float(caliper)
+        else:
+            kern = kernel
+        # psmatch2 visits controls (ate) then treated, each in row order; a control that found
+        # no treated is off support, hence out of the pool, before the treated are matched.
+        passes = [(~is_t, is_t)] if ate else []
+        passes.append((is_t, ~is_t))
+        for frm_mask, to_mask in passes:
+            frm, pool = pos[frm_mask & sup], pos[to_mask & sup]
+            for i in frm:
+                k = _kernel_weights(ps[pool] - ps[i], kern, h)
+                total = np.nansum(k)
+                ok = np.isfinite(k)
+                if total == 0 or not ok.any():
+                    sup[i] = False
+                    continue
+                w = k[ok] / total
+                wt[pool[ok]] += w
+                if ys is not None:
+                    mout[i] = np.sum(w * ys[pool[ok]]) / np.sum(w)
+
+    # psmatch2: "replace _weight = . if _weight==0 | _support==0"
+    weight_clean = np.where((wt == 0) | ~sup, np.nan, wt)
+    # treated: 1 on support (with ate, wt holds their ATU weights instead); controls: ATT weights
+    att_w = np.where(is_t, sup.astype(float), np.where(sup, wt, 0.0))
+    mout[~sup] = np.nan
+
+    def full(v, fill=np.nan):
+        out = np.full(n, fill, dtype=float)
+        out[idx] = v
+        return out
+
+    pdif = np.full(len(idx), np.nan)
+    if method == "nearest":
+        has = np.isfinite(n1) & sup
+        row_of = np.full(n, -1)
+        row_of[idx] = pos
+        pdif[has] = np.abs(ps[has] - ps[row_of[n1[has].astype(int)]])
+    options = {"method": method, "caliper": (DEFAULT_RADIUS_CALIPER if method == "radius" and caliper is None
+                                             else caliper),
+               "bandwidth": bandwidth if method == "kernel" else None,
+               "kernel": kernel if method == "kernel" else ("uniform" if method == "radius" else None),
+               "ties": ties if method == "nearest" else None, "common_support": common_support,
+               "ate": ate, "model": None if pscore is not None else model}
+    return Matching(sample=sample, pscore=full(ps), treated=full(ts), support=full(sup.astype(float)),
+                    weight=full(weight_clean), n1=full(n1), nn=full(nn),
+                    pdif=full(pdif), matched_outcome=full(mout), att_weight=full(att_w, 0.0),
+                    options=options, notes=notes)
+
+
+def psmatch2_variables(df, treat: str, covariates=None, method: str = "nearest", **options):
+    """The variables psmatch2 adds to the data, as a pandas DataFrame aligned with ``df``.
+
+    Columns ``_pscore, _treated, _support, _weight, _n1, _nn, _pdif`` (missing = NaN, as in
+    Stata); ``_n1`` is the 0-based row number of the first nearest neighbour (psmatch2 stores an
+    internal id). Keyword options as in :func:`match`.
+    """
+    import pandas as pd
+
+    m = match(df, treat, covariates, method, **options)
+    index = getattr(df, "index", None)
+    return pd.DataFrame({"_pscore": m.pscore, "_treated": m.treated, "_support": m.support,
+                         "_weight": m.weight, "_n1": m.n1, "_nn": m.nn, "_pdif": m.pdif}, index=index)
+
+
+def matched_sample_weights(df, treat: str, covariates=None, method: str = "nearest", **options) -> np.ndarray:
+    """Weights for the regression on the matched sample (the paper's Table 4 PSM columns).
+
+    1 for treated on support, the accumulated matching weight ``W_j`` for controls, 0 for
+    everything else (controls never matched, units off support, rows outside the sample). In
+    Stata these zero rows have a missing ``_weight`` and ``reg … [aw=_weight]`` drops them; drop
+    them here too (``fe.twfe`` drops non-positive weights). Keyword options as in :func:`match`.
+    """
+    return match(df, treat, covariates, method, **options).att_weight
+
+
+# --------------------------------------------------------------------------------------------
+# pstest
+# --------------------------------------------------------------------------------------------
+
+def _wmean_var(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Stata ``summarize x [iw=w]``: mean Σwx/W and variance Σw(x − m)²/(W − 1), W = Σw."""
+    W = float(np.sum(w))
+    m = float(np.sum(w * x) / W)
+    v = float(np.sum(w * (x - m) ** 2) / (W - 1.0)) if W > 1 else math.nan
+    return m, v
+
+
+def _ttest_regress(x1, w1, x0, w0) -> tuple[float, float, float]:
+    """Stata ``regress x treated [iw=w]``: (t, p, df) of the treated coefficient.
+
+    With importance weights Stata treats ``W = Σw`` as the number of observations: residual
+    variance ``s² = Σ w e² / (W − 2)``, ``Var(b) = s² (1/W1 + 1/W0)``, df = W − 2. Unit weights
+    give the pooled two-sample t test.
+    """
+    from scipy.special import stdtr
+
+    W1, W0 = float(np.sum(w1)), float(np.sum(w0))
+    if np.ptp(np.concatenate([x1, x0])) == 0:          # constant: Stata reports no t
+        return math.nan, math.nan, W1 + W0 - 2.0
+    m1, m0 = np.sum(w1 * x1) / W1, np.sum(w0 * x0) / W0
+    ssr = np.sum(w1 * (x1 - m1) ** 2) + np.sum(w0 * (x0 - m0) ** 2)
+    df = W1 + W0 - 2.0
+    se = math.sqrt(ssr / df * (1.0 / W1 + 1.0 / W0)) if df > 0 else math.nan
+    t = (m1 - m0) / se if se > 0 else math.nan
+    p = float(2.0 * stdtr(df, -abs(t))) if math.isfinite(t) else math.nan
+    return float(t), p, df
+
+
+def pstest(df, covariates, matching: Matching, *, overall: bool = True) -> tuple[list, dict]:
+    """Covariate balance before and after matching, as ``pstest covariates, both``.
+
+    Parameters
+    ----------
+    df : DataFrame or dict of arrays holding the covariates (same rows as the matching)
+    covariates : list of column names
+    matching : Matching, from :func:`match`
+    overall : also fit pstest's probits (pseudo R², LR χ², Rubin's B and R)
+
+    Returns
+    -------
+    rows : list of dict, one per covariate, with keys
+        ``variable, mean_treated_unmatched, mean_control_unmatched, bias_unmatched,
+        t_unmatched, p_unmatched, var_ratio_unmatched, mean_treated_matched,
+        mean_control_matched, bias_matched, bias_reduction, t_matched, p_matched,
+        var_ratio_matched``
+    summary : dict with ``mean_bias_*``, ``median_bias_*``, ``pct_var_outside_*`` and, with
+        ``overall``, ``pseudo_r2_*``, ``lr_chi2_*``, ``p_chi2_*``, ``B_*``, ``R_*`` for
+        ``* = unmatched | matched``
+
+    Notes
+    -----
+    Unmatched (U) statistics use all treated and all controls of the matching sample, off
+    support included. Matched (M) statistics use the treated on support (weight 1) and the
+    controls with a positive matching weight ``W_j`` as importance weights. The standardised
+    % bias is ``100 (x̄_T − x̄_C) / sqrt((s²_T + s²_C)/2)`` in *both* rows with the **unmatched**
+    variances ``s²_T, s²_C`` of the U row (so that U and M are on one scale);
+    % reduction = ``−100 (|bias_M| − |bias_U|)/|bias_U|``. t tests are Stata's
+    ``regress x treated`` (U) and ``regress x treated [iw=w]`` (M, see :func:`_ttest_regress`).
+    Variance ratios ``V(T)/V(C)`` (iweighted variances in M) are reported for non-binary
+    covariates only; they are flagged outside ``[F_0.025, F_0.975](n1 − 1, n1 − 1)`` with n1 the
+    number of treated (all in U, on support in M).
+    """
+    from scipy.special import chdtrc, fdtri
+
+    s = matching.sample
+    tr = matching.treated[s]
+    sup = matching.support[s] == 1
+    mw = np.where(tr == 1, sup.astype(float), matching.weight[s])      # pstest's mweight
+    u1, u0 = tr == 1, tr == 0
+    m1 = u1 & sup & np.isfinite(mw)
+    m0 = u0 & sup & np.isfinite(mw)
+    n1u, n1m = int(u1.sum()), int(m1.sum())
+    bounds = {"unmatched": (fdtri(n1u - 1, n1u - 1, 0.025), fdtri(n1u - 1, n1u - 1, 0.975)),
+              "matched": (fdtri(n1m - 1, n1m - 1, 0.025), fdtri(n1m - 1, n1m - 1, 0.975))}
+    rows = []
+    outside = {"unmatched": 0, "matched": 0}
+    n_cont = 0
+    for c in covariates:
+        x = _column(df, c)[s]
+        one1, one0 = np.ones(u1.sum()), np.ones(u0.sum())
+        mt_u, vt_u = _wmean_var(x[u1], one1)
+        mc_u, vc_u = _wmean_var(x[u0], one0)
+        mt_m, vt_m = _wmean_var(x[m1], mw[m1])
+        mc_m, vc_m = _wmean_var(x[m0], mw[m0])
+        sd = math.sqrt((vt_u + vc_u) / 2.0)
+        bias_u = 100.0 * (mt_u - mc_u) / sd if sd > 0 else math.nan
+        bias_m = 100.0 * (mt_m - mc_m) / sd if sd > 0 else math.nan
+        red = -100.0 * (abs(bias_m) - abs(bias_u)) / abs(bias_u) if bias_u != 0 else math.nan
+        t_u, p_u, _ = _ttest_regress(x[u1], one1, x[u0], one0)
+        t_m, p_m, _ = _ttest_regress(x[m1], mw[m1], x[m0], mw[m0])
+        binary = bool(np.all((x == 0) | (x == 1)))
+        vr_u = vr_m = None
+        if not binary:
+            n_cont += 1
+            vr_u = vt_u / vc_u if vc_u > 0 else math.nan
+            vr_m = vt_m / vc_m if vc_m > 0 else math.nan
+            for key, vr in (("unmatched", vr_u), ("matched", vr_m)):
+                lo, hi = bounds[key]
+                outside[key] += int(vr < lo or vr > hi)
+        rows.append({"variable": c, "mean_treated_unmatched": mt_u, "mean_control_unmatched": mc_u,
+                     "bias_unmatched": bias_u, "t_unmatched": t_u, "p_unmatched": p_u,
+                     "var_ratio_unmatched": vr_u, "mean_treated_matched": mt_m,
+                     "mean_control_matched": mc_m, "bias_matched": bias_m, "bias_reduction": red,
+                     "t_matched": t_m, "p_matched": p_m, "var_ratio_matched": vr_m})
+    summary = {}
+    for key in ("unmatched", "matched"):
+        b = np.abs([r[f"bias_{key}"] for r in rows])
+        summary[f"mean_bias_{key}"] = float(np.mean(b))
+        summary[f"median_bias_{key}"] = float(np.median(b))
+        summary[f"pct_var_outside_{key}"] = 100.0 * outside[key] / n_cont if n_cont else None
+        summary[f"var_ratio_bounds_{key}"] = [float(v) for v in bounds[key]]
+    if overall:
+        X = np.column_stack([_column(df, c)[s] for c in covariates])
+        k = X.shape[1]
+        for key, sel, w in (("unmatched", u1 | u0, None), ("matched", m1 | m0, mw)):
+            ww = None if w is None else w[sel]
+            try:
+                fit = fit_binary(tr[sel], X[sel], "probit", ww)
+            except MatchingError:      # Stata would drop a collinear or perfectly predicting covariate
+                for stat in ("pseudo_r2", "lr_chi2", "p_chi2", "B", "R"):
+                    summary[f"{stat}_{key}"] = None
+                continue
+            wt = np.ones(int(sel.sum())) if ww is None else ww
+            ti = tr[sel] == 1
+            mi1, vi1 = _wmean_var(fit.xb[ti], wt[ti])
+            mi0, vi0 = _wmean_var(fit.xb[~ti], wt[~ti])
+            summary[f"pseudo_r2_{key}"] = fit.pseudo_r2
+            summary[f"lr_chi2_{key}"] = fit.lr_chi2
+            summary[f"p_chi2_{key}"] = float(chdtrc(k, fit.lr_chi2))
+            sd = math.sqrt((vi1 + vi0) / 2.0)
+            summary[f"B_{key}"] = 100.0 * (mi1 - mi0) / sd if sd > 0 else math.nan
+            summary[f"R_{key}"] = vi1 / vi0 if vi0 > 0 else math.nan
+    return rows, summary
+
+
+# --------------------------------------------------------------------------------------------
+# The estimator (SPEC §10)
+# --------------------------------------------------------------------------------------------
+
+def _effects(m: Matching, y: np.ndarray) -> dict:
+    """psmatch2's output table (``_mktab``): unmatched difference, ATT, ATU, ATE and SEs."""
+    s = m.sample
+    tr, sup, ys, mo, w = m.treated[s], m.support[s] == 1, y[s], m.matched_outcome[s], m.weight[s]
+    t_on = (tr == 1) & sup
+    c_on = (tr == 0) & sup
+    n1 = int(t_on.sum())
+    out = {}
+    yt, yc = ys[tr == 1], ys[tr == 0]
+    out["mean_treated_unmatched"], out["mean_control_unmatched"] = float(yt.mean()), float(yc.mean())
+    out["unmatched_diff"] = float(yt.mean() - yc.mean())
+    ssr = np.sum((yt - yt.mean()) ** 2) + np.sum((yc - yc.mean()) ** 2)
+    nn_ = len(yt) + len(yc)
+    out["unmatched_se"] = float(math.sqrt(ssr / (nn_ - 2) * (1 / len(yt) + 1 / len(yc)))) if nn_ > 2 else math.nan
+    out["mean_treated"] = float(ys[t_on].mean())
+    out["mean_matched_controls"] = float(mo[t_on].mean())
+    att = out["mean_treated"] - out["mean_matched_controls"]
+    used = (tr == 0) & np.isfinite(w)                 # controls with _weight < .
+    var1 = float(np.var(ys[t_on], ddof=1)) if n1 > 1 else math.nan
+    var0 = float(np.var(ys[used], ddof=1)) if used.sum() > 1 else math.nan
+    wtot = float(np.sum(w[used] ** 2))
+    out["att"] = float(att)
+    out["att_se"] = math.sqrt(var1 / n1 + var0 * wtot / n1 ** 2) if n1 else math.nan
+    out["var_treated"], out["var_matched_controls"], out["sum_weight_sq"] = var1, var0, wtot
+    if m.options.get("ate"):
+        n0 = int(c_on.sum())
+        atu = float(mo[c_on].mean() - ys[c_on].mean())
+        out["atu"] = atu
+        out["ate"] = float(att * n1 / (n0 + n1) + atu * n0 / (n0 + n1))
+    return out
+
+
+def psm(df, treat: str, covariates, outcome: str, method: str, caliper: float | None = None,
+        bandwidth: float = DEFAULT_BANDWIDTH, common_support: bool = True, ties: bool = False, *,
+        pscore=None, model: str = "logit", kernel: str = "epan", ate: bool = False,
+        balance: bool = True) -> EstimationResult:
+    """ATT by propensity-score matching, psmatch2-compatible (SPEC §10).
+
+    Stata equivalents (``model="logit"``, ``common_support=True``)::
+
+        psmatch2 treat covariates, outcome(y) logit common [ties] [caliper(c)]   // nearest
+        psmatch2 treat covariates, outcome(y) logit common radius caliper(0.01)  // radius
+        psmatch2 treat covariates, outcome(y) logit common kernel bwidth(0.06)   // kernel
+        pstest covariates, both
+
+    Parameters
+    ----------
+    df : DataFrame or dict of arrays
+    treat, covariates, outcome : column names
+    method, caliper, bandwidth, common_support, ties, pscore, model, kernel, ate :
+        as in :func:`match`
+    balance : compute the pstest table (``extra["balance"]``)
+
+    Returns
+    -------
+    EstimationResult
+        ``coef = att``, ``se = att_se`` (psmatch2's printed S.E.), ``t = att/se``, ``p`` from the
+        normal distribution, ``ci`` = att ± 1.96 se, ``nobs`` = observations on support
+        (psmatch2's "On support" total), ``n_clusters = r2 = r2_within = None``. ``extra``:
+        ``matched_n`` (treated on support + controls with positive weight), ``n_treated``,
+        ``n_controls`` (in the sample), ``n_treated_on_support``, ``n_controls_matched``,
+        ``n_off_support`` (treated and controls), ``unmatched_diff``, ``unmatched_se``,
+        ``mean_treated``, ``mean_matched_controls``, ``atu``/``ate`` (with ``ate``), ``options``,
+        ``balance`` (list of dicts, see :func:`pstest`), ``balance_summary``, and
+        ``sample_weight`` (numpy array per input row, :func:`matched_sample_weights`; not
+        JSON-ready, do not serialise it).
+    """
+    m = match(df, treat, covariates, method, outcome=outcome, caliper=caliper, bandwidth=bandwidth,
+              kernel=kernel, common_support=common_support, ties=ties, pscore=pscore, model=model, ate=ate)
+    y = _column(df, outcome, "outcome")
+    if not np.any((m.treated == 1) & (m.support == 1)):
+        raise MatchingError(f"no treated unit is on support ({method} matching"
+                            + (f", caliper {m.options['caliper']}" if m.options.get("caliper") else "")
+                            + (f", bandwidth {bandwidth}" if method == "kernel" else "")
+                            + ")", hint="widen the caliper or bandwidth")
+    eff = _effects(m, y)
+    s = m.sample
+    tr, sup, w = m.treated[s], m.support[s] == 1, m.weight[s]
+    n_t_on = int(((tr == 1) & sup).sum())
+    n_c_used = int(((tr == 0) & np.isfinite(w)).sum())
+    att, se = eff["att"], eff["att_se"]
+    t = att / se if se > 0 else math.nan
+    p = math.erfc(abs(t) / math.sqrt(2.0)) if math.isfinite(t) else math.nan
+    extra = {"matched_n": n_t_on + n_c_used, "n_treated": int((tr == 1).sum()),
+             "n_controls": int((tr == 0).sum()), "n_treated_on_support": n_t_on,
+             "n_controls_matched": n_c_used, "n_off_support": int((~sup).sum()), "options": m.options,
+             "notes": list(m.notes)}
+    extra.update({k: v for k, v in eff.items() if k not in ("att", "att_se")})
+    if balance and covariates:
+        extra["balance"], extra["balance_summary"] = pstest(df, covariates, m)
+    extra["sample_weight"] = m.att_weight
+    return EstimationResult(
+        coef=att, se=se, t=t, p=p, ci=(att - _Z975 * se, att + _Z975 * se), nobs=int(sup.sum()),
+        n_clusters=None, r2=None, r2_within=None, regressor=treat, params={"ATT": att}, bse={"ATT": se},
+        df_resid=None, vcov_type="psmatch2 (propensity score treated as known)", extra=extra,
+        att=att, att_se=se)

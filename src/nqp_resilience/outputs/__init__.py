@@ -1,0 +1,1 @@
+"""Outputs stage: LaTeX tables, figures, the replication check and the provenance map."""

@@ -1,0 +1,237 @@
+"""Snakemake jobs of the outputs stage (rules in ``rules/outputs.smk``): tables, the compiled
+document, figures and the replication check."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger("nqp_resilience")
+
+
+def replication_check_job(smk) -> None:
+    """Rule ``replication_check``: published numbers vs ours -> results/tables/replication_check.md."""
+    import json
+    from pathlib import Path
+
+    from nqp_resilience.data.io import read_yaml, write_text
+    from nqp_resilience.outputs.replication import replication_report
+
+    published = read_yaml(smk.input.published)
+    estimates = {}
+    for path in smk.input.estimates:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        estimates[record["spec"]] = record
+    write_text(smk.output.report, replication_report(published, estimates))
+
+
+def tables_pdf_job(smk) -> None:
+    """Rule ``tables_pdf``: compile tables.tex (pdflatex, or xelatex for Chinese labels) and render
+    Table 3 alone to a PNG (for the README). Fails with the TeX log's first error."""
+    import os
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from nqp_resilience.data.io import write_bytes
+    from nqp_resilience.errors import ProjectError
+    from nqp_resilience.outputs.tables import render_document
+
+    engine = smk.params.engine
+    env = dict(os.environ, SOURCE_DATE_EPOCH="946684800", FORCE_SOURCE_DATE="1")
+    doc = Path(smk.input.document).resolve()
+
+    def compile_tex(tex: Path, outdir: Path) -> Path:
+        for _ in range(2):  # twice, for references
+            proc = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error",
+                                   f"-output-directory={outdir}", tex.name], cwd=tex.parent, env=env,
+                                  capture_output=True, text=True, errors="replace")
+            if proc.returncode != 0:
+                first = next((l for l in proc.stdout.splitlines() if l.startswith("!")), proc.stdout[-500:])
+                raise ProjectError(f"{engine} failed on {tex}: {first}")
+        log.info("%s: compiled %s", engine, tex.name)
+        return outdir / (tex.stem + ".pdf")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_bytes(smk.output.pdf, compile_tex(doc, tmp).read_bytes())
+        table3 = [t for t in smk.input.tables if Path(t).name == "table3.tex"]
+        single = doc.parent / "_table3_only.tex"
+        language = "zh" if engine == "xelatex" else "en"
+        single.write_text(render_document([str(Path(t).resolve()) for t in table3], language,
+                                          relative_to=doc.parent).replace(
+            "\\begin{document}", "\\pagestyle{empty}\n\\begin{document}\n\\setcounter{table}{2}"), encoding="utf-8")
+        try:
+            pdf = compile_tex(single, tmp)
+        finally:
+            single.unlink(missing_ok=True)
+        subprocess.run(["pdftoppm", "-png", "-r", "130", "-f", "1", "-l", "1", "-singlefile", str(pdf),
+                        str(tmp / "page")], check=True)
+        write_bytes(smk.output.table3_png, _crop_png(tmp / "page.png"))
+
+
+def _crop_png(path) -> bytes:
+    """Crop a rendered page to its content with a small white margin."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    img = Image.open(path).convert("L")
+    a = np.asarray(img)
+    rows, cols = np.where(a < 250)
+    if rows.size:
+        m = 12
+        box = (max(cols.min() - m, 0), max(rows.min() - m, 0), min(cols.max() + m, a.shape[1]),
+               min(rows.max() + m, a.shape[0]))
+        img = img.crop(box)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def _estimates_by_spec(paths) -> dict[str, dict]:
+    from nqp_resilience.outputs.tables import read_estimate
+
+    out = {}
+    for path in paths:
+        record = read_estimate(path)
+        out[record["spec"]] = record
+    return out
+
+
+def _stars_param(params) -> tuple[float, ...]:
+    from nqp_resilience.outputs.tables import DEFAULT_STARS
+
+    return tuple(getattr(params, "stars", DEFAULT_STARS))
+
+
+def estimates_table_job(smk) -> None:
+    """Rule of Tables 3-7. input: ``estimates`` (that table's JSONs), ``labels``, ``template``;
+    params: ``table`` (int), ``specs`` (that table's registry entries), ``decimals``, ``stars``,
+    ``control_variables``; output: ``table``."""
+    from nqp_resilience.data.io import write_text
+    from nqp_resilience.outputs.tables import render_estimates_table
+
+    p = smk.params
+    default_controls = getattr(p, "control_variables", None)
+    text = render_estimates_table(int(p.table), list(p.specs), _estimates_by_spec(smk.input.estimates),
+                                  smk.input.labels, Path(smk.input.template).parent, int(p.decimals),
+                                  _stars_param(p), template=Path(smk.input.template).name,
+                                  control_variables=list(default_controls) if default_controls else None)
+    write_text(smk.output.table, text)
+
+
+def indicator_table_job(smk) -> None:
+    """Rule of Table 1. input: ``weights``, ``indicators``, ``labels``, ``template``;
+    params: ``decimals``, ``directions`` (config entropy.directions); output: ``table``."""
+    from nqp_resilience.data.io import write_text
+    from nqp_resilience.outputs.tables import read_weights, render_indicator_table
+
+    text = render_indicator_table(read_weights(smk.input.weights), smk.input.indicators, smk.input.labels,
+                                  Path(smk.input.template).parent, int(smk.params.decimals),
+                                  dict(getattr(smk.params, "directions", {}) or {}),
+                                  template=Path(smk.input.template).name)
+    write_text(smk.output.table, text)
+
+
+def desc_table_job(smk) -> None:
+    """Rule of Table 2. input: ``estimate`` (desc_stats.json), ``labels``, ``template``;
+    params: ``decimals``; output: ``table``."""
+    from nqp_resilience.data.io import write_text
+    from nqp_resilience.outputs.tables import read_estimate, render_desc_table
+
+    text = render_desc_table(read_estimate(smk.input.estimate), smk.input.labels, Path(smk.input.template).parent,
+                             int(smk.params.decimals), template=Path(smk.input.template).name)
+    write_text(smk.output.table, text)
+
+
+def balance_table_job(smk) -> None:
+    """Rule of the balance table. input: ``estimates`` (the psm_fe JSONs, registry order),
+    ``labels``, ``template``; params: ``decimals`` (of the % bias); output: ``table``."""
+    from nqp_resilience.data.io import write_text
+    from nqp_resilience.outputs.tables import read_estimate, render_balance_table
+
+    records = [read_estimate(p) for p in smk.input.estimates]
+    text = render_balance_table(records, smk.input.labels, Path(smk.input.template).parent,
+                                int(smk.params.decimals), template=Path(smk.input.template).name)
+    write_text(smk.output.table, text)
+
+
+def replication_table_job(smk) -> None:
+    """Rule of the replication table. input: ``published``, ``estimates``, ``labels``, ``template``;
+    params: ``decimals``; output: ``table``."""
+    from nqp_resilience.data.io import read_yaml, write_text
+    from nqp_resilience.outputs.tables import render_replication_table
+
+    text = render_replication_table(read_yaml(smk.input.published), _estimates_by_spec(smk.input.estimates),
+                                    smk.input.labels, Path(smk.input.template).parent, int(smk.params.decimals),
+                                    template=Path(smk.input.template).name)
+    write_text(smk.output.table, text)
+
+
+def document_job(smk) -> None:
+    """Rule of ``tables.tex``. input: ``tables`` (the .tex files, in order); params: ``language``;
+    output: ``document``."""
+    from nqp_resilience.data.io import write_text
+    from nqp_resilience.outputs.tables import render_document
+
+    write_text(smk.output.document, render_document(list(smk.input.tables), smk.params.language,
+                                                    relative_to=Path(smk.output.document).parent))
+
+
+def coefficients_job(smk) -> None:
+    """input: ``estimates`` (JSON files, registry order), optional ``panel`` (standardise);
+    params: optional ``labels``; output: ``pdf``, ``png``."""
+    from nqp_resilience.outputs.figures import (
+        base_regressor,
+        coefficient_plot,
+        standard_deviations,
+    )
+
+    records = [json.loads(Path(p).read_text(encoding="utf-8")) for p in smk.input.estimates]
+    records = [r for r in records if r.get("coef") is not None]
+    sd = None
+    if hasattr(smk.input, "panel"):
+        from nqp_resilience.data.parquet import read_columns
+
+        variables = list(dict.fromkeys(v for r in records
+                                       for v in (r["dependent"], base_regressor(str(r["regressor"])))))
+        sd = standard_deviations(read_columns(smk.input.panel, variables), variables)
+    coefficient_plot(records, smk.output.pdf, smk.output.png, labels=getattr(smk.params, "labels", None), sd=sd)
+
+
+def trends_job(smk) -> None:
+    """input: ``panel``; output: ``pdf``, ``png``."""
+    from nqp_resilience.data.parquet import read_columns
+    from nqp_resilience.outputs.figures import trends_by_region
+
+    data = read_columns(smk.input.panel, ["city_code", "region", "year", "Nqp", "Resil"])
+    trends_by_region(data, smk.output.pdf, smk.output.png)
+
+
+def entropy_weights_job(smk) -> None:
+    """input: ``weights`` (nqp_weights.csv); output: ``pdf``, ``png``."""
+    import csv
+
+    from nqp_resilience.outputs.figures import entropy_weights_plot
+
+    with open(smk.input.weights, encoding="utf-8", newline="") as fh:
+        records = list(csv.DictReader(fh))
+    entropy_weights_plot(records, smk.output.pdf, smk.output.png)
+
+
+def pscore_overlap_job(smk) -> None:
+    """input: ``panel``; params: ``spec`` (a psm_fe spec), ``control_variables``; output: ``pdf``, ``png``."""
+    from nqp_resilience.data.parquet import read_columns
+    from nqp_resilience.estimation.specs import spec_columns
+    from nqp_resilience.outputs.figures import pscore_overlap_for_spec
+
+    spec = dict(smk.params.spec)
+    controls = list(smk.params.control_variables)
+    data = read_columns(smk.input.panel, spec_columns(spec, controls))
+    _, dens = pscore_overlap_for_spec(data, spec, controls, smk.output.pdf, smk.output.png)
+    log.info("%s: %d treated (%d on support), %d controls (%d matched); bandwidth %.4f", spec["id"],
+             dens["n_treated"], dens["n_treated_on_support"], dens["n_control"], dens["n_control_matched"],
+             dens["bandwidth"])

@@ -1,0 +1,69 @@
+"""Runs one Snakemake job: logging into the rule's log file, user errors as messages.
+
+Each ``scripts/<stage>/<rule>.py`` calls :func:`run` with the ``*_job`` function of its stage's
+``jobs`` module. A user error (:class:`~nqp_resilience.errors.ProjectError`) is written to the
+job's log and to stderr as a readable message and ends the job with exit status 1; any other
+exception is a bug and its traceback is written to the log. :func:`stop_on_user_error` does the
+same for the checks Snakemake runs while it reads the workflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+from nqp_resilience.errors import ProjectError
+
+log = logging.getLogger("nqp_resilience")
+
+
+def run(job, smk) -> None:
+    """Run ``job(smk)`` with logging routed to the rule's log file and to stderr.
+
+    Levels: the package's own loggers (``nqp_resilience.*``) from INFO, every other logger from
+    WARNING (matplotlib's PDF backend would otherwise add one fontTools INFO line per font it
+    subsets). A user error (:class:`~nqp_resilience.errors.ProjectError`) is logged as its
+    message and hint only; any other exception is a bug and is logged with its full traceback,
+    so that it reaches the job's log and not only the console. Either ends the job with exit
+    status 1.
+    """
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if smk is not None and len(smk.log):
+        Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(smk.log[0], mode="w", encoding="utf-8"))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+    log.setLevel(logging.INFO)
+    try:
+        job(smk)
+    except ProjectError as exc:
+        log.error("%s: %s", type(exc).__name__, exc)
+        _exit(handlers)
+    except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback in the job's log
+        log.critical("unexpected %s (a bug in the workflow, not a problem of the data or the configuration); "
+                     "traceback:", type(exc).__name__, exc_info=True)
+        _exit(handlers)
+
+
+@contextlib.contextmanager
+def stop_on_user_error():
+    """Checks run while Snakemake reads the workflow (config, raw files, specs): a user error
+    prints its message and hint and ends Snakemake with exit status 1, without the traceback
+    Snakemake would otherwise append; a bug keeps its traceback."""
+    try:
+        yield
+    except ProjectError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def _exit(handlers) -> None:
+    for h in handlers:
+        h.flush()
+    sys.exit(1)
+
+
+def _years(smk) -> tuple[int, int]:
+    return int(smk.params.years[0]), int(smk.params.years[1])

@@ -1,0 +1,1 @@
+"""Simulator of the embedded default raw data."""
