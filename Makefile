@@ -24,8 +24,16 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
+# Every check runs even if an earlier one fails, so that one run lists every finding; the
+# configuration is in pyproject.toml ([tool.ruff], [tool.snakefmt]). To fix what can be fixed
+# automatically: $(BIN)/ruff format . && $(BIN)/ruff check --fix . && $(BIN)/snakefmt rules Snakefile
 lint: $(STAMP)
-	$(BIN)/snakemake --lint
+	@status=0; \
+	for cmd in "ruff check ." "ruff format --check ." "snakefmt --check rules Snakefile" \
+	           "snakemake --lint"; do \
+	  echo "== $$cmd"; $(BIN)/$$cmd || status=1; \
+	done; \
+	exit $$status
 
 lock: $(STAMP)
 	( echo "# Exact versions of every package in the tested environment (pip constraints)."; \
