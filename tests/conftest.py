@@ -74,3 +74,17 @@ def workflow_copy(completed_workflow, tmp_path) -> Path:
     dest = tmp_path / "wf"
     shutil.copytree(completed_workflow, dest, copy_function=shutil.copy2, symlinks=True)
     return dest
+
+
+def write_estimate_fixture(path: Path, record: dict) -> str:
+    """Write a trimmed fixture record as a complete ``results/estimates/{spec}.json``.
+
+    The output jobs validate their inputs against ``schemas/estimate.schema.yaml``; the keys a
+    fixture leaves out get neutral values (no CI, no clusters, empty provenance). Returns the path.
+    """
+    from nqp_resilience.estimation.record import EstimateRecord, write_estimate
+
+    neutral = {"ci": [None, None], "nobs": 0, "cluster": "city", "vcov_type": "cluster"}
+    given = {k: v for k, v in record.items() if not (v is None and k in neutral)}
+    write_estimate(EstimateRecord(**{**neutral, **given}), path)
+    return str(path)

@@ -11,7 +11,6 @@ nor pandas.
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 import subprocess
@@ -24,6 +23,8 @@ import pytest
 
 from nqp_resilience.outputs import figures as F
 from nqp_resilience.outputs import jobs
+
+from conftest import write_estimate_fixture
 
 CONTROLS = ["GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE"]
 
@@ -436,9 +437,7 @@ def test_jobs_write_their_outputs(tmp_path):
     pd.DataFrame(d).to_parquet(panel, index=False)
     est_paths = []
     for e in ESTIMATES:
-        p = tmp_path / f"{e['spec']}.json"
-        p.write_text(json.dumps(e), encoding="utf-8")
-        est_paths.append(str(p))
+        est_paths.append(write_estimate_fixture(tmp_path / f"{e['spec']}.json", e))
     weights = tmp_path / "nqp_weights.csv"
     pd.DataFrame(_weights()).to_csv(weights, index=False)
 

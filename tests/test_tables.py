@@ -23,6 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import write_estimate_fixture
 from nqp_resilience.outputs import tables as T
 from nqp_resilience.outputs import jobs
 from nqp_resilience.errors import ConfigError
@@ -337,9 +338,7 @@ def test_estimates_table_job_passes_the_default_control_set(tmp_path):
     out = tmp_path / "table3.tex"
     est_files = []
     for sid, record in [("baseline_nocontrols", ESTIMATES["baseline_nocontrols"]), ("baseline", ESTIMATES["baseline"])]:
-        path = tmp_path / f"{sid}.json"
-        path.write_text(json.dumps(record), encoding="utf-8")
-        est_files.append(str(path))
+        est_files.append(write_estimate_fixture(tmp_path / f"{sid}.json", record))
     smk = SimpleNamespace(
         input=SimpleNamespace(estimates=est_files, labels=str(LABELS_EN), template=str(TEMPLATES / "table3.tex.j2")),
         params=SimpleNamespace(table=3, specs=specs_of(3), decimals=3, stars=[0.1, 0.05, 0.01],
@@ -501,9 +500,7 @@ def test_render_document_inputs_every_table_in_order(tmp_path):
 def test_job_adapter_writes_the_rendered_table(tmp_path):
     est_files = []
     for s in specs_of(3):
-        f = tmp_path / f"{s['id']}.json"
-        f.write_text(json.dumps(ESTIMATES[s["id"]]), encoding="utf-8")
-        est_files.append(str(f))
+        est_files.append(write_estimate_fixture(tmp_path / f"{s['id']}.json", ESTIMATES[s["id"]]))
     out = tmp_path / "tables" / "table3.tex"
     smk = SimpleNamespace(
         input=SimpleNamespace(estimates=est_files, labels=str(LABELS_EN), template=str(TEMPLATES / "table3.tex.j2")),

@@ -33,25 +33,27 @@ def software_versions(packages=("numpy", "scipy", "pyarrow", "nqp-resilience")) 
 
 
 def estimate_spec_job(smk) -> None:
-    """Rules ``describe``, ``ols_fe``, ``iv_fe``, ``psm_fe``: one spec -> results/estimates/{spec}.json.
+    """Rules ``describe``, ``ols_fe``, ``iv_fe``, ``psm_fe``: one spec -> its estimate record,
+    ``results/estimates/{spec}.json``.
 
     Reads only the columns the spec needs, without pandas, so the job costs little more than
-    the interpreter start (see benchmarks/spec_jobs.py).
+    the interpreter start (see benchmarks/spec_jobs.py). The record is an
+    :class:`~nqp_resilience.estimation.record.EstimateRecord`, checked against
+    ``schemas/estimate.schema.yaml`` before it is written.
     """
-    import json
-
     from nqp_resilience.data.parquet import read_columns
-    from nqp_resilience.data.io import write_text
+    from nqp_resilience.estimation.record import EstimateRecord, write_estimate
     from nqp_resilience.estimation.specs import estimate, spec_columns
 
     spec = dict(smk.params.spec)
     controls = list(smk.params.control_variables)
     data = read_columns(smk.input.panel, spec_columns(spec, controls))
-    record = estimate(spec, data, controls, singletons=smk.params.singletons)
-    record["software"] = software_versions()
-    record["inputs"] = {"analysis_panel": _sha256(smk.input.panel)}
-    write_text(smk.output.estimate, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-    log.info("%s: coef %s, se %s, N %s", spec["id"], record.get("coef"), record.get("se"), record.get("nobs"))
+    result = estimate(spec, data, controls, singletons=smk.params.singletons)
+    record = EstimateRecord.from_dict({**result, "software": software_versions(),
+                                       "inputs": {"analysis_panel": _sha256(smk.input.panel)}},
+                                      source=smk.output.estimate)
+    write_estimate(record, smk.output.estimate)
+    log.info("%s: coef %s, se %s, N %s", record.spec, record.coef, record.se, record.nobs)
 
 
 def spec_samples_job(smk) -> None:

@@ -268,8 +268,9 @@ def coefficient_rows(estimates, *, labels=None, sd=None) -> list[dict]:
 
     Parameters
     ----------
-    estimates : iterable of dict
-        ``results/estimates/{spec}.json`` records. Records without a coefficient (``describe``)
+    estimates : iterable of EstimateRecord or dict
+        ``results/estimates/{spec}.json`` records
+        (:func:`nqp_resilience.estimation.record.read_estimate`). Records without a coefficient (``describe``)
         are skipped. Rows follow the order given within each table; tables are sorted.
     labels : mapping spec id -> label, optional
         Overrides :func:`spec_label`.
@@ -313,7 +314,7 @@ def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None):
 
     Parameters
     ----------
-    estimates : list of dict
+    estimates : list of EstimateRecord or dict
         Estimate records (``spec, table, column, dependent, regressor, coef, ci`` …), in the
         order the rows should appear within each table (pass them in registry order).
     pdf_path, png_path : path-like

@@ -3,7 +3,6 @@ document, figures and the replication check."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -12,18 +11,12 @@ log = logging.getLogger("nqp_resilience")
 
 def replication_check_job(smk) -> None:
     """Rule ``replication_check``: published numbers vs ours -> results/tables/replication_check.md."""
-    import json
-    from pathlib import Path
-
     from nqp_resilience.data.io import read_yaml, write_text
+    from nqp_resilience.estimation.record import read_estimates
     from nqp_resilience.outputs.replication import replication_report
 
     published = read_yaml(smk.input.published)
-    estimates = {}
-    for path in smk.input.estimates:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
-        estimates[record["spec"]] = record
-    write_text(smk.output.report, replication_report(published, estimates))
+    write_text(smk.output.report, replication_report(published, read_estimates(smk.input.estimates)))
 
 
 def tables_pdf_job(smk) -> None:
@@ -91,16 +84,6 @@ def _crop_png(path) -> bytes:
     return buf.getvalue()
 
 
-def _estimates_by_spec(paths) -> dict[str, dict]:
-    from nqp_resilience.outputs.tables import read_estimate
-
-    out = {}
-    for path in paths:
-        record = read_estimate(path)
-        out[record["spec"]] = record
-    return out
-
-
 def _stars_param(params) -> tuple[float, ...]:
     from nqp_resilience.outputs.tables import DEFAULT_STARS
 
@@ -112,11 +95,12 @@ def estimates_table_job(smk) -> None:
     params: ``table`` (int), ``specs`` (that table's registry entries), ``decimals``, ``stars``,
     ``control_variables``; output: ``table``."""
     from nqp_resilience.data.io import write_text
+    from nqp_resilience.estimation.record import read_estimates
     from nqp_resilience.outputs.tables import render_estimates_table
 
     p = smk.params
     default_controls = getattr(p, "control_variables", None)
-    text = render_estimates_table(int(p.table), list(p.specs), _estimates_by_spec(smk.input.estimates),
+    text = render_estimates_table(int(p.table), list(p.specs), read_estimates(smk.input.estimates),
                                   smk.input.labels, Path(smk.input.template).parent, int(p.decimals),
                                   _stars_param(p), template=Path(smk.input.template).name,
                                   control_variables=list(default_controls) if default_controls else None)
@@ -140,7 +124,8 @@ def desc_table_job(smk) -> None:
     """Rule of Table 2. input: ``estimate`` (desc_stats.json), ``labels``, ``template``;
     params: ``decimals``; output: ``table``."""
     from nqp_resilience.data.io import write_text
-    from nqp_resilience.outputs.tables import read_estimate, render_desc_table
+    from nqp_resilience.estimation.record import read_estimate
+    from nqp_resilience.outputs.tables import render_desc_table
 
     text = render_desc_table(read_estimate(smk.input.estimate), smk.input.labels, Path(smk.input.template).parent,
                              int(smk.params.decimals), template=Path(smk.input.template).name)
@@ -151,7 +136,8 @@ def balance_table_job(smk) -> None:
     """Rule of the balance table. input: ``estimates`` (the psm_fe JSONs, registry order),
     ``labels``, ``template``; params: ``decimals`` (of the % bias); output: ``table``."""
     from nqp_resilience.data.io import write_text
-    from nqp_resilience.outputs.tables import read_estimate, render_balance_table
+    from nqp_resilience.estimation.record import read_estimate
+    from nqp_resilience.outputs.tables import render_balance_table
 
     records = [read_estimate(p) for p in smk.input.estimates]
     text = render_balance_table(records, smk.input.labels, Path(smk.input.template).parent,
@@ -163,9 +149,10 @@ def replication_table_job(smk) -> None:
     """Rule of the replication table. input: ``published``, ``estimates``, ``labels``, ``template``;
     params: ``decimals``; output: ``table``."""
     from nqp_resilience.data.io import read_yaml, write_text
+    from nqp_resilience.estimation.record import read_estimates
     from nqp_resilience.outputs.tables import render_replication_table
 
-    text = render_replication_table(read_yaml(smk.input.published), _estimates_by_spec(smk.input.estimates),
+    text = render_replication_table(read_yaml(smk.input.published), read_estimates(smk.input.estimates),
                                     smk.input.labels, Path(smk.input.template).parent, int(smk.params.decimals),
                                     template=Path(smk.input.template).name)
     write_text(smk.output.table, text)
@@ -184,14 +171,15 @@ def document_job(smk) -> None:
 def coefficients_job(smk) -> None:
     """input: ``estimates`` (JSON files, registry order), optional ``panel`` (standardise);
     params: optional ``labels``; output: ``pdf``, ``png``."""
+    from nqp_resilience.estimation.record import read_estimate
     from nqp_resilience.outputs.figures import (
         base_regressor,
         coefficient_plot,
         standard_deviations,
     )
 
-    records = [json.loads(Path(p).read_text(encoding="utf-8")) for p in smk.input.estimates]
-    records = [r for r in records if r.get("coef") is not None]
+    records = [read_estimate(p) for p in smk.input.estimates]
+    records = [r for r in records if not r.is_describe and r.coef is not None]
     sd = None
     if hasattr(smk.input, "panel"):
         from nqp_resilience.data.parquet import read_columns

@@ -19,7 +19,11 @@ def _fmt(x, digits=3) -> str:
 
 
 def comparison_rows(published: dict, estimates: dict) -> list[dict]:
-    """One row per published statistic: spec, statistic, published (SE), ours (SE), diff in SEs."""
+    """One row per published statistic: spec, statistic, published (SE), ours (SE), diff in SEs.
+
+    ``estimates`` maps spec id to its record (:class:`~nqp_resilience.estimation.record.EstimateRecord`,
+    as :func:`~nqp_resilience.estimation.record.read_estimates` returns, or a dict with its keys).
+    """
     rows = []
     for sid, pub in published["specs"].items():
         est = estimates.get(sid)

@@ -1,6 +1,7 @@
 """LaTeX tables of the paper (SPEC §7): Tables 1-7, the PSM balance table and the replication table.
 
-Inputs: the estimate records ``results/estimates/{spec}.json`` (SPEC §7 keys), the spec registry
+Inputs: the estimate records ``results/estimates/{spec}.json`` (read by
+:func:`nqp_resilience.estimation.record.read_estimate`; any mapping with their keys), the spec registry
 entries of one table (``config.yaml: specs``, registry order), the entropy weights
 ``results/indices/nqp_weights.csv``, the indicator system ``resources/indicators.yaml``,
 ``resources/published.yaml``, a label file ``resources/labels/labels_{en,zh}.yaml`` and the
@@ -28,7 +29,6 @@ them, and pandas not at all.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from pathlib import Path
@@ -916,10 +916,3 @@ def render_document(table_files: list[str], language: str = "en", *, relative_to
         lines.append(f"\\input{{{path}}}")
     lines += ["\\end{document}", ""]
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- Snakemake jobs
-
-
-def read_estimate(path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
