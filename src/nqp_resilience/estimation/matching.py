@@ -47,15 +47,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 
 from nqp_resilience.errors import MatchingError, UnknownVariableError
-from nqp_resilience.estimation.results import EstimationResult
+from nqp_resilience.estimation.core import check_option
+from nqp_resilience.estimation.results import EstimationResult, MatchingResults
 
-METHODS = ("nearest", "radius", "kernel")
-KERNELS = ("epan", "uniform", "normal", "biweight", "tricube")
-MODELS = ("logit", "probit")
+#: Matching estimators (psmatch2's default, ``radius``, ``kernel``).
+Method = Literal["nearest", "radius", "kernel"]
+#: Kernels of kernel matching (psmatch2 ``kerneltype()``).
+Kernel = Literal["epan", "uniform", "normal", "biweight", "tricube"]
+#: Propensity-score models.
+Model = Literal["logit", "probit"]
+METHODS: tuple[str, ...] = get_args(Method)
+KERNELS: tuple[str, ...] = get_args(Kernel)
+MODELS: tuple[str, ...] = get_args(Model)
 TREATMENT_RULES = ("above_yearly_median", "above_median")
 DEFAULT_RADIUS_CALIPER = 0.01
 DEFAULT_BANDWIDTH = 0.06
@@ -276,15 +284,26 @@ def _independent_columns(X: np.ndarray, candidates: list[int]) -> tuple[list[int
     return kept, omitted
 
 
-def fit_pscore(t: np.ndarray, X: np.ndarray, names: list[str], model: str = "logit") -> tuple[np.ndarray, list[str]]:
+def fit_pscore(t: np.ndarray, X: np.ndarray, names: list[str], model: str = "logit",
+               engine: str = "numpy") -> tuple[np.ndarray, list[str]]:
     """Propensity scores for every row, Stata-style: the perfect-prediction checks of
     :func:`_separation`, the model on the observations used, then ``predict`` for all rows
     (observations not used get the score of the model without the dropped covariates, as Stata's
-    ``predict`` after ``logit`` gives them). Returns (scores, notes)."""
+    ``predict`` after ``logit`` gives them). Returns (scores, notes).
+
+    ``engine="statsmodels"`` fits the model with statsmodels
+    (:func:`nqp_resilience.estimation.engines.statsmodels_binary`) instead of :func:`fit_binary`;
+    the checks before and the prediction after are the same."""
     used, kept, notes = _separation(t, X, names)
     kept, omitted = _independent_columns(X[used], kept)
     notes += [f"{names[j]} omitted because of collinearity" for j in omitted]
-    fit = fit_binary(t[used], X[np.ix_(used, kept)], model)
+    if engine == "statsmodels":
+        from nqp_resilience.estimation.engines import statsmodels_binary as fit_model
+    elif engine == "numpy":
+        fit_model = fit_binary
+    else:
+        raise ValueError(f"engine must be 'numpy' or 'statsmodels', got {engine!r}")
+    fit = fit_model(t[used], X[np.ix_(used, kept)], model)
     if used.all():
         return fit.pr, notes
     xb = _index(np.column_stack([X[:, kept], np.ones(len(t))]), fit.params)
@@ -462,7 +481,7 @@ def _check_options(method, caliper, bandwidth, kernel, model):
 def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: str | None = None,
           caliper: float | None = None, bandwidth: float = DEFAULT_BANDWIDTH, kernel: str = "epan",
           common_support: bool = True, ties: bool = False, pscore=None, model: str = "logit",
-          ate: bool = False) -> Matching:
+          ate: bool = False, pscore_engine: str = "numpy") -> Matching:
     """Match treated to controls on the propensity score as ``psmatch2`` does.
 
     Parameters
@@ -483,6 +502,7 @@ def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: 
     model : "logit" (default here, the paper's choice) or "probit" (psmatch2's default)
     ate : also match controls to treated (psmatch2's ``ate``); with ``common_support`` this also
         drops controls outside the treated score range, which can change the ATT
+    pscore_engine : "numpy" (default, :func:`fit_binary`) or "statsmodels" fits the score model
 
     Returns
     -------
@@ -519,7 +539,7 @@ def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: 
         raise MatchingError(f"no control observations ({treat} == 0) in the estimation sample")
     notes: list[str] = []
     if pscore is None:
-        ps, notes = fit_pscore(ts, X[idx], list(covariates), model)
+        ps, notes = fit_pscore(ts, X[idx], list(covariates), model, engine=pscore_engine)
     else:
         ps = ps_given[idx]
 
@@ -822,10 +842,10 @@ def _effects(m: Matching, y: np.ndarray) -> dict:
     return out
 
 
-def psm(df, treat: str, covariates, outcome: str, method: str, caliper: float | None = None,
-        bandwidth: float = DEFAULT_BANDWIDTH, common_support: bool = True, ties: bool = False, *,
-        pscore=None, model: str = "logit", kernel: str = "epan", ate: bool = False,
-        balance: bool = True) -> EstimationResult:
+def psm(df, treat: str, covariates, outcome: str, method: Method, caliper: float | None = None,
+        bandwidth: float = DEFAULT_BANDWIDTH, *, common_support: bool = True, ties: bool = False,
+        pscore=None, model: Model = "logit", kernel: Kernel = "epan", ate: bool = False,
+        balance: bool = True, pscore_engine: str = "numpy") -> EstimationResult:
     """ATT by propensity-score matching, psmatch2-compatible (SPEC §10).
 
     Stata equivalents (``model="logit"``, ``common_support=True``)::
@@ -839,7 +859,7 @@ def psm(df, treat: str, covariates, outcome: str, method: str, caliper: float | 
     ----------
     df : DataFrame or dict of arrays
     treat, covariates, outcome : column names
-    method, caliper, bandwidth, common_support, ties, pscore, model, kernel, ate :
+    method, caliper, bandwidth, common_support, ties, pscore, model, kernel, ate, pscore_engine :
         as in :func:`match`
     balance : compute the pstest table (``extra["balance"]``)
 
@@ -855,10 +875,20 @@ def psm(df, treat: str, covariates, outcome: str, method: str, caliper: float | 
         ``mean_treated``, ``mean_matched_controls``, ``atu``/``ate`` (with ``ate``), ``options``,
         ``balance`` (list of dicts, see :func:`pstest`), ``balance_summary``, and
         ``sample_weight`` (numpy array per input row, :func:`matched_sample_weights`; not
-        JSON-ready, do not serialise it).
+        JSON-ready, do not serialise it). The same details, typed, in ``matching``
+        (:class:`~nqp_resilience.estimation.results.MatchingResults`).
+
+    Raises
+    ------
+    OptionError
+        ``method``, ``model`` or ``kernel`` outside its ``Literal`` values (checked first).
     """
+    check_option(method, METHODS, "method", "psm")
+    check_option(model, MODELS, "model", "psm")
+    check_option(kernel, KERNELS, "kernel", "psm")
     m = match(df, treat, covariates, method, outcome=outcome, caliper=caliper, bandwidth=bandwidth,
-              kernel=kernel, common_support=common_support, ties=ties, pscore=pscore, model=model, ate=ate)
+              kernel=kernel, common_support=common_support, ties=ties, pscore=pscore, model=model, ate=ate,
+              pscore_engine=pscore_engine)
     y = _column(df, outcome, "outcome")
     if not np.any((m.treated == 1) & (m.support == 1)):
         raise MatchingError(f"no treated unit is on support ({method} matching"
@@ -881,8 +911,15 @@ def psm(df, treat: str, covariates, outcome: str, method: str, caliper: float | 
     if balance and covariates:
         extra["balance"], extra["balance_summary"] = pstest(df, covariates, m)
     extra["sample_weight"] = m.att_weight
+    details = MatchingResults(
+        method=method, att=att, att_se=se, matched_n=extra["matched_n"],
+        n_treated=extra["n_treated"], n_controls=extra["n_controls"],
+        n_treated_on_support=n_t_on, n_controls_matched=n_c_used,
+        n_off_support=extra["n_off_support"], balance=extra.get("balance"),
+        balance_summary=extra.get("balance_summary"), options=m.options)
     return EstimationResult(
         coef=att, se=se, t=t, p=p, ci=(att - _Z975 * se, att + _Z975 * se), nobs=int(sup.sum()),
         n_clusters=None, r2=None, r2_within=None, regressor=treat, params={"ATT": att}, bse={"ATT": se},
         df_resid=None, vcov_type="psmatch2 (propensity score treated as known)", extra=extra,
-        att=att, att_se=se)
+        att=att, att_se=se, estimator="psm", dependent=outcome, vcov_values=[[se * se]],
+        vcov_names=["ATT"], matching=details)

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from nqp_resilience.errors import ConfigError
+from nqp_resilience.estimation.engines import DEFAULT_ENGINE, check_engine, engine_version
 
 #: Columns of results/panel/analysis.parquet that specs may use.
 ANALYSIS_VARIABLES = (
@@ -127,6 +128,7 @@ def validate_specs(specs: list[dict], control_variables: list[str], known=ANALYS
         for field, name in spec_variable_fields(spec):
             if name not in known:
                 raise _unknown_variable(f"specs[{i}].{field}", name, known, f" in spec {sid!r}")
+        check_engine(spec, f"specs[{i}].engine")
         if spec["estimator"] == "iv_fe" and spec.get("trends"):
             raise ConfigError(f"specs[{i}] ({sid})", "city trends are not implemented for iv_fe")
         by_id[sid] = spec
@@ -198,19 +200,26 @@ def estimate(spec: dict, data: dict, control_variables: list[str], singletons: s
     time = "year" if "year" in fes else None
     cluster = None if spec.get("cluster", "city") == "none" else "city_code"
     extra: dict = {}
+    engine = check_engine(spec)  # numpy (default) | linearmodels | statsmodels
     if spec["estimator"] == "ols_fe":
-        from nqp_resilience.estimation.ols import twfe
+        if engine == "linearmodels":
+            from nqp_resilience.estimation.engines import linearmodels_twfe as twfe
+        else:
+            from nqp_resilience.estimation.ols import twfe
 
         result = twfe(data, spec["dependent"], regressors, controls, entity, time, cluster,
                       trends="city_code" if spec.get("trends") == "city" else None, singletons=singletons,
                       on_collinear=spec.get("on_collinear", "omit"))
     elif spec["estimator"] == "iv_fe":
-        from nqp_resilience.estimation.iv import iv_twfe
+        if engine == "linearmodels":
+            from nqp_resilience.estimation.engines import linearmodels_iv_twfe as iv_twfe
+        else:
+            from nqp_resilience.estimation.iv import iv_twfe
 
         result = iv_twfe(data, spec["dependent"], x, spec["instrument"], controls, entity, time, cluster,
                          singletons=singletons, on_collinear=spec.get("on_collinear", "omit"))
     else:
-        result, extra = _psm_fe(spec, data, controls, entity, time, cluster, singletons)
+        result, extra = _psm_fe(spec, data, controls, entity, time, cluster, singletons, engine)
     record.update({
         "dependent": spec["dependent"], "regressor": core, "coef": result.coef, "se": result.se, "t": result.t,
         "p": result.p, "ci": list(result.ci), "nobs": result.nobs, "n_clusters": result.n_clusters,
@@ -222,10 +231,12 @@ def estimate(spec: dict, data: dict, control_variables: list[str], singletons: s
         "omitted": list(result.extra.get("omitted", [])),
         "notes": list(result.extra.get("notes", [])) + list(extra.get("psm_notes", [])),
     })
+    if engine != DEFAULT_ENGINE:  # the default writes no key: its records stay as they were
+        record["engine"], record["engine_version"] = engine, engine_version(engine)
     return _clean(record)
 
 
-def _psm_fe(spec, data, controls, entity, time, cluster, singletons):
+def _psm_fe(spec, data, controls, entity, time, cluster, singletons, engine="numpy"):
     """Match on the controls, then the FE regression on the matched sample with matching weights."""
     from nqp_resilience.estimation.ols import twfe
     from nqp_resilience.estimation.matching import psm, treatment_indicator
@@ -240,7 +251,7 @@ def _psm_fe(spec, data, controls, entity, time, cluster, singletons):
     data["_treated"] = treat[complete]
     matched = psm(data, "_treated", controls, spec["dependent"], opts["method"], caliper=opts.get("caliper"),
                   bandwidth=opts.get("bandwidth", 0.06), common_support=opts.get("common_support", True),
-                  ties=opts.get("ties", False))
+                  ties=opts.get("ties", False), pscore_engine=engine)
     data["_weight"] = matched.extra["sample_weight"]
     fe_result = twfe(data, spec["dependent"], spec["regressor"], controls, entity, time, cluster,
                      weights="_weight", singletons=singletons, on_collinear=spec.get("on_collinear", "omit"))
