@@ -12,6 +12,7 @@ from nqp_resilience.errors import DataError
 from nqp_resilience.estimation.record import (
     COMMON_KEYS,
     DESCRIBE_KEYS,
+    ENGINE_KEYS,
     PROVENANCE_KEYS,
     REGRESSION_KEYS,
     EstimateRecord,
@@ -57,7 +58,15 @@ def write_json(path, data) -> None:
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-@pytest.mark.parametrize("make", [regression, describe_record], ids=["regression", "describe"])
+def engine_record() -> dict:
+    """A record of another engine: engine and version after the regression keys."""
+    rec = regression()
+    provenance = {k: rec.pop(k) for k in PROVENANCE_KEYS}
+    return {**rec, "engine": "linearmodels", "engine_version": None, **provenance}
+
+
+@pytest.mark.parametrize("make", [regression, describe_record, engine_record],
+                         ids=["regression", "describe", "engine"])
 def test_round_trip_is_byte_identical_to_json_dumps(tmp_path, make):
     data = make()
     path = tmp_path / "in.json"
@@ -90,11 +99,13 @@ def test_record_is_a_typed_read_only_mapping():
     (lambda r: r.update(nobs="2760"), "nobs", "is not of type 'integer'"),
     (lambda r: r.update(estimator="ols"), "estimator", "is not one of"),
     (lambda r: r["params"].update(Nqp="0.1"), "params.Nqp", "is not of type"),
-    (lambda r: r.update(engine="numpy"), "(top level)", "unexpected key"),
+    (lambda r: r.update(engine_used="numpy"), "(top level)", "unexpected key"),
+    (lambda r: r.update(engine="linearmodels"), "(top level)", "dependency"),
     (lambda r: r.update(statistics={}), "(top level)", "a describe record has 'statistics'"),
     (lambda r: r["inputs"].update(analysis_panel="not a hash"), "inputs.analysis_panel",
      "does not match"),
-], ids=["missing", "short_ci", "nobs_text", "estimator", "param_text", "unknown_key", "both_kinds",
+], ids=["missing", "short_ci", "nobs_text", "estimator", "param_text", "unknown_key",
+                            "engine_alone", "both_kinds",
         "bad_hash"])
 def test_a_bad_record_names_the_file_and_the_key(tmp_path, change, key, words):
     data = regression()
@@ -138,7 +149,7 @@ def test_schema_and_class_describe_the_same_keys():
 
     schema = read_yaml(ROOT / "schemas" / "estimate.schema.yaml")
     assert set(schema["properties"]) == {f.name for f in fields(EstimateRecord)}
-    every_key = COMMON_KEYS + DESCRIBE_KEYS + REGRESSION_KEYS + PROVENANCE_KEYS
+    every_key = COMMON_KEYS + DESCRIBE_KEYS + REGRESSION_KEYS + ENGINE_KEYS + PROVENANCE_KEYS
     assert set(schema["properties"]) == set(every_key)
     assert schema["properties"]["estimator"]["enum"] == list(ESTIMATORS)
     assert schema["else"]["required"] == list(REGRESSION_KEYS)

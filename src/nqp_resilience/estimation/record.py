@@ -33,6 +33,10 @@ DESCRIBE_KEYS = ("statistics",)
 REGRESSION_KEYS = ("dependent", "regressor", "coef", "se", "t", "p", "ci", "nobs", "n_clusters",
                    "r2", "r2_within", "fixed_effects", "cluster", "controls", "sample", "trends",
                    "params", "bse", "df_resid", "vcov_type", "extra", "omitted", "notes")
+#: Keys written only for an estimate computed by another engine than the default numpy one
+#: (config ``specs[i].engine``): the engine and its library's version. Absent otherwise, so the
+#: records of the default engine keep their bytes.
+ENGINE_KEYS = ("engine", "engine_version")
 #: Provenance keys, written last by the job: package versions and input hashes.
 PROVENANCE_KEYS = ("software", "inputs")
 
@@ -77,6 +81,9 @@ class EstimateRecord(Mapping):
         balance and ATT (psm_fe), degrees-of-freedom details.
     omitted, notes
         Controls the estimator dropped (absorbed or collinear), and notes about the estimate.
+    engine, engine_version
+        The engine of a spec that does not use the default (numpy) one, and the version of its
+        library (``None`` if not installed); both ``None``, and not written, for the default.
     software, inputs
         ``{package: version}`` and ``{input role: sha256 hex digest}``.
     """
@@ -109,6 +116,8 @@ class EstimateRecord(Mapping):
     extra: dict = field(default_factory=dict)
     omitted: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    engine: str | None = None
+    engine_version: str | None = None
     software: dict = field(default_factory=dict)
     inputs: dict = field(default_factory=dict)
 
@@ -122,7 +131,8 @@ class EstimateRecord(Mapping):
     def keys_of_kind(self) -> tuple[str, ...]:
         """The JSON keys of this record, in file order."""
         kind = DESCRIBE_KEYS if self.is_describe else REGRESSION_KEYS
-        return COMMON_KEYS + kind + PROVENANCE_KEYS
+        engine = ENGINE_KEYS if self.engine is not None else ()
+        return COMMON_KEYS + kind + engine + PROVENANCE_KEYS
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of the record: the keys of its kind, in file order."""
@@ -142,7 +152,7 @@ class EstimateRecord(Mapping):
                             column="estimator", hint=_HINT,
                             expected=f"the keys {', '.join(COMMON_KEYS)} and the estimator's")
         kind = DESCRIBE_KEYS if data["estimator"] == "describe" else REGRESSION_KEYS
-        known = set(COMMON_KEYS + kind + PROVENANCE_KEYS)
+        known = set(COMMON_KEYS + kind + ENGINE_KEYS + PROVENANCE_KEYS)
         for key in COMMON_KEYS + kind:
             if key not in data:
                 raise DataError(source, f"the estimate record has no key {key!r}", column=key,
