@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nqp_resilience.estimation import ols as fe
+from nqp_resilience.estimation import core as fe
 from nqp_resilience.errors import ConfigError
 from nqp_resilience.estimation.iv import canonical_correlations, iv_twfe, kp_rank_test, stock_yogo, stock_yogo_table
 

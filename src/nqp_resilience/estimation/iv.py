@@ -3,41 +3,67 @@
 
 Inputs: a DataFrame (or mapping of column → array) with the outcome, the endogenous
 regressor(s), the excluded instrument(s), controls, fixed-effect and cluster columns, and
-optionally analytic weights. Output: an :class:`~nqp_resilience.estimation.results.EstimationResult` for the
-first endogenous regressor, with first-stage, Kleibergen–Paap, Cragg–Donald, Stock–Yogo and
-Anderson–Rubin statistics in ``extra``. Numpy only at import time (scipy is imported inside the
+optionally analytic weights. Output: an
+:class:`~nqp_resilience.estimation.results.EstimationResult` for the first endogenous regressor,
+with first-stage, Kleibergen–Paap, Cragg–Donald, Stock–Yogo and Anderson–Rubin statistics in
+``result.iv`` (repeated in ``extra``). Numpy only at import time (scipy is imported inside the
 functions that need distribution functions). ``docs/iv.md`` gives every formula and the Stata
-source lines it follows.
+source lines it follows. What 2SLS shares with OLS comes from the public API of
+:mod:`nqp_resilience.estimation.core`.
 
 Method (notation: K1 endogenous regressors X, L excluded instruments Z, k2 controls C)
 --------------------------------------------------------------------------------------
-1. Sample and fixed effects exactly as :func:`nqp_resilience.estimation.ols.twfe` (complete cases, iterative
-   singleton drop, alternating projections); without fixed effects the constant is partialled
-   out instead (ivreg2's ``partial(_cons)``).
-2. 2SLS on the demeaned data with the controls as included instruments:
-   β = (X̂'WX̂)⁻¹X̂'Wy, X̂ = P_[Z C] [X C].
-3. CR1 variance q·(X̂'WX̂)⁻¹ Σ_g s_g s_g' (X̂'WX̂)⁻¹, q = G/(G−1)·(N−1)/(N−K), K = K1 + k2 + the
-   absorbed degrees of freedom (fe._dof: fixed effects nested in the clusters are not counted;
-   this is reghdfe's ``df_a``, which ivreghdfe passes to ivreg2 as ``sdofminus``). t with G−1 df.
-4. Diagnostics on the data with fixed effects *and* controls partialled out (FWL): first-stage
-   Wald F (CR1, K_fs = L + k2 + absorbed), partial R², Kleibergen–Paap rk LM and rk Wald F
-   (ranktest's SVD algorithm; ivreg2's small-sample factor for the F), Cragg–Donald F,
+1. :func:`iv_design`: sample and fixed effects exactly as
+   :func:`nqp_resilience.estimation.ols.twfe` (complete cases, iterative singleton drop,
+   alternating projections); without fixed effects the constant is partialled out instead
+   (ivreg2's ``partial(_cons)``).
+2. :func:`second_stage`: 2SLS on the demeaned data with the controls as included instruments,
+   β = (X̂'WX̂)⁻¹X̂'Wy, X̂ = P_[Z C] [X C]; CR1 variance q·(X̂'WX̂)⁻¹ Σ_g s_g s_g' (X̂'WX̂)⁻¹,
+   q = G/(G−1)·(N−1)/(N−K), K = K1 + k2 + the absorbed degrees of freedom (core ``dof``: fixed
+   effects nested in the clusters are not counted; this is reghdfe's ``df_a``, which ivreghdfe
+   passes to ivreg2 as ``sdofminus``). t with G−1 df.
+3. :func:`first_stage`: each endogenous regressor on [Z C], Wald F of Z (CR1,
+   K_fs = L + k2 + absorbed), partial R².
+4. :func:`weak_iv_diagnostics` on the data with fixed effects *and* controls partialled out
+   (FWL): Kleibergen–Paap rk LM and rk Wald F (ranktest's SVD algorithm; ivreg2's small-sample
+   factor for the F), Cragg–Donald F, Stock–Yogo critical values; :func:`anderson_rubin`: the
    Anderson–Rubin test and its inverted confidence set.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from nqp_resilience.estimation import ols as fe
-from nqp_resilience.errors import ConfigError
-from nqp_resilience.estimation.results import EstimationResult
+from nqp_resilience.errors import ConfigError, EstimationError
+from nqp_resilience.estimation.core import (
+    COLLIN_TOL,
+    ON_COLLINEAR,
+    SINGLETON_OPTIONS,
+    OnCollinear,
+    Singletons,
+    check_columns,
+    check_option,
+    cluster_sums,
+    demean,
+    dof,
+    prepare,
+    sandwich,
+    screen_columns,
+    select_regressors,
+    t_dist,
+    wls,
+    wresid,
+    xtwx,
+)
+from nqp_resilience.estimation.results import AndersonRubin, EstimationResult, FirstStage, IVResults
 
-Singletons = Literal["drop", "keep"]
-SINGLETON_OPTIONS: tuple[str, ...] = get_args(Singletons)
+__all__ = ["FirstStageFit", "IVDesign", "SecondStage", "Singletons", "anderson_rubin",
+           "canonical_correlations", "first_stage", "iv_design", "iv_twfe", "kp_rank_test",
+           "second_stage", "stock_yogo", "stock_yogo_table", "weak_iv_diagnostics"]
 
 # Stock & Yogo (2005) critical values for the Cragg–Donald F, "maximal IV size" (5 % Wald test
 # of β), as ivreg2 prints them: rows = number of excluded instruments L (1..100), columns = number
@@ -131,34 +157,6 @@ def stock_yogo(n_endog: int, n_instruments: int) -> dict[str, float | None]:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Linear-algebra helpers on weighted data (w are analytic weights; all statistics are invariant
-# to rescaling w, so ivreg2's normalisation wf = N/Σw is not needed)
-# --------------------------------------------------------------------------------------------
-
-
-def _xtwx(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return a.T @ (b * w[:, None])
-
-
-def _wresid(a: np.ndarray, c: np.ndarray | None, w: np.ndarray) -> np.ndarray:
-    """Residuals of the weighted regression of each column of ``a`` on ``c`` (FWL)."""
-    if c is None or c.shape[1] == 0:
-        return a
-    sw = np.sqrt(w)[:, None]
-    coef, *_ = np.linalg.lstsq(c * sw, a * sw, rcond=None)
-    return a - c @ coef
-
-
-def _cluster_sums(scores: np.ndarray, clusters: np.ndarray | None, G: int) -> np.ndarray:
-    """(G, m) matrix of within-cluster sums of the rows of ``scores`` (rows themselves if HC)."""
-    if clusters is None:
-        return scores
-    out = np.zeros((G, scores.shape[1]))
-    np.add.at(out, clusters, scores)
-    return out
-
-
 def _psd_sqrt(m: np.ndarray) -> np.ndarray:
     vals, vecs = np.linalg.eigh((m + m.T) / 2)
     vals = np.clip(vals, 0.0, None)
@@ -171,9 +169,9 @@ def canonical_correlations(x: np.ndarray, z: np.ndarray, w: np.ndarray | None = 
     The singular values of (Z'WZ)^{1/2}' Π̂ (X'WX)^{-1/2} — ranktest's ``kpthat``.
     """
     w = np.ones(len(x)) if w is None else np.asarray(w, dtype=float)
-    lz = np.linalg.cholesky(_xtwx(z, z, w))
-    lx = np.linalg.cholesky(_xtwx(x, x, w))
-    that = np.linalg.solve(lz, _xtwx(z, x, w)) @ np.linalg.inv(lx).T
+    lz = np.linalg.cholesky(xtwx(z, z, w))
+    lx = np.linalg.cholesky(xtwx(x, x, w))
+    that = np.linalg.solve(lz, xtwx(z, x, w)) @ np.linalg.inv(lx).T
     return np.linalg.svd(that, compute_uv=False)
 
 
@@ -204,13 +202,13 @@ def kp_rank_test(x: np.ndarray, z: np.ndarray, w: np.ndarray | None = None,
     w = np.ones(n) if w is None else np.asarray(w, dtype=float)
     w = w * n / w.sum()  # ivreg2's wf: weights summing to N (scale-invariant, kept for clarity)
     G = int(clusters.max()) + 1 if clusters is not None else n
-    qzz = _xtwx(z, z, w) / n
-    qzx = _xtwx(z, x, w) / n
+    qzz = xtwx(z, z, w) / n
+    qzx = xtwx(z, x, w) / n
     pihat = np.linalg.solve(qzz, qzx)
     e = x if not wald else x - z @ pihat
     # rows e_i ⊗ z_i (endogenous index slow, instrument index fast = vec() column order)
     ez = (e[:, :, None] * z[:, None, :]).reshape(n, k1 * L) * w[:, None]
-    sums = _cluster_sums(ez, clusters, G)
+    sums = cluster_sums(ez, clusters, G)
     shat = sums.T @ sums / n
     df = L - k1 + 1
     if k1 == 1 and method == "auto":
@@ -218,7 +216,7 @@ def kp_rank_test(x: np.ndarray, z: np.ndarray, w: np.ndarray | None = None,
         return float(n * g @ np.linalg.solve(shat, g)), df
     # SVD algorithm (ranktest m_svd with kk = K1 − 1)
     lz = np.linalg.cholesky(qzz)
-    lx = np.linalg.cholesky(_xtwx(x, x, w) / n)
+    lx = np.linalg.cholesky(xtwx(x, x, w) / n)
     ir_x = np.linalg.inv(lx.T)  # luinv(rQyy'): upper-triangular inverse
     ir_z = np.linalg.inv(lz.T)
     that = lz.T @ pihat @ ir_x
@@ -253,13 +251,13 @@ class _ARProblem:
     def __init__(self, y, x, z, w, clusters, G, q, df2):
         self.L = z.shape[1]
         self.q, self.df2 = q, df2
-        b = np.linalg.inv(_xtwx(z, z, w))
-        self.a_y = b @ _xtwx(z, y[:, None], w)[:, 0]
-        self.a_x = b @ _xtwx(z, x, w)  # (L, K1)
+        b = np.linalg.inv(xtwx(z, z, w))
+        self.a_y = b @ xtwx(z, y[:, None], w)[:, 0]
+        self.a_x = b @ xtwx(z, x, w)  # (L, K1)
         e_y = y - z @ self.a_y
         e_x = x - z @ self.a_x
-        self.s_y = _cluster_sums(z * (w * e_y)[:, None], clusters, G)  # (G, L)
-        self.s_x = np.stack([_cluster_sums(z * (w * e_x[:, j])[:, None], clusters, G)
+        self.s_y = cluster_sums(z * (w * e_y)[:, None], clusters, G)  # (G, L)
+        self.s_x = np.stack([cluster_sums(z * (w * e_x[:, j])[:, None], clusters, G)
                              for j in range(x.shape[1])], axis=2)  # (G, L, K1)
         self.b = b
 
@@ -443,7 +441,7 @@ class _ARProblem:
 
 
 # --------------------------------------------------------------------------------------------
-# The estimator
+# The estimator, in its parts: design, second stage, first stage, diagnostics, Anderson–Rubin
 # --------------------------------------------------------------------------------------------
 
 
@@ -458,10 +456,11 @@ def _no_within_variation(name: str, role: str, raw: np.ndarray, prep: dict, fe_n
     """A clear error for a variable that the fixed effects absorb completely."""
     scale = float(np.max(np.abs(raw - raw.mean())))   # invariant to the variable's units and mean
     constant_within = []
-    for fname, (codes, n_levels) in zip(fe_names, prep["absorb"]):
+    for fname, (codes, n_levels) in zip(fe_names, prep["absorb"], strict=False):
         if fname is None:
             continue
-        means = np.bincount(codes, weights=raw, minlength=n_levels) / np.bincount(codes, minlength=n_levels)
+        means = (np.bincount(codes, weights=raw, minlength=n_levels)
+                 / np.bincount(codes, minlength=n_levels))
         if np.max(np.abs(raw - means[codes])) <= 1e-9 * scale:
             constant_within.append(fname)
     if constant_within:
@@ -477,10 +476,341 @@ def _no_within_variation(name: str, role: str, raw: np.ndarray, prep: dict, fe_n
                       f"absorbed: {why}", hint=hint, source="iv_twfe")
 
 
+@dataclass
+class IVDesign:
+    """The residualised, rescaled IV design every stage works on (built by :func:`iv_design`).
+
+    Columns are the FE-residualised variables divided by their weighted RMS (``s_*``), so every
+    statistic is computed in units-free form and scaled back at the end: a coefficient of x on
+    y in data units is the scaled one times s_y/s_x.
+
+    Attributes
+    ----------
+    y, endogenous, instruments, controls : names (controls: those kept, in order)
+    prep : dict of :func:`~nqp_resilience.estimation.core.prepare`
+    n, k1, L, k2 : observations, endogenous regressors, excluded instruments, controls
+    w : (n,) weights (ones without weights)
+    raw_y, mean_y : outcome before the within transformation and its weighted mean (TSS)
+    yt, xt, zt, ct : scaled residualised outcome, endogenous, instruments, controls
+    s_y, s_x, s_z, s_c : their scales (weighted RMS)
+    X, Z : [xt ct] and [zt ct]
+    zz_inv : (Z'WZ)⁻¹ (the instrument set passed the collinearity check of
+        :func:`~nqp_resilience.estimation.core.wls`)
+    xc, zc, yc : xt, zt, yt with the controls partialled out as well (FWL)
+    clustered : bool
+    omitted, notes : controls omitted and why
+    """
+
+    y: str
+    endogenous: list
+    instruments: list
+    controls: list
+    prep: dict
+    n: int
+    k1: int
+    L: int
+    k2: int
+    w: np.ndarray
+    raw_y: np.ndarray
+    mean_y: float
+    yt: np.ndarray
+    xt: np.ndarray
+    zt: np.ndarray
+    ct: np.ndarray
+    s_y: float
+    s_x: np.ndarray
+    s_z: np.ndarray
+    s_c: np.ndarray
+    X: np.ndarray
+    Z: np.ndarray
+    zz_inv: np.ndarray
+    xc: np.ndarray
+    zc: np.ndarray
+    yc: np.ndarray
+    clustered: bool
+    omitted: list
+    notes: list
+
+    @property
+    def unit2(self) -> np.ndarray:
+        """Scaled → data-unit factors of the second-stage coefficients (endogenous, controls)."""
+        return self.s_y / np.concatenate([self.s_x, self.s_c])
+
+
+def iv_design(df, y: str, endog, instrument, controls=None, entity: str | None = "city_code",
+              time: str | None = "year", cluster: str | None = "city_code", *,
+              weights: str | None = None, singletons: Singletons = "drop",
+              on_collinear: OnCollinear = "omit") -> IVDesign:
+    """Check the roles, prepare the sample, absorb the fixed effects, screen the regressors and
+    instruments and rescale: the :class:`IVDesign` of :func:`iv_twfe` (same arguments).
+
+    Raises
+    ------
+    OptionError, ConfigError, UnknownVariableError, EstimationError
+        As :func:`iv_twfe` documents.
+    """
+    check_option(on_collinear, ON_COLLINEAR, "on_collinear", "iv_twfe")
+    check_option(singletons, SINGLETON_OPTIONS, "singletons", "iv_twfe")
+    endogs, instruments, ctrl = _as_list(endog), _as_list(instrument), _as_list(controls)
+    ctrl = [c for c in ctrl if c not in endogs]
+    k1, L, k2 = len(endogs), len(instruments), len(ctrl)
+    if k1 == 0 or L == 0:
+        raise ConfigError("instrument" if L == 0 else "endog", "an IV regression needs at least one "
+                          "endogenous regressor and one excluded instrument", source="iv_twfe")
+    if L < k1:
+        raise ConfigError("instrument", f"{k1} endogenous regressors but only {L} excluded "
+                          "instrument(s): the equation is not identified", source="iv_twfe")
+    overlap = (set(instruments) & set(endogs + ctrl + [y])) | (set(endogs + ctrl) & {y})
+    if overlap:
+        raise ConfigError("instrument", f"{sorted(overlap)} appear in more than one role (outcome, "
+                          "endogenous, instrument, control)", source="iv_twfe")
+    fe_names = [entity, time]
+    fes = [f for f in fe_names if f is not None]
+    roles = {y: "outcome", **{v: "endogenous regressor" for v in endogs},
+             **{v: "instrument" for v in instruments}, **{v: "control" for v in ctrl},
+             **{f: "fixed effect" for f in fes}, cluster: "cluster", weights: "weights"}
+    check_columns(df, roles, "iv_twfe")
+
+    variables = [y, *endogs, *instruments, *ctrl]
+    prep = prepare(df, variables, fes, cluster, weights, singletons=singletons)
+    data = prep["X"]
+    n = data.shape[0]
+    if n == 0:
+        raise EstimationError(
+            "iv_twfe: no complete observations for this IV specification",
+            hint="check the sample filter and the missing values of the variables used")
+    fe_labels = [f for f in fe_names if f is not None]
+    if not prep["absorb"]:  # no fixed effects: partial out the constant (ivreg2 partial(_cons))
+        prep["absorb"] = [(np.zeros(n, dtype=np.int64), 1)]
+        fe_labels = [None]
+    w = np.ones(n) if prep["w"] is None else prep["w"]
+    tilde = demean(data, prep["absorb"], prep["w"])
+
+    # the outcome must keep some variation once the fixed effects are absorbed (relative test)
+    mean = np.average(data, axis=0, weights=w)
+    if np.ptp(data[:, 0]) == 0:
+        raise ConfigError(y, f"outcome '{y}' is constant in the estimation sample", source="iv_twfe")
+    if np.sum(w * tilde[:, 0] ** 2) <= COLLIN_TOL * np.sum(w * (data[:, 0] - mean[0]) ** 2):
+        _no_within_variation(y, "outcome", data[:, 0], prep, fe_labels, entity)
+    # endogenous regressors (must survive) and controls (omitted if absorbed or collinear), in order
+    ix_x = list(range(1, 1 + k1))
+    ix_z = list(range(1 + k1, 1 + k1 + L))
+    ix_c = list(range(1 + k1 + L, 1 + k1 + L + k2))
+    kept2, omitted, notes = select_regressors(
+        tilde[:, ix_x + ix_c], data[:, ix_x + ix_c], w, endogs + ctrl, k1, prep, on_collinear,
+        roles=("endogenous regressor", "control"), source="iv_twfe")
+    ix_c = [ix_c[j - k1] for j in kept2 if j >= k1]
+    ctrl = [variables[j] for j in ix_c]
+    k2 = len(ctrl)
+    # excluded instruments: absorbed -> error naming the fixed effect; collinear with the
+    # controls or the instruments before it -> error (a redundant instrument is a spec mistake)
+    zstatus = screen_columns(tilde[:, ix_c + ix_z], data[:, ix_c + ix_z], w)
+    zcols = ctrl + instruments
+    for j, (st, partners) in enumerate(zstatus):
+        name = zcols[j]
+        if st == "ok" or j < k2:  # controls were screened above (among the regressors)
+            continue
+        if st in ("constant", "absorbed"):
+            if st == "constant":
+                raise ConfigError(name, f"instrument '{name}' is constant in the estimation sample",
+                                  source="iv_twfe")
+            _no_within_variation(name, "instrument", data[:, ix_z[j - k2]], prep, fe_labels, entity)
+        with_ = ", ".join(zcols[i] for i in partners) or "the controls and other instruments"
+        raise EstimationError(
+            f"iv_twfe: instrument '{name}' is collinear with {with_} (after the fixed effects)",
+            hint=f"remove '{name}' from the instruments (or the variables it duplicates)",
+            variable=name)
+
+    # every statistic is computed on columns scaled to unit weighted RMS (exact invariance to the
+    # units of each variable); coefficients and SEs are scaled back at the end
+    used = [0] + ix_x + ix_z + ix_c
+    scale = np.sqrt(np.average(tilde[:, used] ** 2, axis=0, weights=w))
+    scale = np.where(scale > 0, scale, 1.0)
+    ts = tilde[:, used] / scale
+    yt, xt = ts[:, 0], ts[:, 1:1 + k1]
+    zt, ct = ts[:, 1 + k1:1 + k1 + L], ts[:, 1 + k1 + L:]
+    Z = np.column_stack([zt, ct])
+    _, zz_inv = wls(Z, yt, w, instruments + ctrl)  # collinearity check of the instrument set
+    cmat = ct if k2 else None
+    xc, zc, yc = wresid(xt, cmat, w), wresid(zt, cmat, w), wresid(yt[:, None], cmat, w)[:, 0]
+    return IVDesign(
+        y=y, endogenous=endogs, instruments=instruments, controls=ctrl, prep=prep, n=n, k1=k1, L=L,
+        k2=k2, w=w, raw_y=data[:, 0], mean_y=mean[0], yt=yt, xt=xt, zt=zt, ct=ct, s_y=scale[0],
+        s_x=scale[1:1 + k1], s_z=scale[1 + k1:1 + k1 + L], s_c=scale[1 + k1 + L:],
+        X=np.column_stack([xt, ct]), Z=Z, zz_inv=zz_inv, xc=xc, zc=zc, yc=yc,
+        clustered=cluster is not None, omitted=omitted, notes=notes)
+
+
+@dataclass
+class SecondStage:
+    """2SLS fit in scaled units (see :class:`IVDesign`; ``beta``/``se`` times ``d.unit2`` are
+    in data units).
+
+    Attributes
+    ----------
+    beta, se : (k1 + k2,) coefficients and standard errors (endogenous, then controls)
+    V : (k1 + k2, k1 + k2) CR1 (or HC1) variance
+    G, K : clusters and degrees of freedom (K = k1 + k2 + absorbed levels)
+    clusters : cluster codes (0..n−1 without clustering)
+    df : G − 1 clustered, N − K otherwise (t tests)
+    rss, tss, tss_within : data-unit sums of squares of the structural residuals y − Xβ, of y
+        around its weighted mean, and of the demeaned y
+    """
+
+    beta: np.ndarray
+    se: np.ndarray
+    V: np.ndarray
+    G: int
+    K: int
+    clusters: np.ndarray
+    df: int
+    rss: float
+    tss: float
+    tss_within: float
+
+
+def second_stage(d: IVDesign) -> SecondStage:
+    """2SLS with the controls as included instruments: β = (X̂'WX̂)⁻¹X̂'Wy, X̂ = P_[Z C] [X C], and
+    the CR1 variance q·(X̂'WX̂)⁻¹ Σ_g s_g s_g' (X̂'WX̂)⁻¹ with s_g = Σ_{i∈g} w_i x̂_i u_i,
+    u = y − Xβ (:func:`~nqp_resilience.estimation.core.sandwich`, K from
+    :func:`~nqp_resilience.estimation.core.dof`)."""
+    w = d.w
+    names2 = d.endogenous + d.controls
+    xhat = d.Z @ (d.zz_inv @ xtwx(d.Z, d.X, w))
+    try:
+        beta, bread = wls(xhat, d.yt, w, names2)
+    except EstimationError as exc:
+        raise EstimationError(
+            f"iv_twfe: the first-stage fitted values are collinear ({exc.problem}); the "
+            "instruments do not identify the endogenous regressors",
+            hint="check that each endogenous regressor has an instrument that moves it") from exc
+    u = d.yt - d.X @ beta
+    G, K2, clusters = dof(d.prep, d.k1 + d.k2, d.n, d.clustered)
+    V = sandwich(xhat, u, w, bread, clusters, G, d.n, K2)
+    return SecondStage(
+        beta=beta, se=np.sqrt(np.diag(V)), V=V, G=G, K=K2, clusters=clusters,
+        df=(G - 1) if d.clustered else (d.n - K2), rss=float(np.sum(w * u**2)) * d.s_y**2,
+        tss=float(np.sum(w * (d.raw_y - d.mean_y) ** 2)),
+        tss_within=float(np.sum(w * d.yt**2)) * d.s_y**2)
+
+
+@dataclass
+class FirstStageFit:
+    """First stages of every endogenous regressor and their degrees of freedom.
+
+    Attributes
+    ----------
+    by_endog : dict
+        Endogenous regressor → :class:`~nqp_resilience.estimation.results.FirstStage` (data
+        units).
+    K : int
+        K_fs = L + k2 + absorbed levels (CR1 factor of the first stage, KP and AR statistics).
+    G : int
+    clusters : cluster codes (0..n−1 without clustering)
+    df : G − 1 clustered, N − K_fs otherwise
+    """
+
+    by_endog: dict
+    K: int
+    G: int
+    clusters: np.ndarray
+    df: int
+
+
+def first_stage(d: IVDesign) -> FirstStageFit:
+    """Each endogenous regressor on [Z C]: the coefficients of the excluded instruments, their
+    CR1 standard errors (K_fs = L + k2 + absorbed), the Wald F = π'V⁻¹π / L with its p-value from
+    F(L, df), and the partial R² of Z (controls and fixed effects partialled out)."""
+    stats = _stats()
+    w, L = d.w, d.L
+    G, K_fs, clusters = dof(d.prep, L + d.k2, d.n, d.clustered)
+    df_fs = (G - 1) if d.clustered else (d.n - K_fs)
+    pi_all = d.zz_inv @ xtwx(d.Z, d.xt, w)  # (L + k2, K1)
+    out = {}
+    for j, xname in enumerate(d.endogenous):
+        v_j = d.xt[:, j] - d.Z @ pi_all[:, j]
+        Vfs = sandwich(d.Z, v_j, w, d.zz_inv, clusters, G, d.n, K_fs)
+        pz = pi_all[:L, j]
+        Wfs = float(pz @ np.linalg.solve(Vfs[:L, :L], pz))
+        se_z = np.sqrt(np.diag(Vfs)[:L])
+        unit = d.s_x[j] / d.s_z
+        xc = d.xc[:, j]
+        fit = d.zc @ np.linalg.lstsq(d.zc * np.sqrt(w)[:, None], xc * np.sqrt(w), rcond=None)[0]
+        out[xname] = FirstStage(
+            coef={z: float(c) for z, c in zip(d.instruments, pz * unit, strict=True)},
+            se={z: float(s) for z, s in zip(d.instruments, se_z * unit, strict=True)},
+            F=Wfs / L, F_p=float(stats.f.sf(Wfs / L, L, df_fs)), F_df=[L, int(df_fs)],
+            partial_r2=float(1.0 - np.sum(w * (xc - fit) ** 2) / np.sum(w * xc**2)))
+    return FirstStageFit(by_endog=out, K=int(K_fs), G=G, clusters=clusters, df=int(df_fs))
+
+
+def weak_iv_diagnostics(d: IVDesign, fs: FirstStageFit) -> dict:
+    """Kleibergen–Paap rk LM and rk Wald F, canonical correlations and the Cragg–Donald F on the
+    data with fixed effects and controls partialled out (FWL).
+
+    Returns
+    -------
+    dict
+        ``kp_lm``, ``kp_lm_df``, ``kp_lm_p`` (χ²), ``kp_wald_chi2``, ``kp_f`` (ivreg2 4.1:
+        rkf = χ²/(N−1)·(N − K_fs)·(G−1)/G / L clustered, χ²/N·(N − K_fs)/L robust),
+        ``canonical_correlations``, ``cd_f`` = min_j ρ_j²/(1 − ρ_j²)·(N − K_fs)/L and
+        ``stock_yogo`` (critical values of the Cragg–Donald F).
+    """
+    stats = _stats()
+    n, L, K_fs, G = d.n, d.L, fs.K, fs.G
+    kp_cl = fs.clusters if d.clustered else None
+    kp_lm, kp_df = kp_rank_test(d.xc, d.zc, d.w, kp_cl, wald=False)
+    kp_wald, _ = kp_rank_test(d.xc, d.zc, d.w, kp_cl, wald=True)
+    # ivreg2 4.1: rkf = chi2/(N−1)·(N − iv1_ct − sdofminus)·(G−1)/G / L1 (cluster)
+    #                  = chi2/N·(N − iv1_ct − sdofminus − dofminus) / L1 (robust); here
+    # iv1_ct + sdofminus = K_fs (instruments incl. controls + absorbed levels), dofminus = 0.
+    if d.clustered:
+        kp_f = kp_wald / (n - 1) * (n - K_fs) * (G - 1) / G / L
+    else:
+        kp_f = kp_wald / n * (n - K_fs) / L
+    cc = canonical_correlations(d.xc, d.zc, d.w)[:d.k1]
+    cd = float(np.min(cc**2 / (1.0 - cc**2)))
+    return {"kp_lm": kp_lm, "kp_lm_df": kp_df, "kp_lm_p": float(stats.chi2.sf(kp_lm, kp_df)),
+            "kp_f": float(kp_f), "kp_wald_chi2": kp_wald, "cd_f": float(cd * (n - K_fs) / L),
+            "canonical_correlations": [float(c) for c in cc],
+            "stock_yogo": stock_yogo(d.k1, L)}
+
+
+def anderson_rubin(d: IVDesign, fs: FirstStageFit, ss: SecondStage, *, level: float = 0.95,
+                   grid=None) -> AndersonRubin:
+    """Anderson–Rubin test of β = 0 (first-stage CR1 factor q_fs, K_fs) and, with one endogenous
+    regressor, its inverted confidence set at ``level``: exact (closed form for one instrument,
+    real roots of a degree-2L polynomial otherwise) or over ``grid`` (data units). Computed in
+    scaled units, β0 = β0_data · s_x / s_y; the set is returned in data units."""
+    n, G, K_fs = d.n, fs.G, fs.K
+    q_fs = (G / (G - 1)) * ((n - 1) / (n - K_fs)) if d.clustered else n / (n - K_fs)
+    ar = _ARProblem(d.yc, d.xc, d.zc, d.w, fs.clusters if d.clustered else None, G, q_fs,
+                    (G - 1) if d.clustered else (n - K_fs))
+    ar0 = ar.test(np.zeros(d.k1))
+    ar_ci, ar_kind, ar_method = None, "not computed (more than one endogenous regressor)", None
+    b_unit = float(d.unit2[0])
+    if d.k1 == 1:
+        if grid is not None:
+            ar_ci, ar_kind = ar.ci_grid(np.asarray(grid, dtype=float) / b_unit, level)
+            ar_method = "grid"
+        elif d.L == 1:
+            ar_ci, ar_kind = ar.ci_analytic(level)
+            ar_method = "analytic"
+        else:
+            ar_ci, ar_kind = ar.ci_polynomial(level, float(ss.beta[0]),
+                                              10.0 * float(ss.se[0]) or 1.0)
+            ar_method = "polynomial"
+    if ar_ci is not None:
+        ar_ci = [(float(lo) * b_unit, float(hi) * b_unit) for lo, hi in ar_ci]
+    return AndersonRubin(stat=ar0["F"], p=ar0["p"], df=[d.L, int(ar.df2)], chi2=ar0["chi2"],
+                         chi2_p=ar0["chi2_p"], ci=ar_ci, ci_kind=ar_kind, ci_level=level,
+                         ci_method=ar_method)
+
+
 def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "city_code",
-            time: str | None = "year", cluster: str | None = "city_code", *, weights: str | None = None,
-            singletons: Singletons = "drop", ar_grid=None, ar_level: float = 0.95,
-            on_collinear: str = "omit") -> EstimationResult:
+            time: str | None = "year", cluster: str | None = "city_code", *,
+            weights: str | None = None, singletons: Singletons = "drop", ar_grid=None,
+            ar_level: float = 0.95, on_collinear: OnCollinear = "omit") -> EstimationResult:
     """2SLS with absorbed fixed effects, CR1 clustered SEs and weak-IV diagnostics (ivreghdfe).
 
     Parameters
@@ -513,210 +843,52 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
         ``n_clusters``; ``r2`` = 1 − RSS/TSS with RSS of the structural residuals y − Xβ
         (actual, not fitted, X) and TSS around the weighted mean of y (reghdfe's ``r2``; may be
         negative for 2SLS); ``r2_within`` = 1 − RSS/Σw ỹ² (ivreghdfe's ``e(r2)``, the centred
-        R² of the demeaned second stage); ``extra`` with the diagnostics listed in docs/iv.md.
+        R² of the demeaned second stage); ``iv`` (:class:`~nqp_resilience.estimation.results.
+        IVResults`) with the first stage and the diagnostics, repeated in ``extra`` under the keys
+        listed in docs/iv.md; ``vcov`` of the endogenous regressors and controls.
+
+    Notes
+    -----
+    The parts are public: :func:`iv_design` (sample, fixed effects, screening, scaling),
+    :func:`second_stage`, :func:`first_stage`, :func:`weak_iv_diagnostics` and
+    :func:`anderson_rubin`.
     """
-    stats = _stats()
+    d = iv_design(df, y, endog, instrument, controls, entity, time, cluster, weights=weights,
+                  singletons=singletons, on_collinear=on_collinear)
+    ss = second_stage(d)
+    fs = first_stage(d)
+    diag = weak_iv_diagnostics(d, fs)
+    ar = anderson_rubin(d, fs, ss, level=ar_level, grid=ar_grid)
 
-    if on_collinear not in fe.ON_COLLINEAR:
-        raise ValueError(f"on_collinear must be one of {fe.ON_COLLINEAR}, not {on_collinear!r}")
-    if singletons not in SINGLETON_OPTIONS:
-        raise ValueError(f"singletons must be one of {SINGLETON_OPTIONS}, not {singletons!r}")
-    endogs, instruments, ctrl = _as_list(endog), _as_list(instrument), _as_list(controls)
-    ctrl = [c for c in ctrl if c not in endogs]
-    k1, L, k2 = len(endogs), len(instruments), len(ctrl)
-    if k1 == 0 or L == 0:
-        raise ConfigError("instrument" if L == 0 else "endog", "an IV regression needs at least one "
-                          "endogenous regressor and one excluded instrument", source="iv_twfe")
-    if L < k1:
-        raise ConfigError("instrument", f"{k1} endogenous regressors but only {L} excluded instrument(s): "
-                          "the equation is not identified", source="iv_twfe")
-    overlap = (set(instruments) & set(endogs + ctrl + [y])) | (set(endogs + ctrl) & {y})
-    if overlap:
-        raise ConfigError("instrument", f"{sorted(overlap)} appear in more than one role (outcome, "
-                          "endogenous, instrument, control)", source="iv_twfe")
-    fe_names = [entity, time]
-    fes = [f for f in fe_names if f is not None]
-    roles = {y: "outcome", **{v: "endogenous regressor" for v in endogs},
-             **{v: "instrument" for v in instruments}, **{v: "control" for v in ctrl},
-             **{f: "fixed effect" for f in fes}, cluster: "cluster", weights: "weights"}
-    fe.check_columns(df, roles, "iv_twfe")
-
-    variables = [y, *endogs, *instruments, *ctrl]
-    prep = fe.prepare(df, variables, fes, cluster, weights, singletons=singletons)
-    data = prep["X"]
-    n = data.shape[0]
-    if n == 0:
-        raise fe.EstimationError("iv_twfe: no complete observations for this IV specification",
-                                 hint="check the sample filter and the missing values of the variables used")
-    fe_labels = [f for f in fe_names if f is not None]
-    if not prep["absorb"]:  # no fixed effects: partial out the constant (ivreg2 partial(_cons))
-        prep["absorb"] = [(np.zeros(n, dtype=np.int64), 1)]
-        fe_labels = [None]
-    w = np.ones(n) if prep["w"] is None else prep["w"]
-    tilde = fe.demean(data, prep["absorb"], prep["w"])
-
-    # the outcome must keep some variation once the fixed effects are absorbed (relative test)
-    mean = np.average(data, axis=0, weights=w)
-    if np.ptp(data[:, 0]) == 0:
-        raise ConfigError(y, f"outcome '{y}' is constant in the estimation sample", source="iv_twfe")
-    if np.sum(w * tilde[:, 0] ** 2) <= fe.COLLIN_TOL * np.sum(w * (data[:, 0] - mean[0]) ** 2):
-        _no_within_variation(y, "outcome", data[:, 0], prep, fe_labels, entity)
-    # endogenous regressors (must survive) and controls (omitted if absorbed or collinear), in order
-    ix_x = list(range(1, 1 + k1))
-    ix_z = list(range(1 + k1, 1 + k1 + L))
-    ix_c = list(range(1 + k1 + L, 1 + k1 + L + k2))
-    kept2, omitted, notes = fe.select_regressors(
-        tilde[:, ix_x + ix_c], data[:, ix_x + ix_c], w, endogs + ctrl, k1, prep, on_collinear,
-        roles=("endogenous regressor", "control"), source="iv_twfe")
-    ix_c = [ix_c[j - k1] for j in kept2 if j >= k1]
-    ctrl = [variables[j] for j in ix_c]
-    k2 = len(ctrl)
-    # excluded instruments: absorbed -> error naming the fixed effect; collinear with the
-    # controls or the instruments before it -> error (a redundant instrument is a spec mistake)
-    zstatus = fe.screen_columns(tilde[:, ix_c + ix_z], data[:, ix_c + ix_z], w)
-    zcols = ctrl + instruments
-    for j, (st, partners) in enumerate(zstatus):
-        name = zcols[j]
-        if st == "ok" or j < k2:  # controls were screened above (among the regressors)
-            continue
-        if st in ("constant", "absorbed"):
-            if st == "constant":
-                raise ConfigError(name, f"instrument '{name}' is constant in the estimation sample",
-                                  source="iv_twfe")
-            _no_within_variation(name, "instrument", data[:, ix_z[j - k2]], prep, fe_labels, entity)
-        with_ = ", ".join(zcols[i] for i in partners) or "the controls and other instruments"
-        raise fe.EstimationError(
-            f"iv_twfe: instrument '{name}' is collinear with {with_} (after the fixed effects)",
-            hint=f"remove '{name}' from the instruments (or the variables it duplicates)", variable=name)
-
-    # every statistic is computed on columns scaled to unit weighted RMS (exact invariance to the
-    # units of each variable); coefficients and SEs are scaled back at the end
-    used = [0] + ix_x + ix_z + ix_c
-    scale = np.sqrt(np.average(tilde[:, used] ** 2, axis=0, weights=w))
-    scale = np.where(scale > 0, scale, 1.0)
-    ts = tilde[:, used] / scale
-    s_y, s_x, s_z, s_c = scale[0], scale[1:1 + k1], scale[1 + k1:1 + k1 + L], scale[1 + k1 + L:]
-    yt = ts[:, 0]
-    xt = ts[:, 1:1 + k1]
-    zt = ts[:, 1 + k1:1 + k1 + L]
-    ct = ts[:, 1 + k1 + L:]
-    clustered = cluster is not None
-
-    # ---- second stage: 2SLS with the controls as included instruments --------------------
-    names2 = endogs + ctrl
-    unit2 = s_y / np.concatenate([s_x, s_c])     # scaled coefficient -> coefficient in data units
-    X = np.column_stack([xt, ct])
-    Z = np.column_stack([zt, ct])
-    _, zz_inv = fe._wls(Z, yt, w, instruments + ctrl)  # collinearity check of the instrument set
-    xhat = Z @ (zz_inv @ _xtwx(Z, X, w))
-    try:
-        beta, bread = fe._wls(xhat, yt, w, names2)
-    except fe.EstimationError as exc:
-        raise fe.EstimationError(f"iv_twfe: the first-stage fitted values are collinear ({exc.problem}); the "
-                                 "instruments do not identify the endogenous regressors",
-                                 hint="check that each endogenous regressor has an instrument that moves it") from exc
-    u = yt - X @ beta
-    G, K2, clusters = fe._dof(prep, k1 + k2, n, clustered)
-    V = fe._sandwich(xhat, u, w, bread, clusters, G, n, K2)
-    se_all = np.sqrt(np.diag(V))
-    df_t = (G - 1) if clustered else (n - K2)
-    t0 = float(beta[0] / se_all[0]) if se_all[0] > 0 else math.nan
-    p0, qt = fe._t_dist(t0, df_t)
-    rss = float(np.sum(w * u**2)) * s_y**2
-    tss = float(np.sum(w * (data[:, 0] - mean[0]) ** 2))
-    tss_within = float(np.sum(w * yt**2)) * s_y**2
-
-    # ---- first stage (each endogenous regressor on [Z, C]) -------------------------------
-    _, K_fs, _ = fe._dof(prep, L + k2, n, clustered)
-    pi_all = zz_inv @ _xtwx(Z, xt, w)  # (L + k2, K1)
-    first_stage = {}
-    for j, xname in enumerate(endogs):
-        v_j = xt[:, j] - Z @ pi_all[:, j]
-        Vfs = fe._sandwich(Z, v_j, w, zz_inv, clusters, G, n, K_fs)
-        pz = pi_all[:L, j]
-        Wfs = float(pz @ np.linalg.solve(Vfs[:L, :L], pz))
-        df_fs = (G - 1) if clustered else (n - K_fs)
-        se_z = np.sqrt(np.diag(Vfs)[:L])
-        unit = s_x[j] / s_z
-        first_stage[xname] = {
-            "coef": {z: float(c) for z, c in zip(instruments, pz * unit)},
-            "se": {z: float(s) for z, s in zip(instruments, se_z * unit)},
-            "F": Wfs / L, "F_p": float(stats.f.sf(Wfs / L, L, df_fs)), "F_df": [L, int(df_fs)],
-        }
-
-    # ---- diagnostics on data with the controls partialled out as well (FWL) --------------
-    cmat = ct if k2 else None
-    xc, zc, yc = _wresid(xt, cmat, w), _wresid(zt, cmat, w), _wresid(yt[:, None], cmat, w)[:, 0]
-    for j, xname in enumerate(endogs):
-        fit = zc @ np.linalg.lstsq(zc * np.sqrt(w)[:, None], xc[:, j] * np.sqrt(w), rcond=None)[0]
-        first_stage[xname]["partial_r2"] = float(1.0 - np.sum(w * (xc[:, j] - fit) ** 2) / np.sum(w * xc[:, j] ** 2))
-    kp_cl = clusters if clustered else None
-    kp_lm, kp_df = kp_rank_test(xc, zc, w, kp_cl, wald=False)
-    kp_wald, _ = kp_rank_test(xc, zc, w, kp_cl, wald=True)
-    # ivreg2 4.1: rkf = chi2/(N−1)·(N − iv1_ct − sdofminus)·(G−1)/G / L1 (cluster)
-    #                  = chi2/N·(N − iv1_ct − sdofminus − dofminus) / L1 (robust); here
-    # iv1_ct + sdofminus = K_fs (instruments incl. controls + absorbed levels), dofminus = 0.
-    if clustered:
-        kp_f = kp_wald / (n - 1) * (n - K_fs) * (G - 1) / G / L
-    else:
-        kp_f = kp_wald / n * (n - K_fs) / L
-    cc = canonical_correlations(xc, zc, w)[:k1]
-    cd = float(np.min(cc**2 / (1.0 - cc**2)))
-    cd_f = cd * (n - K_fs) / L
-
-    # ---- Anderson–Rubin (in scaled units; β0 = β0_data · s_x / s_y) -----------------------
-    q_fs = (G / (G - 1)) * ((n - 1) / (n - K_fs)) if clustered else n / (n - K_fs)
-    ar = _ARProblem(yc, xc, zc, w, clusters if clustered else None, G, q_fs,
-                    (G - 1) if clustered else (n - K_fs))
-    ar0 = ar.test(np.zeros(k1))
-    ar_ci, ar_kind, ar_method = None, "not computed (more than one endogenous regressor)", None
-    b_unit = float(unit2[0])
-    if k1 == 1:
-        if ar_grid is not None:
-            ar_ci, ar_kind = ar.ci_grid(np.asarray(ar_grid, dtype=float) / b_unit, ar_level)
-            ar_method = "grid"
-        elif L == 1:
-            ar_ci, ar_kind = ar.ci_analytic(ar_level)
-            ar_method = "analytic"
-        else:
-            ar_ci, ar_kind = ar.ci_polynomial(ar_level, float(beta[0]), 10.0 * float(se_all[0]) or 1.0)
-            ar_method = "polynomial"
-
-    if ar_ci is not None:
-        ar_ci = [(float(lo) * b_unit, float(hi) * b_unit) for lo, hi in ar_ci]
-    beta_d, se_d = beta * unit2, se_all * unit2
-    fs0 = first_stage[endogs[0]]
-    params = {nm: float(b) for nm, b in zip(names2, beta_d)}
-    bse = {nm: float(s) for nm, s in zip(names2, se_d)}
-    tvals = {nm: float(b / s) if s > 0 else math.nan for nm, b, s in zip(names2, beta, se_all)}
+    names2 = d.endogenous + d.controls
+    unit2 = d.unit2
+    t0 = float(ss.beta[0] / ss.se[0]) if ss.se[0] > 0 else math.nan
+    p0, qt = t_dist(t0, ss.df)
+    beta_d, se_d = ss.beta * unit2, ss.se * unit2
+    params = {nm: float(b) for nm, b in zip(names2, beta_d, strict=True)}
+    bse = {nm: float(s) for nm, s in zip(names2, se_d, strict=True)}
+    tvals = {nm: float(b / s) if s > 0 else math.nan
+             for nm, b, s in zip(names2, ss.beta, ss.se, strict=True)}
+    iv = IVResults(endogenous=d.endogenous, instruments=d.instruments, first_stage=fs.by_endog,
+                   anderson_rubin=ar, **diag)
     extra = {
-        "first_stage_coef": fs0["coef"][instruments[0]],
-        "first_stage_se": fs0["se"][instruments[0]],
-        "first_stage_F": fs0["F"], "first_stage_F_p": fs0["F_p"], "first_stage_F_df": fs0["F_df"],
-        "partial_r2": fs0["partial_r2"],
-        "first_stage": first_stage,
-        "kp_lm": kp_lm, "kp_lm_df": kp_df, "kp_lm_p": float(stats.chi2.sf(kp_lm, kp_df)),
-        "kp_f": float(kp_f), "kp_wald_chi2": kp_wald,
-        "cd_f": float(cd_f), "canonical_correlations": [float(c) for c in cc],
-        "stock_yogo": stock_yogo(k1, L),
-        "ar_stat": ar0["F"], "ar_p": ar0["p"], "ar_df": [L, int(ar.df2)],
-        "ar_chi2": ar0["chi2"], "ar_chi2_p": ar0["chi2_p"],
-        "ar_ci": ar_ci, "ar_ci_kind": ar_kind, "ar_ci_level": ar_level, "ar_ci_method": ar_method,
-        "instruments": instruments, "endogenous": endogs,
-        "df_k": int(K2), "df_k_first_stage": int(K_fs), "absorbed_dof": int(K2 - k1 - k2),
-        "t_stats": tvals, "p_values": {nm: fe._t_dist(tv, df_t)[0] for nm, tv in tvals.items()},
-        "rss": rss, "omitted": omitted,
+        **iv.to_extra(),
+        "df_k": int(ss.K), "df_k_first_stage": int(fs.K), "absorbed_dof": int(ss.K - d.k1 - d.k2),
+        "t_stats": tvals, "p_values": {nm: t_dist(tv, ss.df)[0] for nm, tv in tvals.items()},
+        "rss": ss.rss, "omitted": d.omitted,
     }
-    if notes:
-        extra["notes"] = notes
+    if d.notes:
+        extra["notes"] = d.notes
     return EstimationResult(
         coef=float(beta_d[0]), se=float(se_d[0]), t=t0, p=p0,
         ci=(float(beta_d[0] - qt * se_d[0]), float(beta_d[0] + qt * se_d[0])),
-        nobs=int(n), n_clusters=int(G) if clustered else None,
-        r2=1.0 - rss / tss if tss > 0 else math.nan,
-        r2_within=1.0 - rss / tss_within if tss_within > 0 else math.nan,
-        regressor=endogs[0], params=params, bse=bse, df_resid=int(df_t),
-        vcov_type="CR1" if clustered else "HC1", extra=extra)
+        nobs=int(d.n), n_clusters=int(ss.G) if d.clustered else None,
+        r2=1.0 - ss.rss / ss.tss if ss.tss > 0 else math.nan,
+        r2_within=1.0 - ss.rss / ss.tss_within if ss.tss_within > 0 else math.nan,
+        regressor=d.endogenous[0], params=params, bse=bse, df_resid=int(ss.df),
+        vcov_type="CR1" if d.clustered else "HC1", extra=extra, estimator="iv_twfe", dependent=y,
+        fixed_effects=list(d.prep["fe_names"]), cluster_var=cluster, controls=list(d.controls),
+        vcov_values=ss.V * np.outer(unit2, unit2), vcov_names=names2, iv=iv)
 
 
 def _stats():
