@@ -171,7 +171,7 @@ def test_iv_sub_object_and_extra_keys(iv_pair):
     assert iv.first_stage_coef == res.extra["first_stage_coef"]
     assert iv.first_stage_se == res.extra["first_stage_se"]
     assert iv.first_stage_F == res.extra["first_stage_F"]
-    assert (iv.kp_lm, iv.kp_f, iv.cd_f) == (res.extra["kp_lm"], res.extra["kp_f"], res.extra["cd_f"])
+    assert (iv.kp_lm, iv.kp_f, iv.cd_f) == tuple(res.extra[k] for k in ("kp_lm", "kp_f", "cd_f"))
     assert iv.stock_yogo == res.extra["stock_yogo"]
     assert iv.anderson_rubin.stat == res.extra["ar_stat"]
     assert iv.anderson_rubin.ci == res.extra["ar_ci"]
