@@ -411,7 +411,7 @@ def linearmodels_twfe(
         g = codes["trend"]
         sets += [(g, int(g.max()) + 1, True), (g, int(g.max()) + 1, False)]
     sets += [(codes[r], int(codes[r].max()) + 1, True) for r in ("entity", "time") if r in codes]
-    ent = codes.get("entity", codes.get("cluster", np.arange(n)))
+    ent = codes.get("entity", np.arange(n))  # row numbers: the index stays unique
     per = codes["time"] if "time" in codes else np.arange(n)
     index = pd.MultiIndex.from_arrays([ent, per], names=["entity", "time"])
 
@@ -626,7 +626,7 @@ def linearmodels_iv_twfe(
     from linearmodels import IV2SLS
     from linearmodels.panel.data import PanelData
 
-    ent = codes.get("entity", np.zeros(n, dtype=np.int64) if "time" in codes else np.arange(n))
+    ent = codes.get("entity", np.arange(n))  # row numbers: the index stays unique
     per = codes["time"] if "time" in codes else np.arange(n)
     index = pd.MultiIndex.from_arrays([ent, per], names=["entity", "time"])
     frame = pd.DataFrame({v: cols[v] for v in variables}, index=index)
