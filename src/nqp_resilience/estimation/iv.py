@@ -469,8 +469,8 @@ def _no_within_variation(name: str, role: str, raw: np.ndarray, prep: dict, fe_n
                f", so the {constant_within[0]} fixed effect absorbs it")
     else:
         why = f"it is a combination of the fixed effects ({', '.join(f for f in fe_names if f)})"
-    hint = ("interact it with a time-varying series (e.g. a trend or a national shock), or drop the "
-            "fixed effect that absorbs it" if role == "instrument" else
+    hint = ("interact it with a time-varying series (e.g. a trend or a national shock), or drop "
+            "the fixed effect that absorbs it" if role == "instrument" else
             "check the variable, or drop the fixed effect that absorbs it")
     raise ConfigError(name, f"{role} '{name}' has no within variation after the fixed effects are "
                       f"absorbed: {why}", hint=hint, source="iv_twfe")
@@ -555,8 +555,8 @@ def iv_design(df, y: str, endog, instrument, controls=None, entity: str | None =
     ctrl = [c for c in ctrl if c not in endogs]
     k1, L, k2 = len(endogs), len(instruments), len(ctrl)
     if k1 == 0 or L == 0:
-        raise ConfigError("instrument" if L == 0 else "endog", "an IV regression needs at least one "
-                          "endogenous regressor and one excluded instrument", source="iv_twfe")
+        raise ConfigError("instrument" if L == 0 else "endog", "an IV regression needs at least "
+                          "one endogenous regressor and one excluded instrument", source="iv_twfe")
     if L < k1:
         raise ConfigError("instrument", f"{k1} endogenous regressors but only {L} excluded "
                           "instrument(s): the equation is not identified", source="iv_twfe")
@@ -589,7 +589,8 @@ def iv_design(df, y: str, endog, instrument, controls=None, entity: str | None =
     # the outcome must keep some variation once the fixed effects are absorbed (relative test)
     mean = np.average(data, axis=0, weights=w)
     if np.ptp(data[:, 0]) == 0:
-        raise ConfigError(y, f"outcome '{y}' is constant in the estimation sample", source="iv_twfe")
+        raise ConfigError(y, f"outcome '{y}' is constant in the estimation sample",
+                          source="iv_twfe")
     if np.sum(w * tilde[:, 0] ** 2) <= COLLIN_TOL * np.sum(w * (data[:, 0] - mean[0]) ** 2):
         _no_within_variation(y, "outcome", data[:, 0], prep, fe_labels, entity)
     # endogenous regressors (must survive) and controls (omitted if absorbed or collinear), in order
@@ -899,5 +900,6 @@ def _stats():
     from scipy.special import chdtrc, fdtrc, fdtri
 
     return SimpleNamespace(
-        f=SimpleNamespace(sf=lambda x, d1, d2: fdtrc(d1, d2, x), ppf=lambda q, d1, d2: fdtri(d1, d2, q)),
+        f=SimpleNamespace(sf=lambda x, d1, d2: fdtrc(d1, d2, x),
+                          ppf=lambda q, d1, d2: fdtri(d1, d2, q)),
         chi2=SimpleNamespace(sf=lambda x, k: chdtrc(k, x)))
