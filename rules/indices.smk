@@ -1,4 +1,4 @@
-# Indices and variables (SPEC §5): the NQP entropy index, the Nqp1 text measure, the derived
+# Indices and variables (docs/indices.md): the NQP entropy index, the Nqp1 text measure, the derived
 # variables, the analysis panel and the Table 2 statistics.
 
 

@@ -1,4 +1,4 @@
-"""Cleaning and sample construction on hand-made panels (SPEC §4)."""
+"""Cleaning and sample construction on hand-made panels (docs/cleaning.md)."""
 
 from __future__ import annotations
 

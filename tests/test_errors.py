@@ -1,4 +1,4 @@
-"""User-facing error messages for bad input data and bad configuration (SPEC §9).
+"""User-facing error messages for bad input data and bad configuration (docs/design.md#errors).
 
 Every test builds a small malformed copy of a real raw extract in ``tmp_path`` (read with the
 project's own reader; ``resources/`` is never modified), runs the real entry point, and checks

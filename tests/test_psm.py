@@ -1,6 +1,6 @@
 """Tests of nqp_resilience.estimation.matching: psmatch2 / pstest conventions (docs/psm.md).
 
-Tiers (STYLE §11): (a) hand-worked 8-observation examples per matcher, with the arithmetic in
+Tiers: (a) hand-worked 8-observation examples per matcher, with the arithmetic in
 comments; (b) reference tests against statsmodels and against a published Stata psmatch2/pstest
 log (tests/data/psm/README.md); property tests (hypothesis) of invariants psmatch2 guarantees.
 Every test states its tolerance and where the expected number comes from.
@@ -147,7 +147,7 @@ def test_radius_hand_worked():
 
 
 def test_radius_default_caliper_is_spec_0_01():
-    """SPEC §6: radius caliper defaults to 0.01 (psmatch2 itself has no default)."""
+    """The radius caliper defaults to 0.01 (psmatch2 itself has no default)."""
     m = _match(B, "radius")
     assert m.options["caliper"] == 0.01
     # Every treated row of B is more than .01 from all controls: all off support, no ATT.

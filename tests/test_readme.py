@@ -1,4 +1,4 @@
-"""The README's Python API examples run as written (SPEC §10)."""
+"""The README's Python API examples run as written (docs/design.md#python-api)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Tests of nqp_resilience.outputs.tables: number formatting, table content, golden .tex, LaTeX compilation.
 
-Tiers (STYLE §11): (a) unit tests of the formatting functions with hand-written expectations;
+Tiers: (a) unit tests of the formatting functions with hand-written expectations;
 (e) golden tests pinning the full text of Tables 3 and 4 rendered from the fixed estimate set
 ``tests/golden/estimates.json``; and a compile test that runs the real pdflatex (and, where
 ctex is installed, xelatex for the Chinese labels) on every table.

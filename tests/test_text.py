@@ -1,4 +1,4 @@
-"""Nqp1 keyword counting (SPEC §5): jieba with the keyword list as user dictionary, longest match,
+"""Nqp1 keyword counting: jieba with the keyword list as user dictionary, longest match,
 no double counting, Nqp1 in keywords per non-whitespace character. Expected numbers are literal."""
 
 from __future__ import annotations

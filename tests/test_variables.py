@@ -1,4 +1,4 @@
-"""Hand-worked tests of every variable formula of SPEC §5 (src/nqp_resilience/variables.py and
+"""Hand-worked tests of every formula of docs/indices.md (src/nqp_resilience/variables.py and
 analysis.derived_variables).
 
 The fixture is a tiny 2-city × 3-year panel in canonical units (money in CNY, FDI in USD, people

@@ -1,4 +1,4 @@
-"""End-to-end workflow tests: the real Snakemake on a copy of the workflow (SPEC §4, §8, §9)."""
+"""End-to-end workflow tests: the real Snakemake on a copy of the workflow (docs/design.md)."""
 
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ def test_other_raw_dir_via_config_recovers_planted_effect(workflow_copy, tmp_pat
     assert dry_run_jobs(workflow_copy) == set()
 
 
-# --------------------------------------------------------------------------- indices (SPEC §5)
+# --------------------------------------------------------------------------- indices
 
 PAPER_TABLE_2 = {"Resil": (0.230, 0.072), "Nqp": (0.235, 0.099)}
 PAPER_CONTROL_MEANS = {"GDP": 9.533, "GOV": 0.156, "IND": 2.246, "INV": 0.639, "TEC": 0.032, "FIN": 0.833}
@@ -264,7 +264,7 @@ def test_time_invariant_instrument_with_city_fe_stops_early(workflow_copy):
     assert ("derived_variables", "") in jobs
 
 
-# --------------------------------------------------------------------------- specifications (SPEC §6, §7)
+# --------------------------------------------------------------------------- specifications
 
 SPEC7_KEYS = {"spec", "dependent", "regressor", "coef", "se", "t", "p", "ci", "nobs", "n_clusters", "r2", "r2_within",
               "fixed_effects", "controls", "extra", "software", "inputs"}

@@ -2,7 +2,7 @@
 
 Importing the package is cheap on purpose: every Snakemake job is a fresh Python process,
 so heavy libraries (pandas, scipy, statsmodels, linearmodels) are imported inside the
-functions that need them, never at module level here. The public estimators (SPEC §10) are
+functions that need them, never at module level here. The public estimators are
 loaded on first access: ``from nqp_resilience import twfe``.
 """
 

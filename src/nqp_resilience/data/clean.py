@@ -1,4 +1,4 @@
-"""Cleaning and sample construction (SPEC §4): interim tables -> the city panel.
+"""Cleaning and sample construction (docs/cleaning.md): interim tables -> the city panel.
 
 Inputs: the ingested city-year tables (yearbook years, CNRDS), the city-level static tables,
 the national series and the city attribute table. Outputs: the balanced panel (one row per

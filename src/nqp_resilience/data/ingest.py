@@ -1,6 +1,6 @@
 """Ingest: one raw file -> one tidy table with canonical names and units.
 
-Input: a raw extract (SPEC §3) and its codebook source. Output: a DataFrame with
+Input: a raw extract (docs/design.md) and its codebook source. Output: a DataFrame with
 ``city_code`` and/or ``year`` keys and one float column per canonical variable, in the
 canonical unit. Every malformed cell raises :class:`~nqp_resilience.errors.DataError` naming
 the file, the row (line, city, year) and the column.

@@ -1,4 +1,4 @@
-"""Propensity-score matching as Stata's ``psmatch2`` and ``pstest`` compute it (SPEC §6, §10).
+"""Propensity-score matching as Stata's ``psmatch2`` and ``pstest`` compute it (docs/psm.md).
 
 Inputs are a pandas DataFrame *or* a dict of equal-length numpy arrays (the workflow passes
 dicts); outputs are numpy arrays, plain dicts and the project's ``EstimationResult``. Importing
@@ -353,7 +353,7 @@ def treatment_indicator(values, groups=None, rule: str = "above_yearly_median") 
 
 
 def treatment_above_yearly_median(df, var: str, year: str) -> np.ndarray:
-    """``treatment_indicator(df[var], df[year], "above_yearly_median")`` (SPEC §6 treatment)."""
+    """``treatment_indicator(df[var], df[year], "above_yearly_median")`` (docs/psm.md#treatment)."""
     return treatment_indicator(_column(df, var, "treatment variable"), np.asarray(df[year]), "above_yearly_median")
 
 
@@ -807,7 +807,7 @@ def pstest(df, covariates, matching: Matching, *, overall: bool = True) -> tuple
 
 
 # --------------------------------------------------------------------------------------------
-# The estimator (SPEC §10)
+# The estimator (public API: docs/design.md#python-api)
 # --------------------------------------------------------------------------------------------
 
 def _effects(m: Matching, y: np.ndarray) -> dict:
@@ -846,7 +846,7 @@ def psm(df, treat: str, covariates, outcome: str, method: Method, caliper: float
         bandwidth: float = DEFAULT_BANDWIDTH, *, common_support: bool = True, ties: bool = False,
         pscore=None, model: Model = "logit", kernel: Kernel = "epan", ate: bool = False,
         balance: bool = True, pscore_engine: str = "numpy") -> EstimationResult:
-    """ATT by propensity-score matching, psmatch2-compatible (SPEC §10).
+    """ATT by propensity-score matching, psmatch2-compatible (docs/psm.md).
 
     Stata equivalents (``model="logit"``, ``common_support=True``)::
 

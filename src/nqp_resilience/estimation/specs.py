@@ -3,7 +3,7 @@
 A spec is data: dependent variable, core regressor, controls, fixed effects, a structured sample
 filter, an estimator and its options. :func:`validate_specs` checks the registry against the
 analysis-panel variables before any job runs; :func:`estimate` runs one spec on a mapping of
-column arrays and returns the JSON-ready record of SPEC §7.
+column arrays and returns the JSON-ready estimate record (docs/design.md#estimate-record).
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def describe(data: dict, variables: list[str]) -> dict:
 
 
 def estimate(spec: dict, data: dict, control_variables: list[str], singletons: str = "drop") -> dict:
-    """Estimate one spec on column arrays; return the SPEC §7 record (without provenance)."""
+    """Estimate one spec on column arrays; return the estimate record (without provenance)."""
     record = {"spec": spec["id"], "table": spec["table"], "column": spec.get("column", ""),
               "estimator": spec["estimator"]}
     if spec["estimator"] == "describe":

@@ -1,4 +1,4 @@
-"""The entropy-weight method (熵值法) and the NQP composite index (SPEC §5).
+"""The entropy-weight method (熵值法) and the NQP composite index (docs/indices.md).
 
 The variant pinned here (documented in docs/indices.md):
 
@@ -138,7 +138,7 @@ def weights_from_entropy(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def entropy_weights(df, directions: dict, variant: str = "shift", eps: float = 1e-4) -> EntropyResult:
-    """Entropy weights of the columns of ``df`` (the SPEC §10 API).
+    """Entropy weights of the columns of ``df`` (public API: docs/design.md#python-api).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Nqp1: NQP keyword frequency in government work reports (SPEC §5, the paper's footnote ①).
+"""Nqp1: NQP keyword frequency in government work reports (docs/indices.md, the paper's footnote ①).
 
 Segmentation uses jieba with the 46 keywords as a user dictionary, given frequencies high
 enough that a keyword is always kept whole, rising with length, so that where one keyword

@@ -1,4 +1,4 @@
-"""The paper's variables from the city panel (SPEC §5): outcomes, controls, mechanisms,
+"""The paper's variables from the city panel (docs/indices.md): outcomes, controls, mechanisms,
 instruments and heterogeneity indicators.
 
 Every function is pure: it takes the panel (canonical variables in canonical units, one row per

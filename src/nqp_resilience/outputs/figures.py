@@ -1,4 +1,4 @@
-"""The figures of SPEC §7: coefficient plot, regional trends, entropy weights, score overlap.
+"""The figures (docs/figures.md): coefficient plot, regional trends, entropy weights, score overlap.
 
 Inputs
     ``results/estimates/{spec}.json`` records (coefficient plot), the analysis panel
@@ -310,7 +310,7 @@ def coefficient_rows(estimates, *, labels=None, sd=None) -> list[dict]:
 
 
 def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None):
-    """Every spec's core coefficient with its 95 % CI, one panel per table (SPEC §7).
+    """Every spec's core coefficient with its 95 % CI, one panel per table.
 
     Parameters
     ----------
@@ -406,7 +406,7 @@ def region_year_means(df, variables=("Nqp", "Resil"), *, region: str = "region",
 
 
 def trends_by_region(analysis_df, pdf_path, png_path, *, variables=("Nqp", "Resil")):
-    """Mean Nqp and mean Resil by year for the four regions, two panels (SPEC §7).
+    """Mean Nqp and mean Resil by year for the four regions, two panels.
 
     Parameters
     ----------
@@ -655,7 +655,7 @@ def overlap_densities(pscore, treated, weight, support, *, n_grid: int = 401, ba
 
 def pscore_overlap(df, covariates, treat, method, pdf_path, png_path, *, outcome=None, treatment_rule=None,
                    year: str = "year", **match_options):
-    """Propensity-score densities of treated and controls before/after one matcher (SPEC §7).
+    """Propensity-score densities of treated and controls before/after one matcher.
 
     Parameters
     ----------

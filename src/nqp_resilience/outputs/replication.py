@@ -1,4 +1,4 @@
-"""The replication check: each published number of SPEC §11 next to ours (Markdown).
+"""The replication check: each published number (resources/published.yaml) next to ours (Markdown).
 
 For a coefficient the difference is also expressed in our standard errors, (ours − published)/
 our SE, and a row is within tolerance when that is at most 2 in absolute value. The paper's own
@@ -67,7 +67,7 @@ def replication_report(published: dict, estimates: dict) -> str:
     ok = sum(r["within_2se"] for r in coef_rows)
     flagged = sum(1 for r in coef_rows if not r["within_2se"] and r["flags"])
     lines = ["# Replication check", "",
-             "Published numbers (SPEC §11) next to this workflow's estimates. `Δ/SE` is (ours − published) / "
+             "Published numbers (`resources/published.yaml`) next to this workflow's estimates. `Δ/SE` is (ours − published) / "
              "our standard error; a coefficient is reproduced when |Δ/SE| ≤ 2. On the embedded default data the "
              "comparison checks that the pipeline recovers the effects planted in the simulation, not a fact "
              "about Chinese cities.", "",

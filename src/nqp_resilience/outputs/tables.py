@@ -1,4 +1,4 @@
-"""LaTeX tables of the paper (SPEC §7): Tables 1-7, the PSM balance table and the replication table.
+"""LaTeX tables (docs/tables.md): Tables 1-7, the PSM balance table and the replication table.
 
 Inputs: the estimate records ``results/estimates/{spec}.json`` (read by
 :func:`nqp_resilience.estimation.record.read_estimate`; any mapping with their keys), the spec registry

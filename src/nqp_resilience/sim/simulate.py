@@ -1,4 +1,4 @@
-"""Seeded simulator of every raw extract of SPEC §3 (the embedded default data).
+"""Seeded simulator of every raw extract (docs/design.md#raw-inputs): the default data.
 
 Usage::
 
@@ -436,7 +436,7 @@ def _deterministic_xlsx(header, rows) -> bytes:
 
 
 class Writer:
-    """Formats a :class:`Simulation` into the raw layout of SPEC §3."""
+    """Formats a :class:`Simulation` into the raw layout (docs/design.md#raw-inputs)."""
 
     def __init__(self, sim: Simulation, codebook: Codebook, keywords: list[str]):
         self.sim, self.cb, self.keywords = sim, codebook, keywords
@@ -672,7 +672,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nqp_resilience.sim.simulate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--seed", type=int, required=True, help="random seed (integer)")
     ap.add_argument("--params", required=True, help="parameter file, e.g. resources/simulation/params.yaml")
-    ap.add_argument("--out", required=True, help="output folder (the raw layout of SPEC §3)")
+    ap.add_argument("--out", required=True, help="output folder (the raw-data layout)")
     ap.add_argument("--attributes", default="resources/cities/city_attributes.csv")
     ap.add_argument("--codebook", default="resources/codebook.yaml")
     ap.add_argument("--keywords", default="resources/nqp_keywords.txt")
