@@ -4,12 +4,22 @@
 import shutil
 import sys
 
+# Only light modules here (standard library, PyYAML, jsonschema): Snakemake imports this file each
+# time it reads the workflow, dry runs included (tests/test_registry.py keeps it so).
 from nqp_resilience.config import validate_config
 from nqp_resilience.data.io import read_yaml
-from nqp_resilience.estimation.specs import validate_specs
-from nqp_resilience.outputs.tables import unshown_specs
+from nqp_resilience.data.raw_files import (
+    CODEBOOK,
+    check_raw_files,
+    raw_file_table,
+    raw_source_path,
+    raw_sources_by_grain,
+    report_paths,
+    yearbook_path,
+)
+from nqp_resilience.estimation.specs import ESTIMATORS, validate_specs
 from nqp_resilience.indices.variables import check_instrument_config
-from nqp_resilience.data.raw_files import RAW_FILES, check_raw_files, raw_source_path, report_paths, yearbook_path
+from nqp_resilience.outputs.tables import unshown_specs
 from nqp_resilience.runner import stop_on_user_error
 
 
@@ -22,9 +32,15 @@ with stop_on_user_error():
     YEARS = list(range(config["years"]["start"], config["years"]["end"] + 1))
     YEAR_RANGE = [config["years"]["start"], config["years"]["end"]]
 
+    # the raw sources and their files, read once from the codebook (a new source is one entry
+    # there): {source: file under raw_dir}, and the sources by grain for the panel job's inputs
+    RAW_FILES = raw_file_table(CODEBOOK)
+    RAW_SOURCES = raw_sources_by_grain(CODEBOOK)
+
     # every raw file of the study period present, one extract per yearbook year: checked here, since
     # Snakemake keeps an existing intermediate result when the raw file behind it disappears
-    check_raw_files(RAW, YEAR_RANGE, "resources/cities/city_attributes.csv", config["nqp1"]["include_central"])
+    check_raw_files(RAW, YEAR_RANGE, "resources/cities/city_attributes.csv", config["nqp1"]["include_central"],
+                    codebook=CODEBOOK)
 
     # a time-invariant instrument with city fixed effects stops here, before any job runs
     check_instrument_config(config["iv"]["relief"]["interact"], config["iv"]["fixed_effects"])
@@ -55,7 +71,7 @@ def yearbook_input(wildcards):
 
 def source_input(wildcards):
     """The raw file of one non-yearbook source; a missing file stops the run naming it."""
-    return raw_source_path(RAW, wildcards.source)
+    return raw_source_path(RAW, wildcards.source, CODEBOOK)
 
 
 def report_inputs(wildcards):

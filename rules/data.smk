@@ -79,7 +79,7 @@ rule plausibility:
         sources=expand(rules.ingest_source.output.table, source=list(RAW_FILES)),
         # the raw files, aligned with the tables above, to name the raw header of a finding
         raw_yearbook=[yearbook_path(RAW, y) for y in YEARS],
-        raw_sources=[raw_source_path(RAW, s) for s in RAW_FILES],
+        raw_sources=[raw_source_path(RAW, s, CODEBOOK) for s in RAW_FILES],
         corrections=config["plausibility"]["corrections"],
         codebook="resources/codebook.yaml",
         attributes="resources/cities/city_attributes.csv",
@@ -107,9 +107,10 @@ rule plausibility:
 rule build_panel:
     input:
         yearbook=rules.plausibility.output.yearbook,
-        city_year=[f"{CHECKED}/{s}.parquet" for s in ["patents", "innovation"]],
-        static=[f"{CHECKED}/{s}.parquet" for s in ["relief", "telephones_1984"]],
-        national=[f"{CHECKED}/national.parquet"],
+        # the checked sources by grain (resources/codebook.yaml: each source's keys)
+        city_year=[f"{CHECKED}/{s}.parquet" for s in RAW_SOURCES["city_year"]],
+        static=[f"{CHECKED}/{s}.parquet" for s in RAW_SOURCES["city"]],
+        national=[f"{CHECKED}/{s}.parquet" for s in RAW_SOURCES["year"]],
         codebook="resources/codebook.yaml",
         attributes="resources/cities/city_attributes.csv",
     output:

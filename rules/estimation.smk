@@ -1,103 +1,46 @@
 # Estimation stage (nqp_resilience.estimation): one job per spec of config.yaml: specs, one rule
-# per estimator. Each job reads results/panel/analysis.parquet and writes
+# per estimator (generated below from one definition). Each job reads results/panel/analysis.parquet and writes
 # results/estimates/{spec}.json; spec_samples audits the observations every spec uses.
 
 
-rule describe:
-    input:
-        panel=rules.analysis_panel.output.panel,
-    output:
-        estimate=f"{RESULTS}/estimates/{{spec}}.json",
-    wildcard_constraints:
-        spec=spec_pattern("describe"),
-    params:
-        spec=spec_of,
-        control_variables=config["control_variables"],
-        singletons=config["estimation"]["singletons"],
-    log:
-        f"{RESULTS}/logs/describe/{{spec}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/describe/{{spec}}.tsv"
-    resources:
-        mem_mb=500,
-        runtime=5,
-    conda:
-        "../envs/workflow.yaml"
-    script:
-        "../scripts/estimation/describe.py"
+# Memory (MB) and run time (min) of one job of each estimator; matching holds the distances
+# between treated and control cities in memory.
+ESTIMATOR_RESOURCES = {
+    "describe": dict(mem_mb=500, runtime=5),
+    "ols_fe": dict(mem_mb=500, runtime=5),
+    "iv_fe": dict(mem_mb=500, runtime=5),
+    "psm_fe": dict(mem_mb=1000, runtime=10),
+}
 
+# One rule per estimator, generated from this one definition: each is named after its estimator
+# (describe, ols_fe, iv_fe, psm_fe), matches only the ids of that estimator's specs, and runs the
+# same script.
+for _estimator in ESTIMATORS:
 
-rule ols_fe:
-    input:
-        panel=rules.analysis_panel.output.panel,
-    output:
-        estimate=f"{RESULTS}/estimates/{{spec}}.json",
-    wildcard_constraints:
-        spec=spec_pattern("ols_fe"),
-    params:
-        spec=spec_of,
-        control_variables=config["control_variables"],
-        singletons=config["estimation"]["singletons"],
-    log:
-        f"{RESULTS}/logs/ols_fe/{{spec}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/ols_fe/{{spec}}.tsv"
-    resources:
-        mem_mb=500,
-        runtime=5,
-    conda:
-        "../envs/workflow.yaml"
-    script:
-        "../scripts/estimation/ols_fe.py"
-
-
-rule iv_fe:
-    input:
-        panel=rules.analysis_panel.output.panel,
-    output:
-        estimate=f"{RESULTS}/estimates/{{spec}}.json",
-    wildcard_constraints:
-        spec=spec_pattern("iv_fe"),
-    params:
-        spec=spec_of,
-        control_variables=config["control_variables"],
-        singletons=config["estimation"]["singletons"],
-    log:
-        f"{RESULTS}/logs/iv_fe/{{spec}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/iv_fe/{{spec}}.tsv"
-    resources:
-        mem_mb=500,
-        runtime=5,
-    conda:
-        "../envs/workflow.yaml"
-    script:
-        "../scripts/estimation/iv_fe.py"
-
-
-rule psm_fe:
-    input:
-        panel=rules.analysis_panel.output.panel,
-    output:
-        estimate=f"{RESULTS}/estimates/{{spec}}.json",
-    wildcard_constraints:
-        spec=spec_pattern("psm_fe"),
-    params:
-        spec=spec_of,
-        control_variables=config["control_variables"],
-        singletons=config["estimation"]["singletons"],
-    log:
-        f"{RESULTS}/logs/psm_fe/{{spec}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/psm_fe/{{spec}}.tsv"
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    conda:
-        "../envs/workflow.yaml"
-    script:
-        "../scripts/estimation/psm_fe.py"
-
+    rule:
+        name:
+            _estimator
+        input:
+            panel=rules.analysis_panel.output.panel,
+        output:
+            estimate=f"{RESULTS}/estimates/{{spec}}.json",
+        wildcard_constraints:
+            spec=spec_pattern(_estimator),
+        params:
+            spec=spec_of,
+            control_variables=config["control_variables"],
+            singletons=config["estimation"]["singletons"],
+        log:
+            f"{RESULTS}/logs/{_estimator}/{{spec}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/{_estimator}/{{spec}}.tsv"
+        resources:
+            mem_mb=ESTIMATOR_RESOURCES[_estimator]["mem_mb"],
+            runtime=ESTIMATOR_RESOURCES[_estimator]["runtime"],
+        conda:
+            "../envs/workflow.yaml"
+        script:
+            "../scripts/estimation/estimate_spec.py"
 
 
 rule spec_samples:
@@ -111,7 +54,7 @@ rule spec_samples:
     params:
         specs=list(SPECS.values()),
         control_variables=config["control_variables"],
-        static_files={source: f"{RAW}/{RAW_FILES[source]}" for source in ("relief", "telephones_1984")},
+        static_files={source: f"{RAW}/{RAW_FILES[source]}" for source in RAW_SOURCES["city"]},
     log:
         f"{RESULTS}/logs/spec_samples/spec_samples.log",
     benchmark:

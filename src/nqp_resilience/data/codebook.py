@@ -32,7 +32,11 @@ class Variable:
 
 @dataclass(frozen=True)
 class Source:
-    """One raw source: its identifier columns and variables."""
+    """One raw source: its raw file, identifier columns and variables.
+
+    ``file`` is the path of the raw file under ``raw_dir`` (``cnrds/patents.csv``); empty for
+    the yearbook, whose extracts are one file per data year.
+    """
 
     name: str
     keys: dict[str, tuple[str, ...]]
@@ -41,6 +45,7 @@ class Source:
     description: str = ""
     years_before: int = 0
     year_in_file_name: bool = False
+    file: str = ""
 
     @property
     def grain(self) -> str:
@@ -104,10 +109,27 @@ class Codebook:
                                     expected="headers, unit, factor and canonical_unit for every variable") from None
             self.sources[sname] = Source(sname, keys, variables, tuple(spec.get("ignore") or ()),
                                          spec.get("description", ""), int(spec.get("years_before", 0)),
-                                         bool(spec.get("year_in_file_name", False)))
+                                         bool(spec.get("year_in_file_name", False)),
+                                         str(spec.get("file") or ""))
+            if not self.sources[sname].file and not self.sources[sname].year_in_file_name:
+                raise DataError(path, f"source {sname!r} has no 'file'",
+                                expected="file: <path under raw_dir>, e.g. file: cnrds/patents.csv",
+                                hint="every source but the yearbook names its raw file")
 
     def __getitem__(self, name: str) -> Source:
         return self.sources[name]
+
+    def files(self) -> dict[str, str]:
+        """The raw file of every source that has one (all but the yearbook), in codebook order."""
+        return {name: src.file for name, src in self.sources.items() if src.file}
+
+    def sources_by_grain(self) -> dict[str, list[str]]:
+        """The sources with a raw file, by grain: ``{"city_year": [...], "city": [...],
+        "year": [...]}`` (codebook order; a grain without sources has an empty list)."""
+        out: dict[str, list[str]] = {"city_year": [], "city": [], "year": []}
+        for name in self.files():
+            out[self.sources[name].grain].append(name)
+        return out
 
     def variables(self, grain: str | None = None) -> dict[str, Variable]:
         """Every canonical variable (optionally of sources with a given grain), in codebook order."""

@@ -1,17 +1,58 @@
-"""The raw folder's layout: which file each source is read from, checked before any job runs."""
+"""The raw folder's layout: which file each source is read from, checked before any job runs.
+
+The file of every source but the yearbook is its ``file`` in the codebook
+(``resources/codebook.yaml``), read once per process by :func:`raw_file_table`; the workflow
+derives its ingest jobs and the inputs of the plausibility and panel jobs from it, so a new
+source is one codebook entry. ``RAW_FILES`` is that table for the codebook of the current
+folder (the workflow folder), else of the project the package belongs to.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+#: The codebook of the workflow, relative to the workflow folder.
+CODEBOOK = "resources/codebook.yaml"
 
-RAW_FILES = {
-    "patents": "cnrds/patents.csv",
-    "innovation": "cnrds/innovation.csv",
-    "national": "ceic/national.csv",
-    "relief": "static/relief.csv",
-    "telephones_1984": "static/telephones_1984.csv",
-}
+_TABLES: dict[tuple[str, int], tuple[dict[str, str], dict[str, list[str]]]] = {}
+
+
+def default_codebook() -> Path:
+    """``resources/codebook.yaml`` of the current folder if there is one, else of the project
+    the package belongs to (the checkout it is installed from)."""
+    here = Path.cwd() / CODEBOOK
+    return here if here.is_file() else Path(__file__).resolve().parents[3] / CODEBOOK
+
+
+def _read(codebook) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Files and grains of a codebook, read once per file version (path and mtime)."""
+    from nqp_resilience.data.codebook import Codebook
+
+    path = Path(codebook if codebook is not None else default_codebook())
+    key = (str(path.resolve()), path.stat().st_mtime_ns if path.exists() else -1)
+    if key not in _TABLES:
+        book = Codebook(path)
+        _TABLES[key] = (book.files(), book.sources_by_grain())
+    return _TABLES[key]
+
+
+def raw_file_table(codebook=None) -> dict[str, str]:
+    """``{source: raw file under raw_dir}`` of every source with a ``file`` in ``codebook``
+    (all but the yearbook), in codebook order. A copy: changing it changes nothing."""
+    return dict(_read(codebook)[0])
+
+
+def raw_sources_by_grain(codebook=None) -> dict[str, list[str]]:
+    """The sources of :func:`raw_file_table` by grain: ``city_year`` (joined to the yearbook
+    panel), ``city`` (time-invariant, e.g. the instruments' base) and ``year`` (national series)."""
+    return {grain: list(names) for grain, names in _read(codebook)[1].items()}
+
+
+def __getattr__(name):
+    # RAW_FILES is read from the codebook on first use, not when the module is imported
+    if name == "RAW_FILES":
+        return raw_file_table()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def yearbook_path(raw_dir, year) -> str:
@@ -38,16 +79,18 @@ def yearbook_path(raw_dir, year) -> str:
                     else "add the extract of that year, or narrow `years` in config.yaml to the years you have")
 
 
-def raw_source_path(raw_dir, source) -> str:
-    """The raw file of a non-yearbook source (:data:`RAW_FILES`); a missing file is a
-    :class:`~nqp_resilience.errors.DataError` naming it."""
+def raw_source_path(raw_dir, source, codebook=None) -> str:
+    """The raw file of a non-yearbook source (its ``file`` in ``codebook``, by default
+    :func:`default_codebook`); a missing file is a :class:`~nqp_resilience.errors.DataError`
+    naming it."""
     from nqp_resilience.errors import DataError
 
-    path = Path(raw_dir) / RAW_FILES[source]
+    files = raw_file_table(codebook)
+    path = Path(raw_dir) / files[source]
     if not path.exists():
         others = sorted(p.name for p in path.parent.glob(f"{path.stem}.*")) if path.parent.is_dir() else []
         raise DataError(path, f"the raw file of source '{source}' is missing",
-                        expected=f"{RAW_FILES[source]} under raw_dir ({raw_dir})",
+                        expected=f"{files[source]} under raw_dir ({raw_dir})",
                         hint=(f"found {', '.join(others)} instead: save it as CSV under that name"
                               if others else "restore the file (the workflow needs it for every run)"))
     return str(path)
@@ -82,7 +125,8 @@ def report_paths(raw_dir, attributes, years, include_central: bool = False) -> l
     return [str(p) for p in sorted(set(expected) | extra)]
 
 
-def check_raw_files(raw_dir, years, attributes, include_central: bool = False) -> None:
+def check_raw_files(raw_dir, years, attributes, include_central: bool = False,
+                    codebook=None) -> None:
     """Check that every raw file of the study period is present, once per workflow invocation.
 
     Snakemake ignores an error in the input function (or a missing input) of a job whose output
@@ -92,6 +136,6 @@ def check_raw_files(raw_dir, years, attributes, include_central: bool = False) -
     """
     for year in range(years[0], years[1] + 1):
         yearbook_path(raw_dir, year)
-    for source in RAW_FILES:
-        raw_source_path(raw_dir, source)
+    for source in raw_file_table(codebook):
+        raw_source_path(raw_dir, source, codebook)
     report_paths(raw_dir, attributes, years, include_central)

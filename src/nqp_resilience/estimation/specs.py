@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from nqp_resilience.errors import ConfigError
 from nqp_resilience.estimation.engines import DEFAULT_ENGINE, check_engine, engine_version
+from nqp_resilience.indices.registry import spec_variables
+from nqp_resilience.lazy import lazy_module
 
-#: Columns of results/panel/analysis.parquet that specs may use.
-ANALYSIS_VARIABLES = (
-    "city_code", "province_code", "region", "year", "Resil", "Nqp", "Nqp1", "Une", "Mrd", "GDP", "GOV", "IND", "INV",
-    "TRADE", "TEC", "FIN", "OPE", "Rat", "Adv", "Talent", "INN", "Relief", "Internet", "Asset", "GOVP", "ADM",
-    "municipality", "Nqp_labourers", "Nqp_objects_of_labour", "Nqp_means_of_labour",
-)
+# imported on first use: the specs are validated while Snakemake parses the workflow
+np = lazy_module("numpy")
+
+#: Columns of results/panel/analysis.parquet that specs may use (from the variable registry).
+ANALYSIS_VARIABLES = spec_variables()
 FE_COLUMNS = {"city": "city_code", "year": "year"}
 ESTIMATORS = ("describe", "ols_fe", "iv_fe", "psm_fe")
 

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from nqp_resilience.indices import variables as V
+from nqp_resilience.indices.registry import ANALYSIS_VARIABLES, DESC_VARIABLES, IDENTIFIERS, names
+from nqp_resilience.indices.registry import BY_NAME as REGISTRY
 
-IDS = ["city_code", "city_name", "province_code", "region", "year"]
+#: The identifier columns of the analysis panel (from the registry).
+IDS = list(IDENTIFIERS)
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,9 @@ class Definition:
 
 
 def definitions(options: dict) -> list[Definition]:
-    """Codebook rows; formulas state the configured variants."""
+    """Codebook rows, one per non-identifier variable of the registry
+    (:data:`~nqp_resilience.indices.registry.ANALYSIS_VARIABLES`, in its order): its definition
+    and unit, and the formula and source variables of the configured variant."""
     resil = {"relative": "(g_it − g_Nt) / |g_Nt|", "difference": "g_it − g_Nt", "ratio": "g_it / g_Nt"}
     mrd = {"employment_recovery": "(E_it/E_i,t−1 − 1) − (E_Nt/E_N,t−1 − 1), E urban-unit employment",
            "national_rebound": "(g_it − g_i,t−1) − (g_Nt − g_N,t−1)", "own_rebound": "g_it − g_i,t−1"}
@@ -39,68 +44,62 @@ def definitions(options: dict) -> list[Definition]:
         interact, f"relief_km × {interact.split(':', 1)[-1]}")
     lag = options["iv"]["internet"]["lag"]
     e = options["entropy"]
-    return [
-        Definition("Resil", "economic resilience (sensitivity index, national counterfactual)",
-                   resil[options["resil"]["formula"]], "ratio" if options["resil"]["formula"] != "difference" else "fraction",
-                   "gdp_growth, national_gdp_growth"),
-        Definition("Nqp", "new quality productivity index (entropy weights, Table 1 system)",
-                   f"Σ_j w_j x'_ij; {e['scope']} scope, {e['aggregation']} aggregation, variant {e['variant']}, "
-                   f"ε = {e['eps']:g}", "index in [0, 1]", "27 measures of resources/indicators.yaml"),
-        Definition("Nqp_labourers", "criterion-layer score: labourers (劳动者)", "see Nqp", "index", "Nqp measures"),
-        Definition("Nqp_objects_of_labour", "criterion-layer score: objects of labour (劳动对象)", "see Nqp", "index",
-                   "Nqp measures"),
-        Definition("Nqp_means_of_labour", "criterion-layer score: means of labour (劳动资料)", "see Nqp", "index",
-                   "Nqp measures"),
-        Definition("Nqp1", "NQP keywords in the province's government work report",
-                   "keyword tokens / non-whitespace characters"
-                   + (" (province + central report)" if options["nqp1"]["include_central"] else ""),
-                   "keywords per character (0.003 = 30 per 10,000 characters)",
-                   "reports/{province}_{year}.txt, resources/nqp_keywords.txt"),
-        Definition("Une", "urban registered unemployment rate", "U / (U + urban employment)", "fraction",
-                   "registered_unemployed, urban_employment"),
-        Definition("Mrd", "recovery speed", mrd[options["mrd"]["formula"]], "fraction (NaN in the first year)",
-                   "urban_employment, national_employment" if options["mrd"]["formula"] == "employment_recovery"
-                   else "gdp_growth, national_gdp_growth"),
-        Definition("GDP", "economic development", "ln(Y / P)", "ln CNY per person", "gdp, population"),
-        Definition("GOV", "government intervention", "general budget expenditure / Y", "fraction",
-                   "fiscal_expenditure, gdp"),
-        Definition("IND", "industrial-structure level coefficient", "Σ_k k · Y_k / Σ_k Y_k", "1–3",
-                   "gdp_primary, gdp_secondary, gdp_tertiary"),
-        Definition("INV", "fixed-asset investment", "fixed-asset investment / Y", "fraction",
-                   "fixed_asset_investment, gdp"),
-        Definition("TRADE", "wholesale and retail development", "wholesale and retail sales / Y", "fraction",
-                   "wholesale_retail_sales, gdp"),
-        Definition("TEC", "science and education", "(science + education expenditure) / Y", "fraction",
-                   "science_expenditure, education_expenditure, gdp"),
-        Definition("FIN", "financial development", "year-end loans / Y", "fraction", "loans, gdp"),
-        Definition("OPE", "openness", "FDI used (USD) × CNY/USD / Y", "fraction", "fdi, cny_per_usd, gdp"),
-        Definition("Rat", f"industrial-structure rationalisation ({options['mechanisms']['rationalization']})",
-                   rat[options["mechanisms"]["rationalization"]], "index",
-                   "gdp_primary/secondary/tertiary, employment_primary/secondary/tertiary"),
-        Definition("Adv", "industrial-structure advancement", "Σ_k (Y_k/Y) · minmax(ln(Y_k/L_k))", "index",
-                   "gdp_primary/secondary/tertiary, employment_primary/secondary/tertiary"),
-        Definition("Talent", "talent agglomeration (location quotient)",
-                   "(college-educated / P) / national college-educated share", "ratio",
-                   "college_educated, population, national_college_share"),
-        Definition("INN", "technological innovation", "invention patent applications / P × 10,000",
-                   "per 10,000 people", "invention_applications, population"),
-        Definition("Relief", "instrument: terrain relief interacted with time", relief, "km (× years or series)",
-                   "relief"),
-        Definition("Internet", "instrument: 1984 telephones × national internet users",
-                   f"(telephones per 10k in 1984 / 100) × national internet users in t−{lag} / 10^8",
-                   "phones per 100 people × 100 million users", "telephones_1984, national_internet_users"),
-        Definition("Asset", "non-resource-based city", "1 − resource-based (2013–2020 plan)", "0/1",
-                   "resources/cities/city_attributes.csv"),
-        Definition("GOVP", "high government science participation",
-                   f"1 if the city's mean science share of the budget > its sample "
-                   f"{options['heterogeneity']['govp_threshold']}", "0/1",
-                   "science_expenditure, fiscal_expenditure"),
-        Definition("ADM", "high administrative rank",
-                   "municipality, provincial capital, sub-provincial or larger city", "0/1",
-                   "resources/cities/city_attributes.csv"),
-        Definition("municipality", "municipality (北京, 天津, 上海, 重庆)", "is_municipality", "0/1",
-                   "resources/cities/city_attributes.csv"),
-    ]
+    ways = options["mechanisms"]["rationalization"]
+    city_file = "resources/cities/city_attributes.csv"
+    # name -> (formula, source variables, and the definition or unit where the configured
+    # variant changes the registry's default wording)
+    rows = {
+        "Resil": (resil[options["resil"]["formula"]], "gdp_growth, national_gdp_growth",
+                  {"unit": "fraction"} if options["resil"]["formula"] == "difference" else {}),
+        "Nqp": (f"Σ_j w_j x'_ij; {e['scope']} scope, {e['aggregation']} aggregation, "
+                f"variant {e['variant']}, ε = {e['eps']:g}",
+                "27 measures of resources/indicators.yaml", {}),
+        "Nqp_labourers": ("see Nqp", "Nqp measures", {}),
+        "Nqp_objects_of_labour": ("see Nqp", "Nqp measures", {}),
+        "Nqp_means_of_labour": ("see Nqp", "Nqp measures", {}),
+        "Nqp1": ("keyword tokens / non-whitespace characters"
+                 + (" (province + central report)" if options["nqp1"]["include_central"] else ""),
+                 "reports/{province}_{year}.txt, resources/nqp_keywords.txt", {}),
+        "Une": ("U / (U + urban employment)", "registered_unemployed, urban_employment", {}),
+        "Mrd": (mrd[options["mrd"]["formula"]],
+                "urban_employment, national_employment"
+                if options["mrd"]["formula"] == "employment_recovery"
+                else "gdp_growth, national_gdp_growth", {}),
+        "GDP": ("ln(Y / P)", "gdp, population", {}),
+        "GOV": ("general budget expenditure / Y", "fiscal_expenditure, gdp", {}),
+        "IND": ("Σ_k k · Y_k / Σ_k Y_k", "gdp_primary, gdp_secondary, gdp_tertiary", {}),
+        "INV": ("fixed-asset investment / Y", "fixed_asset_investment, gdp", {}),
+        "TRADE": ("wholesale and retail sales / Y", "wholesale_retail_sales, gdp", {}),
+        "TEC": ("(science + education expenditure) / Y",
+                "science_expenditure, education_expenditure, gdp", {}),
+        "FIN": ("year-end loans / Y", "loans, gdp", {}),
+        "OPE": ("FDI used (USD) × CNY/USD / Y", "fdi, cny_per_usd, gdp", {}),
+        "Rat": (rat[ways], "gdp_primary/secondary/tertiary, employment_primary/secondary/tertiary",
+                {"definition": f"{REGISTRY['Rat'].description} ({ways})"}),
+        "Adv": ("Σ_k (Y_k/Y) · minmax(ln(Y_k/L_k))",
+                "gdp_primary/secondary/tertiary, employment_primary/secondary/tertiary", {}),
+        "Talent": ("(college-educated / P) / national college-educated share",
+                   "college_educated, population, national_college_share", {}),
+        "INN": ("invention patent applications / P × 10,000", "invention_applications, population",
+                {}),
+        "Relief": (relief, "relief", {}),
+        "Internet": ("(telephones per 10k in 1984 / 100) × national internet users in "
+                     f"t−{lag} / 10^8", "telephones_1984, national_internet_users", {}),
+        "Asset": ("1 − resource-based (2013–2020 plan)", city_file, {}),
+        "GOVP": (f"1 if the city's mean science share of the budget > its sample "
+                 f"{options['heterogeneity']['govp_threshold']}",
+                 "science_expenditure, fiscal_expenditure", {}),
+        "ADM": ("municipality, provincial capital, sub-provincial or larger city", city_file, {}),
+        "municipality": ("is_municipality", city_file, {}),
+    }
+    out = []
+    for var in ANALYSIS_VARIABLES:
+        if var.role == "identifier":
+            continue
+        formula, sources, variant = rows[var.name]  # a KeyError names a variable without a formula
+        out.append(Definition(var.name, variant.get("definition", var.description), formula,
+                              variant.get("unit", var.unit), sources))
+    return out
 
 
 def derived_variables(panel, national, attributes, options: dict):
@@ -135,8 +134,8 @@ def analysis_panel(panel, index, nqp1, derived):
     out = out.merge(nqp1[["province_code", "year", "Nqp1"]], on=["province_code", "year"], how="left",
                     validate="many_to_one")
     out = out.merge(derived, on=["city_code", "year"], how="left", validate="one_to_one")
-    order = IDS + ["Resil", "Nqp", "Nqp1", "Une", "Mrd", *V.CONTROLS, "Rat", "Adv", "Talent", "INN", "Relief",
-                   "Internet", "Asset", "GOVP", "ADM", "municipality"]
+    # the registry's order; the criterion-layer scores come last, in the index's order
+    order = IDS + [n for n in names() if n not in IDS and n not in names("layer")]
     rest = [c for c in out.columns if c not in order]
     return out[order + rest].sort_values(["city_code", "year"], kind="mergesort").reset_index(drop=True)
 
@@ -158,9 +157,6 @@ def codebook_markdown(analysis, defs: list[Definition]) -> str:
               "(1 primary, 2 secondary, 3 tertiary), g real GDP growth, N the nation; minmax is pooled "
               "over the panel. Definitions: docs/indices.md."]
     return "\n".join(lines) + "\n"
-
-
-DESC_VARIABLES = ["Resil", "Nqp", "GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE"]
 
 
 def descriptive_statistics(analysis, variables=DESC_VARIABLES, defs: list[Definition] | None = None):

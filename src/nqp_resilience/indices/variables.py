@@ -9,9 +9,11 @@ industry k, L = Σ L_k, g growth rates as fractions, N the nation.
 
 from __future__ import annotations
 
-import numpy as np
-
 from nqp_resilience.errors import ConfigError
+from nqp_resilience.lazy import lazy_module
+
+# imported on first use: check_instrument_config runs while Snakemake parses the workflow
+np = lazy_module("numpy")
 
 RESIL_FORMULAS = ("relative", "difference", "ratio")
 MRD_FORMULAS = ("employment_recovery", "national_rebound", "own_rebound")
