@@ -597,3 +597,20 @@ def test_every_table_compiles_with_chinese_labels(tmp_path):
     assert "基准回归" in (tmp_path / "table3.tex").read_text(encoding="utf-8")
     check_log(run_tex("xelatex", doc))
     assert doc.with_suffix(".pdf").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_compiled_pdf_is_byte_identical_in_another_folder(tmp_path):
+    """With the job's fixed SOURCE_DATE_EPOCH, only the PDF /ID (time and output path) could
+    differ between runs; tables.tex drops it, so two folders give the same bytes."""
+    import os
+
+    env = dict(os.environ, SOURCE_DATE_EPOCH="946684800", FORCE_SOURCE_DATE="1")
+    pdfs = []
+    for name in ("a", "b"):
+        doc = write_all_tables(tmp_path / name, LABELS_EN)
+        subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=doc.parent,
+                       env=env, check=True, capture_output=True, timeout=300)
+        pdfs.append(doc.with_suffix(".pdf").read_bytes())
+    assert b"/ID [" not in pdfs[0]
+    assert pdfs[0] == pdfs[1]

@@ -893,7 +893,10 @@ _PREAMBLE = {
     "en": ["\\documentclass[10pt]{article}"],
     "zh": ["\\documentclass[10pt]{article}", "\\usepackage[UTF8]{ctex}"],
 }
-_PACKAGES = ["\\usepackage{booktabs}", "\\usepackage{array}", "\\usepackage{tabularx}", "\\usepackage{graphicx}"]
+# \pdftrailerid{} drops the PDF /ID, which pdfTeX derives from the time and the output path
+# (a temporary folder per run): with it, tables.pdf is byte-identical across runs.
+_PACKAGES = ["\\usepackage{booktabs}", "\\usepackage{array}", "\\usepackage{tabularx}",
+             "\\usepackage{graphicx}", "\\ifdefined\\pdftrailerid\\pdftrailerid{}\\fi"]
 
 
 def render_document(table_files: list[str], language: str = "en", *, relative_to=None) -> str:
