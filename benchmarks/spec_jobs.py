@@ -25,7 +25,17 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = ["Snakefile", "rules", "scripts", "config.yaml", "schemas", "resources", "profiles", "envs", "report"]
+FILES = [
+    "Snakefile",
+    "rules",
+    "scripts",
+    "config.yaml",
+    "schemas",
+    "resources",
+    "profiles",
+    "envs",
+    "report",
+]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 SPEC_RULES = ("describe", "ols_fe", "iv_fe", "psm_fe")
 
@@ -45,13 +55,20 @@ def spec_job_times() -> dict[str, list[float]]:
         for name in FILES:
             src = ROOT / name
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / name)
-        subprocess.run([SNAKEMAKE, "--cores", "2"], cwd=work, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [SNAKEMAKE, "--cores", "2"],
+            cwd=work,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         out: dict[str, list[float]] = {}
         for rule in SPEC_RULES:
             for tsv in (work / "results" / "benchmarks" / rule).glob("*.tsv"):
                 with tsv.open() as fh:
-                    out.setdefault(rule, []).append(float(next(csv.DictReader(fh, delimiter="\t"))["s"]))
+                    out.setdefault(rule, []).append(
+                        float(next(csv.DictReader(fh, delimiter="\t"))["s"])
+                    )
         return out
 
 
@@ -64,7 +81,12 @@ def simulated(n_rows: int, n_t: int = 12, seed: int = 0):
     t = np.tile(np.arange(n_t), n_ids)
     x = rng.normal(size=ids.size) + rng.normal(size=n_ids)[ids]
     controls = rng.normal(size=(ids.size, 8))
-    y = 0.07 * x + controls @ np.linspace(0.01, 0.08, 8) + rng.normal(size=n_ids)[ids] + rng.normal(size=ids.size)
+    y = (
+        0.07 * x
+        + controls @ np.linspace(0.01, 0.08, 8)
+        + rng.normal(size=n_ids)[ids]
+        + rng.normal(size=ids.size)
+    )
     df = pd.DataFrame(controls, columns=[f"c{i}" for i in range(8)])
     df["city"], df["year"], df["x"], df["y"] = ids, t, x, y
     return df
@@ -106,9 +128,13 @@ def main() -> int:
         print(f"reference: python -c 'import numpy, pyarrow' = {bare:.3f} s")
         for rule, times in sorted(jobs.items()):
             med = statistics.median(times)
-            print(f"spec jobs {rule:<8} n={len(times):>2}  median {med:.3f} s  ratio {med / bare:.2f}")
-        print(f"spec jobs all      n={len(allj):>2}  median {statistics.median(allj):.3f} s  "
-              f"ratio {statistics.median(allj) / bare:.2f}")
+            print(
+                f"spec jobs {rule:<8} n={len(times):>2}  median {med:.3f} s  ratio {med / bare:.2f}"
+            )
+        print(
+            f"spec jobs all      n={len(allj):>2}  median {statistics.median(allj):.3f} s  "
+            f"ratio {statistics.median(allj) / bare:.2f}"
+        )
     for n in (2_760, 56_000, 1_000_000):
         o, t, ratio = twfe_ratio(n, args.repeats)
         print(f"twfe {n:>9,} rows: ours {o:.4f} s, pyfixest {t:.4f} s, ratio {ratio:.3f}")

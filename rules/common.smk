@@ -22,10 +22,11 @@ from nqp_resilience.indices.variables import check_instrument_config
 from nqp_resilience.outputs.tables import unshown_specs
 from nqp_resilience.runner import stop_on_user_error
 
-
 # the checks below stop the run with the message of a user error (no traceback) before any job
 with stop_on_user_error():
-    validate_config(config, "schemas/config.schema.yaml", source="config (config.yaml and --config)")
+    validate_config(
+        config, "schemas/config.schema.yaml", source="config (config.yaml and --config)"
+    )
 
     RAW = config["raw_dir"]
     RESULTS = config["results_dir"]
@@ -39,8 +40,13 @@ with stop_on_user_error():
 
     # every raw file of the study period present, one extract per yearbook year: checked here, since
     # Snakemake keeps an existing intermediate result when the raw file behind it disappears
-    check_raw_files(RAW, YEAR_RANGE, "resources/cities/city_attributes.csv", config["nqp1"]["include_central"],
-                    codebook=CODEBOOK)
+    check_raw_files(
+        RAW,
+        YEAR_RANGE,
+        "resources/cities/city_attributes.csv",
+        config["nqp1"]["include_central"],
+        codebook=CODEBOOK,
+    )
 
     # a time-invariant instrument with city fixed effects stops here, before any job runs
     check_instrument_config(config["iv"]["relief"]["interact"], config["iv"]["fixed_effects"])
@@ -78,8 +84,9 @@ def report_inputs(wildcards):
     """Every government work report the study period needs (each province x year, and the
     central government's if nqp1.include_central), plus any other report in the raw folder; a
     missing one stops the run naming it."""
-    return report_paths(RAW, "resources/cities/city_attributes.csv", YEAR_RANGE,
-                        config["nqp1"]["include_central"])
+    return report_paths(
+        RAW, "resources/cities/city_attributes.csv", YEAR_RANGE, config["nqp1"]["include_central"]
+    )
 
 
 def spec_pattern(estimator):

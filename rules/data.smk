@@ -3,6 +3,7 @@
 # plausibility checks with the corrections applied, then the city panel, the imputation audit
 # and the sample log.
 
+
 rule ingest_yearbook:
     input:
         raw=yearbook_input,
@@ -11,17 +12,17 @@ rule ingest_yearbook:
         aliases="resources/cities/city_name_aliases.csv",
     output:
         table=f"{RESULTS}/interim/yearbook_{{year}}.parquet",
-    params:
-        years=YEAR_RANGE,
     log:
         f"{RESULTS}/logs/ingest_yearbook/{{year}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ingest_yearbook/{{year}}.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        years=YEAR_RANGE,
     script:
         "../scripts/data/ingest_yearbook.py"
 
@@ -34,17 +35,17 @@ rule ingest_source:
         aliases="resources/cities/city_name_aliases.csv",
     output:
         table=f"{RESULTS}/interim/{{source}}.parquet",
-    params:
-        years=YEAR_RANGE,
     log:
         f"{RESULTS}/logs/ingest_source/{{source}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/ingest_source/{{source}}.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        years=YEAR_RANGE,
     script:
         "../scripts/data/ingest_source.py"
 
@@ -55,17 +56,17 @@ rule ingest_reports:
         attributes="resources/cities/city_attributes.csv",
     output:
         table=f"{RESULTS}/interim/reports.parquet",
-    params:
-        years=YEAR_RANGE,
     log:
         f"{RESULTS}/logs/ingest_reports/ingest_reports.log",
     benchmark:
         f"{RESULTS}/benchmarks/ingest_reports/ingest_reports.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        years=YEAR_RANGE,
     script:
         "../scripts/data/ingest_reports.py"
 
@@ -88,18 +89,18 @@ rule plausibility:
         sources=expand(f"{CHECKED}/{{source}}.parquet", source=list(RAW_FILES)),
         report=f"{RESULTS}/audit/plausibility.md",
         table=f"{RESULTS}/audit/plausibility.csv",
-    params:
-        action=config["plausibility"]["action"],
-        thresholds=config["plausibility"]["thresholds"],
     log:
         f"{RESULTS}/logs/plausibility/plausibility.log",
     benchmark:
         f"{RESULTS}/benchmarks/plausibility/plausibility.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        action=config["plausibility"]["action"],
+        thresholds=config["plausibility"]["thresholds"],
     script:
         "../scripts/data/plausibility.py"
 
@@ -118,18 +119,18 @@ rule build_panel:
         audit=f"{RESULTS}/audit/imputed_cells.parquet",
         sample_table=f"{RESULTS}/audit/sample.csv",
         sample_log=f"{RESULTS}/audit/sample.md",
-    params:
-        years=YEAR_RANGE,
-        sample=config["sample"],
-        edge=config["interpolation"]["edge"],
     log:
         f"{RESULTS}/logs/build_panel/build_panel.log",
     benchmark:
         f"{RESULTS}/benchmarks/build_panel/build_panel.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        years=YEAR_RANGE,
+        sample=config["sample"],
+        edge=config["interpolation"]["edge"],
     script:
         "../scripts/data/build_panel.py"

@@ -24,21 +24,21 @@ for _estimator in ESTIMATORS:
             panel=rules.analysis_panel.output.panel,
         output:
             estimate=f"{RESULTS}/estimates/{{spec}}.json",
-        wildcard_constraints:
-            spec=spec_pattern(_estimator),
-        params:
-            spec=spec_of,
-            control_variables=config["control_variables"],
-            singletons=config["estimation"]["singletons"],
         log:
             f"{RESULTS}/logs/{_estimator}/{{spec}}.log",
         benchmark:
             f"{RESULTS}/benchmarks/{_estimator}/{{spec}}.tsv"
+        wildcard_constraints:
+            spec=spec_pattern(_estimator),
+        conda:
+            "../envs/workflow.yaml"
         resources:
             mem_mb=ESTIMATOR_RESOURCES[_estimator]["mem_mb"],
             runtime=ESTIMATOR_RESOURCES[_estimator]["runtime"],
-        conda:
-            "../envs/workflow.yaml"
+        params:
+            spec=spec_of,
+            control_variables=config["control_variables"],
+            singletons=config["estimation"]["singletons"],
         script:
             "../scripts/estimation/estimate_spec.py"
 
@@ -51,18 +51,18 @@ rule spec_samples:
     output:
         report=f"{RESULTS}/audit/spec_samples.md",
         table=f"{RESULTS}/audit/spec_samples.csv",
-    params:
-        specs=list(SPECS.values()),
-        control_variables=config["control_variables"],
-        static_files={source: f"{RAW}/{RAW_FILES[source]}" for source in RAW_SOURCES["city"]},
     log:
         f"{RESULTS}/logs/spec_samples/spec_samples.log",
     benchmark:
         f"{RESULTS}/benchmarks/spec_samples/spec_samples.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        specs=list(SPECS.values()),
+        control_variables=config["control_variables"],
+        static_files={source: f"{RAW}/{RAW_FILES[source]}" for source in RAW_SOURCES["city"]},
     script:
         "../scripts/estimation/spec_samples.py"

@@ -9,17 +9,17 @@ rule nqp_index:
     output:
         index=f"{RESULTS}/indices/nqp.parquet",
         weights=f"{RESULTS}/indices/nqp_weights.csv",
-    params:
-        entropy=config["entropy"],
     log:
         f"{RESULTS}/logs/nqp_index/nqp_index.log",
     benchmark:
         f"{RESULTS}/benchmarks/nqp_index/nqp_index.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        entropy=config["entropy"],
     script:
         "../scripts/indices/nqp_index.py"
 
@@ -31,17 +31,17 @@ rule nqp_text:
         keywords="resources/nqp_keywords.txt",
     output:
         table=f"{RESULTS}/indices/nqp1.parquet",
-    params:
-        include_central=config["nqp1"]["include_central"],
     log:
         f"{RESULTS}/logs/nqp_text/nqp_text.log",
     benchmark:
         f"{RESULTS}/benchmarks/nqp_text/nqp_text.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        include_central=config["nqp1"]["include_central"],
     script:
         "../scripts/indices/nqp_text.py"
 
@@ -53,17 +53,17 @@ rule derived_variables:
         attributes="resources/cities/city_attributes.csv",
     output:
         table=f"{RESULTS}/indices/variables.parquet",
-    params:
-        options=VARIABLE_OPTIONS,
     log:
         f"{RESULTS}/logs/derived_variables/derived_variables.log",
     benchmark:
         f"{RESULTS}/benchmarks/derived_variables/derived_variables.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        options=VARIABLE_OPTIONS,
     script:
         "../scripts/indices/derived_variables.py"
 
@@ -77,17 +77,17 @@ rule analysis_panel:
     output:
         panel=f"{RESULTS}/panel/analysis.parquet",
         codebook=f"{RESULTS}/panel/analysis_codebook.md",
-    params:
-        options=CODEBOOK_OPTIONS,
     log:
         f"{RESULTS}/logs/analysis_panel/analysis_panel.log",
     benchmark:
         f"{RESULTS}/benchmarks/analysis_panel/analysis_panel.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        options=CODEBOOK_OPTIONS,
     script:
         "../scripts/indices/analysis_panel.py"
 
@@ -97,16 +97,16 @@ rule desc_stats:
         panel=rules.analysis_panel.output.panel,
     output:
         table=f"{RESULTS}/tables/desc_stats.csv",
-    params:
-        options=CODEBOOK_OPTIONS,
     log:
         f"{RESULTS}/logs/desc_stats/desc_stats.log",
     benchmark:
         f"{RESULTS}/benchmarks/desc_stats/desc_stats.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        options=CODEBOOK_OPTIONS,
     script:
         "../scripts/indices/desc_stats.py"

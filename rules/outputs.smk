@@ -1,6 +1,7 @@
 # Outputs stage (nqp_resilience.outputs): the replication check, the LaTeX tables and the
 # document that collects them, and the figures.
 
+
 rule replication_check:
     input:
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=PUBLISHED_SPECS),
@@ -11,11 +12,11 @@ rule replication_check:
         f"{RESULTS}/logs/replication_check/replication_check.log",
     benchmark:
         f"{RESULTS}/benchmarks/replication_check/replication_check.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
     script:
         "../scripts/outputs/replication_check.py"
 
@@ -27,19 +28,23 @@ rule table_indicators:
         labels=LABELS,
         template="resources/templates/table1.tex.j2",
     output:
-        table=report(f"{RESULTS}/tables/table1.tex", caption="../report/tables/table1.rst", category="Tables"),
-    params:
-        decimals=config["tables"]["decimals"],
-        directions=config["entropy"]["directions"],
+        table=report(
+            f"{RESULTS}/tables/table1.tex",
+            caption="../report/tables/table1.rst",
+            category="Tables",
+        ),
     log:
         f"{RESULTS}/logs/table_indicators/table_indicators.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_indicators/table_indicators.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        decimals=config["tables"]["decimals"],
+        directions=config["entropy"]["directions"],
     script:
         "../scripts/outputs/table_indicators.py"
 
@@ -50,18 +55,22 @@ rule table_desc:
         labels=LABELS,
         template="resources/templates/table2.tex.j2",
     output:
-        table=report(f"{RESULTS}/tables/table2.tex", caption="../report/tables/table2.rst", category="Tables"),
-    params:
-        decimals=config["tables"]["decimals"],
+        table=report(
+            f"{RESULTS}/tables/table2.tex",
+            caption="../report/tables/table2.rst",
+            category="Tables",
+        ),
     log:
         f"{RESULTS}/logs/table_desc/table_desc.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_desc/table_desc.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        decimals=config["tables"]["decimals"],
     script:
         "../scripts/outputs/table_desc.py"
 
@@ -73,25 +82,28 @@ rule table_estimates:
         template="resources/templates/table{number}.tex.j2",
         layout="resources/templates/_estimates.tex.j2",
     output:
-        table=report(f"{RESULTS}/tables/table{{number}}.tex", caption="../report/tables/table_estimates.rst",
-                     category="Tables"),
+        table=report(
+            f"{RESULTS}/tables/table{{number}}.tex",
+            caption="../report/tables/table_estimates.rst",
+            category="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/table_estimates/{{number}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table_estimates/{{number}}.tsv"
     wildcard_constraints:
         number="[3-7]",
+    conda:
+        "../envs/workflow.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
     params:
         table=lambda wildcards: int(wildcards.number),
         specs=table_specs,
         decimals=config["tables"]["decimals"],
         stars=config["tables"]["stars"],
         control_variables=config["control_variables"],
-    log:
-        f"{RESULTS}/logs/table_estimates/{{number}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/table_estimates/{{number}}.tsv"
-    resources:
-        mem_mb=500,
-        runtime=5,
-    conda:
-        "../envs/workflow.yaml"
     script:
         "../scripts/outputs/table_estimates.py"
 
@@ -102,19 +114,22 @@ rule table_balance:
         labels=LABELS,
         template="resources/templates/psm_balance.tex.j2",
     output:
-        table=report(f"{RESULTS}/tables/psm_balance.tex", caption="../report/tables/psm_balance.rst",
-                     category="Tables"),
-    params:
-        decimals=1,
+        table=report(
+            f"{RESULTS}/tables/psm_balance.tex",
+            caption="../report/tables/psm_balance.rst",
+            category="Tables",
+        ),
     log:
         f"{RESULTS}/logs/table_balance/table_balance.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_balance/table_balance.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        decimals=1,
     script:
         "../scripts/outputs/table_balance.py"
 
@@ -126,19 +141,22 @@ rule table_replication:
         labels=LABELS,
         template="resources/templates/replication.tex.j2",
     output:
-        table=report(f"{RESULTS}/tables/replication.tex", caption="../report/tables/replication.rst",
-                     category="Tables"),
-    params:
-        decimals=config["tables"]["decimals"],
+        table=report(
+            f"{RESULTS}/tables/replication.tex",
+            caption="../report/tables/replication.rst",
+            category="Tables",
+        ),
     log:
         f"{RESULTS}/logs/table_replication/table_replication.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_replication/table_replication.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        decimals=config["tables"]["decimals"],
     script:
         "../scripts/outputs/table_replication.py"
 
@@ -148,17 +166,17 @@ rule tables_document:
         tables=TABLE_FILES,
     output:
         document=f"{RESULTS}/tables/tables.tex",
-    params:
-        language=config["tables"]["language"],
     log:
         f"{RESULTS}/logs/tables_document/tables_document.log",
     benchmark:
         f"{RESULTS}/benchmarks/tables_document/tables_document.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        language=config["tables"]["language"],
     script:
         "../scripts/outputs/tables_document.py"
 
@@ -168,19 +186,23 @@ rule tables_pdf:
         document=rules.tables_document.output.document,
         tables=TABLE_FILES,
     output:
-        pdf=report(f"{RESULTS}/tables/tables.pdf", caption="../report/tables/tables_pdf.rst", category="Tables"),
+        pdf=report(
+            f"{RESULTS}/tables/tables.pdf",
+            caption="../report/tables/tables_pdf.rst",
+            category="Tables",
+        ),
         table3_png=f"{RESULTS}/tables/table3.png",
-    params:
-        engine=TEX_ENGINE,
     log:
         f"{RESULTS}/logs/tables_pdf/tables_pdf.log",
     benchmark:
         f"{RESULTS}/benchmarks/tables_pdf/tables_pdf.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        engine=TEX_ENGINE,
     script:
         "../scripts/outputs/tables_pdf.py"
 
@@ -191,17 +213,21 @@ rule figure_coefficients:
         panel=rules.analysis_panel.output.panel,
     output:
         pdf=f"{RESULTS}/figures/coefficients.pdf",
-        png=report(f"{RESULTS}/figures/coefficients.png", caption="../report/figures/coefficients.rst",
-                   category="Figures", subcategory="Estimates"),
+        png=report(
+            f"{RESULTS}/figures/coefficients.png",
+            caption="../report/figures/coefficients.rst",
+            category="Figures",
+            subcategory="Estimates",
+        ),
     log:
         f"{RESULTS}/logs/figure_coefficients/figure_coefficients.log",
     benchmark:
         f"{RESULTS}/benchmarks/figure_coefficients/figure_coefficients.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
     script:
         "../scripts/outputs/figure_coefficients.py"
 
@@ -211,17 +237,21 @@ rule figure_trends:
         panel=rules.analysis_panel.output.panel,
     output:
         pdf=f"{RESULTS}/figures/trends_by_region.pdf",
-        png=report(f"{RESULTS}/figures/trends_by_region.png", caption="../report/figures/trends_by_region.rst",
-                   category="Figures", subcategory="Data"),
+        png=report(
+            f"{RESULTS}/figures/trends_by_region.png",
+            caption="../report/figures/trends_by_region.rst",
+            category="Figures",
+            subcategory="Data",
+        ),
     log:
         f"{RESULTS}/logs/figure_trends/figure_trends.log",
     benchmark:
         f"{RESULTS}/benchmarks/figure_trends/figure_trends.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
     script:
         "../scripts/outputs/figure_trends.py"
 
@@ -231,17 +261,21 @@ rule figure_weights:
         weights=rules.nqp_index.output.weights,
     output:
         pdf=f"{RESULTS}/figures/entropy_weights.pdf",
-        png=report(f"{RESULTS}/figures/entropy_weights.png", caption="../report/figures/entropy_weights.rst",
-                   category="Figures", subcategory="Data"),
+        png=report(
+            f"{RESULTS}/figures/entropy_weights.png",
+            caption="../report/figures/entropy_weights.rst",
+            category="Figures",
+            subcategory="Data",
+        ),
     log:
         f"{RESULTS}/logs/figure_weights/figure_weights.log",
     benchmark:
         f"{RESULTS}/benchmarks/figure_weights/figure_weights.tsv"
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
     script:
         "../scripts/outputs/figure_weights.py"
 
@@ -251,21 +285,25 @@ rule figure_pscore:
         panel=rules.analysis_panel.output.panel,
     output:
         pdf=f"{RESULTS}/figures/pscore_{{spec}}.pdf",
-        png=report(f"{RESULTS}/figures/pscore_{{spec}}.png", caption="../report/figures/pscore_overlap.rst",
-                   category="Figures", subcategory="Matching"),
-    wildcard_constraints:
-        spec=spec_pattern("psm_fe"),
-    params:
-        spec=spec_of,
-        control_variables=config["control_variables"],
+        png=report(
+            f"{RESULTS}/figures/pscore_{{spec}}.png",
+            caption="../report/figures/pscore_overlap.rst",
+            category="Figures",
+            subcategory="Matching",
+        ),
     log:
         f"{RESULTS}/logs/figure_pscore/{{spec}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/figure_pscore/{{spec}}.tsv"
+    wildcard_constraints:
+        spec=spec_pattern("psm_fe"),
+    conda:
+        "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
-    conda:
-        "../envs/workflow.yaml"
+    params:
+        spec=spec_of,
+        control_variables=config["control_variables"],
     script:
         "../scripts/outputs/figure_pscore.py"

@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ["Snakefile", "rules", "scripts", "config.yaml", "schemas", "resources", "profiles", "envs", "report"]
+WORKFLOW_FILES = [
+    "Snakefile",
+    "rules",
+    "scripts",
+    "config.yaml",
+    "schemas",
+    "resources",
+    "profiles",
+    "envs",
+    "report",
+]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 CODEBOOK = ROOT / "resources" / "codebook.yaml"
 ATTRIBUTES = ROOT / "resources" / "cities" / "city_attributes.csv"
@@ -33,13 +43,24 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, timeout: int = 600
+) -> subprocess.CompletedProcess:
     """Run the real ``snakemake`` in ``workdir``; return the completed process (stdout+stderr merged)."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.run([SNAKEMAKE, *args], cwd=workdir, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [SNAKEMAKE, *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-6000:]}"
+        )
     return proc
 
 

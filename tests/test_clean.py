@@ -12,15 +12,25 @@ NAN = np.nan
 YEARS = np.arange(2010, 2016)  # 6 years
 
 
-@pytest.mark.parametrize("edge, expected, methods", [
-    # observed at 2011 (2), 2013 (6), 2014 (4); interior 2012 = (2+6)/2 = 4
-    ("nearest", [2, 2, 4, 6, 4, 4], ["nearest_edge", "", "linear_interior", "", "", "nearest_edge"]),
-    # edges extend the line through the two nearest observations:
-    # before: slope (6-2)/2 = 2 per year -> 2010: 2 - 2 = 0; after: slope (4-6)/1 = -2 -> 2015: 4 - 2 = 2
-    ("linear_extrapolate", [0, 2, 4, 6, 4, 2],
-     ["linear_extrapolate", "", "linear_interior", "", "", "linear_extrapolate"]),
-    ("none", [NAN, 2, 4, 6, 4, NAN], ["", "", "linear_interior", "", "", ""]),
-])
+@pytest.mark.parametrize(
+    "edge, expected, methods",
+    [
+        # observed at 2011 (2), 2013 (6), 2014 (4); interior 2012 = (2+6)/2 = 4
+        (
+            "nearest",
+            [2, 2, 4, 6, 4, 4],
+            ["nearest_edge", "", "linear_interior", "", "", "nearest_edge"],
+        ),
+        # edges extend the line through the two nearest observations:
+        # before: slope (6-2)/2 = 2 per year -> 2010: 2 - 2 = 0; after: slope (4-6)/1 = -2 -> 2015: 4 - 2 = 2
+        (
+            "linear_extrapolate",
+            [0, 2, 4, 6, 4, 2],
+            ["linear_extrapolate", "", "linear_interior", "", "", "linear_extrapolate"],
+        ),
+        ("none", [NAN, 2, 4, 6, 4, NAN], ["", "", "linear_interior", "", "", ""]),
+    ],
+)
 def test_interpolate_series_hand_worked(edge, expected, methods):
     values = np.array([NAN, 2, NAN, 6, 4, NAN])
     filled, method = interpolate_series(YEARS, values, edge)
@@ -35,7 +45,9 @@ def test_interpolation_over_a_long_gap_is_linear_in_the_year():
 
 
 def test_single_observation_and_all_missing():
-    filled, method = interpolate_series(YEARS, np.array([NAN, NAN, 5, NAN, NAN, NAN]), "linear_extrapolate")
+    filled, method = interpolate_series(
+        YEARS, np.array([NAN, NAN, 5, NAN, NAN, NAN]), "linear_extrapolate"
+    )
     np.testing.assert_allclose(filled, [5] * 6)
     assert set(method) == {"", "nearest_edge"}
     filled, method = interpolate_series(YEARS, np.full(6, NAN), "nearest")
@@ -57,9 +69,22 @@ def _attributes():
         ("100500", "戊市", 0, "", 2010, 2015),
         ("100600", "己市", 0, "", 2010, 2015),
     ]
-    return pd.DataFrame([{"city_code": c, "city_name": n, "province_code": "100000", "province_name": "某省",
-                          "region": "east", "changed_2011": ch, "changed_2011_type": t,
-                          "first_year_2010_2021": f, "last_year_2010_2021": l} for c, n, ch, t, f, l in rows])
+    return pd.DataFrame(
+        [
+            {
+                "city_code": c,
+                "city_name": n,
+                "province_code": "100000",
+                "province_name": "某省",
+                "region": "east",
+                "changed_2011": ch,
+                "changed_2011_type": t,
+                "first_year_2010_2021": f,
+                "last_year_2010_2021": l,
+            }
+            for c, n, ch, t, f, l in rows
+        ]
+    )
 
 
 def _tables():
@@ -69,7 +94,9 @@ def _tables():
         for y in YEARS:
             if code == "100400" and y < 2012:
                 continue  # not a city yet
-            recs.append({"city_code": code, "year": int(y), "a": float(y - 2000), "b": 100.0 + (y - 2010)})
+            recs.append(
+                {"city_code": code, "year": int(y), "a": float(y - 2000), "b": 100.0 + (y - 2010)}
+            )
     df = pd.DataFrame(recs)
     df.loc[(df.city_code == "100100") & (df.year == 2012), "a"] = NAN
     df.loc[(df.city_code == "100100") & (df.year == 2015), "b"] = NAN
@@ -85,21 +112,25 @@ def test_build_panel_sample_decisions_and_audit():
     options = SampleOptions(years=(2010, 2015), max_missing_share=0.2)
     static = [pd.DataFrame({"city_code": ["100100", "100600"], "relief": [10.0, 20.0]})]
     national = pd.DataFrame({"year": np.arange(2009, 2016), "g_n": np.arange(7.0)})
-    panel, audit, sample = build_panel(_tables(), static, national, _attributes(), options, ["a", "b"])
+    panel, audit, sample = build_panel(
+        _tables(), static, national, _attributes(), options, ["a", "b"]
+    )
     reasons = dict(zip(sample.city_code, sample.reason))
-    assert reasons["100100"] == ""                      # 2/12 = 16.7 % <= 20 %
+    assert reasons["100100"] == ""  # 2/12 = 16.7 % <= 20 %
     assert reasons["100200"].startswith("25.0% of required cells missing")
     assert "boundary changed in 2011" in reasons["100300"]
     assert reasons["100400"].startswith("not a prefecture-level city in every year")
     assert reasons["100500"] == "no observations in the raw extracts"
-    assert reasons["100600"] == ""                      # 1/12 missing
+    assert reasons["100600"] == ""  # 1/12 missing
     assert sorted(panel.city_code.unique()) == ["100100", "100600"]
     assert len(panel) == 12 and panel[["a", "b"]].notna().all().all()
     # audit: 甲 a@2012 interior = (11 + 13) / 2 = 12; 甲 b@2015 edge = 104 (nearest); 己 b@2015 edge = 104
     got = {(r.city_code, r.year, r.variable): (r.method, r.value) for r in audit.itertuples()}
-    assert got == {("100100", 2012, "a"): ("linear_interior", 12.0),
-                   ("100100", 2015, "b"): ("nearest_edge", 104.0),
-                   ("100600", 2015, "b"): ("nearest_edge", 104.0)}
+    assert got == {
+        ("100100", 2012, "a"): ("linear_interior", 12.0),
+        ("100100", 2015, "b"): ("nearest_edge", 104.0),
+        ("100600", 2015, "b"): ("nearest_edge", 104.0),
+    }
     # static and national columns are merged; 2009 national row is not in the panel
     assert panel.loc[panel.city_code == "100600", "relief"].eq(20.0).all()
     assert panel.g_n.tolist() == list(np.tile(np.arange(1.0, 7.0), 2))
@@ -112,8 +143,13 @@ def test_build_panel_sample_decisions_and_audit():
 def test_options_change_the_sample():
     tables, attrs = _tables(), _attributes()
     national = pd.DataFrame({"year": YEARS})
-    lenient = SampleOptions(years=(2010, 2015), max_missing_share=0.35, drop_changed_2011=False,
-                            drop_partial_period=False, edge="none")
+    lenient = SampleOptions(
+        years=(2010, 2015),
+        max_missing_share=0.35,
+        drop_changed_2011=False,
+        drop_partial_period=False,
+        edge="none",
+    )
     panel, audit, sample = build_panel(tables, [], national, attrs, lenient, ["a", "b"])
     assert sorted(panel.city_code.unique()) == ["100100", "100200", "100300", "100400", "100600"]
     # with edge=none the edge gaps stay missing and are not in the audit
@@ -122,12 +158,16 @@ def test_options_change_the_sample():
     # 丁 (a city from 2012) is missing 2010-2011 entirely: 4/12 cells
     row = sample.set_index("city_code").loc["100400"]
     assert row.missing_share == pytest.approx(4 / 12)
-    only_status = SampleOptions(years=(2010, 2015), changed_2011_types=("abolished", "status_change"))
+    only_status = SampleOptions(
+        years=(2010, 2015), changed_2011_types=("abolished", "status_change")
+    )
     _, _, sample = build_panel(tables, [], national, attrs, only_status, ["a", "b"])
     assert sample.set_index("city_code").loc["100300", "kept"]
 
 
 def test_required_variables_restrict_the_missing_share():
     options = SampleOptions(years=(2010, 2015), required_variables=("b",))
-    _, _, sample = build_panel(_tables(), [], pd.DataFrame({"year": YEARS}), _attributes(), options, ["a", "b"])
+    _, _, sample = build_panel(
+        _tables(), [], pd.DataFrame({"year": YEARS}), _attributes(), options, ["a", "b"]
+    )
     assert sample.set_index("city_code").loc["100200", "kept"]  # misses only a

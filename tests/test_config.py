@@ -7,9 +7,10 @@ import copy
 import pytest
 import yaml
 
-from conftest import ROOT
 from nqp_resilience.config import validate_config
 from nqp_resilience.errors import ConfigError
+
+from conftest import ROOT
 
 SCHEMA = ROOT / "schemas" / "config.schema.yaml"
 
@@ -46,7 +47,9 @@ def test_shipped_config_is_valid_and_equals_the_schema_defaults():
             continue
         keys = [f"{top}.{k}" for k in value] if isinstance(value, dict) else [top]
         for key in keys:
-            assert f"`{key}`" in readme or f"`{key}`, " in readme or key.split(".")[-1] in readme, key
+            assert f"`{key}`" in readme or f"`{key}`, " in readme or key.split(".")[-1] in readme, (
+                key
+            )
 
 
 def test_empty_config_gets_every_default():
@@ -62,22 +65,33 @@ def test_partial_block_keeps_other_defaults():
     assert cfg["interpolation"]["edge"] == "nearest"
 
 
-@pytest.mark.parametrize("bad, key, words", [
-    ({"sample": {"drop_changed_2011": "yes"}}, "sample.drop_changed_2011", "wrong type"),
-    ({"sample": {"max_missing_share": 1.5}}, "sample.max_missing_share", "greater than the maximum"),
-    ({"sample": {"changed_2011_types": ["renamed"]}}, "sample.changed_2011_types.0", "not allowed"),
-    ({"raw_dir": ["a"]}, "raw_dir", "wrong type"),
-    ({"raw_dir": 2024}, "raw_dir", "wrong type"),
-    ({"tables": {"decimals": "four"}}, "tables.decimals", "wrong type"),
-    ({"tables": {"decimals": "4.0"}}, "tables.decimals", "wrong type"),
-    ({"tables.decimals": "-1"}, "tables.decimals", "less than the minimum"),
-    ({"iv": {"internet": {"lag": "x"}}}, "iv.internet.lag", "wrong type"),
-    ({"tables.decimalz": 4}, "tables.decimalz", "unknown key"),
-    ({"tabels.decimals": 4}, "tabels.decimals", "unknown key"),
-    ({"tables": 3, "tables.decimals": 4}, "tables", "treats it as a section"),
-    ({"years": {"start": 2010, "end": "x"}}, "years.end", "wrong type"),
-    ({"bootstrap": {"reps": 10}}, "bootstrap", "unknown key"),
-])
+@pytest.mark.parametrize(
+    "bad, key, words",
+    [
+        ({"sample": {"drop_changed_2011": "yes"}}, "sample.drop_changed_2011", "wrong type"),
+        (
+            {"sample": {"max_missing_share": 1.5}},
+            "sample.max_missing_share",
+            "greater than the maximum",
+        ),
+        (
+            {"sample": {"changed_2011_types": ["renamed"]}},
+            "sample.changed_2011_types.0",
+            "not allowed",
+        ),
+        ({"raw_dir": ["a"]}, "raw_dir", "wrong type"),
+        ({"raw_dir": 2024}, "raw_dir", "wrong type"),
+        ({"tables": {"decimals": "four"}}, "tables.decimals", "wrong type"),
+        ({"tables": {"decimals": "4.0"}}, "tables.decimals", "wrong type"),
+        ({"tables.decimals": "-1"}, "tables.decimals", "less than the minimum"),
+        ({"iv": {"internet": {"lag": "x"}}}, "iv.internet.lag", "wrong type"),
+        ({"tables.decimalz": 4}, "tables.decimalz", "unknown key"),
+        ({"tabels.decimals": 4}, "tabels.decimals", "unknown key"),
+        ({"tables": 3, "tables.decimals": 4}, "tables", "treats it as a section"),
+        ({"years": {"start": 2010, "end": "x"}}, "years.end", "wrong type"),
+        ({"bootstrap": {"reps": 10}}, "bootstrap", "unknown key"),
+    ],
+)
 def test_invalid_configs_name_the_key(bad, key, words):
     with pytest.raises(ConfigError) as exc:
         validate_config(bad, SCHEMA)
@@ -91,10 +105,16 @@ def test_invalid_configs_name_the_key(bad, key, words):
 
 
 def test_nested_strings_are_coerced_to_the_schema_types():
-    cfg = validate_config({"tables": {"decimals": "4", "stars": ["0.2", "0.1", "0.05"]},
-                           "years": {"start": "2012", "end": "2021"},
-                           "entropy": {"eps": "1e-3"}, "iv": {"internet": {"lag": "2"}},
-                           "sample": {"drop_changed_2011": "false", "max_missing_share": "0"}}, SCHEMA)
+    cfg = validate_config(
+        {
+            "tables": {"decimals": "4", "stars": ["0.2", "0.1", "0.05"]},
+            "years": {"start": "2012", "end": "2021"},
+            "entropy": {"eps": "1e-3"},
+            "iv": {"internet": {"lag": "2"}},
+            "sample": {"drop_changed_2011": "false", "max_missing_share": "0"},
+        },
+        SCHEMA,
+    )
     assert cfg["tables"]["decimals"] == 4 and isinstance(cfg["tables"]["decimals"], int)
     assert cfg["tables"]["stars"] == [0.2, 0.1, 0.05]
     assert cfg["years"] == {"end": 2021, "start": 2012}
@@ -103,24 +123,40 @@ def test_nested_strings_are_coerced_to_the_schema_types():
     assert cfg["sample"]["drop_changed_2011"] is False
     assert cfg["sample"]["max_missing_share"] == 0
     # strings where the schema wants a string stay strings, as do enum values
-    assert validate_config({"results_dir": "2024", "tables": {"language": "zh"}}, SCHEMA)["results_dir"] == "2024"
+    assert (
+        validate_config({"results_dir": "2024", "tables": {"language": "zh"}}, SCHEMA)[
+            "results_dir"
+        ]
+        == "2024"
+    )
 
 
 def test_coercion_of_a_spec_list_given_on_the_command_line():
-    spec = {"id": "x", "table": "3", "estimator": "psm_fe", "dependent": "Resil", "regressor": "Nqp",
-            "controls": "true", "psm": {"method": "radius", "caliper": "0.01", "ties": "false"}}
+    spec = {
+        "id": "x",
+        "table": "3",
+        "estimator": "psm_fe",
+        "dependent": "Resil",
+        "regressor": "Nqp",
+        "controls": "true",
+        "psm": {"method": "radius", "caliper": "0.01", "ties": "false"},
+    }
     cfg = validate_config({"specs": [spec]}, SCHEMA)
     s = cfg["specs"][0]
     assert s["table"] == 3 and s["controls"] is True
     assert s["psm"]["caliper"] == 0.01 and s["psm"]["ties"] is False
-    cfg = validate_config({"specs": [dict(spec, controls=["GDP"], psm={"method": "radius", "caliper": "null"})]},
-                          SCHEMA)
+    cfg = validate_config(
+        {"specs": [dict(spec, controls=["GDP"], psm={"method": "radius", "caliper": "null"})]},
+        SCHEMA,
+    )
     assert cfg["specs"][0]["controls"] == ["GDP"] and cfg["specs"][0]["psm"]["caliper"] is None
 
 
 def test_dotted_keys_expand_into_the_section_and_override_it():
-    cfg = validate_config({"tables": {"decimals": 3, "language": "zh"}, "tables.decimals": 4,
-                           "iv.internet.lag": "2"}, SCHEMA)
+    cfg = validate_config(
+        {"tables": {"decimals": 3, "language": "zh"}, "tables.decimals": 4, "iv.internet.lag": "2"},
+        SCHEMA,
+    )
     assert cfg["tables"]["decimals"] == 4
     assert cfg["tables"]["language"] == "zh"  # the rest of the section is kept
     assert cfg["tables"]["stars"] == [0.1, 0.05, 0.01]  # and defaults fill the rest
@@ -147,21 +183,61 @@ def _spec_config():
     return validate_config(_config(), SCHEMA)
 
 
-@pytest.mark.parametrize("edit, key, wrong, meant", [
-    (lambda c: c["specs"][1].update(dependent="Resill"), "specs[1].dependent", "Resill", "Resil"),
-    (lambda c: c["specs"][1].update(regressor="nqp"), "specs[1].regressor", "nqp", "Nqp"),
-    (lambda c: c["specs"][1].update(controls=["GDP", "GOVV"]), "specs[1].controls[1]", "GOVV", "GOV"),
-    (lambda c: c["specs"][17].update(interact="Aset"), "specs[17].interact", "Aset", "Asset"),
-    (lambda c: c["specs"][3].update(instrument="Releif"), "specs[3].instrument", "Releif", "Relief"),
-    (lambda c: c["specs"][3].update(instrument=["Relief", "Internt"]), "specs[3].instrument[1]", "Internt",
-     "Internet"),
-    (lambda c: c["specs"][11]["sample"][0].update(column="municipalty"), "specs[11].sample[0].column",
-     "municipalty", "municipality"),
-    (lambda c: c["specs"][5]["psm"].update(treatment_variable="NQP"), "specs[5].psm.treatment_variable", "NQP",
-     "Nqp"),
-    (lambda c: c["specs"][0]["variables"].__setitem__(4, "GDPP"), "specs[0].variables[4]", "GDPP", "GDP"),
-    (lambda c: c["control_variables"].__setitem__(2, "INDD"), "control_variables[2]", "INDD", "IND"),
-])
+@pytest.mark.parametrize(
+    "edit, key, wrong, meant",
+    [
+        (
+            lambda c: c["specs"][1].update(dependent="Resill"),
+            "specs[1].dependent",
+            "Resill",
+            "Resil",
+        ),
+        (lambda c: c["specs"][1].update(regressor="nqp"), "specs[1].regressor", "nqp", "Nqp"),
+        (
+            lambda c: c["specs"][1].update(controls=["GDP", "GOVV"]),
+            "specs[1].controls[1]",
+            "GOVV",
+            "GOV",
+        ),
+        (lambda c: c["specs"][17].update(interact="Aset"), "specs[17].interact", "Aset", "Asset"),
+        (
+            lambda c: c["specs"][3].update(instrument="Releif"),
+            "specs[3].instrument",
+            "Releif",
+            "Relief",
+        ),
+        (
+            lambda c: c["specs"][3].update(instrument=["Relief", "Internt"]),
+            "specs[3].instrument[1]",
+            "Internt",
+            "Internet",
+        ),
+        (
+            lambda c: c["specs"][11]["sample"][0].update(column="municipalty"),
+            "specs[11].sample[0].column",
+            "municipalty",
+            "municipality",
+        ),
+        (
+            lambda c: c["specs"][5]["psm"].update(treatment_variable="NQP"),
+            "specs[5].psm.treatment_variable",
+            "NQP",
+            "Nqp",
+        ),
+        (
+            lambda c: c["specs"][0]["variables"].__setitem__(4, "GDPP"),
+            "specs[0].variables[4]",
+            "GDPP",
+            "GDP",
+        ),
+        (
+            lambda c: c["control_variables"].__setitem__(2, "INDD"),
+            "control_variables[2]",
+            "INDD",
+            "IND",
+        ),
+    ],
+)
 def test_every_place_a_spec_names_a_variable_suggests_the_closest(edit, key, wrong, meant):
     from nqp_resilience.estimation.specs import validate_specs
 

@@ -11,11 +11,19 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import ROOT
-from nqp_resilience.indices.entropy import (composite_index, entropy_of_columns, entropy_weights, keep_logs_finite, normalize,
-                                    nqp_index, weights_from_entropy)
 from nqp_resilience.errors import EstimationError, ProjectError
+from nqp_resilience.indices.entropy import (
+    composite_index,
+    entropy_of_columns,
+    entropy_weights,
+    keep_logs_finite,
+    normalize,
+    nqp_index,
+    weights_from_entropy,
+)
 from nqp_resilience.indices.indicators import load_indicator_system
+
+from conftest import ROOT
 
 
 def test_hand_worked_4x2_example():
@@ -61,8 +69,13 @@ def test_hand_worked_variants():
     np.testing.assert_allclose(rng.normalized["A"], [0.1, 0.5, 0.9])
 
 
-matrices = st.integers(3, 25).flatmap(lambda n: st.integers(1, 5).flatmap(
-    lambda m: arrays(np.float64, (n, m), elements=st.floats(-1e3, 1e3, allow_nan=False, width=32))))
+matrices = st.integers(3, 25).flatmap(
+    lambda n: st.integers(1, 5).flatmap(
+        lambda m: arrays(
+            np.float64, (n, m), elements=st.floats(-1e3, 1e3, allow_nan=False, width=32)
+        )
+    )
+)
 
 
 def _plus(df):
@@ -101,7 +114,9 @@ def test_weights_invariant_to_positive_affine_rescaling(x, a, b, data):
     np.testing.assert_allclose(w1, w2, rtol=1e-6, atol=1e-9)
 
 
-@given(arrays(np.float64, st.integers(2, 30), elements=st.floats(-1e4, 1e4, allow_nan=False, width=32)))
+@given(
+    arrays(np.float64, st.integers(2, 30), elements=st.floats(-1e4, 1e4, allow_nan=False, width=32))
+)
 def test_flipping_the_direction_flips_the_normalised_measure(x):
     assume(np.ptp(x) > 0)
     np.testing.assert_allclose(normalize(x, "-"), 1.0 - normalize(x, "+"), atol=1e-12)
@@ -123,7 +138,9 @@ def test_a_constant_measure_gets_weight_zero(x, c):
 
 def test_all_constant_measures_are_an_error():
     with pytest.raises(ValueError, match="every measure is constant"):
-        entropy_weights(pd.DataFrame({"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}), {"a": "+", "b": "+"})
+        entropy_weights(
+            pd.DataFrame({"a": [1.0, 1.0, 1.0], "b": [2.0, 2.0, 2.0]}), {"a": "+", "b": "+"}
+        )
 
 
 def test_missing_values_are_an_error():
@@ -132,6 +149,7 @@ def test_missing_values_are_an_error():
 
 
 # --------------------------------------------------------------------------- the NQP index
+
 
 @pytest.fixture(scope="module")
 def system():
@@ -180,7 +198,11 @@ def test_index_is_the_weighted_sum_and_weights_are_consistent(system, aggregatio
 
 def test_flat_layer_scores_add_up_to_the_index(system):
     index, _ = composite_index(
-        __import__("nqp_resilience.indices.indicators", fromlist=["x"]).measure_matrix(_toy_panel(system), system), system)
+        __import__("nqp_resilience.indices.indicators", fromlist=["x"]).measure_matrix(
+            _toy_panel(system), system
+        ),
+        system,
+    )
     layers = [c for c in index.columns if c.startswith("nqp_")]
     assert len(layers) == 3
     np.testing.assert_allclose(index[layers].sum(axis=1), index["nqp"], rtol=1e-12)
@@ -189,13 +211,16 @@ def test_flat_layer_scores_add_up_to_the_index(system):
 def test_flipping_a_direction_changes_the_index(system):
     panel = _toy_panel(system)
     base, _ = nqp_index(panel, system)
-    flipped_system = load_indicator_system(ROOT / "resources" / "indicators.yaml", {"energy_intensity": "-"})
+    flipped_system = load_indicator_system(
+        ROOT / "resources" / "indicators.yaml", {"energy_intensity": "-"}
+    )
     flipped, weights = nqp_index(panel, flipped_system)
     assert not np.allclose(base["nqp"], flipped["nqp"])
     assert flipped_system.directions["energy_intensity"] == "-"
 
 
 # --------------------------------------------------------------------------- invalid inputs
+
 
 def test_numeric_directions_are_mapped_correctly():
     df = pd.DataFrame({"a": [1.0, 2.0, 4.0], "b": [3.0, 1.0, 0.0]})
@@ -206,14 +231,17 @@ def test_numeric_directions_are_mapped_correctly():
     assert by_number.normalized["a"].iloc[-1] > by_number.normalized["a"].iloc[0]
 
 
-@pytest.mark.parametrize("directions,message", [
-    ({"a": "+"}, r"measure\(s\) \['b'\] have no direction"),
-    ({"a": "+", "b": "-", "bb": "+"}, "'bb', which is not a measure"),
-    ({"a": "+", "B": "-"}, "did you mean 'b'"),
-    ({"a": "+", "b": 0}, "measure 'b' has direction 0"),
-    ({"a": "+", "b": True}, "measure 'b' has direction True"),
-    ({"a": "+", "b": "negative"}, "measure 'b' has direction 'negative'"),
-])
+@pytest.mark.parametrize(
+    "directions,message",
+    [
+        ({"a": "+"}, r"measure\(s\) \['b'\] have no direction"),
+        ({"a": "+", "b": "-", "bb": "+"}, "'bb', which is not a measure"),
+        ({"a": "+", "B": "-"}, "did you mean 'b'"),
+        ({"a": "+", "b": 0}, "measure 'b' has direction 0"),
+        ({"a": "+", "b": True}, "measure 'b' has direction True"),
+        ({"a": "+", "b": "negative"}, "measure 'b' has direction 'negative'"),
+    ],
+)
 def test_invalid_directions_are_errors(directions, message):
     df = pd.DataFrame({"a": [1.0, 2.0, 4.0], "b": [3.0, 1.0, 0.0]})
     with pytest.raises(EstimationError, match=message) as err:
@@ -221,8 +249,18 @@ def test_invalid_directions_are_errors(directions, message):
     assert isinstance(err.value, ProjectError) and err.value.hint
 
 
-@pytest.mark.parametrize("variant,eps", [("shift", 0.0), ("shift", -1e-4), ("shift", math.inf),
-                                         ("range", 0.0), ("range", 0.5), ("range", 0.7), ("shift", math.nan)])
+@pytest.mark.parametrize(
+    "variant,eps",
+    [
+        ("shift", 0.0),
+        ("shift", -1e-4),
+        ("shift", math.inf),
+        ("range", 0.0),
+        ("range", 0.5),
+        ("range", 0.7),
+        ("shift", math.nan),
+    ],
+)
 def test_eps_outside_its_variant_range_is_an_error(variant, eps):
     df = pd.DataFrame({"a": [1.0, 2.0, 4.0], "b": [3.0, 1.0, 0.0]})
     with pytest.raises(EstimationError, match="outside the valid range"):

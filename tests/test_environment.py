@@ -28,8 +28,17 @@ def _pins(requirements) -> dict[str, str]:
 def test_every_dependency_is_pinned_exactly():
     project = _pyproject()["project"]
     runtime = _pins(project["dependencies"])
-    for required in ("snakemake", "pandas", "pyarrow", "linearmodels", "statsmodels", "jinja2", "jieba",
-                     "openpyxl", "matplotlib"):
+    for required in (
+        "snakemake",
+        "pandas",
+        "pyarrow",
+        "linearmodels",
+        "statsmodels",
+        "jinja2",
+        "jieba",
+        "openpyxl",
+        "matplotlib",
+    ):
         assert required in runtime, f"{required} missing from the runtime dependencies"
     assert runtime["snakemake"].startswith("9.")
     tests = _pins(project["optional-dependencies"]["test"])
@@ -60,17 +69,26 @@ def test_constraints_agree_with_pins():
     lines = (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
     locked = _pins([l for l in lines if l.strip() and not l.startswith("#")])
     project = _pyproject()["project"]
-    for name, version in {**_pins(project["dependencies"]), **_pins(project["optional-dependencies"]["test"])}.items():
-        assert locked.get(name) == version, f"constraints.txt has {name}=={locked.get(name)}, pyproject {version}"
+    for name, version in {
+        **_pins(project["dependencies"]),
+        **_pins(project["optional-dependencies"]["test"]),
+    }.items():
+        assert locked.get(name) == version, (
+            f"constraints.txt has {name}=={locked.get(name)}, pyproject {version}"
+        )
 
 
 def test_importing_the_package_is_cheap():
     """Each Snakemake job is a fresh process: `import nqp_resilience` must not pull in heavy libraries."""
-    code = ("import sys, nqp_resilience, nqp_resilience.runner, nqp_resilience.data.raw_files, nqp_resilience.errors;"
-            "heavy = [m for m in ('pandas', 'numpy', 'scipy', 'statsmodels', 'linearmodels', 'pyfixest',"
-            " 'matplotlib', 'jieba', 'openpyxl', 'pyarrow', 'jsonschema') if m in sys.modules];"
-            "print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    code = (
+        "import sys, nqp_resilience, nqp_resilience.runner, nqp_resilience.data.raw_files, nqp_resilience.errors;"
+        "heavy = [m for m in ('pandas', 'numpy', 'scipy', 'statsmodels', 'linearmodels', 'pyfixest',"
+        " 'matplotlib', 'jieba', 'openpyxl', 'pyarrow', 'jsonschema') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "", f"importing the package imported: {out}"
 
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from nqp_resilience.config import validate_config
 from nqp_resilience.data.cities import CityResolver, read_attributes
 from nqp_resilience.data.clean import SampleOptions, build_panel
 from nqp_resilience.data.codebook import Codebook
-from nqp_resilience.config import validate_config
-from nqp_resilience.errors import ConfigError, DataError
 from nqp_resilience.data.ingest import ingest_reports, ingest_table
 from nqp_resilience.data.io import read_raw_table, read_yaml
+from nqp_resilience.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parents[1]
 RAW = ROOT / "resources" / "raw"
@@ -60,7 +60,9 @@ def province_codes():
 def sample_of(path, n=N_ROWS):
     """Header and the first ``n`` rows (as strings) of a real raw file, via the project's reader."""
     table = read_raw_table(path)
-    return list(table.header), [["" if c is None else str(c) for c in row] for row in table.rows[:n]]
+    return list(table.header), [
+        ["" if c is None else str(c) for c in row] for row in table.rows[:n]
+    ]
 
 
 def write_table(path: Path, header, rows, encoding="utf-8") -> Path:
@@ -100,11 +102,14 @@ def assert_names_file(err: DataError, path: Path) -> str:
 # --------------------------------------------------------------------------- positive controls
 
 
-@pytest.mark.parametrize("name, year, encoding", [
-    ("city_yearbook_2010.csv", 2010, "gb18030"),
-    ("city_yearbook_2013.csv", 2013, "utf-8-sig"),
-    ("city_yearbook_2021.xlsx", 2021, "xlsx"),
-])
+@pytest.mark.parametrize(
+    "name, year, encoding",
+    [
+        ("city_yearbook_2010.csv", 2010, "gb18030"),
+        ("city_yearbook_2013.csv", 2013, "utf-8-sig"),
+        ("city_yearbook_2021.xlsx", 2021, "xlsx"),
+    ],
+)
 def test_unmodified_yearbook_ingests(codebook, resolver, name, year, encoding):
     path = YEARBOOK / name
     table = read_raw_table(path)
@@ -113,9 +118,9 @@ def test_unmodified_yearbook_ingests(codebook, resolver, name, year, encoding):
     assert len(df) == len(table.rows) > 250
     assert (df["year"] == year).all()
     assert not df.duplicated(["city_code", "year"]).any()
-    assert set(df["city_code"]) <= set(resolver.names)      # only attribute-table codes
-    assert {"420600", "520500"} <= set(df["city_code"])      # 襄阳市, 毕节市
-    assert "522400" not in set(df["city_code"])               # 毕节地区's old code is mapped
+    assert set(df["city_code"]) <= set(resolver.names)  # only attribute-table codes
+    assert {"420600", "520500"} <= set(df["city_code"])  # 襄阳市, 毕节市
+    assert "522400" not in set(df["city_code"])  # 毕节地区's old code is mapped
     assert df["gdp"].notna().mean() > 0.9
 
 
@@ -123,8 +128,8 @@ def test_2010_old_aliases_resolve_to_attribute_codes(codebook, resolver):
     path = YEARBOOK / "city_yearbook_2010.csv"
     header, rows = sample_of(path, n=None)
     raw = {r[1]: r for r in rows}
-    assert raw["襄樊市"][0] == "420600"     # old name under the (unchanged) code
-    assert raw["毕节地区"][0] == "522400"   # predecessor code
+    assert raw["襄樊市"][0] == "420600"  # old name under the (unchanged) code
+    assert raw["毕节地区"][0] == "522400"  # predecessor code
     gdp = header.index("地区生产总值(万元)")
     df = ingest_table(path, codebook["yearbook"], resolver, YEARS, year=2010).set_index("city_code")
     assert df.loc["420600", "gdp"] == pytest.approx(float(raw["襄樊市"][gdp]) * 10_000)
@@ -148,8 +153,8 @@ def test_small_copy_ingests(codebook, resolver, tmp_path):
 def test_missing_required_column(codebook, resolver, tmp_path):
     header, rows = sample_of(YEARBOOK / "city_yearbook_2016.csv")
     drop = header.index("第二产业增加值(万元)")
-    header = header[:drop] + header[drop + 1:]
-    rows = [r[:drop] + r[drop + 1:] for r in rows]
+    header = header[:drop] + header[drop + 1 :]
+    rows = [r[:drop] + r[drop + 1 :] for r in rows]
     path = write_table(tmp_path / "yb_missing_column.csv", header, rows)
     err = raises_data_error(ingest_table, path, codebook["yearbook"], resolver, YEARS, year=2016)
     msg = assert_names_file(err, path)
@@ -244,7 +249,9 @@ def test_duplicate_city_year_in_patents(codebook, resolver, tmp_path):
     err = raises_data_error(ingest_table, path, codebook["patents"], resolver, YEARS)
     msg = assert_names_file(err, path)
     first, second = line_of(1), line_of(len(rows) - 1)
-    assert f"duplicate record for city {code}, year {year}: lines {first} and {second}" in err.problem
+    assert (
+        f"duplicate record for city {code}, year {year}: lines {first} and {second}" in err.problem
+    )
     assert err.row == f"line {second} (city {code} {name}, year {year})"
     assert err.row in msg
     assert "city × year" in err.expected
@@ -287,7 +294,7 @@ def test_unknown_city_code(codebook, resolver, tmp_path):
 def test_unknown_city_name_without_code(codebook, resolver, tmp_path):
     header, rows = sample_of(YEARBOOK / "city_yearbook_2016.csv")
     i = index_of(rows, "130100")
-    rows[i][0], rows[i][1] = "", "石家庒市"   # misspelt 石家庄市, no code
+    rows[i][0], rows[i][1] = "", "石家庒市"  # misspelt 石家庄市, no code
     path = write_table(tmp_path / "yb_bad_name.csv", header, rows)
     err = raises_data_error(ingest_table, path, codebook["yearbook"], resolver, YEARS, year=2016)
     msg = assert_names_file(err, path)
@@ -354,7 +361,7 @@ def test_undecodable_file(codebook, resolver, tmp_path):
     header, _ = sample_of(RAW / "cnrds" / "patents.csv")
     bad = b"\x81\x30\xff\xff\x81\x30\xff\xff"
     data = (",".join(header) + "\n").encode("utf-8") + b"2010,110000," + bad + b",1,1,1,1,1\n"
-    for enc in ("utf-8", "utf-8-sig", "gb18030", "gbk"):   # the bytes really fail every decoding
+    for enc in ("utf-8", "utf-8-sig", "gb18030", "gbk"):  # the bytes really fail every decoding
         with pytest.raises(UnicodeDecodeError):
             data.decode(enc)
     path = tmp_path / "patents_garbled.csv"
@@ -464,12 +471,26 @@ def test_config_start_after_end(config):
 
 
 def test_unknown_required_variable():
-    city_year = [pd.DataFrame({"city_code": ["110000", "120000"], "year": [2010, 2010],
-                               "gdp": [1.0, 2.0], "population": [3.0, 4.0]})]
+    city_year = [
+        pd.DataFrame(
+            {
+                "city_code": ["110000", "120000"],
+                "year": [2010, 2010],
+                "gdp": [1.0, 2.0],
+                "population": [3.0, 4.0],
+            }
+        )
+    ]
     options = SampleOptions(years=YEARS, required_variables=("gdp", "gpd_growth"))
     with pytest.raises(ConfigError) as exc:
-        build_panel(city_year, [], pd.DataFrame({"year": []}), pd.DataFrame({"city_code": []}),
-                    options, ["gdp", "gdp_growth", "population"])
+        build_panel(
+            city_year,
+            [],
+            pd.DataFrame({"year": []}),
+            pd.DataFrame({"city_code": []}),
+            options,
+            ["gdp", "gdp_growth", "population"],
+        )
     err, msg = exc.value, str(exc.value)
     assert err.key == "sample.required_variables"
     assert msg.startswith("config.yaml, key 'sample.required_variables': ")

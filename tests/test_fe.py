@@ -22,8 +22,18 @@ def _panel(n_ids=60, n_t=8, seed=0, beta=0.5, unbalanced=False):
     c1, c2 = rng.normal(size=ids.size), rng.normal(size=ids.size) + 0.3 * x
     cl_shock = rng.normal(size=n_ids)[ids] * rng.normal(size=ids.size) * 0.5
     y = beta * x + 0.3 * c1 - 0.2 * c2 + a + g + rng.normal(size=ids.size) + cl_shock
-    df = pd.DataFrame({"id": ids.astype(str), "t": t, "y": y, "x": x, "c1": c1, "c2": c2,
-                       "w": rng.uniform(0.2, 3.0, ids.size), "region": (ids % 7).astype(str)})
+    df = pd.DataFrame(
+        {
+            "id": ids.astype(str),
+            "t": t,
+            "y": y,
+            "x": x,
+            "c1": c1,
+            "c2": c2,
+            "w": rng.uniform(0.2, 3.0, ids.size),
+            "region": (ids % 7).astype(str),
+        }
+    )
     if unbalanced:
         df = df.sample(frac=0.85, random_state=1).sort_values(["id", "t"]).reset_index(drop=True)
     return df
@@ -67,11 +77,15 @@ def test_reghdfe_small_sample_factor_by_hand():
 
     df = _panel(n_ids=30, n_t=5)
     res = twfe(df, "y", "x", [], "id", "t", "id")
-    X = pd.get_dummies(df[["x", "id", "t"]].astype({"t": str}), columns=["id", "t"], drop_first=True, dtype=float)
-    ols = sm.OLS(df["y"], sm.add_constant(X)).fit(cov_type="cluster", cov_kwds={"groups": df["id"].astype(int)})
+    X = pd.get_dummies(
+        df[["x", "id", "t"]].astype({"t": str}), columns=["id", "t"], drop_first=True, dtype=float
+    )
+    ols = sm.OLS(df["y"], sm.add_constant(X)).fit(
+        cov_type="cluster", cov_kwds={"groups": df["id"].astype(int)}
+    )
     n = len(df)
-    k_sm = X.shape[1] + 1            # every dummy + constant
-    k_hdfe = 1 + 5                   # x + (T − 1) year effects + constant
+    k_sm = X.shape[1] + 1  # every dummy + constant
+    k_hdfe = 1 + 5  # x + (T − 1) year effects + constant
     ratio = ((n - 1) / (n - k_hdfe)) / ((n - 1) / (n - k_sm))
     assert res.coef == pytest.approx(ols.params["x"], rel=1e-9)
     assert res.se == pytest.approx(ols.bse["x"] * np.sqrt(ratio), rel=1e-9)
@@ -106,8 +120,18 @@ def test_singletons_are_dropped_like_reghdfe():
     # Left: obs 3 and 4 (id 2, t 1), as reghdfe's iterative rule gives.
     np.testing.assert_array_equal(drop_singletons(groups), [False, False, False, True, True, False])
     df = _panel(n_ids=20, n_t=4)
-    extra = pd.DataFrame({"id": ["lonely"], "t": [0], "y": [1.0], "x": [0.5], "c1": [0.0], "c2": [0.0], "w": [1.0],
-                          "region": ["0"]})
+    extra = pd.DataFrame(
+        {
+            "id": ["lonely"],
+            "t": [0],
+            "y": [1.0],
+            "x": [0.5],
+            "c1": [0.0],
+            "c2": [0.0],
+            "w": [1.0],
+            "region": ["0"],
+        }
+    )
     df2 = pd.concat([df, extra], ignore_index=True)
     dropped = twfe(df2, "y", "x", [], "id", "t", "id")
     kept = twfe(df2, "y", "x", [], "id", "t", "id", singletons="keep")
@@ -126,7 +150,9 @@ def test_constant_like_reghdfe():
     """reghdfe's _cons = ȳ − x̄'β on the estimation sample."""
     df = _panel()
     res = twfe(df, "y", "x", ["c1"], "id", "t", "id")
-    expected = df["y"].mean() - res.params["x"] * df["x"].mean() - res.params["c1"] * df["c1"].mean()
+    expected = (
+        df["y"].mean() - res.params["x"] * df["x"].mean() - res.params["c1"] * df["c1"].mean()
+    )
     assert res.params["_cons"] == pytest.approx(expected, rel=1e-10)
     assert res.bse["_cons"] > 0
 
@@ -138,8 +164,9 @@ def test_no_fixed_effects_is_ols_with_intercept():
     df = _panel(n_ids=40, n_t=5, seed=8)
     df["y"] = df["y"] + 3.0
     res = twfe(df, "y", "x", ["c1"], None, None, "id")
-    ols = sm.OLS(df["y"], sm.add_constant(df[["x", "c1"]])).fit(cov_type="cluster",
-                                                               cov_kwds={"groups": df["id"].astype(int)})
+    ols = sm.OLS(df["y"], sm.add_constant(df[["x", "c1"]])).fit(
+        cov_type="cluster", cov_kwds={"groups": df["id"].astype(int)}
+    )
     assert res.coef == pytest.approx(ols.params["x"], rel=1e-9)
     assert res.se == pytest.approx(ols.bse["x"], rel=1e-9)  # K = 3 in both
     assert res.params["_cons"] == pytest.approx(ols.params["const"], rel=1e-9)

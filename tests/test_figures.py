@@ -33,9 +33,20 @@ CONTROLS = ["GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE"]
 # Synthetic inputs
 # ------------------------------------------------------------------------------------------
 
+
 def _estimate(spec, table, column, dependent, regressor, coef, ci=None, se=None):
-    return {"spec": spec, "table": table, "column": column, "estimator": "ols_fe", "dependent": dependent,
-            "regressor": regressor, "coef": coef, "se": se, "ci": ci, "nobs": 100}
+    return {
+        "spec": spec,
+        "table": table,
+        "column": column,
+        "estimator": "ols_fe",
+        "dependent": dependent,
+        "regressor": regressor,
+        "coef": coef,
+        "se": se,
+        "ci": ci,
+        "nobs": 100,
+    }
 
 
 ESTIMATES = [
@@ -43,7 +54,7 @@ ESTIMATES = [
     _estimate("baseline_nocontrols", 3, "(1)", "Resil", "Nqp", 0.08, [0.05, 0.11], 0.015),
     _estimate("baseline", 3, "(2)", "Resil", "Nqp", 0.06, [0.02, 0.10], 0.02),
     _estimate("rob_une", 5, "(1)", "Une", "Nqp", -0.10, [-0.12, -0.08], 0.01),
-    _estimate("rob_city_trends", 5, "(5)", "Resil", "Nqp", 0.05, None, 0.5 / F._Z975),   # CI from se
+    _estimate("rob_city_trends", 5, "(5)", "Resil", "Nqp", 0.05, None, 0.5 / F._Z975),  # CI from se
     _estimate("iv_relief", 4, "IV Relief", "Resil", "Nqp", 0.02, [-0.05, 0.09], 0.035),
     _estimate("het_adm", 7, "(3)", "Resil", "ADM_x_Nqp", 0.04, [0.01, 0.07], 0.015),
 ]
@@ -62,7 +73,9 @@ def _panel(n_cities=12, years=(2010, 2011, 2012, 2013), seed=3):
             rows["city_code"].append(f"{110000 + 100 * c}")
             rows["region"].append(regions[c % 4])
             rows["year"].append(yr)
-            rows["Nqp"].append(0.2 + 0.02 * t + 0.05 * level + 0.04 * x[0] + 0.03 * x[1] + 0.02 * rng.normal())
+            rows["Nqp"].append(
+                0.2 + 0.02 * t + 0.05 * level + 0.04 * x[0] + 0.03 * x[1] + 0.02 * rng.normal()
+            )
             rows["Resil"].append(0.23 + 0.1 * rows["Nqp"][-1] + 0.01 * rng.normal())
             for k, v in zip(CONTROLS, x):
                 rows[k].append(float(v))
@@ -72,22 +85,28 @@ def _panel(n_cities=12, years=(2010, 2011, 2012, 2013), seed=3):
 def _weights(scopes=("pooled",)):
     """Two criteria; measure ids repeat the tertiary ids, as in nqp_weights.csv."""
     base = [
-        ("criterion", "labourers", "nqp", 0.6), ("criterion", "means_of_labour", "nqp", 0.4),
-        ("primary", "labour_productivity", "labourers", 0.6), ("primary", "physical_means", "means_of_labour", 0.4),
+        ("criterion", "labourers", "nqp", 0.6),
+        ("criterion", "means_of_labour", "nqp", 0.4),
+        ("primary", "labour_productivity", "labourers", 0.6),
+        ("primary", "physical_means", "means_of_labour", 0.4),
         ("secondary", "economic_output", "labour_productivity", 0.6),
         ("secondary", "infrastructure", "physical_means", 0.4),
-        ("tertiary", "gdp_per_capita", "economic_output", 0.25), ("tertiary", "average_wage", "economic_output", 0.35),
+        ("tertiary", "gdp_per_capita", "economic_output", 0.25),
+        ("tertiary", "average_wage", "economic_output", 0.35),
         ("tertiary", "traditional_infrastructure", "infrastructure", 0.4),
-        ("measure", "gdp_per_capita", "gdp_per_capita", 0.25), ("measure", "average_wage", "average_wage", 0.35),
+        ("measure", "gdp_per_capita", "gdp_per_capita", 0.25),
+        ("measure", "average_wage", "average_wage", 0.35),
         ("measure", "road_length", "traditional_infrastructure", 0.1),
         ("measure", "rail_length", "traditional_infrastructure", 0.3),
     ]
     out = []
     for k, scope in enumerate(scopes):
-        shift = 0.02 * k          # by_year: the two gdp/wage weights trade 0.02 per year
+        shift = 0.02 * k  # by_year: the two gdp/wage weights trade 0.02 per year
         for level, i, p, w in base:
             w = w + (shift if i == "gdp_per_capita" else -shift if i == "average_wage" else 0.0)
-            out.append({"scope": scope, "level": level, "id": i, "name": "名称", "parent": p, "weight": w})
+            out.append(
+                {"scope": scope, "level": level, "id": i, "name": "名称", "parent": p, "weight": w}
+            )
     return out
 
 
@@ -109,12 +128,26 @@ def _make(name, folder: Path):
     elif name == "entropy_weights":
         fig = F.entropy_weights_plot(_weights(), pdf, png)
     else:
-        fig, _ = F.pscore_overlap(_panel(n_cities=40, seed=5), CONTROLS[:3], "Nqp", "kernel", pdf, png,
-                                  outcome="Resil", treatment_rule="above_yearly_median")
+        fig, _ = F.pscore_overlap(
+            _panel(n_cities=40, seed=5),
+            CONTROLS[:3],
+            "Nqp",
+            "kernel",
+            pdf,
+            png,
+            outcome="Resil",
+            treatment_rule="above_yearly_median",
+        )
     return pdf, png, fig
 
 
-FIGURE_NAMES = ["coefficients", "coefficients_raw", "trends_by_region", "entropy_weights", "pscore_overlap"]
+FIGURE_NAMES = [
+    "coefficients",
+    "coefficients_raw",
+    "trends_by_region",
+    "entropy_weights",
+    "pscore_overlap",
+]
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +165,12 @@ def drawn(tmp_path_factory):
 # Import cost
 # ------------------------------------------------------------------------------------------
 
+
 def test_import_loads_neither_matplotlib_nor_pandas():
-    code = ("import sys, nqp_resilience.outputs.figures as f; f.figure_list({'psm_nn': 'nearest'}); "
-            "print(sorted(m for m in ('matplotlib', 'pandas') if m in sys.modules))")
+    code = (
+        "import sys, nqp_resilience.outputs.figures as f; f.figure_list({'psm_nn': 'nearest'}); "
+        "print(sorted(m for m in ('matplotlib', 'pandas') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -142,6 +178,7 @@ def test_import_loads_neither_matplotlib_nor_pandas():
 # ------------------------------------------------------------------------------------------
 # (b) Files: present, deterministic, sized, atomic, no timestamps
 # ------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", FIGURE_NAMES)
 def test_writes_pdf_and_png_byte_identical_across_runs(drawn, name):
@@ -157,7 +194,7 @@ def test_writes_pdf_and_png_byte_identical_across_runs(drawn, name):
 def test_png_is_half_page_wide_at_300_dpi(drawn, name):
     width, height = _png_size(drawn["a"][name][1])
     assert width == round(F.WIDTH_IN * F.DPI) == 1050
-    assert 450 <= height <= 2400          # 1.5–8 inches: a figure, not a strip or a poster
+    assert 450 <= height <= 2400  # 1.5–8 inches: a figure, not a strip or a poster
 
 
 @pytest.mark.parametrize("name", FIGURE_NAMES)
@@ -177,13 +214,17 @@ def test_byte_identical_in_fresh_processes(drawn, tmp_path):
     Four fresh processes draw every figure; all must match the in-process drawing."""
     import os
 
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
-            "import test_figures as T; [T._make(n, Path(sys.argv[2])) for n in T.FIGURE_NAMES]")
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
+        "import test_figures as T; [T._make(n, Path(sys.argv[2])) for n in T.FIGURE_NAMES]"
+    )
     for seed in ("1", "2", "12345", "random"):
         out = tmp_path / f"seed_{seed}"
         out.mkdir()
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(out)], env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-c", code, str(Path(__file__).parent), str(out)], env=env, check=True
+        )
         for name in FIGURE_NAMES:
             pdf, png, _ = drawn["a"][name]
             assert (out / f"{name}.pdf").read_bytes() == pdf.read_bytes(), (seed, name)
@@ -200,7 +241,10 @@ def test_overwrite_in_place_gives_the_same_bytes(drawn, tmp_path):
     first = pdf.read_bytes(), png.read_bytes()
     pdf2, png2, _ = _make("entropy_weights", tmp_path)
     assert (pdf2.read_bytes(), png2.read_bytes()) == first
-    assert first == (drawn["a"]["entropy_weights"][0].read_bytes(), drawn["a"]["entropy_weights"][1].read_bytes())
+    assert first == (
+        drawn["a"]["entropy_weights"][0].read_bytes(),
+        drawn["a"]["entropy_weights"][1].read_bytes(),
+    )
 
 
 def test_failed_save_leaves_neither_target_nor_temporary(tmp_path):
@@ -220,21 +264,31 @@ def test_user_rcparams_do_not_leak_in(tmp_path, drawn):
     with mpl.rc_context({"font.size": 20, "lines.linewidth": 5, "axes.facecolor": "red"}):
         pdf, png, _ = _make("trends_by_region", tmp_path)
     assert png.read_bytes() == drawn["a"]["trends_by_region"][1].read_bytes()
-    assert mpl.rcParams["font.size"] != 20       # and the caller's settings are restored
+    assert mpl.rcParams["font.size"] != 20  # and the caller's settings are restored
 
 
 # ------------------------------------------------------------------------------------------
 # (a) Coefficient plot
 # ------------------------------------------------------------------------------------------
 
+
 def test_coefficient_rows_order_bounds_and_skips():
     rows = F.coefficient_rows(ESTIMATES)
     # describe skipped; tables sorted; input order kept within a table
     assert [(r["table"], r["spec"], r["position"]) for r in rows] == [
-        (3, "baseline_nocontrols", 0), (3, "baseline", 1), (4, "iv_relief", 0),
-        (5, "rob_une", 0), (5, "rob_city_trends", 1), (7, "het_adm", 0)]
+        (3, "baseline_nocontrols", 0),
+        (3, "baseline", 1),
+        (4, "iv_relief", 0),
+        (5, "rob_une", 0),
+        (5, "rob_city_trends", 1),
+        (7, "het_adm", 0),
+    ]
     by = {r["spec"]: r for r in rows}
-    assert (by["baseline"]["lo"], by["baseline"]["coef"], by["baseline"]["hi"]) == (0.02, 0.06, 0.10)
+    assert (by["baseline"]["lo"], by["baseline"]["coef"], by["baseline"]["hi"]) == (
+        0.02,
+        0.06,
+        0.10,
+    )
     assert (by["rob_une"]["lo"], by["rob_une"]["hi"]) == (-0.12, -0.08)
     # no ci: coef ± 1.96 se = 0.05 ± 0.5
     assert by["rob_city_trends"]["lo"] == pytest.approx(-0.45, abs=1e-12)
@@ -246,11 +300,17 @@ def test_coefficient_rows_standardised():
     by = {r["spec"]: r for r in F.coefficient_rows(ESTIMATES, sd=SD)}
     # Resil on Nqp: sd(Nqp)/sd(Resil) = 0.10/0.05 = 2
     assert by["baseline"]["factor"] == pytest.approx(2.0)
-    assert (by["baseline"]["lo"], by["baseline"]["coef"], by["baseline"]["hi"]) == pytest.approx((0.04, 0.12, 0.20))
+    assert (by["baseline"]["lo"], by["baseline"]["coef"], by["baseline"]["hi"]) == pytest.approx(
+        (0.04, 0.12, 0.20)
+    )
     # Une on Nqp: 0.10/0.02 = 5
-    assert by["rob_une"]["coef"] == pytest.approx(-0.5) and by["rob_une"]["lo"] == pytest.approx(-0.6)
+    assert by["rob_une"]["coef"] == pytest.approx(-0.5) and by["rob_une"]["lo"] == pytest.approx(
+        -0.6
+    )
     # ADM × Nqp is per unit of Nqp: the factor of Nqp, not of the interaction
-    assert by["het_adm"]["factor"] == pytest.approx(2.0) and by["het_adm"]["coef"] == pytest.approx(0.08)
+    assert by["het_adm"]["factor"] == pytest.approx(2.0) and by["het_adm"]["coef"] == pytest.approx(
+        0.08
+    )
     with pytest.raises(KeyError, match="rob_une: no standard deviation for Une"):
         F.coefficient_rows(ESTIMATES, sd={"Resil": 1.0, "Nqp": 1.0})
 
@@ -258,9 +318,14 @@ def test_coefficient_rows_standardised():
 def test_spec_labels_generated_and_overridden():
     rows = F.coefficient_rows(ESTIMATES, labels={"baseline": "(2) with controls"})
     labels = {r["spec"]: r["label"] for r in rows}
-    assert labels == {"baseline_nocontrols": "(1) baseline nocontrols", "baseline": "(2) with controls",
-                      "iv_relief": "IV Relief", "rob_une": "(1) Une on Nqp", "rob_city_trends": "(5) city trends",
-                      "het_adm": "(3) ADM × Nqp"}
+    assert labels == {
+        "baseline_nocontrols": "(1) baseline nocontrols",
+        "baseline": "(2) with controls",
+        "iv_relief": "IV Relief",
+        "rob_une": "(1) Une on Nqp",
+        "rob_city_trends": "(5) city trends",
+        "het_adm": "(3) ADM × Nqp",
+    }
 
 
 def test_coefficient_rows_needs_a_coefficient():
@@ -292,16 +357,21 @@ def test_coefficient_plot_draws_the_rows(drawn):
 # (a) Trends by region
 # ------------------------------------------------------------------------------------------
 
+
 def test_region_year_means_by_hand():
-    df = {"region": np.array(["west", "east", "east", "west", "east", None], dtype=object),
-          "year": np.array([2010, 2010, 2010, 2011, 2011, 2011]),
-          "city_code": np.array(["a", "b", "c", "a", "b", "z"], dtype=object),
-          "Nqp": np.array([1.0, 2.0, 4.0, 3.0, np.nan, 9.0]),
-          "Resil": np.array([0.1, 0.2, 0.4, 0.3, 0.5, 9.0])}
+    df = {
+        "region": np.array(["west", "east", "east", "west", "east", None], dtype=object),
+        "year": np.array([2010, 2010, 2010, 2011, 2011, 2011]),
+        "city_code": np.array(["a", "b", "c", "a", "b", "z"], dtype=object),
+        "Nqp": np.array([1.0, 2.0, 4.0, 3.0, np.nan, 9.0]),
+        "Resil": np.array([0.1, 0.2, 0.4, 0.3, 0.5, 9.0]),
+    }
     out = F.region_year_means(df)
     assert out["years"].tolist() == [2010, 2011]
-    assert out["regions"] == ["east", "west"]            # REGIONS order; the row without region dropped
-    np.testing.assert_array_equal(out["means"]["Nqp"]["east"], [3.0, np.nan])   # missing value: no mean
+    assert out["regions"] == ["east", "west"]  # REGIONS order; the row without region dropped
+    np.testing.assert_array_equal(
+        out["means"]["Nqp"]["east"], [3.0, np.nan]
+    )  # missing value: no mean
     np.testing.assert_allclose(out["means"]["Resil"]["east"], [0.3, 0.5])
     np.testing.assert_allclose(out["means"]["Nqp"]["west"], [1.0, 3.0])
     assert out["n_entities"] == {"east": 2, "west": 1}
@@ -322,19 +392,24 @@ def test_trends_figure_has_one_line_per_region(drawn):
 # (a) Entropy weights
 # ------------------------------------------------------------------------------------------
 
+
 def test_weight_layers_pooled():
-    out = F.weight_layers(_weights(("pooled", "2010")))      # pooled wins over other scopes
+    out = F.weight_layers(_weights(("pooled", "2010")))  # pooled wins over other scopes
     assert out["scope_note"] == "pooled weights"
     assert out["criteria"] == [("labourers", 0.6), ("means_of_labour", 0.4)]
-    assert out["measures"] == [("labourers", "average_wage", 0.35), ("labourers", "gdp_per_capita", 0.25),
-                               ("means_of_labour", "rail_length", 0.3), ("means_of_labour", "road_length", 0.1)]
+    assert out["measures"] == [
+        ("labourers", "average_wage", 0.35),
+        ("labourers", "gdp_per_capita", 0.25),
+        ("means_of_labour", "rail_length", 0.3),
+        ("means_of_labour", "road_length", 0.1),
+    ]
 
 
 def test_weight_layers_by_year_means():
     out = F.weight_layers(_weights(("2010", "2011", "2012")))
     assert out["scope_note"] == "mean over 3 yearly weight sets (2010–2012)"
     m = {i: w for _, i, w in out["measures"]}
-    assert m["gdp_per_capita"] == pytest.approx(0.25 + 0.02)     # shifts 0, .02, .04
+    assert m["gdp_per_capita"] == pytest.approx(0.25 + 0.02)  # shifts 0, .02, .04
     assert m["average_wage"] == pytest.approx(0.35 - 0.02)
     assert sum(m.values()) == pytest.approx(1.0)
 
@@ -344,8 +419,16 @@ def test_weight_layers_accepts_a_dataframe_and_catches_an_orphan():
 
     df = pd.DataFrame(_weights())
     assert F.weight_layers(df) == F.weight_layers(_weights())
-    bad = _weights() + [{"scope": "pooled", "level": "measure", "id": "x", "name": "", "parent": "nowhere",
-                         "weight": 0.0}]
+    bad = _weights() + [
+        {
+            "scope": "pooled",
+            "level": "measure",
+            "id": "x",
+            "name": "",
+            "parent": "nowhere",
+            "weight": 0.0,
+        }
+    ]
     with pytest.raises(ValueError, match="measure 'x' does not lead to a criterion"):
         F.weight_layers(bad)
 
@@ -358,10 +441,18 @@ def test_entropy_figure_bars(drawn):
     assert widths_c == pytest.approx([60.0, 40.0])
     assert widths_m == pytest.approx([35.0, 25.0, 30.0, 10.0])
     # colour marks the criterion: the first two measures share the first criterion's colour
-    assert ax_m.patches[0].get_facecolor() == ax_c.patches[0].get_facecolor() == ax_m.patches[1].get_facecolor()
+    assert (
+        ax_m.patches[0].get_facecolor()
+        == ax_c.patches[0].get_facecolor()
+        == ax_m.patches[1].get_facecolor()
+    )
     assert ax_m.patches[2].get_facecolor() == ax_c.patches[1].get_facecolor()
-    assert [t.get_text() for t in ax_m.get_yticklabels()] == ["Average wage", "GDP per capita", "Rail length",
-                                                             "Road length"]
+    assert [t.get_text() for t in ax_m.get_yticklabels()] == [
+        "Average wage",
+        "GDP per capita",
+        "Rail length",
+        "Road length",
+    ]
 
 
 def test_pretty_name():
@@ -374,20 +465,26 @@ def test_pretty_name():
 # (a) Densities; (c) the propensity-score figure matches the workflow
 # ------------------------------------------------------------------------------------------
 
+
 def test_weighted_kde_integrates_to_one_on_the_unit_interval():
     grid = np.linspace(0.0, 1.0, 4001)
     x = np.array([0.01, 0.5, 0.97, 0.999])
     for w in (np.ones(4), np.array([1.0, 0.5, 2.0, 0.25])):
         f = F.weighted_kde(x, w, grid, 0.05)
-        assert np.trapezoid(f, grid) == pytest.approx(1.0, abs=1e-4)    # reflection keeps the mass in [0, 1]
+        assert np.trapezoid(f, grid) == pytest.approx(
+            1.0, abs=1e-4
+        )  # reflection keeps the mass in [0, 1]
     # an integer weight equals repeating the point
-    np.testing.assert_allclose(F.weighted_kde([0.3, 0.6], [2.0, 1.0], grid, 0.1),
-                               F.weighted_kde([0.3, 0.3, 0.6], [1.0, 1.0, 1.0], grid, 0.1), rtol=1e-12)
+    np.testing.assert_allclose(
+        F.weighted_kde([0.3, 0.6], [2.0, 1.0], grid, 0.1),
+        F.weighted_kde([0.3, 0.3, 0.6], [1.0, 1.0, 1.0], grid, 0.1),
+        rtol=1e-12,
+    )
 
 
 def test_silverman_bandwidth_by_hand():
-    x = np.arange(1.0, 11.0)                       # sd 3.0277, IQR/1.349 = 4.5/1.349 = 3.3358
-    assert F.silverman_bandwidth(x) == pytest.approx(0.9 * np.std(x, ddof=1) * 10 ** -0.2)
+    x = np.arange(1.0, 11.0)  # sd 3.0277, IQR/1.349 = 4.5/1.349 = 3.3358
+    assert F.silverman_bandwidth(x) == pytest.approx(0.9 * np.std(x, ddof=1) * 10**-0.2)
 
 
 def test_overlap_densities_after_matching_are_balanced():
@@ -398,22 +495,37 @@ def test_overlap_densities_after_matching_are_balanced():
     m = match(d, "_treated", CONTROLS[:3], "nearest")
     dens = F.overlap_densities(m.pscore, m.treated, m.att_weight, m.support)
     assert dens["n_treated"] == int(np.nansum(m.treated)) and dens["n_treated_on_support"] == int(
-        np.nansum(m.treated * m.support))
+        np.nansum(m.treated * m.support)
+    )
     assert dens["n_control_matched"] == int(np.sum((m.treated == 0) & (m.att_weight > 0)))
     gap_before = abs(dens["mean_before_treated"] - dens["mean_before_control"])
     gap_after = abs(dens["mean_after_treated"] - dens["mean_after_control"])
     assert gap_before > 0.1 and gap_after < 0.2 * gap_before
 
 
-@pytest.mark.parametrize("psm_opts", [{"method": "nearest"}, {"method": "radius", "caliper": 0.05},
-                                      {"method": "kernel", "bandwidth": 0.06}])
+@pytest.mark.parametrize(
+    "psm_opts",
+    [
+        {"method": "nearest"},
+        {"method": "radius", "caliper": 0.05},
+        {"method": "kernel", "bandwidth": 0.06},
+    ],
+)
 def test_pscore_overlap_for_spec_uses_the_estimation_sample(tmp_path, psm_opts):
     from nqp_resilience.estimation.specs import estimate
 
     d = _panel(n_cities=40, seed=7)
-    d["Resil"][3] = np.nan                          # a missing outcome leaves both samples
-    spec = {"id": "psm_x", "table": 4, "column": "PSM", "estimator": "psm_fe", "dependent": "Resil",
-            "regressor": "Nqp", "controls": True, "psm": psm_opts}
+    d["Resil"][3] = np.nan  # a missing outcome leaves both samples
+    spec = {
+        "id": "psm_x",
+        "table": 4,
+        "column": "PSM",
+        "estimator": "psm_fe",
+        "dependent": "Resil",
+        "regressor": "Nqp",
+        "controls": True,
+        "psm": psm_opts,
+    }
     record = estimate(spec, dict(d), CONTROLS)
     fig, dens = F.pscore_overlap_for_spec(d, spec, CONTROLS, tmp_path / "p.pdf", tmp_path / "p.png")
     assert dens["n_treated"] == record["extra"]["n_treated"]
@@ -428,6 +540,7 @@ def test_pscore_overlap_for_spec_uses_the_estimation_sample(tmp_path, psm_opts):
 # ------------------------------------------------------------------------------------------
 # Snakemake jobs and the report list
 # ------------------------------------------------------------------------------------------
+
 
 def test_jobs_write_their_outputs(tmp_path):
     import pandas as pd
@@ -445,17 +558,38 @@ def test_jobs_write_their_outputs(tmp_path):
         return SimpleNamespace(pdf=str(tmp_path / f"{name}.pdf"), png=str(tmp_path / f"{name}.png"))
 
     sd_all = {k: float(np.std(v, ddof=1)) for k, v in d.items() if k in ("Resil", "Nqp")}
-    jobs.coefficients_job(SimpleNamespace(input=SimpleNamespace(estimates=est_paths[:3], panel=str(panel)),
-                                       params=SimpleNamespace(), output=out("coef")))
+    jobs.coefficients_job(
+        SimpleNamespace(
+            input=SimpleNamespace(estimates=est_paths[:3], panel=str(panel)),
+            params=SimpleNamespace(),
+            output=out("coef"),
+        )
+    )
     jobs.trends_job(SimpleNamespace(input=SimpleNamespace(panel=str(panel)), output=out("trends")))
-    jobs.entropy_weights_job(SimpleNamespace(input=SimpleNamespace(weights=str(weights)), output=out("weights")))
-    spec = {"id": "psm_nn", "table": 4, "column": "PSM", "estimator": "psm_fe", "dependent": "Resil",
-            "regressor": "Nqp", "controls": True, "psm": {"method": "nearest"}}
-    jobs.pscore_overlap_job(SimpleNamespace(input=SimpleNamespace(panel=str(panel)),
-                                         params=SimpleNamespace(spec=spec, control_variables=CONTROLS),
-                                         output=out("psm_nn")))
+    jobs.entropy_weights_job(
+        SimpleNamespace(input=SimpleNamespace(weights=str(weights)), output=out("weights"))
+    )
+    spec = {
+        "id": "psm_nn",
+        "table": 4,
+        "column": "PSM",
+        "estimator": "psm_fe",
+        "dependent": "Resil",
+        "regressor": "Nqp",
+        "controls": True,
+        "psm": {"method": "nearest"},
+    }
+    jobs.pscore_overlap_job(
+        SimpleNamespace(
+            input=SimpleNamespace(panel=str(panel)),
+            params=SimpleNamespace(spec=spec, control_variables=CONTROLS),
+            output=out("psm_nn"),
+        )
+    )
     for name in ("coef", "trends", "weights", "psm_nn"):
-        assert (tmp_path / f"{name}.pdf").stat().st_size > 5_000 and _png_size(tmp_path / f"{name}.png")[0] == 1050
+        assert (tmp_path / f"{name}.pdf").stat().st_size > 5_000 and _png_size(
+            tmp_path / f"{name}.png"
+        )[0] == 1050
     # the job standardises with the panel's standard deviations (same bytes as calling directly)
     F.coefficient_plot(ESTIMATES[:3], tmp_path / "direct.pdf", tmp_path / "direct.png", sd=sd_all)
     assert (tmp_path / "direct.png").read_bytes() == (tmp_path / "coef.png").read_bytes()
@@ -466,8 +600,13 @@ def test_jobs_write_their_outputs(tmp_path):
 
 def test_figure_list_expands_the_psm_figures():
     names = [n for n, _ in F.figure_list({"psm_nn": "nearest", "psm_kernel": "kernel"})]
-    assert names == ["coefficients", "trends_by_region", "entropy_weights", "pscore_overlap_psm_nn",
-                     "pscore_overlap_psm_kernel"]
+    assert names == [
+        "coefficients",
+        "trends_by_region",
+        "entropy_weights",
+        "pscore_overlap_psm_nn",
+        "pscore_overlap_psm_kernel",
+    ]
     captions = dict(F.figure_list({"psm_kernel": "kernel"}))
     assert "after kernel matching" in captions["pscore_overlap_psm_kernel"]
     assert "`psm_kernel`" in captions["pscore_overlap_psm_kernel"]

@@ -27,14 +27,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ALIASES, ATTRIBUTES, CODEBOOK, RAW, snakemake
 from nqp_resilience.data.cities import CityResolver
 from nqp_resilience.data.codebook import Codebook
-from nqp_resilience.errors import DataError
 from nqp_resilience.data.ingest import SOURCE_LINE, ingest_table
+from nqp_resilience.errors import DataError
+
+from conftest import ALIASES, ATTRIBUTES, CODEBOOK, RAW, snakemake
 
 YEARS = (2010, 2021)
-N_ROWS = 40          # rows of the shipped file kept in each copy (includes 110000 北京市 … 130300 秦皇岛市)
+N_ROWS = 40  # rows of the shipped file kept in each copy (includes 110000 北京市 … 130300 秦皇岛市)
 YEAR = 2016
 YB_FILE = RAW / "yearbook" / f"city_yearbook_{YEAR}.csv"
 
@@ -64,9 +65,9 @@ class Extract:
     encoding: str = "utf-8"
     newline: str = "\n"
     quoting: int = csv.QUOTE_MINIMAL
-    raw_lines: dict = field(default_factory=dict)   # record index -> text written verbatim
-    xlsx: dict | None = None                          # sheet name -> records, for workbooks
-    data: bytes | None = None                         # bytes written verbatim
+    raw_lines: dict = field(default_factory=dict)  # record index -> text written verbatim
+    xlsx: dict | None = None  # sheet name -> records, for workbooks
+    data: bytes | None = None  # bytes written verbatim
 
     def write(self, folder: Path) -> Path:
         path = folder / self.name
@@ -76,7 +77,9 @@ class Extract:
             write_xlsx(path, self.xlsx)
         else:
             buf = io.StringIO()
-            writer = csv.writer(buf, delimiter=self.delimiter, lineterminator=self.newline, quoting=self.quoting)
+            writer = csv.writer(
+                buf, delimiter=self.delimiter, lineterminator=self.newline, quoting=self.quoting
+            )
             for i, rec in enumerate(self.records):
                 if i in self.raw_lines:
                     buf.write(self.raw_lines[i] + self.newline)
@@ -164,7 +167,10 @@ def h_title_and_scope_rows():
 
 def h_unit_row():
     header, rows = yearbook()
-    units = [re.search(r"\(([^()]*)\)$", h).group(1) if re.search(r"\(([^()]*)\)$", h) else "" for h in header]
+    units = [
+        re.search(r"\(([^()]*)\)$", h).group(1) if re.search(r"\(([^()]*)\)$", h) else ""
+        for h in header
+    ]
     units[0], units[1] = "单位", ""
     return yb([header, units, *rows])
 
@@ -257,7 +263,12 @@ def h_thousands_removed():
 
 def h_full_width_digits():
     header, rows = yearbook()
-    return yb([header, *[[c.translate(FULL_WIDTH) if j != 1 else c for j, c in enumerate(r)] for r in rows]])
+    return yb(
+        [
+            header,
+            *[[c.translate(FULL_WIDTH) if j != 1 else c for j, c in enumerate(r)] for r in rows],
+        ]
+    )
 
 
 def h_dash_placeholders():
@@ -278,8 +289,12 @@ def h_xlsx():
 def h_xlsx_notes_sheet_first():
     header, rows = yearbook()
     notes = [["说明"], ["本表数据来源于中国城市统计年鉴"], ["口径：全市"]]
-    return Extract("yearbook", f"city_yearbook_{YEAR}.xlsx", [],
-                   xlsx={"说明": notes, "数据": [[f"{YEAR}年 地级市"], header, *rows]})
+    return Extract(
+        "yearbook",
+        f"city_yearbook_{YEAR}.xlsx",
+        [],
+        xlsx={"说明": notes, "数据": [[f"{YEAR}年 地级市"], header, *rows]},
+    )
 
 
 def h_patents_gbk_crlf_reordered():
@@ -289,12 +304,16 @@ def h_patents_gbk_crlf_reordered():
 
 def h_national_semicolon_title():
     header, rows = read_shipped(RAW / "ceic" / "national.csv", None)
-    return Extract("national", "national.csv", [["CEIC 国家宏观数据"], header, *rows], delimiter=";")
+    return Extract(
+        "national", "national.csv", [["CEIC 国家宏观数据"], header, *rows], delimiter=";"
+    )
 
 
 def h_national_totals_row():
     header, rows = read_shipped(RAW / "ceic" / "national.csv", None)
-    return Extract("national", "national.csv", [header, *rows, ["合计"] + ["1"] * (len(header) - 1)])
+    return Extract(
+        "national", "national.csv", [header, *rows, ["合计"] + ["1"] * (len(header) - 1)]
+    )
 
 
 def h_relief_unit_row_tab():
@@ -371,8 +390,13 @@ def resolver():
 def run_ingest(path: Path, source: str, codebook, resolver):
     src = codebook[source]
     years = (YEARS[0] - src.years_before, YEARS[1])
-    return ingest_table(path, src, resolver if src.grain != "year" else None, years,
-                        year=YEAR if source == "yearbook" else None)
+    return ingest_table(
+        path,
+        src,
+        resolver if src.grain != "year" else None,
+        years,
+        year=YEAR if source == "yearbook" else None,
+    )
 
 
 def clean_copy(extract: Extract, folder: Path) -> Path:
@@ -380,34 +404,50 @@ def clean_copy(extract: Extract, folder: Path) -> Path:
     if extract.source == "yearbook":
         header, rows = yearbook()
     else:
-        shipped = {"patents": "cnrds/patents.csv", "national": "ceic/national.csv", "relief": "static/relief.csv"}
-        header, rows = read_shipped(RAW / shipped[extract.source], None if extract.source == "national" else N_ROWS)
+        shipped = {
+            "patents": "cnrds/patents.csv",
+            "national": "ceic/national.csv",
+            "relief": "static/relief.csv",
+        }
+        header, rows = read_shipped(
+            RAW / shipped[extract.source], None if extract.source == "national" else N_ROWS
+        )
     folder.mkdir()
-    return Extract(extract.source, extract.name.replace(".xlsx", ".csv"), [header, *rows]).write(folder)
+    return Extract(extract.source, extract.name.replace(".xlsx", ".csv"), [header, *rows]).write(
+        folder
+    )
 
 
 @pytest.mark.parametrize("case", list(HARMLESS), ids=list(HARMLESS))
 def test_harmless_quirk_gives_the_clean_result(case, codebook, resolver, tmp_path, caplog):
     extract = HARMLESS[case]()
-    reference = run_ingest(clean_copy(extract, tmp_path / "clean"), extract.source, codebook, resolver)
+    reference = run_ingest(
+        clean_copy(extract, tmp_path / "clean"), extract.source, codebook, resolver
+    )
     (tmp_path / "mutated").mkdir()
     path = extract.write(tmp_path / "mutated")
     with caplog.at_level(logging.INFO, logger="nqp_resilience"):
         result = run_ingest(path, extract.source, codebook, resolver)
     assert len(reference) > 4
-    pd.testing.assert_frame_equal(result.drop(columns=SOURCE_LINE), reference.drop(columns=SOURCE_LINE))
+    pd.testing.assert_frame_equal(
+        result.drop(columns=SOURCE_LINE), reference.drop(columns=SOURCE_LINE)
+    )
     if case in LOGGED:
         assert LOGGED[case] in caplog.text
-    if path.suffix == ".csv":   # source_line points at the record's own line in the mutated file
+    if path.suffix == ".csv":  # source_line points at the record's own line in the mutated file
         data = path.read_bytes()
-        text = data.decode("utf-16") if extract.encoding == "utf-16" else data.decode(extract.encoding)
+        text = (
+            data.decode("utf-16") if extract.encoding == "utf-16" else data.decode(extract.encoding)
+        )
         lines = text.splitlines()
         key = "city_code" if "city_code" in result else "year"
         for rec in result.itertuples():
             value = getattr(rec, key)
-            line = lines[getattr(rec, SOURCE_LINE) - 1].translate({ord(a): b for a, b in zip("０１２３４５６７８９", "0123456789")})
+            line = lines[getattr(rec, SOURCE_LINE) - 1].translate(
+                {ord(a): b for a, b in zip("０１２３４５６７８９", "0123456789")}
+            )
             if key == "city_code" and value in ("420600", "520500"):
-                continue   # alias codes and names
+                continue  # alias codes and names
             assert str(value) in line
 
 
@@ -458,9 +498,12 @@ def e_unquoted_thousands_last_column():
     rows[i][-1] = "1,318.1"
     ext = yb([header, *rows])
     ext.raw_lines = {i + 1: unquoted(rows[i], "1,318.1")}
-    return ext, Expect("the row has 28 cells but the header has 27 columns", row=city("130200", "唐山市", i + 2),
-                       hint="an unquoted thousands separator such as 1,318.1 splits a cell; quote the cell",
-                       in_message=("'1' and '318.1' under '互联网宽带接入用户数(万户)'",))
+    return ext, Expect(
+        "the row has 28 cells but the header has 27 columns",
+        row=city("130200", "唐山市", i + 2),
+        hint="an unquoted thousands separator such as 1,318.1 splits a cell; quote the cell",
+        in_message=("'1' and '318.1' under '互联网宽带接入用户数(万户)'",),
+    )
 
 
 def e_unquoted_thousands_middle_column():
@@ -469,42 +512,57 @@ def e_unquoted_thousands_middle_column():
     rows[i][j] = "82,740"
     ext = yb([header, *rows])
     ext.raw_lines = {i + 1: unquoted(rows[i], "82,740")}
-    return ext, Expect("the row has 28 cells but the header has 27 columns", row=city("120000", "天津市", i + 2),
-                       hint="quote the cell", in_message=("'82' and '740' under '在岗职工平均工资(元)'",))
+    return ext, Expect(
+        "the row has 28 cells but the header has 27 columns",
+        row=city("120000", "天津市", i + 2),
+        hint="quote the cell",
+        in_message=("'82' and '740' under '在岗职工平均工资(元)'",),
+    )
 
 
 def e_row_missing_last_ten_cells():
     header, rows = yearbook()
     i = row_of(rows, "130300")
     rows[i] = rows[i][:-10]
-    return yb([header, *rows]), Expect("the row has 17 cells but the header has 27 columns: the last 10 cells are missing",
-                                       row=city("130300", "秦皇岛市", i + 2),
-                                       column=f"{header[17]!r} to {header[-1]!r}", hint="re-export the extract")
+    return yb([header, *rows]), Expect(
+        "the row has 17 cells but the header has 27 columns: the last 10 cells are missing",
+        row=city("130300", "秦皇岛市", i + 2),
+        column=f"{header[17]!r} to {header[-1]!r}",
+        hint="re-export the extract",
+    )
 
 
 def e_stray_delimiter_in_name():
     header, rows = yearbook()
     i = row_of(rows, "130100")
     rows[i] = rows[i][:2] + ["长安区"] + rows[i][2:]
-    return yb([header, *rows]), Expect("the row has 28 cells but the header has 27 columns",
-                                       row=city("130100", "石家庄市", i + 2), hint="stray delimiter")
+    return yb([header, *rows]), Expect(
+        "the row has 28 cells but the header has 27 columns",
+        row=city("130100", "石家庄市", i + 2),
+        hint="stray delimiter",
+    )
 
 
 def e_unit_row_contradicts_codebook():
     header, rows = yearbook()
     units = ["", ""] + [re.search(r"\(([^()]*)\)$", h).group(1) for h in header[2:]]
     units[col(header, "地区生产总值(当年价格)(万元)")] = "亿元"
-    return yb([header, units, *rows]), Expect("the unit row says '亿元' for this column, but the codebook's unit is '万元'",
-                                              row="line 2 (unit row under the header)",
-                                              column="'地区生产总值(当年价格)(万元)' (gdp)", hint="convert the column's values to 万元")
+    return yb([header, units, *rows]), Expect(
+        "the unit row says '亿元' for this column, but the codebook's unit is '万元'",
+        row="line 2 (unit row under the header)",
+        column="'地区生产总值(当年价格)(万元)' (gdp)",
+        hint="convert the column's values to 万元",
+    )
 
 
 def e_unit_row_per_mille():
     header, rows = yearbook()
     units = ["单位", ""] + ["" for _ in header[2:]]
     units[col(header, "地区生产总值增长率(%)")] = "‰"
-    return yb([header, units, *rows]), Expect("the unit row says '‰' for this column, but the codebook's unit is '%'",
-                                              column="'地区生产总值增长率(%)' (gdp_growth)")
+    return yb([header, units, *rows]), Expect(
+        "the unit row says '‰' for this column, but the codebook's unit is '%'",
+        column="'地区生产总值增长率(%)' (gdp_growth)",
+    )
 
 
 def e_semicolon_decimal_comma():
@@ -512,10 +570,12 @@ def e_semicolon_decimal_comma():
     rows = [[c.replace(",", "") for c in r] for r in rows]
     i, j = row_of(rows, "130100"), col(header, "地区生产总值增长率(%)")
     rows[i][j] = rows[i][j].replace(".", ",")
-    return yb([header, *rows], delimiter=";"), Expect("has a comma in a semicolon-delimited file",
-                                                      row=city("130100", "石家庄市", i + 2),
-                                                      column="'地区生产总值增长率(%)' (gdp_growth)",
-                                                      hint="period as the decimal mark")
+    return yb([header, *rows], delimiter=";"), Expect(
+        "has a comma in a semicolon-delimited file",
+        row=city("130100", "石家庄市", i + 2),
+        column="'地区生产总值增长率(%)' (gdp_growth)",
+        hint="period as the decimal mark",
+    )
 
 
 def e_ambiguous_delimiter():
@@ -524,21 +584,43 @@ def e_ambiguous_delimiter():
     english = ["year", "GDP growth", "internet users", "CNY per USD", "employment", "college share"]
     body = [[r[0]] + [c.replace(".", ",") for c in r[1:]] for r in rows]
     ext = Extract("national", "national.csv", [english, *body], delimiter=";")
-    return ext, Expect("the field delimiter is ambiguous: comma (6 columns), semicolon (6 columns)",
-                       hint="CSV UTF-8 (comma delimited)")
+    return ext, Expect(
+        "the field delimiter is ambiguous: comma (6 columns), semicolon (6 columns)",
+        hint="CSV UTF-8 (comma delimited)",
+    )
 
 
 def e_xlsx_two_data_sheets():
     header, rows = yearbook()
-    return (Extract("yearbook", f"city_yearbook_{YEAR}.xlsx", [], xlsx={"全市": [header, *rows], "市辖区": [header, *rows]}),
-            Expect("several sheets have a header that maps to the codebook: '全市', '市辖区'", hint="市辖区 scope"))
+    return (
+        Extract(
+            "yearbook",
+            f"city_yearbook_{YEAR}.xlsx",
+            [],
+            xlsx={"全市": [header, *rows], "市辖区": [header, *rows]},
+        ),
+        Expect(
+            "several sheets have a header that maps to the codebook: '全市', '市辖区'",
+            hint="市辖区 scope",
+        ),
+    )
 
 
 def e_xlsx_no_data_sheet():
     header, rows = yearbook()
     header = ["code", "name"] + header[2:]
-    return (Extract("yearbook", f"city_yearbook_{YEAR}.xlsx", [], xlsx={"说明": [["说明"], ["口径"]], "Sheet2": [header, *rows]}),
-            Expect("no sheet has a header row that maps to the codebook", hint="sheets: '说明' (first row: '说明'); 'Sheet2'"))
+    return (
+        Extract(
+            "yearbook",
+            f"city_yearbook_{YEAR}.xlsx",
+            [],
+            xlsx={"说明": [["说明"], ["口径"]], "Sheet2": [header, *rows]},
+        ),
+        Expect(
+            "no sheet has a header row that maps to the codebook",
+            hint="sheets: '说明' (first row: '说明'); 'Sheet2'",
+        ),
+    )
 
 
 def _xlsx_bytes(header, rows) -> bytes:
@@ -555,8 +637,10 @@ def _xlsx_bytes(header, rows) -> bytes:
 def e_xlsx_truncated_download():
     header, rows = yearbook()
     data = _xlsx_bytes(header, rows)
-    return (Extract("yearbook", f"city_yearbook_{YEAR}.xlsx", [], data=data[: len(data) // 2]),
-            Expect("the file is not a readable .xlsx workbook (BadZipFile", hint="interrupted"))
+    return (
+        Extract("yearbook", f"city_yearbook_{YEAR}.xlsx", [], data=data[: len(data) // 2]),
+        Expect("the file is not a readable .xlsx workbook (BadZipFile", hint="interrupted"),
+    )
 
 
 def e_xlsx_broken_sheet_xml():
@@ -567,55 +651,80 @@ def e_xlsx_broken_sheet_xml():
         for item in src.infolist():
             body = src.read(item.filename)
             if item.filename == "xl/worksheets/sheet1.xml":
-                body = body[: len(body) * 2 // 3]   # valid zip, sheet XML cut off mid-way
+                body = body[: len(body) * 2 // 3]  # valid zip, sheet XML cut off mid-way
             dst.writestr(item, body)
-    return (Extract("yearbook", f"city_yearbook_{YEAR}.xlsx", [], data=out.getvalue()),
-            Expect("the file is not a readable .xlsx workbook", hint="re-save it"))
+    return (
+        Extract("yearbook", f"city_yearbook_{YEAR}.xlsx", [], data=out.getvalue()),
+        Expect("the file is not a readable .xlsx workbook", hint="re-save it"),
+    )
 
 
 def e_csv_renamed_to_xlsx():
-    return (Extract("yearbook", f"city_yearbook_{YEAR}.xlsx", [], data=YB_FILE.read_bytes()),
-            Expect("the file is not a readable .xlsx workbook"))
+    return (
+        Extract("yearbook", f"city_yearbook_{YEAR}.xlsx", [], data=YB_FILE.read_bytes()),
+        Expect("the file is not a readable .xlsx workbook"),
+    )
 
 
 def e_unknown_header():
     header, rows = yearbook()
     header[col(header, "年末户籍人口(万人)")] = "年末户籍人口(人)"
-    return yb([header, *rows]), Expect("unknown header", column="'年末户籍人口(人)'",
-                                       hint="closest codebook header: '年末户籍人口(万人)' (canonical name 'population')")
+    return yb([header, *rows]), Expect(
+        "unknown header",
+        column="'年末户籍人口(人)'",
+        hint="closest codebook header: '年末户籍人口(万人)' (canonical name 'population')",
+    )
 
 
 def e_missing_column():
     header, rows = yearbook()
     j = col(header, "教育支出(万元)")
-    return (yb([header[:j] + header[j + 1:], *[r[:j] + r[j + 1:] for r in rows]]),
-            Expect("missing required column 'education_expenditure'", column="'教育支出(万元)' (education_expenditure)",
-                   hint="add the column"))
+    return (
+        yb([header[:j] + header[j + 1 :], *[r[:j] + r[j + 1 :] for r in rows]]),
+        Expect(
+            "missing required column 'education_expenditure'",
+            column="'教育支出(万元)' (education_expenditure)",
+            hint="add the column",
+        ),
+    )
 
 
 def e_non_numeric_cell():
     header, rows = yearbook()
     i, j = row_of(rows, "130200"), col(header, "公路里程(公里)")
     rows[i][j] = "15,000公里"
-    return yb([header, *rows]), Expect("non-numeric value '15,000公里'", row=city("130200", "唐山市", i + 2),
-                                       column="'公路里程(公里)' (road_length)", hint="units inside cells must be removed")
+    return yb([header, *rows]), Expect(
+        "non-numeric value '15,000公里'",
+        row=city("130200", "唐山市", i + 2),
+        column="'公路里程(公里)' (road_length)",
+        hint="units inside cells must be removed",
+    )
 
 
 def e_negative_denominator():
     header, rows = yearbook()
     i, j = row_of(rows, "120000"), col(header, "第二产业增加值(万元)")
     rows[i][j] = "-5,307,931"
-    return yb([header, *rows]), Expect("value -5.30793e+06 is not positive", row=city("120000", "天津市", i + 2),
-                                       column="'第二产业增加值(万元)' (gdp_secondary)", hint="leave the cell blank")
+    return yb([header, *rows]), Expect(
+        "value -5.30793e+06 is not positive",
+        row=city("120000", "天津市", i + 2),
+        column="'第二产业增加值(万元)' (gdp_secondary)",
+        hint="leave the cell blank",
+    )
 
 
 def e_duplicate_city_year():
     header, rows = read_shipped(RAW / "cnrds" / "patents.csv")
     rows = rows + [list(rows[3])]
     code, name, year = rows[3][1], rows[3][2], rows[3][0]
-    return (Extract("patents", "patents.csv", [header, *rows]),
-            Expect(f"duplicate record for city {code}, year {year}: lines 5 and {len(rows) + 1}",
-                   row=f"line {len(rows) + 1} (city {code} {name}, year {year})", hint="delete one of the two rows"))
+    return (
+        Extract("patents", "patents.csv", [header, *rows]),
+        Expect(
+            f"duplicate record for city {code}, year {year}: lines 5 and {len(rows) + 1}",
+            row=f"line {len(rows) + 1} (city {code} {name}, year {year})",
+            hint="delete one of the two rows",
+        ),
+    )
 
 
 def e_city_scope_row_with_code():
@@ -623,15 +732,21 @@ def e_city_scope_row_with_code():
     header, rows = yearbook()
     i = row_of(rows, "130100")
     rows.append(["130100", "全市"] + rows[i][2:])
-    return yb([header, *rows]), Expect(f"duplicate record for city 130100, year {YEAR}: lines {i + 2} and {len(rows) + 1}")
+    return yb([header, *rows]), Expect(
+        f"duplicate record for city 130100, year {YEAR}: lines {i + 2} and {len(rows) + 1}"
+    )
 
 
 def e_unknown_city_code():
     header, rows = yearbook()
     i = row_of(rows, "130300")
     rows[i][0] = "130399"
-    return yb([header, *rows]), Expect("unknown city code 130399 (秦皇岛市)", row=city("130399", "秦皇岛市", i + 2),
-                                       column="city code", hint="秦皇岛市 is city code 130300")
+    return yb([header, *rows]), Expect(
+        "unknown city code 130399 (秦皇岛市)",
+        row=city("130399", "秦皇岛市", i + 2),
+        column="city code",
+        hint="秦皇岛市 is city code 130300",
+    )
 
 
 def e_province_code_typo():
@@ -639,28 +754,44 @@ def e_province_code_typo():
     header, rows = yearbook()
     i = row_of(rows, "130100")
     rows[i][0] = "130000"
-    return yb([header, *rows]), Expect("unknown city code 130000 (石家庄市)", row=city("130000", "石家庄市", i + 2),
-                                       column="city code", hint="石家庄市 is city code 130100")
+    return yb([header, *rows]), Expect(
+        "unknown city code 130000 (石家庄市)",
+        row=city("130000", "石家庄市", i + 2),
+        column="city code",
+        hint="石家庄市 is city code 130100",
+    )
 
 
 def e_row_without_city():
     header, rows = yearbook()
     i = row_of(rows, "130200")
     rows[i][0], rows[i][1] = "", ""
-    return yb([header, *rows]), Expect("the row has neither a city code nor a city name",
-                                       row=f"line {i + 2}", column="city code", hint="delete it")
+    return yb([header, *rows]), Expect(
+        "the row has neither a city code nor a city name",
+        row=f"line {i + 2}",
+        column="city code",
+        hint="delete it",
+    )
 
 
 def e_year_out_of_range():
     header, rows = read_shipped(RAW / "cnrds" / "patents.csv")
     rows[2][0] = "2009"
-    return (Extract("patents", "patents.csv", [header, *rows]),
-            Expect("year 2009 is outside the configured range 2010–2021", row=f"line 4 (city {rows[2][1]} {rows[2][2]})",
-                   column="year", hint="drop rows outside the study period"))
+    return (
+        Extract("patents", "patents.csv", [header, *rows]),
+        Expect(
+            "year 2009 is outside the configured range 2010–2021",
+            row=f"line 4 (city {rows[2][1]} {rows[2][2]})",
+            column="year",
+            hint="drop rows outside the study period",
+        ),
+    )
 
 
 def e_empty_file():
-    return Extract("yearbook", f"city_yearbook_{YEAR}.csv", [], data=b""), Expect("the file is empty", hint="re-export")
+    return Extract("yearbook", f"city_yearbook_{YEAR}.csv", [], data=b""), Expect(
+        "the file is empty", hint="re-export"
+    )
 
 
 def e_header_only():
@@ -671,13 +802,22 @@ def e_header_only():
 def e_only_totals_and_units():
     header, _ = yearbook()
     units = ["", ""] + [re.search(r"\(([^()]*)\)$", h).group(1) for h in header[2:]]
-    return yb([header, units, ["", "合计"] + ["1"] * (len(header) - 2)]), Expect("the file has no data rows")
+    return yb([header, units, ["", "合计"] + ["1"] * (len(header) - 2)]), Expect(
+        "the file has no data rows"
+    )
 
 
 def e_undecodable_file():
     header, rows = yearbook(3)
-    data = ",".join(header).encode() + b"\n110000,\x81\x30\xff\xff," + b",".join(c.encode() for c in rows[0][2:]) + b"\n"
-    return Extract("yearbook", f"city_yearbook_{YEAR}.csv", [], data=data), Expect("cannot be decoded", hint="iconv")
+    data = (
+        ",".join(header).encode()
+        + b"\n110000,\x81\x30\xff\xff,"
+        + b",".join(c.encode() for c in rows[0][2:])
+        + b"\n"
+    )
+    return Extract("yearbook", f"city_yearbook_{YEAR}.csv", [], data=data), Expect(
+        "cannot be decoded", hint="iconv"
+    )
 
 
 MISTAKES = {
@@ -720,8 +860,12 @@ def test_mistake_is_an_error_naming_it(case, codebook, resolver, tmp_path):
     err, msg = info.value, str(info.value)
     assert err.file == str(path) and msg.startswith(f"file {path}")
     assert expect.problem in err.problem, err.problem
-    for part, want in (("row", expect.row), ("column", expect.column), ("hint", expect.hint),
-                       ("expected", expect.expected)):
+    for part, want in (
+        ("row", expect.row),
+        ("column", expect.column),
+        ("hint", expect.hint),
+        ("expected", expect.expected),
+    ):
         if want is not None:
             got = getattr(err, part)
             assert got is not None and want in got, f"{part}: {got!r}"
@@ -746,19 +890,35 @@ def test_two_extracts_for_one_year_stop_the_run(workflow_copy):
     proc = snakemake(workflow_copy, "--cores", "1", check=False)
     assert proc.returncode != 0
     assert "two extracts for data year 2015" in proc.stdout
-    assert "city_yearbook_2015.csv and resources/raw/yearbook/city_yearbook_2015.xlsx" in proc.stdout
+    assert (
+        "city_yearbook_2015.csv and resources/raw/yearbook/city_yearbook_2015.xlsx" in proc.stdout
+    )
     assert "delete or move the one you do not want to use" in proc.stdout
     assert 'File "' not in proc.stdout  # the message, without Snakemake's traceback frames
-    assert (workflow_copy / "results" / "interim" / "yearbook_2015.parquet").stat().st_mtime_ns == before
+    assert (
+        workflow_copy / "results" / "interim" / "yearbook_2015.parquet"
+    ).stat().st_mtime_ns == before
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("relative, problem, hint", [
-    ("yearbook/city_yearbook_2015.csv", "no yearbook extract for data year 2015", "add the extract of that year"),
-    ("cnrds/patents.csv", "the raw file of source 'patents' is missing", "restore the file"),
-    ("static/relief.csv", "the raw file of source 'relief' is missing", "restore the file"),
-    ("reports/130000_2015.txt", "1 government work report(s) missing: 130000_2015.txt", "add the report"),
-], ids=["yearbook_year", "cnrds_file", "static_file", "work_report"])
+@pytest.mark.parametrize(
+    "relative, problem, hint",
+    [
+        (
+            "yearbook/city_yearbook_2015.csv",
+            "no yearbook extract for data year 2015",
+            "add the extract of that year",
+        ),
+        ("cnrds/patents.csv", "the raw file of source 'patents' is missing", "restore the file"),
+        ("static/relief.csv", "the raw file of source 'relief' is missing", "restore the file"),
+        (
+            "reports/130000_2015.txt",
+            "1 government work report(s) missing: 130000_2015.txt",
+            "add the report",
+        ),
+    ],
+    ids=["yearbook_year", "cnrds_file", "static_file", "work_report"],
+)
 def test_raw_file_deleted_after_a_run_is_an_error(workflow_copy, relative, problem, hint):
     """Snakemake would rerun the reports on the remaining files (their input was a glob) or keep
     the old results; each deletion must instead stop the run naming the file."""
@@ -785,21 +945,46 @@ def test_raw_folder_check_passes_on_the_shipped_files(tmp_path):
     raw = raw_folder(tmp_path)
     check_raw_files(raw, YEARS, ATTRIBUTES)
     assert yearbook_path(raw, 2021).endswith("city_yearbook_2021.xlsx")
-    assert len(report_paths(raw, ATTRIBUTES, YEARS)) == 32 * 12   # 31 provinces and the centre
+    assert len(report_paths(raw, ATTRIBUTES, YEARS)) == 32 * 12  # 31 provinces and the centre
 
 
-@pytest.mark.parametrize("change, problem, hint", [
-    (lambda raw: shutil.copy(raw / "yearbook/city_yearbook_2021.xlsx", raw / "yearbook/city_yearbook_2012.xlsx"),
-     "two extracts for data year 2012", "delete or move the one"),
-    (lambda raw: (raw / "yearbook/city_yearbook_2012.csv").rename(raw / "yearbook/city_yearbook_2012.xls"),
-     "no yearbook extract for data year 2012", "old binary Excel format"),
-    (lambda raw: (raw / "yearbook/city_yearbook_2012.csv").unlink(),
-     "no yearbook extract for data year 2012", "narrow `years`"),
-    (lambda raw: (raw / "ceic/national.csv").rename(raw / "ceic/national.xlsx"),
-     "the raw file of source 'national' is missing", "found national.xlsx instead"),
-    (lambda raw: [(raw / f"reports/{n}.txt").unlink() for n in ("650000_2010", "650000_2021")],
-     "2 government work report(s) missing: 650000_2010.txt, 650000_2021.txt", "add the report"),
-], ids=["csv_and_xlsx", "old_xls", "year_missing", "source_as_xlsx", "reports_missing"])
+@pytest.mark.parametrize(
+    "change, problem, hint",
+    [
+        (
+            lambda raw: shutil.copy(
+                raw / "yearbook/city_yearbook_2021.xlsx", raw / "yearbook/city_yearbook_2012.xlsx"
+            ),
+            "two extracts for data year 2012",
+            "delete or move the one",
+        ),
+        (
+            lambda raw: (raw / "yearbook/city_yearbook_2012.csv").rename(
+                raw / "yearbook/city_yearbook_2012.xls"
+            ),
+            "no yearbook extract for data year 2012",
+            "old binary Excel format",
+        ),
+        (
+            lambda raw: (raw / "yearbook/city_yearbook_2012.csv").unlink(),
+            "no yearbook extract for data year 2012",
+            "narrow `years`",
+        ),
+        (
+            lambda raw: (raw / "ceic/national.csv").rename(raw / "ceic/national.xlsx"),
+            "the raw file of source 'national' is missing",
+            "found national.xlsx instead",
+        ),
+        (
+            lambda raw: [
+                (raw / f"reports/{n}.txt").unlink() for n in ("650000_2010", "650000_2021")
+            ],
+            "2 government work report(s) missing: 650000_2010.txt, 650000_2021.txt",
+            "add the report",
+        ),
+    ],
+    ids=["csv_and_xlsx", "old_xls", "year_missing", "source_as_xlsx", "reports_missing"],
+)
 def test_raw_folder_check_names_the_file(tmp_path, change, problem, hint):
     from nqp_resilience.data.raw_files import check_raw_files
 

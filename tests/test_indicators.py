@@ -8,25 +8,36 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import CODEBOOK, ROOT
 from nqp_resilience.data.codebook import Codebook
 from nqp_resilience.errors import ConfigError, DataError
 from nqp_resilience.indices.formula import FormulaError, parse_formula
 from nqp_resilience.indices.indicators import load_indicator_system, measure_matrix
+
+from conftest import CODEBOOK, ROOT
 
 INDICATORS = ROOT / "resources" / "indicators.yaml"
 
 
 def test_table_1_in_full():
     system = load_indicator_system(INDICATORS)
-    assert system.counts() == {"criterion": 3, "primary": 7, "secondary": 18, "tertiary": 24, "measure": 27}
+    assert system.counts() == {
+        "criterion": 3,
+        "primary": 7,
+        "secondary": 18,
+        "tertiary": 24,
+        "measure": 27,
+    }
     per_tertiary = Counter(m.path[-1] for m in system.measures)
-    assert per_tertiary["pollution_control"] == 2          # COD/GDP and SO2/GDP
+    assert per_tertiary["pollution_control"] == 2  # COD/GDP and SO2/GDP
     assert per_tertiary["traditional_infrastructure"] == 3  # road, rail, fibre
-    assert all(n == 1 for k, n in per_tertiary.items() if k not in ("pollution_control", "traditional_infrastructure"))
+    assert all(
+        n == 1
+        for k, n in per_tertiary.items()
+        if k not in ("pollution_control", "traditional_infrastructure")
+    )
     d = system.directions
     assert d["cod_intensity"] == d["so2_intensity"] == "-"
-    assert d["energy_intensity"] == "+"   # as the paper marks it
+    assert d["energy_intensity"] == "+"  # as the paper marks it
     assert sum(v == "-" for v in d.values()) == 2
     # every variable a formula uses is a canonical variable of the codebook
     known = set(Codebook(CODEBOOK).variables())
@@ -35,7 +46,9 @@ def test_table_1_in_full():
 
 def test_direction_overrides():
     system = load_indicator_system(INDICATORS, {"energy_intensity": "-", "cod_intensity": "+"})
-    assert system.directions["energy_intensity"] == "-" and system.directions["cod_intensity"] == "+"
+    assert (
+        system.directions["energy_intensity"] == "-" and system.directions["cod_intensity"] == "+"
+    )
     with pytest.raises(ConfigError, match="did you mean 'energy_intensity'") as exc:
         load_indicator_system(INDICATORS, {"energy_intensty": "-"})
     assert exc.value.key == "entropy.directions"
@@ -43,11 +56,14 @@ def test_direction_overrides():
         load_indicator_system(INDICATORS, {"energy_intensity": "down"})
 
 
-@pytest.mark.parametrize("text, names, value", [
-    ("gdp / population", ("gdp", "population"), 2.0),
-    ("a / (b + c) * 100", ("a", "b", "c"), 50.0),
-    ("-a + 3", ("a",), 1.0),
-])
+@pytest.mark.parametrize(
+    "text, names, value",
+    [
+        ("gdp / population", ("gdp", "population"), 2.0),
+        ("a / (b + c) * 100", ("a", "b", "c"), 50.0),
+        ("-a + 3", ("a",), 1.0),
+    ],
+)
 def test_formula_parsing(text, names, value):
     f = parse_formula(text)
     assert f.variables == names
@@ -55,8 +71,10 @@ def test_formula_parsing(text, names, value):
     assert f.evaluate(data) == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text", ["__import__('os').system('true')", "a.b", "a ** 2", "f(a)", "a if b else c",
-                                  "'text'", "a +"])
+@pytest.mark.parametrize(
+    "text",
+    ["__import__('os').system('true')", "a.b", "a ** 2", "f(a)", "a if b else c", "'text'", "a +"],
+)
 def test_formula_rejects_anything_but_arithmetic(text):
     with pytest.raises(FormulaError):
         parse_formula(text)
@@ -64,15 +82,22 @@ def test_formula_rejects_anything_but_arithmetic(text):
 
 def test_bad_indicator_files(tmp_path):
     bad = tmp_path / "ind.yaml"
-    bad.write_text("criteria:\n  - id: a\n    name: A\n    primary:\n      - id: b\n        name: B\n"
-                   "        secondary:\n          - id: c\n            name: C\n            tertiary:\n"
-                   "              - id: d\n                name: D\n                measures:\n"
-                   "                  - {id: m, formula: 'x.y', direction: '+'}\n", encoding="utf-8")
+    bad.write_text(
+        "criteria:\n  - id: a\n    name: A\n    primary:\n      - id: b\n        name: B\n"
+        "        secondary:\n          - id: c\n            name: C\n            tertiary:\n"
+        "              - id: d\n                name: D\n                measures:\n"
+        "                  - {id: m, formula: 'x.y', direction: '+'}\n",
+        encoding="utf-8",
+    )
     with pytest.raises(DataError, match="measure 'm'") as err:
         load_indicator_system(bad)
-    assert err.value.column == "formula" and err.value.hint and err.value.hint not in err.value.problem
-    bad.write_text(bad.read_text(encoding="utf-8").replace("'x.y', direction: '+'", "'x', direction: 'up'"),
-                   encoding="utf-8")
+    assert (
+        err.value.column == "formula" and err.value.hint and err.value.hint not in err.value.problem
+    )
+    bad.write_text(
+        bad.read_text(encoding="utf-8").replace("'x.y', direction: '+'", "'x', direction: 'up'"),
+        encoding="utf-8",
+    )
     with pytest.raises(DataError, match="direction 'up'"):
         load_indicator_system(bad)
 

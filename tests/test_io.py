@@ -7,18 +7,30 @@ import math
 import pandas as pd
 import pytest
 
-from conftest import ALIASES, ATTRIBUTES, CODEBOOK
 from nqp_resilience.data.cities import CityResolver
 from nqp_resilience.data.codebook import Codebook
-from nqp_resilience.errors import DataError
 from nqp_resilience.data.ingest import ingest_table
 from nqp_resilience.data.io import parse_number, read_raw_table, write_parquet, write_text
+from nqp_resilience.errors import DataError
+
+from conftest import ALIASES, ATTRIBUTES, CODEBOOK
 
 
-@pytest.mark.parametrize("cell, value", [
-    ("1234.5", 1234.5), ("1,234,567.25", 1234567.25), ("１２３４", 1234.0), ("１，２３４．５", 1234.5),
-    ("-2", -2.0), (" 7 ", 7.0), ("1e3", 1000.0), (12, 12.0), (3.25, 3.25), ("－3", -3.0),
-])
+@pytest.mark.parametrize(
+    "cell, value",
+    [
+        ("1234.5", 1234.5),
+        ("1,234,567.25", 1234567.25),
+        ("１２３４", 1234.0),
+        ("１，２３４．５", 1234.5),
+        ("-2", -2.0),
+        (" 7 ", 7.0),
+        ("1e3", 1000.0),
+        (12, 12.0),
+        (3.25, 3.25),
+        ("－3", -3.0),
+    ],
+)
 def test_parse_number_values(cell, value):
     assert parse_number(cell) == value
 
@@ -39,8 +51,14 @@ def test_csv_and_xlsx_give_the_same_table(tmp_path):
     from openpyxl import Workbook
 
     header = ["城市代码", "城市名称", "关键指标(万元)"]
-    rows = [["110000", "北京市", "1,234"], ["120000", "天津市", "—"], ["130100", "石家庄市", "５６"]]
-    text = "\n".join(",".join(f'"{c}"' if "," in c else c for c in r) for r in [header, *rows]) + "\n"
+    rows = [
+        ["110000", "北京市", "1,234"],
+        ["120000", "天津市", "—"],
+        ["130100", "石家庄市", "５６"],
+    ]
+    text = (
+        "\n".join(",".join(f'"{c}"' if "," in c else c for c in r) for r in [header, *rows]) + "\n"
+    )
     (tmp_path / "a.csv").write_bytes(text.encode("gbk"))
     (tmp_path / "b.csv").write_bytes(text.encode("utf-8-sig"))
     wb = Workbook()
@@ -71,7 +89,9 @@ def test_unit_conversion_and_name_only_rows(tmp_path):
 
 def test_code_and_name_that_disagree(tmp_path):
     resolver = CityResolver(ATTRIBUTES, ALIASES)
-    with pytest.raises(DataError, match="130100 is 石家庄市 in the attribute table, but the row names 唐山市"):
+    with pytest.raises(
+        DataError, match="130100 is 石家庄市 in the attribute table, but the row names 唐山市"
+    ):
         resolver.resolve("130100", "唐山市", file="x.csv", row="line 2")
     assert resolver.resolve("522400", "毕节地区", year=2010) == "520500"
     assert resolver.resolve("130100.0", "") == "130100"
@@ -91,7 +111,9 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
         write_parquet(Boom({"a": [3]}), target)
     assert target.read_bytes() == before
-    assert [p.name for p in target.parent.iterdir()] == ["panel.parquet"]  # no temporary left behind
+    assert [p.name for p in target.parent.iterdir()] == [
+        "panel.parquet"
+    ]  # no temporary left behind
 
 
 def test_parquet_output_is_deterministic(tmp_path):

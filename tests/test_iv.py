@@ -13,9 +13,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nqp_resilience.estimation import core as fe
 from nqp_resilience.errors import ConfigError
-from nqp_resilience.estimation.iv import canonical_correlations, iv_twfe, kp_rank_test, stock_yogo, stock_yogo_table
+from nqp_resilience.estimation import core as fe
+from nqp_resilience.estimation.iv import (
+    canonical_correlations,
+    iv_twfe,
+    kp_rank_test,
+    stock_yogo,
+    stock_yogo_table,
+)
 
 DATA = Path(__file__).parent / "data" / "iv"
 CONTROLS_CARD = ["exper", "expersq", "black", "south"]
@@ -36,8 +42,20 @@ def _panel(n_ids=80, n_t=8, seed=0, pi=0.7, unbalanced=False):
     x = pi * z + 0.4 * z2 + 0.3 * c1 + a + g + v
     e = 0.6 * v + rng.normal(size=ids.size) + rng.normal(size=n_ids)[ids]
     y = 0.5 * x + 0.3 * c1 - 0.2 * c2 + a + g + e
-    df = pd.DataFrame({"id": ids, "t": t, "y": y, "x": x, "z": z, "z2": z2, "c1": c1, "c2": c2,
-                       "w": rng.uniform(0.2, 3.0, ids.size), "region": ids % 13})
+    df = pd.DataFrame(
+        {
+            "id": ids,
+            "t": t,
+            "y": y,
+            "x": x,
+            "z": z,
+            "z2": z2,
+            "c1": c1,
+            "c2": c2,
+            "w": rng.uniform(0.2, 3.0, ids.size),
+            "region": ids % 13,
+        }
+    )
     if unbalanced:
         df = df.sample(frac=0.85, random_state=1).sort_values(["id", "t"]).reset_index(drop=True)
     return df
@@ -111,22 +129,47 @@ def test_first_stage_matches_pyfixest(weights):
 # (GitHub restatr/ivreg2r, tests/stata-benchmarks/): see tests/data/iv/README.md.
 # card_just_id_diagnostics_hc1.csv + card_just_id_coef_hc1.csv, commit 8b9278784a76:
 #   ivreg2 lwage exper expersq black south (educ = nearc4), first robust endog(educ)
-STATA_CARD_JUSTID_HC = {"idstat": 36.29487536068563, "iddf": 1, "idp": 1.69609260939e-09,
-                        "widstat": 36.95573706485129, "cdf": 35.19636422812735,
-                        "arf": 41.21740462352992, "archi2": 41.29972966605362, "r2": -0.1343134882993313,
-                        "b_educ": 0.2213902429585039, "se_educ_hc0": 0.0403033688719513}
+STATA_CARD_JUSTID_HC = {
+    "idstat": 36.29487536068563,
+    "iddf": 1,
+    "idp": 1.69609260939e-09,
+    "widstat": 36.95573706485129,
+    "cdf": 35.19636422812735,
+    "arf": 41.21740462352992,
+    "archi2": 41.29972966605362,
+    "r2": -0.1343134882993313,
+    "b_educ": 0.2213902429585039,
+    "se_educ_hc0": 0.0403033688719513,
+}
 # card_overid_diagnostics_hc1.csv, commit 8b9278784a76:
 #   ivreg2 lwage exper expersq black south (educ = nearc2 nearc4), first robust endog(educ)
-STATA_CARD_OVERID_HC = {"idstat": 40.07919463212782, "iddf": 2, "widstat": 20.42000777158254,
-                        "cdf": 19.68298484786327, "arf": 27.85140644476052, "archi2": 55.8326562762099}
+STATA_CARD_OVERID_HC = {
+    "idstat": 40.07919463212782,
+    "iddf": 2,
+    "widstat": 20.42000777158254,
+    "cdf": 19.68298484786327,
+    "arf": 27.85140644476052,
+    "archi2": 55.8326562762099,
+}
 # card_pw_diagnostics_cl.csv + card_pw_coef_cl_small.csv, commit 89139bdc7acc
 # (generate-weight-type-fixtures.do; region = reg661*1 + … + reg669*9, 9 clusters):
 #   ivreg2 lwage exper expersq black south (educ = nearc4 nearc2) [pw=weight], first endog(educ)
 #          cluster(region) [small]
-STATA_CARD_PW_CL = {"idstat": 5.133281919011773, "iddf": 2, "idp": 0.0767930636852286,
-                    "widstat": 13.82920510284544, "cdf": 19.44475613604169, "arf": 15.3444530981263,
-                    "arfp": 0.0018281597436333, "ardf_r": 8, "archi2": 34.59400052866785, "N_clust": 9,
-                    "r2": -0.4987624670245479, "b_educ": 0.2666133736442258, "se_educ_cl_small": 0.0702877940082479}
+STATA_CARD_PW_CL = {
+    "idstat": 5.133281919011773,
+    "iddf": 2,
+    "idp": 0.0767930636852286,
+    "widstat": 13.82920510284544,
+    "cdf": 19.44475613604169,
+    "arf": 15.3444530981263,
+    "arfp": 0.0018281597436333,
+    "ardf_r": 8,
+    "archi2": 34.59400052866785,
+    "N_clust": 9,
+    "r2": -0.4987624670245479,
+    "b_educ": 0.2666133736442258,
+    "se_educ_cl_small": 0.0702877940082479,
+}
 
 # Statistics built from educ and the instruments only are exact functions of integer data
 # (observed agreement ~1e-15); those involving lwage inherit a float32 storage difference of the
@@ -177,7 +220,17 @@ def test_kp_matches_stata_card_weighted_cluster():
     ([pw=] is [aw=] + robust in ivreg2), 9 clusters. Source: STATA_CARD_PW_CL above.
     Tolerance: relative 1e-9 (KP, CD), 2e-6 (coefficient, SE, AR, R²)."""
     d = _card()
-    res = iv_twfe(d, "lwage", "educ", ["nearc4", "nearc2"], CONTROLS_CARD, None, None, "region", weights="weight")
+    res = iv_twfe(
+        d,
+        "lwage",
+        "educ",
+        ["nearc4", "nearc2"],
+        CONTROLS_CARD,
+        None,
+        None,
+        "region",
+        weights="weight",
+    )
     ref, e = STATA_CARD_PW_CL, res.extra
     assert res.n_clusters == ref["N_clust"] and res.df_resid == ref["N_clust"] - 1
     assert e["kp_lm"] == pytest.approx(ref["idstat"], rel=TOL_EXACT)
@@ -204,10 +257,10 @@ def _partialled(df, y, x, zs, controls, fes, w=None):
     prep = fe.prepare(df, [y, x, *zs, *controls], fes, "id", w)
     ww = np.ones(len(prep["X"])) if prep["w"] is None else prep["w"]
     til = fe.demean(prep["X"], prep["absorb"], prep["w"])
-    c = til[:, 2 + len(zs):]
+    c = til[:, 2 + len(zs) :]
     sw = np.sqrt(ww)[:, None]
-    coef = np.linalg.lstsq(c * sw, til[:, :2 + len(zs)] * sw, rcond=None)[0]
-    r = til[:, :2 + len(zs)] - c @ coef
+    coef = np.linalg.lstsq(c * sw, til[:, : 2 + len(zs)] * sw, rcond=None)[0]
+    r = til[:, : 2 + len(zs)] - c @ coef
     return r[:, 0], r[:, 1], r[:, 2:], ww, prep["cluster"]
 
 
@@ -230,7 +283,9 @@ def test_rk_wald_equals_first_stage_cluster_wald(weights):
     assert res.extra["kp_wald_chi2"] == pytest.approx(wald0, rel=1e-10)
     assert res.extra["kp_f"] == pytest.approx(res.extra["first_stage_F"], rel=1e-10)
     n, G, K = res.nobs, res.n_clusters, res.extra["df_k_first_stage"]
-    assert res.extra["first_stage_F"] == pytest.approx(wald0 / 2 * (G - 1) / G * (n - K) / (n - 1), rel=1e-10)
+    assert res.extra["first_stage_F"] == pytest.approx(
+        wald0 / 2 * (G - 1) / G * (n - K) / (n - 1), rel=1e-10
+    )
 
 
 def test_kp_lm_direct_formula_and_svd_path():
@@ -269,12 +324,21 @@ def test_kp_multi_endogenous_invariance():
         for clusters in (cl, None):
             base, df_ = kp_rank_test(x, z, w, clusters, wald=wald)
             assert df_ == 3
-            assert kp_rank_test(x @ A, z @ B, w, clusters, wald=wald)[0] == pytest.approx(base, rel=1e-8)
+            assert kp_rank_test(x @ A, z @ B, w, clusters, wald=wald)[0] == pytest.approx(
+                base, rel=1e-8
+            )
     x_bad = np.column_stack([x[:, 0], 2 * x[:, 0] + 0.01 * (z @ np.ones(4)) + rng.normal(size=n)])
     assert kp_rank_test(x_bad, z, w, cl)[0] < kp_rank_test(x, z, w, cl)[0] / 5
 
-    df = pd.DataFrame({"y": x @ np.array([0.5, -0.3]) + rng.normal(size=n), "x1": x[:, 0], "x2": x[:, 1],
-                       **{f"z{j}": z[:, j] for j in range(4)}, "g": cl})
+    df = pd.DataFrame(
+        {
+            "y": x @ np.array([0.5, -0.3]) + rng.normal(size=n),
+            "x1": x[:, 0],
+            "x2": x[:, 1],
+            **{f"z{j}": z[:, j] for j in range(4)},
+            "g": cl,
+        }
+    )
     res = iv_twfe(df, "y", ["x1", "x2"], [f"z{j}" for j in range(4)], None, None, None, "g")
     assert res.regressor == "x1" and set(res.params) == {"x1", "x2"}
     assert res.extra["kp_lm_df"] == 3 and res.extra["stock_yogo"]["10%"] == 16.87
@@ -308,15 +372,27 @@ def test_r2_definitions():
     Tolerance: 1e-9."""
     df = _panel(n_ids=25, n_t=5, seed=9)
     res = iv_twfe(df, "y", "x", "z", ["c1", "c2"], "id", "t", "id")
-    resid0 = df["y"] - res.coef * df["x"] - res.params["c1"] * df["c1"] - res.params["c2"] * df["c2"]
-    D = pd.get_dummies(df[["id", "t"]].astype(str), drop_first=True, dtype=float).assign(const=1.0).to_numpy()
+    resid0 = (
+        df["y"] - res.coef * df["x"] - res.params["c1"] * df["c1"] - res.params["c2"] * df["c2"]
+    )
+    D = (
+        pd.get_dummies(df[["id", "t"]].astype(str), drop_first=True, dtype=float)
+        .assign(const=1.0)
+        .to_numpy()
+    )
     u = resid0 - D @ np.linalg.lstsq(D, resid0, rcond=None)[0]
     rss = float(u @ u)
-    ytil = fe.demean(df[["y"]].to_numpy(float), fe.prepare(df, ["y"], ["id", "t"], None)["absorb"])[:, 0]
-    assert res.r2 == pytest.approx(1 - rss / float(((df["y"] - df["y"].mean()) ** 2).sum()), rel=1e-9)
+    ytil = fe.demean(df[["y"]].to_numpy(float), fe.prepare(df, ["y"], ["id", "t"], None)["absorb"])[
+        :, 0
+    ]
+    assert res.r2 == pytest.approx(
+        1 - rss / float(((df["y"] - df["y"].mean()) ** 2).sum()), rel=1e-9
+    )
     assert res.r2_within == pytest.approx(1 - rss / float(ytil @ ytil), rel=1e-9)
     _, x, z, w, _ = _partialled(df, "y", "x", ["z"], ["c1", "c2"], ["id", "t"])
-    assert res.extra["partial_r2"] == pytest.approx(canonical_correlations(x[:, None], z, w)[0] ** 2, rel=1e-9)
+    assert res.extra["partial_r2"] == pytest.approx(
+        canonical_correlations(x[:, None], z, w)[0] ** 2, rel=1e-9
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -331,9 +407,14 @@ def _ar_design(seed, G=30, T=6, pi=0.6, beta=0.5, rho=0.6):
     z = rng.normal(size=ids.size) + rng.normal(size=G)[ids]
     v = rng.normal(size=ids.size)
     x = pi * z + a + v
-    u = (rho * v + math.sqrt(1 - rho**2) * rng.normal(size=ids.size)
-         + 0.5 * rng.normal(size=G)[ids] * rng.normal(size=ids.size))
-    return pd.DataFrame({"id": ids, "y": beta * x + a + u, "x": x, "z": z, "z2": rng.normal(size=ids.size)})
+    u = (
+        rho * v
+        + math.sqrt(1 - rho**2) * rng.normal(size=ids.size)
+        + 0.5 * rng.normal(size=G)[ids] * rng.normal(size=ids.size)
+    )
+    return pd.DataFrame(
+        {"id": ids, "y": beta * x + a + u, "x": x, "z": z, "z2": rng.normal(size=ids.size)}
+    )
 
 
 def test_ar_ci_strong_iv_contains_estimate_and_matches_grid():
@@ -347,14 +428,16 @@ def test_ar_ci_strong_iv_contains_estimate_and_matches_grid():
     res = iv_twfe(df, "y", "x", "z", None, "id", None, "id")
     e = res.extra
     assert e["ar_ci_kind"] == "bounded" and e["ar_ci_method"] == "analytic"
-    (lo, hi), = e["ar_ci"]
+    ((lo, hi),) = e["ar_ci"]
     assert lo < res.coef < hi
     grid = np.linspace(res.coef - 3, res.coef + 3, 601)
     res_g = iv_twfe(df, "y", "x", "z", None, "id", None, "id", ar_grid=grid)
-    (glo, ghi), = res_g.extra["ar_ci"]
+    ((glo, ghi),) = res_g.extra["ar_ci"]
     assert (glo, ghi) == pytest.approx((lo, hi), abs=1e-6)
     # a grid narrower than the set: the boundaries are found outside it (no truncation)
-    narrow = iv_twfe(df, "y", "x", "z", None, "id", None, "id", ar_grid=[res.coef - 0.01, res.coef + 0.01])
+    narrow = iv_twfe(
+        df, "y", "x", "z", None, "id", None, "id", ar_grid=[res.coef - 0.01, res.coef + 0.01]
+    )
     assert narrow.extra["ar_ci_kind"] == "bounded"
     assert narrow.extra["ar_ci"][0] == pytest.approx((lo, hi), abs=1e-6)
     # at the endpoints the AR F equals the 95 % critical value of F(1, G−1)
@@ -364,7 +447,7 @@ def test_ar_ci_strong_iv_contains_estimate_and_matches_grid():
 
     res2 = iv_twfe(df, "y", "x", ["z", "z2"], None, "id", None, "id")
     assert res2.extra["ar_ci_method"] == "polynomial" and res2.extra["ar_ci_kind"] == "bounded"
-    (lo2, hi2), = res2.extra["ar_ci"]
+    ((lo2, hi2),) = res2.extra["ar_ci"]
     assert lo2 < res2.coef < hi2
 
 
@@ -374,7 +457,9 @@ def test_ar_ci_coverage_monte_carlo():
     Acceptance band [0.92, 0.99] (±3 binomial SE around 0.95, conservative side allowed)."""
     hits = 0
     for seed in range(300):
-        (lo, hi), = iv_twfe(_ar_design(seed), "y", "x", "z", None, "id", None, "id").extra["ar_ci"]
+        ((lo, hi),) = iv_twfe(_ar_design(seed), "y", "x", "z", None, "id", None, "id").extra[
+            "ar_ci"
+        ]
         hits += lo <= 0.5 <= hi
     assert 0.92 <= hits / 300 <= 0.99
 
@@ -410,11 +495,17 @@ def test_ar_ci_weak_iv_reports_unbounded_sets():
         assert kind_p == e["ar_ci_kind"] and np.allclose(poly, e["ar_ci"], atol=1e-6)
         # two instruments: polynomial roots (default) vs a fine grid
         e2 = iv_twfe(df, "y", "x", ["z", "z2"], None, "id", None, "id").extra
-        g2 = iv_twfe(df, "y", "x", ["z", "z2"], None, "id", None, "id", ar_grid=np.linspace(-30, 30, 6001)).extra
+        g2 = iv_twfe(
+            df, "y", "x", ["z", "z2"], None, "id", None, "id", ar_grid=np.linspace(-30, 30, 6001)
+        ).extra
         assert e2["ar_ci_method"] == "polynomial" and g2["ar_ci_kind"] == e2["ar_ci_kind"]
         assert np.allclose(g2["ar_ci"], e2["ar_ci"], atol=1e-6)
         kinds2.add(e2["ar_ci_kind"])
-    assert {"union", "real_line", "bounded"} <= kinds and {"union", "real_line", "bounded"} <= kinds2
+    assert {"union", "real_line", "bounded"} <= kinds and {
+        "union",
+        "real_line",
+        "bounded",
+    } <= kinds2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,7 +529,7 @@ def test_stock_yogo_table_transcription():
         tab = stock_yogo_table(size)
         assert tab.shape == (100, 2) and np.isnan(tab[0, 1]) and not np.isnan(tab[1:]).any()
         for col, start in ((0, 2), (1, 3)):
-            d1 = np.diff(tab[start - 1:, col])
+            d1 = np.diff(tab[start - 1 :, col])
             assert (d1 > 0).all() and np.abs(np.diff(d1))[10:].max() <= 0.025
 
 
@@ -447,7 +538,9 @@ def test_time_invariant_instrument_with_entity_fe_raises():
     ConfigError naming the instrument and saying it has no within variation."""
     df = _panel(n_ids=20, n_t=5, seed=2)
     df["relief"] = df["id"].map(dict(enumerate(np.random.default_rng(0).uniform(0, 3, 20))))
-    with pytest.raises(ConfigError, match=r"instrument 'relief' has no within variation.*time-invariant"):
+    with pytest.raises(
+        ConfigError, match=r"instrument 'relief' has no within variation.*time-invariant"
+    ):
         iv_twfe(df, "y", "x", "relief", ["c1"], "id", "t", "id")
     # without the entity FE it is a valid instrument
     res = iv_twfe(df.assign(x=df["x"] + df["relief"]), "y", "x", "relief", ["c1"], None, "t", "id")

@@ -22,17 +22,20 @@ def workflow(tmp_path_factory):
     """A copy of the workflow whose Snakefile prints the validated config as one JSON line."""
     work = copy_workflow(tmp_path_factory.mktemp("operation"))
     with open(work / "Snakefile", "a", encoding="utf-8") as fh:
-        fh.write('\nimport json as _json\nprint("CONFIG=" + _json.dumps(config), file=sys.stderr)\n')
+        fh.write(
+            '\nimport json as _json\nprint("CONFIG=" + _json.dumps(config), file=sys.stderr)\n'
+        )
     # a non-default value in config.yaml, to see whether an override of the section keeps it
     cfg = (work / "config.yaml").read_text(encoding="utf-8")
-    (work / "config.yaml").write_text(cfg.replace("stars: [0.1, 0.05, 0.01]", "stars: [0.2, 0.1, 0.05]"),
-                                      encoding="utf-8")
+    (work / "config.yaml").write_text(
+        cfg.replace("stars: [0.1, 0.05, 0.01]", "stars: [0.2, 0.1, 0.05]"), encoding="utf-8"
+    )
     return work
 
 
 def _config_of(output: str) -> dict:
     line = next(l for l in output.splitlines() if l.startswith("CONFIG="))
-    return json.loads(line[len("CONFIG="):])
+    return json.loads(line[len("CONFIG=") :])
 
 
 # ------------------------------------------------------------------------------ --config
@@ -48,8 +51,15 @@ def test_nested_override_has_the_schema_type_and_keeps_the_rest_of_the_section(w
 
 
 def test_nested_list_and_number_overrides(workflow):
-    proc = snakemake(workflow, "-n", "--config", "tables={stars: [0.3, 0.2, 0.1]}", "entropy={eps: 1e-3}",
-                     "iv={internet: {lag: 2}}", "control_variables=[GDP, GOV]")
+    proc = snakemake(
+        workflow,
+        "-n",
+        "--config",
+        "tables={stars: [0.3, 0.2, 0.1]}",
+        "entropy={eps: 1e-3}",
+        "iv={internet: {lag: 2}}",
+        "control_variables=[GDP, GOV]",
+    )
     cfg = _config_of(proc.stdout)
     assert cfg["tables"]["stars"] == [0.3, 0.2, 0.1]
     assert cfg["entropy"]["eps"] == 0.001 and cfg["entropy"]["variant"] == "shift"
@@ -59,20 +69,25 @@ def test_nested_list_and_number_overrides(workflow):
 
 def test_configfile_with_dotted_keys(workflow, tmp_path):
     mine = tmp_path / "my.yaml"
-    mine.write_text("tables.decimals: 5\nresults_dir: results_mine\nsample:\n  max_missing_share: 0.3\n",
-                    encoding="utf-8")
+    mine.write_text(
+        "tables.decimals: 5\nresults_dir: results_mine\nsample:\n  max_missing_share: 0.3\n",
+        encoding="utf-8",
+    )
     cfg = _config_of(snakemake(workflow, "-n", "--configfile", str(mine)).stdout)
     assert cfg["tables"]["decimals"] == 5 and cfg["tables"]["stars"] == [0.2, 0.1, 0.05]
     assert cfg["results_dir"] == "results_mine"
     assert cfg["sample"]["max_missing_share"] == 0.3 and cfg["sample"]["drop_changed_2011"] is True
 
 
-@pytest.mark.parametrize("override, key, words", [
-    ("tables={decimals: four}", "tables.decimals", "wrong type"),
-    ("tables={decimals: 9}", "tables.decimals", "greater than the maximum"),
-    ("tables={decimalz: 4}", "tables.decimalz", "did you mean 'decimals'"),
-    ("results_dir=2024", "results_dir", """--config 'results_dir="2024"'"""),
-])
+@pytest.mark.parametrize(
+    "override, key, words",
+    [
+        ("tables={decimals: four}", "tables.decimals", "wrong type"),
+        ("tables={decimals: 9}", "tables.decimals", "greater than the maximum"),
+        ("tables={decimalz: 4}", "tables.decimalz", "did you mean 'decimals'"),
+        ("results_dir=2024", "results_dir", """--config 'results_dir="2024"'"""),
+    ],
+)
 def test_bad_override_is_a_config_error_naming_the_key(workflow, override, key, words):
     proc = snakemake(workflow, "-n", "--config", override, check=False)
     assert proc.returncode != 0
@@ -116,7 +131,9 @@ def test_every_rule_logs_under_results():
         for rule, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", text, re.M):
             m = re.search(r"^\s+log:\n\s+(.+)$", body, re.M)
             assert m, f"{smk.name}: rule {rule} has no log"
-            assert m.group(1).startswith(f'f"{{RESULTS}}/logs/{rule}/'), f"{smk.name}: {rule}: {m.group(1)}"
+            assert m.group(1).startswith(f'f"{{RESULTS}}/logs/{rule}/'), (
+                f"{smk.name}: {rule}: {m.group(1)}"
+            )
 
 
 # ------------------------------------------------------------------------------ a failing job
@@ -144,7 +161,9 @@ def _run_job(tmp_path, kind):
     script = tmp_path / "job.py"
     script.write_text(_JOB, encoding="utf-8")
     log = tmp_path / "logs" / "job.log"
-    proc = subprocess.run([sys.executable, str(script), str(log), kind], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(log), kind], capture_output=True, text=True
+    )
     return proc, log.read_text(encoding="utf-8")
 
 
@@ -187,8 +206,17 @@ def test_a_spec_no_table_shows_is_warned_about_at_parse_time(workflow, tmp_path)
     import yaml
 
     specs = yaml.safe_load((workflow / "config.yaml").read_text(encoding="utf-8"))["specs"]
-    specs.append({"id": "rob_extra", "table": 8, "column": "(6)", "estimator": "ols_fe", "dependent": "Resil",
-                  "regressor": "Nqp", "controls": True})
+    specs.append(
+        {
+            "id": "rob_extra",
+            "table": 8,
+            "column": "(6)",
+            "estimator": "ols_fe",
+            "dependent": "Resil",
+            "regressor": "Nqp",
+            "controls": True,
+        }
+    )
     mine = tmp_path / "extra.yaml"
     mine.write_text(yaml.safe_dump({"specs": specs}), encoding="utf-8")
     out = snakemake(workflow, "-n", "--configfile", str(mine)).stdout

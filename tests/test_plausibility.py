@@ -10,11 +10,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ALIASES, ATTRIBUTES, CODEBOOK, PARAMS, RAW, ROOT
 from nqp_resilience.data.codebook import Codebook
+from nqp_resilience.data.plausibility import (
+    CORRECTION_COLUMNS,
+    PlausibilityError,
+    TableInput,
+    Thresholds,
+    check_tables,
+    read_corrections,
+    table_source,
+    unit_cause,
+)
 from nqp_resilience.errors import ConfigError, DataError, ProjectError
-from nqp_resilience.data.plausibility import (CORRECTION_COLUMNS, PlausibilityError, TableInput, Thresholds,
-                                         check_tables, read_corrections, table_source, unit_cause)
+
+from conftest import ALIASES, ATTRIBUTES, CODEBOOK, PARAMS, RAW, ROOT
 
 YEARS = (2010, 2021)
 
@@ -32,12 +41,20 @@ def ingest_folder(raw_dir) -> list[TableInput]:
     for year in range(YEARS[0], YEARS[1] + 1):
         path = yearbook_path(raw_dir, year)
         df = ingest_table(path, codebook["yearbook"], resolver, YEARS, year=year)
-        out.append(TableInput(f"yearbook_{year}", "yearbook", path, df, raw_headers(path, codebook["yearbook"])))
+        out.append(
+            TableInput(
+                f"yearbook_{year}", "yearbook", path, df, raw_headers(path, codebook["yearbook"])
+            )
+        )
     for name in RAW_FILES:
         source = codebook[name]
         path = raw_source_path(raw_dir, name)
-        df = ingest_table(path, source, resolver if source.grain != "year" else None,
-                          (YEARS[0] - source.years_before, YEARS[1]))
+        df = ingest_table(
+            path,
+            source,
+            resolver if source.grain != "year" else None,
+            (YEARS[0] - source.years_before, YEARS[1]),
+        )
         out.append(TableInput(name, name, path, df, raw_headers(path, source)))
     return out
 
@@ -64,8 +81,22 @@ def test_default_data_has_no_finding(default_tables):
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 def test_other_simulator_seeds_have_no_finding(seed, tmp_path):
     raw = tmp_path / "raw"
-    subprocess.run([sys.executable, "-m", "nqp_resilience.sim.simulate", "--seed", str(seed), "--params", str(PARAMS),
-                    "--out", str(raw)], check=True, cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nqp_resilience.sim.simulate",
+            "--seed",
+            str(seed),
+            "--params",
+            str(PARAMS),
+            "--out",
+            str(raw),
+        ],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
     result = check_tables(ingest_folder(raw), Codebook(CODEBOOK), Thresholds())
     assert result.cells_checked > 140_000
     assert [f.full_text() for f in result.findings] == []
@@ -107,16 +138,20 @@ def test_config_shorthand_warn_expands_and_keeps_defaults():
 def test_shipped_corrections_file_is_empty_with_its_header():
     path = ROOT / "resources" / "corrections.csv"
     assert read_corrections(path) == []
-    header = [line for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#")][0]
+    header = [
+        line for line in path.read_text(encoding="utf-8").splitlines() if not line.startswith("#")
+    ][0]
     assert header.split(",") == list(CORRECTION_COLUMNS)
-    for column in CORRECTION_COLUMNS:   # every column is explained in the comment block
+    for column in CORRECTION_COLUMNS:  # every column is explained in the comment block
         assert f"#   {column}" in path.read_text(encoding="utf-8")
 
 
 def _write(tmp_path, *rows, name="corrections.csv") -> Path:
     path = tmp_path / name
-    path.write_text("# comment\n" + ",".join(CORRECTION_COLUMNS) + "\n" + "".join(r + "\n" for r in rows),
-                    encoding="utf-8")
+    path.write_text(
+        "# comment\n" + ",".join(CORRECTION_COLUMNS) + "\n" + "".join(r + "\n" for r in rows),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -125,23 +160,45 @@ def _first_row(tables, name="yearbook_2015"):
     return df.iloc[0]
 
 
-@pytest.mark.parametrize("row, column, words", [
-    ("yearbook_2099,{city},,population,confirm,,", "file_or_source", "no ingested table matches"),
-    ("yearbook_2015,{city},,populaton,confirm,,", "variable", "unknown variable"),
-    ("yearbook_2015,{city},,population,keep,,", "action", "not understood"),
-    ("yearbook_2015,{city},,population,replace,,", "value", "needs a value"),
-    ("yearbook_2015,{city},,population,replace,abc,", "value", "not a number"),
-    ("yearbook_2015,999999,,population,confirm,,", "city_code", "matches no cell"),
-    ("yearbook_2015,{city},,population,confirm,1.5,", "value", "differs from the cell"),
-    ("yearbook_2015,,,population,replace,1.5,", "city_code", "exactly one cell"),
-    ("national,,2015,population,confirm,,", "variable", "unknown variable"),
-], ids=["unknown-file", "unknown-variable", "unknown-action", "replace-without-value", "non-numeric-value",
-        "no-matching-cell", "confirmed-value-differs", "replace-of-a-column", "variable-of-another-source"])
+@pytest.mark.parametrize(
+    "row, column, words",
+    [
+        (
+            "yearbook_2099,{city},,population,confirm,,",
+            "file_or_source",
+            "no ingested table matches",
+        ),
+        ("yearbook_2015,{city},,populaton,confirm,,", "variable", "unknown variable"),
+        ("yearbook_2015,{city},,population,keep,,", "action", "not understood"),
+        ("yearbook_2015,{city},,population,replace,,", "value", "needs a value"),
+        ("yearbook_2015,{city},,population,replace,abc,", "value", "not a number"),
+        ("yearbook_2015,999999,,population,confirm,,", "city_code", "matches no cell"),
+        ("yearbook_2015,{city},,population,confirm,1.5,", "value", "differs from the cell"),
+        ("yearbook_2015,,,population,replace,1.5,", "city_code", "exactly one cell"),
+        ("national,,2015,population,confirm,,", "variable", "unknown variable"),
+    ],
+    ids=[
+        "unknown-file",
+        "unknown-variable",
+        "unknown-action",
+        "replace-without-value",
+        "non-numeric-value",
+        "no-matching-cell",
+        "confirmed-value-differs",
+        "replace-of-a-column",
+        "variable-of-another-source",
+    ],
+)
 def test_bad_corrections_name_file_line_and_column(default_tables, tmp_path, row, column, words):
     city = _first_row(default_tables)["city_code"]
     path = _write(tmp_path, row.format(city=city))
     with pytest.raises(DataError) as exc:
-        check_tables(default_tables, Codebook(CODEBOOK), corrections=read_corrections(path), corrections_path=path)
+        check_tables(
+            default_tables,
+            Codebook(CODEBOOK),
+            corrections=read_corrections(path),
+            corrections_path=path,
+        )
     assert exc.value.file == str(path)
     assert exc.value.row == "line 3"
     assert column in exc.value.column
@@ -150,10 +207,18 @@ def test_bad_corrections_name_file_line_and_column(default_tables, tmp_path, row
 
 def test_two_corrections_of_one_cell_are_an_error(default_tables, tmp_path):
     city = _first_row(default_tables)["city_code"]
-    path = _write(tmp_path, f"yearbook_2015,{city},,population,confirm,,", f"yearbook/city_yearbook_2015.csv,{city},,"
-                  "年末户籍人口(万人),replace,100,")
+    path = _write(
+        tmp_path,
+        f"yearbook_2015,{city},,population,confirm,,",
+        f"yearbook/city_yearbook_2015.csv,{city},,年末户籍人口(万人),replace,100,",
+    )
     with pytest.raises(DataError, match="second correction for the same cell") as exc:
-        check_tables(default_tables, Codebook(CODEBOOK), corrections=read_corrections(path), corrections_path=path)
+        check_tables(
+            default_tables,
+            Codebook(CODEBOOK),
+            corrections=read_corrections(path),
+            corrections_path=path,
+        )
     assert exc.value.row == "line 4"
 
 
@@ -172,16 +237,29 @@ def test_replace_changes_the_value_downstream_and_is_listed(default_tables, tmp_
     row = _first_row(default_tables)
     old = row["population"] / 1e4
     new = round(old * 1.01, 2)
-    path = _write(tmp_path, f"city_yearbook_2015.csv,{row['city_code']},,年末户籍人口(万人),replace,{new},\"checked, by hand\"")
+    path = _write(
+        tmp_path,
+        f'city_yearbook_2015.csv,{row["city_code"]},,年末户籍人口(万人),replace,{new},"checked, by hand"',
+    )
     result = check_tables(default_tables, Codebook(CODEBOOK), corrections=read_corrections(path))
     df = result.tables["yearbook_2015"]
-    assert df.loc[df["city_code"] == row["city_code"], "population"].item() == pytest.approx(new * 1e4)
+    assert df.loc[df["city_code"] == row["city_code"], "population"].item() == pytest.approx(
+        new * 1e4
+    )
     # the input tables are untouched
-    assert next(t for t in default_tables if t.name == "yearbook_2015").data["population"].iat[0] == row["population"]
+    assert (
+        next(t for t in default_tables if t.name == "yearbook_2015").data["population"].iat[0]
+        == row["population"]
+    )
     assert result.findings == []
     [c] = result.corrections
-    assert (c.action, c.variable, c.old_value, c.value, c.note) == ("replace", "population", pytest.approx(old), new,
-                                                                    "checked, by hand")
+    assert (c.action, c.variable, c.old_value, c.value, c.note) == (
+        "replace",
+        "population",
+        pytest.approx(old),
+        new,
+        "checked, by hand",
+    )
     text = audit_markdown(result, "stop")
     assert "Corrections applied: 1 (1 replace, 0 confirm)" in text
     assert f"| yearbook_2015 | {row['city_code']} |" in text and "checked, by hand" in text
@@ -200,19 +278,31 @@ def _smk(tmp_path, tables, corrections, action):
     yearbook = [t for t in tables if t.source == "yearbook"]
     others = [t for t in tables if t.source != "yearbook"]
     return SimpleNamespace(
-        input=SimpleNamespace(yearbook=interim[:len(yearbook)], sources=interim[len(yearbook):],
-                              raw_yearbook=[t.file for t in yearbook], raw_sources=[t.file for t in others],
-                              corrections=str(corrections), codebook=str(CODEBOOK), attributes=str(ATTRIBUTES)),
-        output=SimpleNamespace(yearbook=[str(out / "checked" / f"{t.name}.parquet") for t in yearbook],
-                               sources=[str(out / "checked" / f"{t.name}.parquet") for t in others],
-                               report=str(out / "audit" / "plausibility.md"),
-                               table=str(out / "audit" / "plausibility.csv")),
-        params=SimpleNamespace(action=action, thresholds={}), log=[])
+        input=SimpleNamespace(
+            yearbook=interim[: len(yearbook)],
+            sources=interim[len(yearbook) :],
+            raw_yearbook=[t.file for t in yearbook],
+            raw_sources=[t.file for t in others],
+            corrections=str(corrections),
+            codebook=str(CODEBOOK),
+            attributes=str(ATTRIBUTES),
+        ),
+        output=SimpleNamespace(
+            yearbook=[str(out / "checked" / f"{t.name}.parquet") for t in yearbook],
+            sources=[str(out / "checked" / f"{t.name}.parquet") for t in others],
+            report=str(out / "audit" / "plausibility.md"),
+            table=str(out / "audit" / "plausibility.csv"),
+        ),
+        params=SimpleNamespace(action=action, thresholds={}),
+        log=[],
+    )
 
 
 def _planted(default_tables):
     """The default tables with one population cell ×10 (a decimal point one place off)."""
-    tables = [TableInput(t.name, t.source, t.file, t.data.copy(), t.headers) for t in default_tables]
+    tables = [
+        TableInput(t.name, t.source, t.file, t.data.copy(), t.headers) for t in default_tables
+    ]
     df = next(t for t in tables if t.name == "yearbook_2015").data
     df.loc[df.index[5], "population"] *= 10
     return tables, df.iloc[5]
@@ -228,14 +318,19 @@ def test_warn_mode_writes_the_audit_and_goes_on(default_tables, tmp_path):
     plausibility_job(smk)
     audit = pd.read_csv(smk.output.table, dtype=str)
     assert len(audit) == 1
-    assert audit.loc[0, "city_code"] == row["city_code"] and audit.loc[0, "variable"] == "population"
+    assert (
+        audit.loc[0, "city_code"] == row["city_code"] and audit.loc[0, "variable"] == "population"
+    )
     assert audit.loc[0, "line"] == str(row["source_line"]) and audit.loc[0, "year"] == "2015"
     assert audit.loc[0, "header"] == "年末户籍人口(万人)"
     text = Path(smk.output.report).read_text(encoding="utf-8")
     assert "- Findings: 1" in text and "Action: warn" in text and "decimal point shifted" in text
     # every checked table is written, the flagged value kept as it is
     checked = pd.read_parquet(smk.output.yearbook[5])
-    assert checked.loc[checked["city_code"] == row["city_code"], "population"].item() == row["population"]
+    assert (
+        checked.loc[checked["city_code"] == row["city_code"], "population"].item()
+        == row["population"]
+    )
     assert len(smk.output.yearbook) + len(smk.output.sources) == 17
     assert all(Path(p).exists() for p in [*smk.output.yearbook, *smk.output.sources])
 
@@ -253,16 +348,20 @@ def test_stop_mode_raises_with_every_finding_and_a_hint(default_tables, tmp_path
     msg = str(exc.value)
     assert msg.startswith("1 implausible value in the ingested data")
     assert f"line {row['source_line']}, city {row['city_code']}" in msg and "year 2015" in msg
-    assert "'年末户籍人口(万人)' (population)" in msg and "plausibility: warn" in msg and "corrections.csv" in msg
-    assert not any(Path(p).exists() for p in smk.output.yearbook)    # nothing for the panel
-    assert len(pd.read_csv(smk.output.table)) == 1                  # the audit is there
+    assert (
+        "'年末户籍人口(万人)' (population)" in msg
+        and "plausibility: warn" in msg
+        and "corrections.csv" in msg
+    )
+    assert not any(Path(p).exists() for p in smk.output.yearbook)  # nothing for the panel
+    assert len(pd.read_csv(smk.output.table)) == 1  # the audit is there
 
 
 def test_stop_mode_without_finding_writes_an_empty_audit(default_tables, tmp_path):
     import pandas as pd
 
-    from nqp_resilience.data.plausibility import FINDING_COLUMNS
     from nqp_resilience.data.jobs import plausibility_job
+    from nqp_resilience.data.plausibility import FINDING_COLUMNS
 
     smk = _smk(tmp_path, default_tables, ROOT / "resources" / "corrections.csv", "stop")
     plausibility_job(smk)
@@ -281,5 +380,7 @@ def test_table_source_of_interim_names():
 
 def test_import_is_cheap():
     code = "import sys, nqp_resilience.data.plausibility; print(sorted({'numpy', 'pandas'} & set(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

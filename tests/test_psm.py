@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nqp_resilience.estimation import matching as P
 from nqp_resilience.errors import ProjectError, UnknownVariableError
+from nqp_resilience.estimation import matching as P
 from nqp_resilience.estimation.results import EstimationResult
 
 DATA = Path(__file__).parent / "data" / "psm"
-EXACT = 1e-12   # tolerance for hand-worked numbers: exact rationals, floating-point noise only
+EXACT = 1e-12  # tolerance for hand-worked numbers: exact rationals, floating-point noise only
 
 
 # ------------------------------------------------------------------------------------------
@@ -39,10 +39,12 @@ EXACT = 1e-12   # tolerance for hand-worked numbers: exact rationals, floating-p
 # Row 5: |.4375-.5| = .0625 to rows 1 AND 2 (identical scores: a tie).
 # Row 6: |.6875-.5| = .1875 = |.875-.6875|: rows 1, 2 and 3 tie (a "mirrored" tie).
 # Row 7: nearest is row 3 at .125 (rows 1, 2 at .25).
-A = {"t": np.array([0, 0, 0, 0, 1, 1, 1, 1.]),
-     "p": np.array([.25, .5, .5, .875, .125, .4375, .6875, .75]),
-     "y": np.array([10, 14, 16, 20, 15, 18, 25, 30.]),
-     "x": np.array([1, 2, 4, 5, 0, 3, 4, 8.])}
+A = {
+    "t": np.array([0, 0, 0, 0, 1, 1, 1, 1.0]),
+    "p": np.array([0.25, 0.5, 0.5, 0.875, 0.125, 0.4375, 0.6875, 0.75]),
+    "y": np.array([10, 14, 16, 20, 15, 18, 25, 30.0]),
+    "x": np.array([1, 2, 4, 5, 0, 3, 4, 8.0]),
+}
 
 # Data set B (radius and kernel).
 #   row  0     1      2      3      4       5       6      7
@@ -51,9 +53,11 @@ A = {"t": np.array([0, 0, 0, 0, 1, 1, 1, 1.]),
 #   y   10    12     16     20     15      18      22     30
 # Row 4 is off common support (below .25). Row 6 (.625) is .25 from both neighbours .375 and
 # .875: no control within a radius of 3/32 or a bandwidth of 1/8 (the "caliper miss").
-B = {"t": np.array([0, 0, 0, 0, 1, 1, 1, 1.]),
-     "p": np.array([.25, .375, .375, .875, .125, .28125, .625, .8125]),
-     "y": np.array([10, 12, 16, 20, 15, 18, 22, 30.])}
+B = {
+    "t": np.array([0, 0, 0, 0, 1, 1, 1, 1.0]),
+    "p": np.array([0.25, 0.375, 0.375, 0.875, 0.125, 0.28125, 0.625, 0.8125]),
+    "y": np.array([10, 12, 16, 20, 15, 18, 22, 30.0]),
+}
 
 
 def _psm(data, method, **kw):
@@ -65,12 +69,15 @@ def _match(data, method, **kw):
 
 
 def _nan_equal(a, b):
-    np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), rtol=0, atol=EXACT, equal_nan=True)
+    np.testing.assert_allclose(
+        np.asarray(a, float), np.asarray(b, float), rtol=0, atol=EXACT, equal_nan=True
+    )
 
 
 # ------------------------------------------------------------------------------------------
 # (a) Hand-worked examples
 # ------------------------------------------------------------------------------------------
+
 
 def test_nearest_with_ties_hand_worked():
     """psmatch2 t, pscore(p) outcome(y) common ties — by hand; tolerance 1e-12."""
@@ -80,7 +87,7 @@ def test_nearest_with_ties_hand_worked():
     # W_1 = W_2 = 1/2 + 1/3 = 5/6, W_3 = 1/3 + 1 = 4/3, W_0 = 0 (missing in psmatch2).
     _nan_equal(m.weight, [np.nan, 5 / 6, 5 / 6, 4 / 3, np.nan, 1, 1, 1])
     _nan_equal(m.support, [1, 1, 1, 1, 0, 1, 1, 1])
-    _nan_equal(m.n1, [np.nan] * 5 + [1, 1, 3])       # first neighbour, 0-based row
+    _nan_equal(m.n1, [np.nan] * 5 + [1, 1, 3])  # first neighbour, 0-based row
     _nan_equal(m.nn, [0, 0, 0, 0, np.nan, 2, 3, 1])  # neighbours incl. ties (_nn)
     # Matched outcomes: (14+16)/2 = 15, (14+16+20)/3 = 50/3, 20.
     _nan_equal(m.matched_outcome, [np.nan] * 5 + [15, 50 / 3, 20])
@@ -90,8 +97,8 @@ def test_nearest_with_ties_hand_worked():
     # 14,16,20 = 28/3; Σ W² = 25/36 + 25/36 + 64/36 = 19/6; N1 = 3.
     # SE² = (109/3)/3 + (28/3)(19/6)/9 = 109/9 + 266/81 = 1247/81.
     assert r.att_se == pytest.approx(math.sqrt(1247) / 9, abs=EXACT)
-    assert r.nobs == 7                      # on support: 4 controls + 3 treated
-    assert r.extra["matched_n"] == 6        # 3 treated + 3 controls with W > 0
+    assert r.nobs == 7  # on support: 4 controls + 3 treated
+    assert r.extra["matched_n"] == 6  # 3 treated + 3 controls with W > 0
     assert r.extra["n_off_support"] == 1
     assert (r.extra["n_treated"], r.extra["n_controls"]) == (4, 4)
 
@@ -122,7 +129,7 @@ def test_nearest_caliper_is_strict_and_single_treated_has_no_se():
     # Row 5: .0625 < .125 -> rows 1,2. Row 6: .1875 -> caliper miss. Row 7: .125 is NOT < .125
     # -> miss. Both go off support; row 4 is off by common support.
     _nan_equal(m.support, [1, 1, 1, 1, 0, 1, 0, 0])
-    _nan_equal(m.weight, [np.nan, .5, .5, np.nan, np.nan, 1, np.nan, np.nan])
+    _nan_equal(m.weight, [np.nan, 0.5, 0.5, np.nan, np.nan, 1, np.nan, np.nan])
     assert r.att == pytest.approx(18 - 15, abs=EXACT)
     # N1 = 1: Var(y|T) of one value is missing in Stata, so psmatch2 prints "." for the S.E.
     assert math.isnan(r.att_se) and math.isnan(r.t) and math.isnan(r.p)
@@ -151,7 +158,9 @@ def test_radius_default_caliper_is_spec_0_01():
     m = _match(B, "radius")
     assert m.options["caliper"] == 0.01
     # Every treated row of B is more than .01 from all controls: all off support, no ATT.
-    with pytest.raises(P.MatchingError, match=r"no treated unit is on support \(radius matching, caliper 0.01\)"):
+    with pytest.raises(
+        P.MatchingError, match=r"no treated unit is on support \(radius matching, caliper 0.01\)"
+    ):
         _psm(B, "radius")
 
 
@@ -177,19 +186,27 @@ def test_kernel_hand_worked():
 def test_kernel_boundary_weight_zero_and_all_zero_goes_off_support():
     """Epanechnikov at |d| = h gives K = 0: such a control gets no weight (psmatch2 _weight .);
     a treated unit whose only controls are at exactly h has Σ K = 0 and goes off support."""
-    data = {"t": np.array([0, 0, 1, 1.]), "p": np.array([.25, .5, .375, .75]),
-            "y": np.array([1, 3, 5, 7.])}
+    data = {
+        "t": np.array([0, 0, 1, 1.0]),
+        "p": np.array([0.25, 0.5, 0.375, 0.75]),
+        "y": np.array([1, 3, 5, 7.0]),
+    }
     # Row 2 (.375): both controls at .125 = h -> K = 0, 0 -> off support.
     # Row 3 (.75): control 1 at .25 > h -> none; common support: .75 > max control .5 -> off.
-    m = P.match(data, "t", None, "kernel", outcome="y", pscore="p", bandwidth=0.125, common_support=False)
+    m = P.match(
+        data, "t", None, "kernel", outcome="y", pscore="p", bandwidth=0.125, common_support=False
+    )
     _nan_equal(m.support, [1, 1, 0, 0])
     _nan_equal(m.weight, [np.nan, np.nan, np.nan, np.nan])
 
 
 def test_common_support_off_and_bounds_inclusive():
     """common: treated outside [min, max] of control scores are off; equal to a bound stays on."""
-    data = {"t": np.array([0, 0, 1, 1, 1.]), "p": np.array([.25, .75, .25, .75, .875]),
-            "y": np.arange(5.)}
+    data = {
+        "t": np.array([0, 0, 1, 1, 1.0]),
+        "p": np.array([0.25, 0.75, 0.25, 0.75, 0.875]),
+        "y": np.arange(5.0),
+    }
     m = P.match(data, "t", None, "nearest", pscore="p")
     _nan_equal(m.support, [1, 1, 1, 1, 0])
     m = P.match(data, "t", None, "nearest", pscore="p", common_support=False)
@@ -206,7 +223,7 @@ def test_psmatch2_variables_frame():
     assert list(v.index) == list("abcdefgh")
     _nan_equal(v["_pscore"], A["p"])
     # _pdif = |p - p[_n1]|: .0625, .1875, .125 for rows 5, 6, 7.
-    _nan_equal(v["_pdif"], [np.nan] * 5 + [.0625, .1875, .125])
+    _nan_equal(v["_pdif"], [np.nan] * 5 + [0.0625, 0.1875, 0.125])
 
 
 def test_matched_sample_weights():
@@ -223,8 +240,10 @@ def test_result_object_fields():
     assert isinstance(r, EstimationResult)
     assert (r.coef, r.se) == (r.att, r.att_se)
     assert r.t == pytest.approx(r.att / r.att_se, rel=1e-15)
-    assert r.p == pytest.approx(math.erfc(abs(r.t) / math.sqrt(2)), rel=1e-15)   # 2(1 - Φ(|t|))
-    assert r.ci == pytest.approx((r.att - 1.959963984540054 * r.att_se, r.att + 1.959963984540054 * r.att_se))
+    assert r.p == pytest.approx(math.erfc(abs(r.t) / math.sqrt(2)), rel=1e-15)  # 2(1 - Φ(|t|))
+    assert r.ci == pytest.approx(
+        (r.att - 1.959963984540054 * r.att_se, r.att + 1.959963984540054 * r.att_se)
+    )
     assert r.n_clusters is None and r.r2 is None and r.r2_within is None
     assert r.to_dict()["att"] == r.att
 
@@ -241,7 +260,7 @@ def test_dict_and_dataframe_inputs_agree():
 def test_missing_values_are_dropped_like_markout():
     """Rows with a missing outcome/score are outside the sample (psmatch2 marksample/markout)."""
     data = {k: np.append(v, [np.nan if k == "y" else 1.0]) for k, v in A.items()}
-    data["p"][-1] = .5
+    data["p"][-1] = 0.5
     m = P.match(data, "t", None, "nearest", outcome="y", pscore="p", ties=True)
     assert not m.sample[-1] and math.isnan(m.support[-1])
     assert _psm(data, "nearest", ties=True).att == pytest.approx(64 / 9, abs=EXACT)
@@ -250,6 +269,7 @@ def test_missing_values_are_dropped_like_markout():
 # ------------------------------------------------------------------------------------------
 # pstest, hand-worked (data set A, ties, covariate x)
 # ------------------------------------------------------------------------------------------
+
 
 def test_pstest_hand_worked():
     """pstest x, both — by hand; tolerance 1e-10 (p values: scipy.stats.t, 1e-12)."""
@@ -286,7 +306,7 @@ def test_pstest_hand_worked():
 
 def test_pstest_binary_covariate_has_no_variance_ratio():
     m = _match(A, "nearest", ties=True)
-    data = dict(A, d=np.array([0, 1, 1, 0, 1, 0, 1, 1.]))
+    data = dict(A, d=np.array([0, 1, 1, 0, 1, 0, 1, 1.0]))
     (row,), summary = P.pstest(data, ["d"], m, overall=False)
     assert row["var_ratio_unmatched"] is None and row["var_ratio_matched"] is None
     assert summary["pct_var_outside_unmatched"] is None
@@ -331,6 +351,7 @@ def test_ate_hand_worked():
 # (b) Reference: binary-choice models against statsmodels (independent IRLS / BFGS code)
 # ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def nsw():
     """NSW experimental sample (Dehejia–Wahba, 445 rows), earnings in $1000 as in ldw_exper.dta."""
@@ -354,7 +375,8 @@ def test_binary_model_against_statsmodels(nsw, model):
 
     X = sm.add_constant(nsw[COV].to_numpy(float), prepend=False)
     ref = (sm.Logit if model == "logit" else sm.Probit)(nsw["t"].to_numpy(float), X).fit(
-        method="newton", tol=1e-14, maxiter=200, disp=0)
+        method="newton", tol=1e-14, maxiter=200, disp=0
+    )
     fit = P.fit_binary(nsw["t"], nsw[COV], model)
     np.testing.assert_allclose(fit.params, ref.params, rtol=0, atol=1e-8)
     np.testing.assert_allclose(fit.pr, ref.predict(X), rtol=0, atol=1e-8)
@@ -370,8 +392,12 @@ def test_weighted_probit_against_statsmodels_glm(nsw):
 
     w = np.random.default_rng(3).uniform(0.2, 2.0, len(nsw))
     X = sm.add_constant(nsw[COV].to_numpy(float), prepend=False)
-    ref = sm.GLM(nsw["t"].to_numpy(float), X, family=sm.families.Binomial(sm.families.links.Probit()),
-                 var_weights=w).fit(tol=1e-14, maxiter=200)
+    ref = sm.GLM(
+        nsw["t"].to_numpy(float),
+        X,
+        family=sm.families.Binomial(sm.families.links.Probit()),
+        var_weights=w,
+    ).fit(tol=1e-14, maxiter=200)
     fit = P.fit_binary(nsw["t"], nsw[COV], "probit", w)
     np.testing.assert_allclose(fit.params, ref.params, rtol=0, atol=1e-7)
     assert fit.llf == pytest.approx(ref.llf, abs=1e-6)
@@ -402,17 +428,39 @@ EARN = 3e-6
 def test_published_logit(nsw):
     """Logit coefficients of the log (7 printed digits); tolerance 3e-7 (earnings rounding)."""
     fit = P.fit_binary(nsw["t"], nsw[COV], "logit")
-    published = [.0142619, .0499776, -.347664, -.928485, .1760431, -.0339278, .01221, -.1516037,
-                 -.3719486, -.4736308]
+    published = [
+        0.0142619,
+        0.0499776,
+        -0.347664,
+        -0.928485,
+        0.1760431,
+        -0.0339278,
+        0.01221,
+        -0.1516037,
+        -0.3719486,
+        -0.4736308,
+    ]
     np.testing.assert_allclose(fit.params, published, rtol=0, atol=3e-7)
     assert fit.llf == pytest.approx(-296.25026, abs=1e-5)
     assert round(fit.lr_chi2, 2) == 11.70
 
 
-PUBLISHED = {   # method: (options, ATT row: treated, controls, diff, S.E.; ATU; ATE; controls off)
-    "nearest": ({"ties": True}, (6.40495818, 4.99436488, 1.4105933, .839875971), 1.6293596, 1.53668776, 11),
-    "radius": ({"caliper": 0.01}, (6.40495818, 4.54598746, 1.85897071, .704721737), 1.63335009, 1.73004464, 16),
-    "kernel": ({}, (6.40495818, 4.58467178, 1.82028639, .685942087), 1.603352, 1.69524782, 11),
+PUBLISHED = {  # method: (options, ATT row: treated, controls, diff, S.E.; ATU; ATE; controls off)
+    "nearest": (
+        {"ties": True},
+        (6.40495818, 4.99436488, 1.4105933, 0.839875971),
+        1.6293596,
+        1.53668776,
+        11,
+    ),
+    "radius": (
+        {"caliper": 0.01},
+        (6.40495818, 4.54598746, 1.85897071, 0.704721737),
+        1.63335009,
+        1.73004464,
+        16,
+    ),
+    "kernel": ({}, (6.40495818, 4.58467178, 1.82028639, 0.685942087), 1.603352, 1.69524782, 11),
 }
 
 
@@ -426,7 +474,7 @@ def test_published_psmatch2(nsw, method):
     assert e["mean_treated_unmatched"] == pytest.approx(6.34914538, abs=EARN)
     assert e["mean_control_unmatched"] == pytest.approx(4.55480228, abs=EARN)
     assert e["unmatched_diff"] == pytest.approx(1.79434311, abs=EARN)
-    assert e["unmatched_se"] == pytest.approx(.632853552, abs=EARN)
+    assert e["unmatched_se"] == pytest.approx(0.632853552, abs=EARN)
     assert e["mean_treated"] == pytest.approx(m1, abs=EARN)
     assert e["mean_matched_controls"] == pytest.approx(m0, abs=EARN)
     assert r.att == pytest.approx(att, abs=EARN)
@@ -448,21 +496,48 @@ def test_published_ate_option_changes_att(nsw):
 # pstest age educ ..., both (after the nearest-neighbour run). Printed: means %7.0g (5
 # significant digits), %bias and %reduct 1 decimal, t 2 decimals, p 3 decimals, V 2 decimals.
 PSTEST = {  # variable: (U: mT, mC, bias, t, p, V), (M: mT, mC, bias, reduct, t, p, V)
-    "age": ((25.816, 25.054, 10.7, 1.12, .265, 1.03), (25.781, 25.383, 5.6, 47.7, .52, .604, .91)),
-    "educ": ((10.346, 10.088, 14.1, 1.50, .135, 1.55), (10.322, 10.415, -5.1, 63.9, -.49, .627, 1.52)),
-    "black": ((.84324, .82692, 4.4, .45, .649, None), (.85246, .86339, -2.9, 33.0, -.30, .765, None)),
-    "hisp": ((.05946, .10769, -17.5, -1.78, .076, None), (.06011, .04372, 5.9, 66.0, .71, .481, None)),
-    "married": ((.18919, .15385, 9.4, .98, .327, None), (.18579, .19126, -1.4, 84.5, -.13, .894, None)),
-    "re74": ((2.0956, 2.107, -.2, -.02, .982, .74), (2.0672, 1.9222, 2.7, -1166.6, .27, .784, .88)),
-    "re75": ((1.5321, 1.2669, 8.4, .87, .382, 1.08), (1.5299, 1.6446, -3.6, 56.7, -.32, .748, .82)),
-    "u74": ((.70811, .75, -9.4, -.98, .326, None), (.71038, .75956, -11.1, -17.4, -1.06, .288, None)),
-    "u75": ((.6, .68462, -17.7, -1.85, .065, None), (.60656, .63388, -5.7, 67.7, -.54, .591, None)),
+    "age": (
+        (25.816, 25.054, 10.7, 1.12, 0.265, 1.03),
+        (25.781, 25.383, 5.6, 47.7, 0.52, 0.604, 0.91),
+    ),
+    "educ": (
+        (10.346, 10.088, 14.1, 1.50, 0.135, 1.55),
+        (10.322, 10.415, -5.1, 63.9, -0.49, 0.627, 1.52),
+    ),
+    "black": (
+        (0.84324, 0.82692, 4.4, 0.45, 0.649, None),
+        (0.85246, 0.86339, -2.9, 33.0, -0.30, 0.765, None),
+    ),
+    "hisp": (
+        (0.05946, 0.10769, -17.5, -1.78, 0.076, None),
+        (0.06011, 0.04372, 5.9, 66.0, 0.71, 0.481, None),
+    ),
+    "married": (
+        (0.18919, 0.15385, 9.4, 0.98, 0.327, None),
+        (0.18579, 0.19126, -1.4, 84.5, -0.13, 0.894, None),
+    ),
+    "re74": (
+        (2.0956, 2.107, -0.2, -0.02, 0.982, 0.74),
+        (2.0672, 1.9222, 2.7, -1166.6, 0.27, 0.784, 0.88),
+    ),
+    "re75": (
+        (1.5321, 1.2669, 8.4, 0.87, 0.382, 1.08),
+        (1.5299, 1.6446, -3.6, 56.7, -0.32, 0.748, 0.82),
+    ),
+    "u74": (
+        (0.70811, 0.75, -9.4, -0.98, 0.326, None),
+        (0.71038, 0.75956, -11.1, -17.4, -1.06, 0.288, None),
+    ),
+    "u75": (
+        (0.6, 0.68462, -17.7, -1.85, 0.065, None),
+        (0.60656, 0.63388, -5.7, 67.7, -0.54, 0.591, None),
+    ),
 }
 
 
 def _close_printed(value, printed, decimals):
     """value rounds to the printed number (half a unit of the last digit, + 1e-9 slack)."""
-    return value is not None and abs(value - printed) <= 0.5 * 10 ** -decimals + 1e-9
+    return value is not None and abs(value - printed) <= 0.5 * 10**-decimals + 1e-9
 
 
 def _decimals(printed):
@@ -477,25 +552,54 @@ def test_published_pstest(nsw):
     rows, s = P.pstest(nsw, COV, m)
     for row in rows:
         (mt, mc, b, t, p, v), (mtm, mcm, bm, red, tm, pm, vm) = PSTEST[row["variable"]]
-        checks = [("mean_treated_unmatched", mt), ("mean_control_unmatched", mc), ("bias_unmatched", b),
-                  ("t_unmatched", t), ("p_unmatched", p), ("mean_treated_matched", mtm),
-                  ("mean_control_matched", mcm), ("bias_matched", bm), ("t_matched", tm), ("p_matched", pm)]
+        checks = [
+            ("mean_treated_unmatched", mt),
+            ("mean_control_unmatched", mc),
+            ("bias_unmatched", b),
+            ("t_unmatched", t),
+            ("p_unmatched", p),
+            ("mean_treated_matched", mtm),
+            ("mean_control_matched", mcm),
+            ("bias_matched", bm),
+            ("t_matched", tm),
+            ("p_matched", pm),
+        ]
         for key, printed in checks:
-            assert _close_printed(row[key], printed, _decimals(printed)), (row["variable"], key, row[key], printed)
+            assert _close_printed(row[key], printed, _decimals(printed)), (
+                row["variable"],
+                key,
+                row[key],
+                printed,
+            )
         if row["variable"] == "re74":
             assert row["bias_reduction"] == pytest.approx(red, abs=0.2)
         else:
-            assert _close_printed(row["bias_reduction"], red, 1), (row["variable"], row["bias_reduction"], red)
+            assert _close_printed(row["bias_reduction"], red, 1), (
+                row["variable"],
+                row["bias_reduction"],
+                red,
+            )
         for key, printed in (("var_ratio_unmatched", v), ("var_ratio_matched", vm)):
             if printed is None:
                 assert row[key] is None
             else:
-                assert _close_printed(row[key], printed, 2), (row["variable"], key, row[key], printed)
+                assert _close_printed(row[key], printed, 2), (
+                    row["variable"],
+                    key,
+                    row[key],
+                    printed,
+                )
     # Summary rows: Ps R2, LR chi2, p>chi2, MeanBias, MedBias, B, R, %Var
-    for key, (u, mm) in {"pseudo_r2": ((.019, 3), (.008, 3)), "lr_chi2": ((11.75, 2), (3.87, 2)),
-                         "p_chi2": ((.227, 3), (.920, 3)), "mean_bias": ((10.2, 1), (4.9, 1)),
-                         "median_bias": ((9.4, 1), (5.1, 1)), "B": ((33.1, 1), (20.6, 1)),
-                         "R": ((.82, 2), (1.09, 2)), "pct_var_outside": ((50, 0), (25, 0))}.items():
+    for key, (u, mm) in {
+        "pseudo_r2": ((0.019, 3), (0.008, 3)),
+        "lr_chi2": ((11.75, 2), (3.87, 2)),
+        "p_chi2": ((0.227, 3), (0.920, 3)),
+        "mean_bias": ((10.2, 1), (4.9, 1)),
+        "median_bias": ((9.4, 1), (5.1, 1)),
+        "B": ((33.1, 1), (20.6, 1)),
+        "R": ((0.82, 2), (1.09, 2)),
+        "pct_var_outside": ((50, 0), (25, 0)),
+    }.items():
         assert _close_printed(s[f"{key}_unmatched"], *u), (key, s[f"{key}_unmatched"], u)
         assert _close_printed(s[f"{key}_matched"], *mm), (key, s[f"{key}_matched"], mm)
     # "* if variance ratio outside [0.75; 1.34] for U and [0.75; 1.34] for M"
@@ -507,12 +611,14 @@ def test_published_pstest(nsw):
 # Treatment definition
 # ------------------------------------------------------------------------------------------
 
+
 def test_treatment_above_yearly_median():
     """Strictly above the median of the year (even count: mean of the middle two); exact."""
     import pandas as pd
 
-    df = pd.DataFrame({"year": [1, 1, 1, 1, 2, 2, 2, 2],
-                       "v": [1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 9.0, np.nan]})
+    df = pd.DataFrame(
+        {"year": [1, 1, 1, 1, 2, 2, 2, 2], "v": [1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 9.0, np.nan]}
+    )
     # Year 1: median 2.5 -> 0,0,1,1. Year 2 (5,5,9; the NaN is ignored): median 5 -> 5 is not
     # strictly above -> 0,0,1; the missing value stays missing (Stata's `gen D = v > med` would
     # make it 1).
@@ -527,13 +633,17 @@ def test_treatment_above_yearly_median():
 # Errors
 # ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs, exc, message", [
-    ({"method": "mahalanobis"}, ValueError, "method must be one of"),
-    ({"method": "kernel", "caliper": 0.05}, ValueError, "caliper has no effect with kernel"),
-    ({"method": "nearest", "caliper": -1.0}, ValueError, "caliper must be positive"),
-    ({"method": "kernel", "bandwidth": 0.0}, ValueError, "bandwidth must be positive"),
-    ({"method": "nearest", "model": "cloglog"}, ValueError, "model must be one of"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs, exc, message",
+    [
+        ({"method": "mahalanobis"}, ValueError, "method must be one of"),
+        ({"method": "kernel", "caliper": 0.05}, ValueError, "caliper has no effect with kernel"),
+        ({"method": "nearest", "caliper": -1.0}, ValueError, "caliper must be positive"),
+        ({"method": "kernel", "bandwidth": 0.0}, ValueError, "bandwidth must be positive"),
+        ({"method": "nearest", "model": "cloglog"}, ValueError, "model must be one of"),
+    ],
+)
 def test_bad_options(kwargs, exc, message):
     method = kwargs.pop("method")
     with pytest.raises(exc, match=message):
@@ -541,8 +651,10 @@ def test_bad_options(kwargs, exc, message):
 
 
 def test_bad_data():
-    bad = dict(A, t=np.array([0, 0, 0, 0, 1, 1, 1, 2.]))
-    with pytest.raises(P.MatchingError, match=r"treatment 't' must be 0 or 1; row 7 \(0-based\) has 2$"):
+    bad = dict(A, t=np.array([0, 0, 0, 0, 1, 1, 1, 2.0]))
+    with pytest.raises(
+        P.MatchingError, match=r"treatment 't' must be 0 or 1; row 7 \(0-based\) has 2$"
+    ):
         _psm(bad, "nearest")
     with pytest.raises(P.MatchingError, match="no control observations"):
         _psm(dict(A, t=np.ones(8)), "nearest")
@@ -552,8 +664,10 @@ def test_bad_data():
 
 def test_import_is_light():
     """Importing the module must not import pandas, scipy or statsmodels (fast job start)."""
-    code = ("import sys, nqp_resilience.estimation.matching; "
-            "print(sorted(m for m in ('pandas', 'scipy', 'statsmodels') if m in sys.modules))")
+    code = (
+        "import sys, nqp_resilience.estimation.matching; "
+        "print(sorted(m for m in ('pandas', 'scipy', 'statsmodels') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -562,6 +676,7 @@ def test_import_is_light():
 # Properties
 # ------------------------------------------------------------------------------------------
 # Scores on a grid of multiples of 1/64 make ties (identical and mirrored) frequent and exact.
+
 
 @st.composite
 def samples(draw, min_size=4, max_size=40):
@@ -591,7 +706,9 @@ def test_nearest_walk_equals_brute_force(data):
     without ties one of them; weights of controls sum to the number of treated."""
     truth = _brute_force_sets(data)
     for ties in (True, False):
-        m = P.match(data, "t", None, "nearest", outcome="y", pscore="p", ties=ties, common_support=False)
+        m = P.match(
+            data, "t", None, "nearest", outcome="y", pscore="p", ties=ties, common_support=False
+        )
         for i, best in truth.items():
             assert int(m.n1[i]) in best
             assert m.nn[i] == (len(best) if ties else 1)
@@ -600,27 +717,51 @@ def test_nearest_walk_equals_brute_force(data):
         if ties:
             expected = sum(np.mean(data["y"][list(b)]) for b in truth.values()) / len(truth)
             att = np.mean(data["y"][list(truth)]) - expected
-            r = P.psm(data, "t", None, "y", "nearest", pscore="p", ties=True, common_support=False,
-                      balance=False)
+            r = P.psm(
+                data,
+                "t",
+                None,
+                "y",
+                "nearest",
+                pscore="p",
+                ties=True,
+                common_support=False,
+                balance=False,
+            )
             assert r.att == pytest.approx(att, abs=1e-9)
 
 
 @settings(max_examples=60, deadline=None)
-@given(samples(), st.sampled_from(["nearest", "kernel", "radius"]), st.randoms(use_true_random=False))
+@given(
+    samples(), st.sampled_from(["nearest", "kernel", "radius"]), st.randoms(use_true_random=False)
+)
 def test_weights_sum_to_treated_on_support_and_order_invariance(data, method, rnd):
     """Σ_j W_j = N1 (nearest, kernel, radius); with ties (and for the smoothers) the ATT does
     not depend on the row order. Tolerance 1e-9."""
-    kw = {"ties": True} if method == "nearest" else ({"bandwidth": 0.1} if method == "kernel" else {"caliper": 0.05})
+    kw = (
+        {"ties": True}
+        if method == "nearest"
+        else ({"bandwidth": 0.1} if method == "kernel" else {"caliper": 0.05})
+    )
     try:
         r = P.psm(data, "t", None, "y", method, pscore="p", balance=False, **kw)
     except P.MatchingError:
-        return                                      # no treated on support: nothing to check
+        return  # no treated on support: nothing to check
     n1 = r.extra["n_treated_on_support"]
     w = r.extra["sample_weight"]
     assert w[data["t"] == 0].sum() == pytest.approx(n1, abs=1e-9)
     assert (w[data["t"] == 1] == 1).sum() == n1
     perm = np.array(rnd.sample(range(len(data["t"])), len(data["t"])))
-    r2 = P.psm({k: v[perm] for k, v in data.items()}, "t", None, "y", method, pscore="p", balance=False, **kw)
+    r2 = P.psm(
+        {k: v[perm] for k, v in data.items()},
+        "t",
+        None,
+        "y",
+        method,
+        pscore="p",
+        balance=False,
+        **kw,
+    )
     assert r2.att == pytest.approx(r.att, abs=1e-9)
     assert r2.att_se == pytest.approx(r.att_se, abs=1e-9, nan_ok=True)
     np.testing.assert_allclose(r2.extra["sample_weight"], w[perm], atol=1e-9)
@@ -630,11 +771,14 @@ def test_weights_sum_to_treated_on_support_and_order_invariance(data, method, rn
 # Perfect prediction in the propensity-score logit (Stata logit's rules)
 # ------------------------------------------------------------------------------------------
 
+
 def _separation_data(seed=0, n=400):
     rng = np.random.default_rng(seed)
     age = rng.normal(30, 8, n)
     educ = rng.normal(12, 2, n)
-    t = (rng.uniform(size=n) < 1 / (1 + np.exp(-(0.05 * (age - 30) + 0.2 * (educ - 12))))).astype(float)
+    t = (rng.uniform(size=n) < 1 / (1 + np.exp(-(0.05 * (age - 30) + 0.2 * (educ - 12))))).astype(
+        float
+    )
     y = 1.0 * t + 0.1 * age + rng.normal(size=n)
     return {"t": t, "age": age, "educ": educ, "y": y}
 
@@ -649,7 +793,9 @@ def test_binary_covariate_predicting_failure_is_dropped_with_stata_note():
     d[controls] = 1.0
     data["d"] = d
     res = P.psm(data, "t", ["age", "educ", "d"], "y", "nearest")
-    assert res.extra["notes"] == ["d != 0 predicts failure perfectly; d dropped and 25 obs not used"]
+    assert res.extra["notes"] == [
+        "d != 0 predicts failure perfectly; d dropped and 25 obs not used"
+    ]
     keep = d == 0
     ref = P.fit_binary(data["t"][keep], np.column_stack([data["age"], data["educ"]])[keep], "logit")
     xb = ref.params[0] * data["age"] + ref.params[1] * data["educ"] + ref.params[2]
@@ -660,8 +806,12 @@ def test_binary_covariate_predicting_failure_is_dropped_with_stata_note():
 
 def test_continuous_covariate_separating_completely_is_an_error_naming_it():
     data = _separation_data()
-    data["score"] = np.where(data["t"] == 1, 5.0, 0.0) + np.random.default_rng(1).uniform(0, 1, len(data["t"]))
-    with pytest.raises(P.MatchingError, match=r"outcome = score > .* predicts data perfectly.*'score'") as err:
+    data["score"] = np.where(data["t"] == 1, 5.0, 0.0) + np.random.default_rng(1).uniform(
+        0, 1, len(data["t"])
+    )
+    with pytest.raises(
+        P.MatchingError, match=r"outcome = score > .* predicts data perfectly.*'score'"
+    ) as err:
         P.psm(data, "t", ["age", "score"], "y", "nearest")
     assert isinstance(err.value, ProjectError) and "score" in err.value.hint
     assert "collinear" not in str(err.value)
@@ -676,8 +826,10 @@ def test_quasi_complete_separation_keeps_the_overlap_subsample():
     data["x"] = x
     m = P.match(data, "t", ["age", "x"], "nearest")
     n_out = int((x != 2).sum())
-    assert m.notes == [f"outcome = x > 2 predicts data perfectly except for x == 2 subsample; x dropped and "
-                       f"{n_out} obs not used"]
+    assert m.notes == [
+        f"outcome = x > 2 predicts data perfectly except for x == 2 subsample; x dropped and "
+        f"{n_out} obs not used"
+    ]
     assert np.all(np.isfinite(m.pscore))
 
 
@@ -689,11 +841,14 @@ def test_covariates_in_large_units_are_not_collinear():
     assert b.att == pytest.approx(a.att, rel=1e-6)
 
 
-@pytest.mark.parametrize("extra, omitted", [
-    (lambda d: 2.0 * d["age"] + 3.0, "age2"),               # affine in an earlier covariate
-    (lambda d: d["u74"] + d["u75"], "age2"),                # sum of two earlier dummies
-    (lambda d: np.full(len(d["age"]), 7.0), "age2"),        # constant: collinear with the intercept
-])
+@pytest.mark.parametrize(
+    "extra, omitted",
+    [
+        (lambda d: 2.0 * d["age"] + 3.0, "age2"),  # affine in an earlier covariate
+        (lambda d: d["u74"] + d["u75"], "age2"),  # sum of two earlier dummies
+        (lambda d: np.full(len(d["age"]), 7.0), "age2"),  # constant: collinear with the intercept
+    ],
+)
 def test_collinear_covariate_is_omitted_with_a_note_as_stata_logit_does(nsw, extra, omitted):
     """Stata's logit omits a covariate that is a linear combination of the constant and the ones
     before it ("note: age2 omitted because of collinearity"); the scores, and so the ATT, equal

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nqp_resilience.errors import EstimationError, ProjectError, UnknownVariableError
-from nqp_resilience.estimation.ols import connected_components, twfe
 from nqp_resilience.estimation.iv import iv_twfe
+from nqp_resilience.estimation.ols import connected_components, twfe
 
 pf = pytest.importorskip("pyfixest")
 
@@ -34,8 +34,19 @@ def _panel(n_ids=50, n_t=8, seed=0, unbalanced=True):
     x = 0.8 * z + 0.3 * c1 + a + g + v
     e = 0.5 * v + rng.normal(size=ids.size) + 0.5 * rng.normal(size=n_ids)[ids]
     y = 0.5 * x + 0.3 * c1 - 0.2 * c2 + a + g + e
-    df = pd.DataFrame({"id": ids, "t": t, "y": y, "x": x, "z": z, "c1": c1, "c2": c2,
-                       "w": rng.uniform(0.2, 3.0, ids.size), "region": ids % 9})
+    df = pd.DataFrame(
+        {
+            "id": ids,
+            "t": t,
+            "y": y,
+            "x": x,
+            "z": z,
+            "c1": c1,
+            "c2": c2,
+            "w": rng.uniform(0.2, 3.0, ids.size),
+            "region": ids % 9,
+        }
+    )
     if unbalanced:
         df = df.sample(frac=0.9, random_state=seed).sort_values(["id", "t"]).reset_index(drop=True)
     return df
@@ -54,6 +65,7 @@ def _close(got, want, scale, rel=1e-8):
 # 1. Real units: large means and scales
 # --------------------------------------------------------------------------------------------
 
+
 def test_population_in_persons_and_a_tiny_share_are_estimated():
     """A regressor in persons (mean 5e6) next to a share in 1e-4 units: the unscaled Gram matrix
     has condition number ~1e22, but the model is well posed (same t statistics as in
@@ -71,8 +83,12 @@ def test_population_in_persons_and_a_tiny_share_are_estimated():
     _close(iv.extra["kp_f"], iv0.extra["kp_f"], 0)
 
 
-_AFFINE = dict(var=st.sampled_from(["y", "x", "c1", "c2", "w"]), log_a=st.floats(-9, 9),
-               shift=st.floats(-1e3, 1e3), negative=st.booleans())
+_AFFINE = dict(
+    var=st.sampled_from(["y", "x", "c1", "c2", "w"]),
+    log_a=st.floats(-9, 9),
+    shift=st.floats(-1e3, 1e3),
+    negative=st.booleans(),
+)
 
 
 def _transform(var, log_a, shift, negative):
@@ -85,7 +101,9 @@ def _transform(var, log_a, shift, negative):
 TW_BASE = twfe(DF, "y", "x", ["c1", "c2"], "id", "t", "id", weights="w")
 
 
-@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(**_AFFINE)
 def test_twfe_is_equivariant_under_affine_rescaling(var, log_a, shift, negative):
     df, a, b = _transform(var, log_a, shift, negative)
@@ -96,7 +114,11 @@ def test_twfe_is_equivariant_under_affine_rescaling(var, log_a, shift, negative)
         factor = a if var == "y" else (1.0 / a if var == name else 1.0)
         _close(res.params[name], factor * base.params[name], abs(factor) * base.bse[name])
         _close(res.bse[name], abs(factor) * base.bse[name], 0)
-        _close(res.extra["t_stats"][name], math.copysign(1.0, factor) * base.extra["t_stats"][name], 1.0)
+        _close(
+            res.extra["t_stats"][name],
+            math.copysign(1.0, factor) * base.extra["t_stats"][name],
+            1.0,
+        )
     for stat in ("r2", "r2_within"):
         _close(getattr(res, stat), getattr(base, stat), 1.0)
     if var == "y":
@@ -111,9 +133,15 @@ def test_twfe_is_equivariant_under_affine_rescaling(var, log_a, shift, negative)
 IV_BASE = iv_twfe(DF, "y", "x", "z", ["c1", "c2"], "id", "t", "id", weights="w")
 
 
-@settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@given(var=st.sampled_from(["y", "x", "z", "c1", "w"]), log_a=st.floats(-9, 9), shift=st.floats(-1e3, 1e3),
-       negative=st.booleans())
+@settings(
+    max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    var=st.sampled_from(["y", "x", "z", "c1", "w"]),
+    log_a=st.floats(-9, 9),
+    shift=st.floats(-1e3, 1e3),
+    negative=st.booleans(),
+)
 def test_iv_twfe_is_equivariant_under_affine_rescaling(var, log_a, shift, negative):
     df, a, b = _transform(var, log_a, shift, negative)
     res = iv_twfe(df, "y", "x", "z", ["c1", "c2"], "id", "t", "id", weights="w")
@@ -149,6 +177,7 @@ def test_convergence_is_judged_relative_to_each_column():
 # 2. Omitted controls, as reghdfe/pyfixest
 # --------------------------------------------------------------------------------------------
 
+
 def _pyfixest_dropped(df, fml):
     import warnings
 
@@ -158,17 +187,23 @@ def _pyfixest_dropped(df, fml):
     return list(m._collin_vars), m
 
 
-@pytest.mark.parametrize("controls,design", [
-    (["c1", "c2", "c3"], "combination"),          # c3 = c1 + 2·c2
-    (["c3", "c1", "c2"], "combination"),          # order decides: c2 goes
-    (["c1", "cc", "c2"], "constant within city"),
-    (["c1", "c2", "c1dup"], "duplicate"),
-    (["c1dup", "c1", "c2"], "duplicate"),
-])
+@pytest.mark.parametrize(
+    "controls,design",
+    [
+        (["c1", "c2", "c3"], "combination"),  # c3 = c1 + 2·c2
+        (["c3", "c1", "c2"], "combination"),  # order decides: c2 goes
+        (["c1", "cc", "c2"], "constant within city"),
+        (["c1", "c2", "c1dup"], "duplicate"),
+        (["c1dup", "c1", "c2"], "duplicate"),
+    ],
+)
 def test_omitted_control_agrees_with_pyfixest(controls, design):
     rng = np.random.default_rng(5)
-    df = DF.assign(c3=DF["c1"] + 2.0 * DF["c2"], c1dup=DF["c1"],
-                   cc=DF["id"].map(dict(enumerate(rng.normal(size=50)))))
+    df = DF.assign(
+        c3=DF["c1"] + 2.0 * DF["c2"],
+        c1dup=DF["c1"],
+        cc=DF["id"].map(dict(enumerate(rng.normal(size=50)))),
+    )
     res = twfe(df, "y", "x", controls, "id", "t", "id")
     dropped, m = _pyfixest_dropped(df, "y ~ x + " + " + ".join(controls) + " | id + t")
     assert res.extra["omitted"] == dropped and len(dropped) == 1
@@ -201,7 +236,9 @@ def test_iv_omits_a_duplicated_control_like_pyfixest():
     res = iv_twfe(df, "y", "x", "z", ["c1", "c2", "c1dup"], "id", "t", "id")
     ref = iv_twfe(df, "y", "x", "z", ["c1", "c2"], "id", "t", "id")
     assert res.extra["omitted"] == ["c1dup"] and "c1dup omitted" in res.extra["notes"][0]
-    assert res.coef == pytest.approx(ref.coef, rel=1e-10) and res.se == pytest.approx(ref.se, rel=1e-10)
+    assert res.coef == pytest.approx(ref.coef, rel=1e-10) and res.se == pytest.approx(
+        ref.se, rel=1e-10
+    )
     assert res.extra["kp_f"] == pytest.approx(ref.extra["kp_f"], rel=1e-10)
     import warnings
 
@@ -224,11 +261,23 @@ def test_spec_record_carries_the_omitted_controls():
     from nqp_resilience.estimation.specs import estimate
 
     rng = np.random.default_rng(2)
-    data = {"city_code": DF["id"].to_numpy(), "year": DF["t"].to_numpy(), "Resil": DF["y"].to_numpy(),
-            "Nqp": DF["x"].to_numpy(), "GDP": DF["c1"].to_numpy(), "GOV": DF["c1"].to_numpy() * 2.0,
-            "ADM": DF["id"].map(dict(enumerate(rng.normal(size=50)))).to_numpy()}
-    spec = {"id": "s", "table": 3, "estimator": "ols_fe", "dependent": "Resil", "regressor": "Nqp",
-            "controls": ["GDP", "GOV", "ADM"]}
+    data = {
+        "city_code": DF["id"].to_numpy(),
+        "year": DF["t"].to_numpy(),
+        "Resil": DF["y"].to_numpy(),
+        "Nqp": DF["x"].to_numpy(),
+        "GDP": DF["c1"].to_numpy(),
+        "GOV": DF["c1"].to_numpy() * 2.0,
+        "ADM": DF["id"].map(dict(enumerate(rng.normal(size=50)))).to_numpy(),
+    }
+    spec = {
+        "id": "s",
+        "table": 3,
+        "estimator": "ols_fe",
+        "dependent": "Resil",
+        "regressor": "Nqp",
+        "controls": ["GDP", "GOV", "ADM"],
+    }
     record = estimate(spec, data, [])
     assert record["extra"]["omitted"] == ["GOV", "ADM"]
     assert record["omitted"] == ["GOV", "ADM"] and len(record["notes"]) == 2
@@ -240,6 +289,7 @@ def test_spec_record_carries_the_omitted_controls():
 # 3. Mobility groups (disconnected city–year graph)
 # --------------------------------------------------------------------------------------------
 
+
 def _two_blocks(seed=4):
     """Cities 0–19 observed in years 0–4, cities 20–39 in years 5–9: two mobility groups."""
     rng = np.random.default_rng(seed)
@@ -247,16 +297,25 @@ def _two_blocks(seed=4):
     df = pd.DataFrame(rows, columns=["id", "t"])
     n = len(df)
     df["x"] = rng.normal(size=n) + rng.normal(size=40)[df["id"]]
-    df["y"] = 0.4 * df["x"] + rng.normal(size=40)[df["id"]] + rng.normal(size=10)[df["t"]] + rng.normal(size=n)
-    df["cl"] = (df["id"] * 3 + df["t"]) % 11          # clusters in which neither FE is nested
+    df["y"] = (
+        0.4 * df["x"]
+        + rng.normal(size=40)[df["id"]]
+        + rng.normal(size=10)[df["t"]]
+        + rng.normal(size=n)
+    )
+    df["cl"] = (df["id"] * 3 + df["t"]) % 11  # clusters in which neither FE is nested
     return df
 
 
 def _dummies_ols(df, cov_type, groups=None):
     import statsmodels.api as sm
 
-    X = pd.get_dummies(df[["x", "id", "t"]].astype({"id": str, "t": str}), columns=["id", "t"],
-                       drop_first=True, dtype=float)
+    X = pd.get_dummies(
+        df[["x", "id", "t"]].astype({"id": str, "t": str}),
+        columns=["id", "t"],
+        drop_first=True,
+        dtype=float,
+    )
     kw = {"cov_kwds": {"groups": groups}} if groups is not None else {}
     fit = sm.OLS(df["y"], sm.add_constant(X)).fit(cov_type=cov_type, **kw)
     return fit, int(np.linalg.matrix_rank(sm.add_constant(X).to_numpy()))
@@ -284,8 +343,16 @@ def test_mobility_groups_reduce_k_like_reghdfe():
     assert nested.extra["df_k"] == 11
     ols_id, _ = _dummies_ols(df, "cluster", df["id"].to_numpy())
     assert nested.se == pytest.approx(ols_id.bse["x"] * math.sqrt((n - 50) / (n - 11)), rel=1e-9)
-    iv = iv_twfe(df.assign(z=df["x"] + np.random.default_rng(0).normal(size=n)), "y", "x", "z", [],
-                 "id", "t", None)
+    iv = iv_twfe(
+        df.assign(z=df["x"] + np.random.default_rng(0).normal(size=n)),
+        "y",
+        "x",
+        "z",
+        [],
+        "id",
+        "t",
+        None,
+    )
     assert iv.extra["df_k"] == 49
 
 
@@ -307,6 +374,7 @@ def test_connected_components_match_scipy():
 # 4. One cluster; nullable dtypes
 # --------------------------------------------------------------------------------------------
 
+
 def test_one_cluster_is_a_project_error():
     df = DF.assign(one="A")
     with pytest.raises(EstimationError, match="at least two clusters") as err:
@@ -319,19 +387,27 @@ def test_one_cluster_is_a_project_error():
 def test_nullable_dtypes_are_deleted_listwise():
     df = DF.copy()
     rows = [3, 17, 40, 41, 100]
-    nul = df.assign(y=df["y"].astype("Float64"), c1=df["c1"].astype("Float64"),
-                    flag=(df["c2"] > 0).astype("boolean"), id=df["id"].astype("string"),
-                    cl=df["id"].astype("Int64"))
+    nul = df.assign(
+        y=df["y"].astype("Float64"),
+        c1=df["c1"].astype("Float64"),
+        flag=(df["c2"] > 0).astype("boolean"),
+        id=df["id"].astype("string"),
+        cl=df["id"].astype("Int64"),
+    )
     nul.loc[rows[0], "y"] = pd.NA
     nul.loc[rows[1], "c1"] = pd.NA
     nul.loc[rows[2], "flag"] = pd.NA
     nul.loc[rows[3], "id"] = pd.NA
     nul.loc[rows[4], "cl"] = pd.NA
-    plain = df.assign(flag=(df["c2"] > 0).astype(float), id=df["id"].astype(str), cl=df["id"]).drop(index=rows)
+    plain = df.assign(flag=(df["c2"] > 0).astype(float), id=df["id"].astype(str), cl=df["id"]).drop(
+        index=rows
+    )
     got = twfe(nul, "y", "x", ["c1", "flag"], "id", "t", "cl")
     want = twfe(plain, "y", "x", ["c1", "flag"], "id", "t", "cl")
     assert got.nobs == want.nobs
-    assert got.coef == pytest.approx(want.coef, rel=1e-10) and got.se == pytest.approx(want.se, rel=1e-10)
+    assert got.coef == pytest.approx(want.coef, rel=1e-10) and got.se == pytest.approx(
+        want.se, rel=1e-10
+    )
     got = iv_twfe(nul, "y", "x", "z", ["c1", "flag"], "id", "t", "cl")
     want = iv_twfe(plain, "y", "x", "z", ["c1", "flag"], "id", "t", "cl")
     assert got.nobs == want.nobs and got.coef == pytest.approx(want.coef, rel=1e-10)
@@ -341,12 +417,18 @@ def test_nullable_dtypes_are_deleted_listwise():
 # 7. Unknown variables
 # --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("call", [
-    lambda: twfe(DF, "y", "xx", ["c1"], "id", "t", "id"),
-    lambda: twfe(DF, "y", "x", ["c1"], "id", "t", "idd"),
-    lambda: iv_twfe(DF, "y", "x", "zz", ["c1"], "id", "t", "id"),
-])
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: twfe(DF, "y", "xx", ["c1"], "id", "t", "id"),
+        lambda: twfe(DF, "y", "x", ["c1"], "id", "t", "idd"),
+        lambda: iv_twfe(DF, "y", "x", "zz", ["c1"], "id", "t", "id"),
+    ],
+)
 def test_unknown_variable_is_a_project_error_with_a_suggestion(call):
-    with pytest.raises(UnknownVariableError, match=r"is not in the data\n  hint: did you mean '(x|id|z)'\?") as err:
+    with pytest.raises(
+        UnknownVariableError, match=r"is not in the data\n  hint: did you mean '(x|id|z)'\?"
+    ) as err:
         call()
     assert isinstance(err.value, ProjectError) and not isinstance(err.value, KeyError)

@@ -32,25 +32,50 @@ INPUTS = {"analysis_panel": "ab" * 32}
 def regression(**changes) -> dict:
     """A regression record as the estimator returns it, with provenance."""
     rec = {
-        "spec": "baseline", "table": 3, "column": "(2)", "estimator": "ols_fe",
-        "dependent": "Resil", "regressor": "Nqp", "coef": 0.125, "se": 0.03, "t": 4.1666,
-        "p": 4.1e-05, "ci": [0.066, 0.184], "nobs": 2760, "n_clusters": 230, "r2": 0.61,
-        "r2_within": 0.08, "fixed_effects": ["city", "year"], "cluster": "city",
-        "controls": ["GDP", "GOV"], "sample": [], "trends": None,
+        "spec": "baseline",
+        "table": 3,
+        "column": "(2)",
+        "estimator": "ols_fe",
+        "dependent": "Resil",
+        "regressor": "Nqp",
+        "coef": 0.125,
+        "se": 0.03,
+        "t": 4.1666,
+        "p": 4.1e-05,
+        "ci": [0.066, 0.184],
+        "nobs": 2760,
+        "n_clusters": 230,
+        "r2": 0.61,
+        "r2_within": 0.08,
+        "fixed_effects": ["city", "year"],
+        "cluster": "city",
+        "controls": ["GDP", "GOV"],
+        "sample": [],
+        "trends": None,
         "params": {"GDP": 0.01, "GOV": -0.2, "Nqp": 0.125, "_cons": 0.1},
-        "bse": {"GDP": 0.002, "GOV": 0.05, "Nqp": 0.03, "_cons": None}, "df_resid": 229,
-        "vcov_type": "cluster", "extra": {"df_k": 3, "omitted": []}, "omitted": [],
-        "notes": ["ünïcode"], "software": SOFTWARE, "inputs": INPUTS,
+        "bse": {"GDP": 0.002, "GOV": 0.05, "Nqp": 0.03, "_cons": None},
+        "df_resid": 229,
+        "vcov_type": "cluster",
+        "extra": {"df_k": 3, "omitted": []},
+        "omitted": [],
+        "notes": ["ünïcode"],
+        "software": SOFTWARE,
+        "inputs": INPUTS,
     }
     rec.update(changes)
     return copy.deepcopy(rec)
 
 
 def describe_record() -> dict:
-    rec = {"spec": "desc_stats", "table": 2, "column": "", "estimator": "describe",
-            "statistics": {"Resil": {"N": 2760, "mean": 0.24, "sd": 0.06, "min": 0.04,
-                                     "max": 0.42}},
-            "software": SOFTWARE, "inputs": INPUTS}
+    rec = {
+        "spec": "desc_stats",
+        "table": 2,
+        "column": "",
+        "estimator": "describe",
+        "statistics": {"Resil": {"N": 2760, "mean": 0.24, "sd": 0.06, "min": 0.04, "max": 0.42}},
+        "software": SOFTWARE,
+        "inputs": INPUTS,
+    }
     return copy.deepcopy(rec)
 
 
@@ -65,8 +90,9 @@ def engine_record() -> dict:
     return {**rec, "engine": "linearmodels", "engine_version": None, **provenance}
 
 
-@pytest.mark.parametrize("make", [regression, describe_record, engine_record],
-                         ids=["regression", "describe", "engine"])
+@pytest.mark.parametrize(
+    "make", [regression, describe_record, engine_record], ids=["regression", "describe", "engine"]
+)
 def test_round_trip_is_byte_identical_to_json_dumps(tmp_path, make):
     data = make()
     path = tmp_path / "in.json"
@@ -93,20 +119,35 @@ def test_record_is_a_typed_read_only_mapping():
         rec.coef = 1.0
 
 
-@pytest.mark.parametrize("change, key, words", [
-    (lambda r: r.pop("se"), "(top level)", "lacks a key"),
-    (lambda r: r.update(ci=[0.1]), "ci", "too short"),
-    (lambda r: r.update(nobs="2760"), "nobs", "is not of type 'integer'"),
-    (lambda r: r.update(estimator="ols"), "estimator", "is not one of"),
-    (lambda r: r["params"].update(Nqp="0.1"), "params.Nqp", "is not of type"),
-    (lambda r: r.update(engine_used="numpy"), "(top level)", "unexpected key"),
-    (lambda r: r.update(engine="linearmodels"), "(top level)", "dependency"),
-    (lambda r: r.update(statistics={}), "(top level)", "a describe record has 'statistics'"),
-    (lambda r: r["inputs"].update(analysis_panel="not a hash"), "inputs.analysis_panel",
-     "does not match"),
-], ids=["missing", "short_ci", "nobs_text", "estimator", "param_text", "unknown_key",
-                            "engine_alone", "both_kinds",
-        "bad_hash"])
+@pytest.mark.parametrize(
+    "change, key, words",
+    [
+        (lambda r: r.pop("se"), "(top level)", "lacks a key"),
+        (lambda r: r.update(ci=[0.1]), "ci", "too short"),
+        (lambda r: r.update(nobs="2760"), "nobs", "is not of type 'integer'"),
+        (lambda r: r.update(estimator="ols"), "estimator", "is not one of"),
+        (lambda r: r["params"].update(Nqp="0.1"), "params.Nqp", "is not of type"),
+        (lambda r: r.update(engine_used="numpy"), "(top level)", "unexpected key"),
+        (lambda r: r.update(engine="linearmodels"), "(top level)", "dependency"),
+        (lambda r: r.update(statistics={}), "(top level)", "a describe record has 'statistics'"),
+        (
+            lambda r: r["inputs"].update(analysis_panel="not a hash"),
+            "inputs.analysis_panel",
+            "does not match",
+        ),
+    ],
+    ids=[
+        "missing",
+        "short_ci",
+        "nobs_text",
+        "estimator",
+        "param_text",
+        "unknown_key",
+        "engine_alone",
+        "both_kinds",
+        "bad_hash",
+    ],
+)
 def test_a_bad_record_names_the_file_and_the_key(tmp_path, change, key, words):
     data = regression()
     change(data)

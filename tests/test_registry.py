@@ -61,9 +61,13 @@ def test_analysis_panel_columns_match_the_registry(completed_workflow):
     columns = pq.read_schema(completed_workflow / "results" / "panel" / "analysis.parquet").names
     assert tuple(columns) == R.panel_columns()
     codebook = (completed_workflow / "results" / "panel" / "analysis_codebook.md").read_text(
-        encoding="utf-8")
-    rows = [line.split(" | ")[0].lstrip("| ") for line in codebook.splitlines()
-            if line.startswith("| ") and not line.startswith("| name")]
+        encoding="utf-8"
+    )
+    rows = [
+        line.split(" | ")[0].lstrip("| ")
+        for line in codebook.splitlines()
+        if line.startswith("| ") and not line.startswith("| name")
+    ]
     assert tuple(rows) == R.labelled_variables()
 
 
@@ -92,8 +96,9 @@ def codebook_with_new_source(folder) -> None:
     (copied from relief.csv with the header renamed) to ``folder/resources/raw``."""
     text = (ROOT / "resources" / "codebook.yaml").read_text(encoding="utf-8")
     (folder / "resources").mkdir(parents=True, exist_ok=True)
-    (folder / "resources" / "codebook.yaml").write_text(text.rstrip("\n") + "\n" + NEW_SOURCE,
-                                                        encoding="utf-8")
+    (folder / "resources" / "codebook.yaml").write_text(
+        text.rstrip("\n") + "\n" + NEW_SOURCE, encoding="utf-8"
+    )
     relief = (ROOT / "resources" / "raw" / "static" / "relief.csv").read_text(encoding="utf-8")
     raw = folder / "resources" / "raw" / "static"
     raw.mkdir(parents=True, exist_ok=True)
@@ -105,12 +110,18 @@ def test_raw_files_come_from_the_codebook(tmp_path):
     from nqp_resilience.data.raw_files import raw_file_table, raw_sources_by_grain
 
     shipped = raw_file_table(ROOT / "resources" / "codebook.yaml")
-    assert shipped == {"patents": "cnrds/patents.csv", "innovation": "cnrds/innovation.csv",
-                       "national": "ceic/national.csv", "relief": "static/relief.csv",
-                       "telephones_1984": "static/telephones_1984.csv"}
+    assert shipped == {
+        "patents": "cnrds/patents.csv",
+        "innovation": "cnrds/innovation.csv",
+        "national": "ceic/national.csv",
+        "relief": "static/relief.csv",
+        "telephones_1984": "static/telephones_1984.csv",
+    }
     assert raw_sources_by_grain(ROOT / "resources" / "codebook.yaml") == {
-        "city_year": ["patents", "innovation"], "city": ["relief", "telephones_1984"],
-        "year": ["national"]}
+        "city_year": ["patents", "innovation"],
+        "city": ["relief", "telephones_1984"],
+        "year": ["national"],
+    }
     codebook_with_new_source(tmp_path)
     copy = tmp_path / "resources" / "codebook.yaml"
     assert raw_file_table(copy) == {**shipped, "ports": "static/ports.csv"}
@@ -123,8 +134,9 @@ def test_a_source_without_a_file_names_the_source(tmp_path):
     from nqp_resilience.errors import DataError
 
     path = tmp_path / "codebook.yaml"
-    path.write_text("sources:" + NEW_SOURCE.replace("    file: static/ports.csv\n", ""),
-                    encoding="utf-8")
+    path.write_text(
+        "sources:" + NEW_SOURCE.replace("    file: static/ports.csv\n", ""), encoding="utf-8"
+    )
     with pytest.raises(DataError, match="source 'ports' has no 'file'") as info:
         Codebook(path)
     assert info.value.file == str(path)
@@ -140,16 +152,24 @@ def test_a_new_source_in_the_codebook_becomes_an_ingest_job(tmp_path):
     codebook_with_new_source(work)
     out = snakemake(work, "-n", "--cores", "1", "-p").stdout
     assert "rule ingest_source:" in out and "wildcards: source=ports" in out
-    panel_job = out[out.index("rule build_panel:"):].split("\n\n")[0]
+    panel_job = out[out.index("rule build_panel:") :].split("\n\n")[0]
     assert "results/checked/ports.parquet" in panel_job
-    check_job = out[out.index("rule plausibility:"):].split("\n\n")[0]
+    check_job = out[out.index("rule plausibility:") :].split("\n\n")[0]
     assert "resources/raw/static/ports.csv" in check_job
 
 
 # --------------------------------------------------------------------------- light parse time
 
-HEAVY = ("numpy", "pandas", "scipy", "jinja2", "matplotlib", "pyarrow", "statsmodels",
-         "linearmodels")
+HEAVY = (
+    "numpy",
+    "pandas",
+    "scipy",
+    "jinja2",
+    "matplotlib",
+    "pyarrow",
+    "statsmodels",
+    "linearmodels",
+)
 
 
 def test_modules_the_workflow_imports_while_parsed_are_light():
@@ -157,15 +177,17 @@ def test_modules_the_workflow_imports_while_parsed_are_light():
     reads the workflow, in a fresh interpreter, leaves the heavy libraries unimported."""
     text = (ROOT / "rules" / "common.smk").read_text(encoding="utf-8")
     assert "from nqp_resilience" in text
-    code = "\n".join([
-        "import sys, yaml",
-        "config = yaml.safe_load(open('config.yaml', encoding='utf-8'))",
-        "source = open('rules/common.smk', encoding='utf-8').read()",
-        "namespace = {'config': config, '__name__': 'common'}",
-        "exec(compile(source, 'rules/common.smk', 'exec'), namespace)",
-        "assert namespace['SPECS'] and namespace['RAW_FILES']",
-        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))",
-    ])
+    code = "\n".join(
+        [
+            "import sys, yaml",
+            "config = yaml.safe_load(open('config.yaml', encoding='utf-8'))",
+            "source = open('rules/common.smk', encoding='utf-8').read()",
+            "namespace = {'config': config, '__name__': 'common'}",
+            "exec(compile(source, 'rules/common.smk', 'exec'), namespace)",
+            "assert namespace['SPECS'] and namespace['RAW_FILES']",
+            f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))",
+        ]
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"reading the workflow imports {proc.stdout.strip()}"

@@ -21,13 +21,55 @@ pf = pytest.importorskip("pyfixest")
 #: ``extra`` keys a record has always carried (documented in docs/iv.md and docs/psm.md)
 TWFE_EXTRA = ["df_k", "t_stats", "p_values", "rss", "omitted"]
 IV_EXTRA = [
-    "first_stage_coef", "first_stage_se", "first_stage_F", "first_stage_F_p", "first_stage_F_df",
-    "partial_r2", "first_stage", "kp_lm", "kp_lm_df", "kp_lm_p", "kp_f", "kp_wald_chi2", "cd_f",
-    "canonical_correlations", "stock_yogo", "ar_stat", "ar_p", "ar_df", "ar_chi2", "ar_chi2_p",
-    "ar_ci", "ar_ci_kind", "ar_ci_level", "ar_ci_method", "instruments", "endogenous", "df_k",
-    "df_k_first_stage", "absorbed_dof", "t_stats", "p_values", "rss", "omitted"]
-TO_DICT = ["coef", "se", "t", "p", "ci", "nobs", "n_clusters", "r2", "r2_within", "params", "bse",
-           "df_resid", "vcov_type"]
+    "first_stage_coef",
+    "first_stage_se",
+    "first_stage_F",
+    "first_stage_F_p",
+    "first_stage_F_df",
+    "partial_r2",
+    "first_stage",
+    "kp_lm",
+    "kp_lm_df",
+    "kp_lm_p",
+    "kp_f",
+    "kp_wald_chi2",
+    "cd_f",
+    "canonical_correlations",
+    "stock_yogo",
+    "ar_stat",
+    "ar_p",
+    "ar_df",
+    "ar_chi2",
+    "ar_chi2_p",
+    "ar_ci",
+    "ar_ci_kind",
+    "ar_ci_level",
+    "ar_ci_method",
+    "instruments",
+    "endogenous",
+    "df_k",
+    "df_k_first_stage",
+    "absorbed_dof",
+    "t_stats",
+    "p_values",
+    "rss",
+    "omitted",
+]
+TO_DICT = [
+    "coef",
+    "se",
+    "t",
+    "p",
+    "ci",
+    "nobs",
+    "n_clusters",
+    "r2",
+    "r2_within",
+    "params",
+    "bse",
+    "df_resid",
+    "vcov_type",
+]
 
 
 def _panel(n_ids=70, n_t=8, seed=3):
@@ -42,9 +84,19 @@ def _panel(n_ids=70, n_t=8, seed=3):
     x = 0.7 * z + 0.3 * c1 + a + g + v
     e = 0.6 * v + rng.normal(size=ids.size) + rng.normal(size=n_ids)[ids]
     y = 0.5 * x + 0.3 * c1 - 0.2 * c2 + a + g + e
-    return pd.DataFrame({"id": ids, "t": t, "y": y, "x": x, "z": z, "c1": c1, "c2": c2,
-                         "w": rng.uniform(0.2, 3.0, ids.size),
-                         "d": (x > np.median(x)).astype(float)})
+    return pd.DataFrame(
+        {
+            "id": ids,
+            "t": t,
+            "y": y,
+            "x": x,
+            "z": z,
+            "c1": c1,
+            "c2": c2,
+            "w": rng.uniform(0.2, 3.0, ids.size),
+            "d": (x > np.median(x)).astype(float),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +128,9 @@ def test_vcov_diagonal_is_bse_squared_and_matches_pyfixest(pair, request):
     res, m = request.getfixturevalue(pair)
     v = res.vcov
     assert list(v.index) == list(v.columns) == list(res.params)
-    np.testing.assert_allclose(np.diag(v.to_numpy()), [res.bse[k] ** 2 for k in v.index],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        np.diag(v.to_numpy()), [res.bse[k] ** 2 for k in v.index], rtol=1e-12
+    )
     np.testing.assert_allclose(v.to_numpy(), v.to_numpy().T, rtol=1e-12, atol=0)
     names = list(m._coefnames)
     ours = v.loc[names, names].to_numpy()
@@ -91,8 +144,9 @@ def test_vcov_of_the_constant_matches_pyfixest_without_fixed_effects(df):
     m = pf.feols("y ~ x + c1", data=df, vcov={"CRV1": "id"})
     names = list(m._coefnames)
     ours = res.vcov.rename(index={"_cons": "Intercept"}, columns={"_cons": "Intercept"})
-    np.testing.assert_allclose(ours.loc[names, names].to_numpy(), np.asarray(m._vcov),
-                               rtol=1e-8, atol=1e-14)
+    np.testing.assert_allclose(
+        ours.loc[names, names].to_numpy(), np.asarray(m._vcov), rtol=1e-8, atol=1e-14
+    )
 
 
 @pytest.mark.parametrize("pair", ["ols_pair", "iv_pair"])
@@ -113,8 +167,9 @@ def test_conf_int_other_level_and_bad_level(ols_pair):
     ours, ref = res.conf_int(0.9), m.confint(alpha=0.1)
     assert list(ours.columns) == ["5%", "95%"]
     for name in ref.index:
-        np.testing.assert_allclose(ours.loc[name].to_numpy(), ref.loc[name].to_numpy(),
-                                   rtol=0, atol=1e-8)
+        np.testing.assert_allclose(
+            ours.loc[name].to_numpy(), ref.loc[name].to_numpy(), rtol=0, atol=1e-8
+        )
     with pytest.raises(ProjectError, match="level"):
         res.conf_int(95)
 
@@ -127,11 +182,18 @@ def test_tidy_matches_pyfixest_tidy(pair, request):
     assert list(tidy["term"]) == list(res.params)
     ref = m.tidy()
     ours = tidy.set_index("term").loc[list(ref.index)]
-    pairs = {"estimate": "Estimate", "std_error": "Std. Error", "t": "t value", "p": "Pr(>|t|)",
-             "ci_low": "2.5%", "ci_high": "97.5%"}
+    pairs = {
+        "estimate": "Estimate",
+        "std_error": "Std. Error",
+        "t": "t value",
+        "p": "Pr(>|t|)",
+        "ci_low": "2.5%",
+        "ci_high": "97.5%",
+    }
     for mine, theirs in pairs.items():
-        np.testing.assert_allclose(ours[mine].to_numpy(), ref[theirs].to_numpy(), rtol=1e-7,
-                                   atol=1e-10, err_msg=mine)
+        np.testing.assert_allclose(
+            ours[mine].to_numpy(), ref[theirs].to_numpy(), rtol=1e-7, atol=1e-10, err_msg=mine
+        )
     assert res.tvalues == res.extra["t_stats"] and res.pvalues == res.extra["p_values"]
 
 
@@ -149,7 +211,7 @@ def test_summary_has_header_and_a_row_per_coefficient(ols_pair, iv_pair):
     rows = [ln for ln in text.splitlines() if " | " in ln]
     assert [r.split("|")[0].strip() for r in rows[1:]] == list(res.params)
     assert f"{res.params['x']:10.4f}" in rows[1] and f"{res.bse['x']:10.4f}" in rows[1]
-    assert repr(text) == str(text)    # shown as the table at the prompt
+    assert repr(text) == str(text)  # shown as the table at the prompt
     iv_text = iv_pair[0].summary()
     assert "Kleibergen-Paap rk LM" in iv_text and "Anderson-Rubin" in iv_text
 
@@ -158,8 +220,10 @@ def test_repr_is_one_line(ols_pair, iv_pair):
     res, _ = ols_pair
     r = repr(res)
     assert "\n" not in r
-    assert r == (f"<EstimationResult twfe: y ~ x + 2 controls | id + t; coef {res.coef:.3g} "
-                 f"({res.se:.3g}), N={res.nobs}, G={res.n_clusters}>")
+    assert r == (
+        f"<EstimationResult twfe: y ~ x + 2 controls | id + t; coef {res.coef:.3g} "
+        f"({res.se:.3g}), N={res.nobs}, G={res.n_clusters}>"
+    )
     assert repr(iv_pair[0]).startswith("<EstimationResult iv_twfe: y ~ [x ~ z] + 2 controls | id")
 
 
@@ -201,8 +265,23 @@ def test_psm_sub_object(df):
 def test_old_constructor_still_works():
     """Positional construction with the historical fields; no vcov given -> se² on the
     diagonal, NaN elsewhere."""
-    r = EstimationResult(0.5, 0.1, 5.0, 0.001, (0.3, 0.7), 100, 10, 0.4, 0.2, "x",
-                         {"x": 0.5, "c": 1.0}, {"x": 0.1, "c": 0.2}, 9, "CR1", {})
+    r = EstimationResult(
+        0.5,
+        0.1,
+        5.0,
+        0.001,
+        (0.3, 0.7),
+        100,
+        10,
+        0.4,
+        0.2,
+        "x",
+        {"x": 0.5, "c": 1.0},
+        {"x": 0.1, "c": 0.2},
+        9,
+        "CR1",
+        {},
+    )
     v = r.vcov
     assert v.loc["x", "x"] == pytest.approx(0.01) and math.isnan(v.loc["x", "c"])
     assert r.tvalues == {"x": 5.0, "c": 5.0}
@@ -223,18 +302,41 @@ def test_options_are_keyword_only(df):
         psm(df, "d", ["c1"], "y", "nearest", None, 0.06, False)
 
 
-@pytest.mark.parametrize("call, option, allowed", [
-    (lambda d: twfe(d, "y", "x", [], "id", "t", "id", singletons="dorp"), "singletons",
-     "'drop', 'keep'"),
-    (lambda d: twfe(d, "y", "x", [], "id", "t", "id", on_collinear="drop"), "on_collinear",
-     "'omit', 'error'"),
-    (lambda d: iv_twfe(d, "y", "x", "z", [], "id", "t", "id", singletons="no"), "singletons",
-     "'drop', 'keep'"),
-    (lambda d: iv_twfe(d, "y", "x", "z", [], "id", "t", "id", on_collinear="x"), "on_collinear",
-     "'omit', 'error'"),
-    (lambda d: psm(d, "d", ["c1"], "y", "mahalanobis"), "method", "'nearest', 'radius', 'kernel'"),
-    (lambda d: psm(d, "d", ["c1"], "y", "nearest", model="cloglog"), "model", "'logit', 'probit'"),
-])
+@pytest.mark.parametrize(
+    "call, option, allowed",
+    [
+        (
+            lambda d: twfe(d, "y", "x", [], "id", "t", "id", singletons="dorp"),
+            "singletons",
+            "'drop', 'keep'",
+        ),
+        (
+            lambda d: twfe(d, "y", "x", [], "id", "t", "id", on_collinear="drop"),
+            "on_collinear",
+            "'omit', 'error'",
+        ),
+        (
+            lambda d: iv_twfe(d, "y", "x", "z", [], "id", "t", "id", singletons="no"),
+            "singletons",
+            "'drop', 'keep'",
+        ),
+        (
+            lambda d: iv_twfe(d, "y", "x", "z", [], "id", "t", "id", on_collinear="x"),
+            "on_collinear",
+            "'omit', 'error'",
+        ),
+        (
+            lambda d: psm(d, "d", ["c1"], "y", "mahalanobis"),
+            "method",
+            "'nearest', 'radius', 'kernel'",
+        ),
+        (
+            lambda d: psm(d, "d", ["c1"], "y", "nearest", model="cloglog"),
+            "model",
+            "'logit', 'probit'",
+        ),
+    ],
+)
 def test_bad_literal_is_a_project_error_naming_the_allowed_values(df, call, option, allowed):
     with pytest.raises(OptionError) as info:
         call(df)

@@ -11,18 +11,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ATTRIBUTES, PARAMS, RAW, ROOT
 from nqp_resilience.data.io import read_raw_table
 from nqp_resilience.sim.simulate import read_keywords
+
+from conftest import ATTRIBUTES, PARAMS, RAW, ROOT
 
 SEED = 20240601  # the seed of the shipped default (resources/raw/SIMULATED.md)
 
 
 def _simulate(out: Path, seed: int = SEED, params: Path = PARAMS) -> dict[str, bytes]:
-    subprocess.run([sys.executable, "-m", "nqp_resilience.sim.simulate", "--seed", str(seed), "--params",
-                    str(params.relative_to(ROOT)) if params.is_relative_to(ROOT) else str(params),
-                    "--out", str(out)], cwd=ROOT, check=True, capture_output=True)
-    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nqp_resilience.sim.simulate",
+            "--seed",
+            str(seed),
+            "--params",
+            str(params.relative_to(ROOT)) if params.is_relative_to(ROOT) else str(params),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +47,16 @@ def regenerated(tmp_path_factory):
 
 
 def test_regenerating_the_default_is_byte_identical(regenerated):
-    shipped = {p.relative_to(RAW).as_posix(): p.read_bytes() for p in sorted(RAW.rglob("*")) if p.is_file()}
+    shipped = {
+        p.relative_to(RAW).as_posix(): p.read_bytes() for p in sorted(RAW.rglob("*")) if p.is_file()
+    }
     assert set(regenerated) == set(shipped)
     differ = [name for name in shipped if shipped[name] != regenerated[name]]
     assert differ == []
-    assert "SEED" not in shipped["SIMULATED.md"].decode() and f"seed: {SEED}" in shipped["SIMULATED.md"].decode()
+    assert (
+        "SEED" not in shipped["SIMULATED.md"].decode()
+        and f"seed: {SEED}" in shipped["SIMULATED.md"].decode()
+    )
 
 
 def test_another_seed_gives_other_data(regenerated, tmp_path):
@@ -51,8 +72,13 @@ def test_every_raw_file_of_the_layout_is_written(regenerated):
     for year in range(2010, 2021):
         assert f"yearbook/city_yearbook_{year}.csv" in names
     assert "yearbook/city_yearbook_2021.xlsx" in names
-    for f in ("cnrds/patents.csv", "cnrds/innovation.csv", "ceic/national.csv", "static/relief.csv",
-              "static/telephones_1984.csv"):
+    for f in (
+        "cnrds/patents.csv",
+        "cnrds/innovation.csv",
+        "ceic/national.csv",
+        "static/relief.csv",
+        "static/telephones_1984.csv",
+    ):
         assert f in names
     provinces = {row["province_code"] for row in csv.DictReader(ATTRIBUTES.open(encoding="utf-8"))}
     assert len(provinces) == 31
@@ -74,23 +100,27 @@ def test_yearbook_encodings_and_formats(regenerated):
     text = regenerated["yearbook/city_yearbook_2016.csv"].decode("utf-8")
     rows = list(csv.reader(io.StringIO(text)))
     cells = [c for r in rows[1:] for c in r[2:]]
-    assert sum("," in c for c in cells) > 500                      # thousands separators
+    assert sum("," in c for c in cells) > 500  # thousands separators
     for placeholder in ("—", "…", "-"):
-        assert placeholder in cells                               # missing-value placeholders
+        assert placeholder in cells  # missing-value placeholders
     fullwidth = regenerated["yearbook/city_yearbook_2014.csv"].decode("utf-8-sig")
-    assert any(ch in fullwidth for ch in "０１２３４５６７８９")     # full-width digits
+    assert any(ch in fullwidth for ch in "０１２３４５６７８９")  # full-width digits
     # header variants of the real yearbooks
     assert "年末总人口(万人)" in gbk.decode("gbk")
     assert "年末户籍人口(万人)" in plain.decode("utf-8")
 
 
 def test_cities_names_and_aliases(regenerated):
-    y2010 = list(csv.reader(io.StringIO(regenerated["yearbook/city_yearbook_2010.csv"].decode("gbk"))))
+    y2010 = list(
+        csv.reader(io.StringIO(regenerated["yearbook/city_yearbook_2010.csv"].decode("gbk")))
+    )
     ids = {(r[0], r[1]) for r in y2010[1:]}
-    assert ("420600", "襄樊市") in ids                 # old name, same code
-    assert ("522400", "毕节地区") in ids               # 2011 status change, old code
-    assert ("341400", "巢湖市") in ids                 # abolished in 2011, present in 2010
-    y2012 = list(csv.reader(io.StringIO(regenerated["yearbook/city_yearbook_2012.csv"].decode("gbk"))))
+    assert ("420600", "襄樊市") in ids  # old name, same code
+    assert ("522400", "毕节地区") in ids  # 2011 status change, old code
+    assert ("341400", "巢湖市") in ids  # abolished in 2011, present in 2010
+    y2012 = list(
+        csv.reader(io.StringIO(regenerated["yearbook/city_yearbook_2012.csv"].decode("gbk")))
+    )
     codes_2012 = {r[0] for r in y2012[1:]}
     assert "520500" in codes_2012 and "341400" not in codes_2012 and "522400" not in codes_2012
     assert "420600" in codes_2012 and "襄阳市" in {r[1] for r in y2012[1:]}

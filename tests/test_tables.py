@@ -23,11 +23,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import write_estimate_fixture
-from nqp_resilience.outputs import tables as T
-from nqp_resilience.outputs import jobs
-from nqp_resilience.errors import ConfigError
 from nqp_resilience.data.io import read_yaml
+from nqp_resilience.errors import ConfigError
+from nqp_resilience.outputs import jobs
+from nqp_resilience.outputs import tables as T
+
+from conftest import write_estimate_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = Path(__file__).parent / "golden"
@@ -60,11 +61,25 @@ def zh():
 # (a) formatting on its own
 # ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("char, escaped", [
-    ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"),
-    ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}"), ("\\", r"\textbackslash{}"),
-    ("<", r"\textless{}"), (">", r"\textgreater{}"), ("|", r"\textbar{}"),
-])
+
+@pytest.mark.parametrize(
+    "char, escaped",
+    [
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("$", r"\$"),
+        ("#", r"\#"),
+        ("_", r"\_"),
+        ("{", r"\{"),
+        ("}", r"\}"),
+        ("~", r"\textasciitilde{}"),
+        ("^", r"\textasciicircum{}"),
+        ("\\", r"\textbackslash{}"),
+        ("<", r"\textless{}"),
+        (">", r"\textgreater{}"),
+        ("|", r"\textbar{}"),
+    ],
+)
 def test_latex_escape_every_special_character(char, escaped):
     assert T.latex_escape(char) == escaped
     assert T.latex_escape(f"a{char}b") == f"a{escaped}b"
@@ -78,32 +93,38 @@ def test_latex_escape_leaves_text_and_cjk_alone_and_escapes_each_occurrence():
     assert T.latex_escape(42) == "42"
 
 
-@pytest.mark.parametrize("x, decimals, expected", [
-    (0.0647485, 3, "0.065"),
-    (-0.109, 3, "$-$0.109"),
-    (-0.0004, 3, "0.000"),        # rounds to zero: no sign
-    (-0.0000001, 3, "0.000"),
-    (-0.0, 3, "0.000"),
-    (-0.0006, 3, "$-$0.001"),
-    (-0.04, 1, "0.0"),
-    (0.0, 0, "0"),
-    (1.5, 0, "2"),                # half to even, as Python's format
-    (2.5, 0, "2"),
-    (13.667879, 3, "13.668"),
-    (-12.633, 2, "$-$12.63"),
-])
+@pytest.mark.parametrize(
+    "x, decimals, expected",
+    [
+        (0.0647485, 3, "0.065"),
+        (-0.109, 3, "$-$0.109"),
+        (-0.0004, 3, "0.000"),  # rounds to zero: no sign
+        (-0.0000001, 3, "0.000"),
+        (-0.0, 3, "0.000"),
+        (-0.0006, 3, "$-$0.001"),
+        (-0.04, 1, "0.0"),
+        (0.0, 0, "0"),
+        (1.5, 0, "2"),  # half to even, as Python's format
+        (2.5, 0, "2"),
+        (13.667879, 3, "13.668"),
+        (-12.633, 2, "$-$12.63"),
+    ],
+)
 def test_fmt_number_rounding_and_minus_sign(x, decimals, expected):
     assert T.fmt_number(x, decimals) == expected
 
 
-@pytest.mark.parametrize("x, decimals, expected", [
-    (2760, 0, "2{,}760"),
-    (999, 0, "999"),
-    (1000, 0, "1{,}000"),
-    (3312.0, 0, "3{,}312"),
-    (1234567.891, 2, "1{,}234{,}567.89"),
-    (-2760, 0, "$-$2{,}760"),
-])
+@pytest.mark.parametrize(
+    "x, decimals, expected",
+    [
+        (2760, 0, "2{,}760"),
+        (999, 0, "999"),
+        (1000, 0, "1{,}000"),
+        (3312.0, 0, "3{,}312"),
+        (1234567.891, 2, "1{,}234{,}567.89"),
+        (-2760, 0, "$-$2{,}760"),
+    ],
+)
 def test_fmt_number_thousands_separator(x, decimals, expected):
     assert T.fmt_number(x, decimals, thousands=True) == expected
 
@@ -122,10 +143,22 @@ def test_fmt_number_plain_text_and_missing_values():
             T.fmt_number(1.0, bad)
 
 
-@pytest.mark.parametrize("p, expected", [
-    (0.0, "***"), (0.0099, "***"), (0.01, "**"), (0.0499, "**"), (0.05, "*"), (0.0999, "*"),
-    (0.1, ""), (0.5, ""), (1.0, ""), (None, ""), (float("nan"), ""),
-])
+@pytest.mark.parametrize(
+    "p, expected",
+    [
+        (0.0, "***"),
+        (0.0099, "***"),
+        (0.01, "**"),
+        (0.0499, "**"),
+        (0.05, "*"),
+        (0.0999, "*"),
+        (0.1, ""),
+        (0.5, ""),
+        (1.0, ""),
+        (None, ""),
+        (float("nan"), ""),
+    ],
+)
 def test_stars_at_default_thresholds_strictly_below(p, expected):
     assert T.stars(p, latex=False) == expected
     assert T.stars(p) == (f"$^{{{expected}}}$" if expected else "")
@@ -161,31 +194,39 @@ def test_coefficient_and_standard_error_cells():
     assert T.fmt_se(0.25, 1, latex=False, significant=None) == "(0.2)"
 
 
-@pytest.mark.parametrize("values, minimum, expected", [
-    ([0.065, 0.019], 3, 3),          # both already show two significant digits
-    ([-0.09996, 0.00554], 3, 4),     # the SE needs a fourth decimal: 0.0055
-    ([-5.27e-5, 3.89e-5], 3, 6),     # the old Nqp1 unit: 0.000053 (0.000039)
-    ([1e-9, 2e-9], 3, 6),            # capped at MAX_DECIMALS
-    ([12.3, 4.5], 3, 3),             # the minimum stays the minimum
-    ([0.0, None, float("nan"), float("inf")], 2, 2),
-    ([0.0123], 0, 3),
-    ([0.0123], 8, 8),                # a minimum above the cap wins
-])
+@pytest.mark.parametrize(
+    "values, minimum, expected",
+    [
+        ([0.065, 0.019], 3, 3),  # both already show two significant digits
+        ([-0.09996, 0.00554], 3, 4),  # the SE needs a fourth decimal: 0.0055
+        ([-5.27e-5, 3.89e-5], 3, 6),  # the old Nqp1 unit: 0.000053 (0.000039)
+        ([1e-9, 2e-9], 3, 6),  # capped at MAX_DECIMALS
+        ([12.3, 4.5], 3, 3),  # the minimum stays the minimum
+        ([0.0, None, float("nan"), float("inf")], 2, 2),
+        ([0.0123], 0, 3),
+        ([0.0123], 8, 8),  # a minimum above the cap wins
+    ],
+)
 def test_estimate_decimals(values, minimum, expected):
     assert T.estimate_decimals(values, minimum) == expected
 
 
-@pytest.mark.parametrize("coef, se, expected", [
-    (0.06474851, 0.019027, ("0.065", "(0.019)")),
-    (-0.09996326, 0.00553836, ("$-$0.1000", "(0.0055)")),
-    (-5.2727e-05, 3.8917e-05, ("$-$0.000053", "(0.000039)")),
-    (-0.5272726, 0.3891744, ("$-$0.527", "(0.389)")),   # Nqp1 in keywords per character
-    (5e-5, 1e-7, ("0.000050", r"($1.0\times10^{-7}$)")),
-    (3e-9, 1e-9, (r"$3.0\times10^{-9}$", r"($1.0\times10^{-9}$)")),
-    (0.0, 0.0, ("0.000", "(0.000)")),
-    (None, None, ("", "")),
-])
-def test_fmt_estimate_shares_decimals_and_never_prints_a_nonzero_estimate_as_zero(coef, se, expected):
+@pytest.mark.parametrize(
+    "coef, se, expected",
+    [
+        (0.06474851, 0.019027, ("0.065", "(0.019)")),
+        (-0.09996326, 0.00553836, ("$-$0.1000", "(0.0055)")),
+        (-5.2727e-05, 3.8917e-05, ("$-$0.000053", "(0.000039)")),
+        (-0.5272726, 0.3891744, ("$-$0.527", "(0.389)")),  # Nqp1 in keywords per character
+        (5e-5, 1e-7, ("0.000050", r"($1.0\times10^{-7}$)")),
+        (3e-9, 1e-9, (r"$3.0\times10^{-9}$", r"($1.0\times10^{-9}$)")),
+        (0.0, 0.0, ("0.000", "(0.000)")),
+        (None, None, ("", "")),
+    ],
+)
+def test_fmt_estimate_shares_decimals_and_never_prints_a_nonzero_estimate_as_zero(
+    coef, se, expected
+):
     assert T.fmt_estimate(coef, se) == expected
     for cell in T.fmt_estimate(coef, se, decimals=3):
         if coef:
@@ -195,7 +236,7 @@ def test_fmt_estimate_shares_decimals_and_never_prints_a_nonzero_estimate_as_zer
 def test_fmt_estimate_all_magnitudes_show_two_significant_digits():
     for exponent in range(-9, 3):
         for mantissa in (1.0, 1.04, 2.5, 9.9):
-            x = mantissa * 10.0 ** exponent
+            x = mantissa * 10.0**exponent
             coef, se = T.fmt_estimate(x, x, latex=False)
             digits = coef.split("e")[0].lstrip("0.").replace(".", "")
             assert len(digits) >= 2, (x, coef)
@@ -204,12 +245,18 @@ def test_fmt_estimate_all_magnitudes_show_two_significant_digits():
 
 def test_star_legend_follows_thresholds_and_language(en, zh):
     assert T.star_legend(T.DEFAULT_STARS, en) == (
-        "$^{*}$, $^{**}$ and $^{***}$ denote significance at the 10\\%, 5\\% and 1\\% levels.")
+        "$^{*}$, $^{**}$ and $^{***}$ denote significance at the 10\\%, 5\\% and 1\\% levels."
+    )
     assert T.star_legend((0.01, 0.05, 0.001), en) == (
-        "$^{*}$, $^{**}$ and $^{***}$ denote significance at the 5\\%, 1\\% and 0.1\\% levels.")
-    assert T.star_legend((0.05, 0.01), en) == "$^{*}$ and $^{**}$ denote significance at the 5\\% and 1\\% levels."
+        "$^{*}$, $^{**}$ and $^{***}$ denote significance at the 5\\%, 1\\% and 0.1\\% levels."
+    )
+    assert (
+        T.star_legend((0.05, 0.01), en)
+        == "$^{*}$ and $^{**}$ denote significance at the 5\\% and 1\\% levels."
+    )
     assert T.star_legend(T.DEFAULT_STARS, zh) == (
-        "$^{*}$、$^{**}$与$^{***}$分别表示在 10\\%、5\\%与1\\% 水平上显著。")
+        "$^{*}$、$^{**}$与$^{***}$分别表示在 10\\%、5\\%与1\\% 水平上显著。"
+    )
 
 
 def test_variable_labels_build_interactions_and_escape_unknown_names(en):
@@ -222,9 +269,22 @@ def test_label_files_parse_yes_no_as_text_and_share_their_keys(en, zh):
     # unquoted Yes/No would be YAML booleans and print as "True"
     assert (en["rows"]["included"], en["rows"]["excluded"]) == ("Yes", "No")
     assert (zh["rows"]["included"], zh["rows"]["excluded"]) == ("是", "否")
-    for section in ("rows", "columns", "psm_methods", "variables", "definitions", "spec_titles", "tables",
-                    "notes", "statistics", "flags", "table1_header", "table2_header", "balance_header",
-                    "replication_header"):
+    for section in (
+        "rows",
+        "columns",
+        "psm_methods",
+        "variables",
+        "definitions",
+        "spec_titles",
+        "tables",
+        "notes",
+        "statistics",
+        "flags",
+        "table1_header",
+        "table2_header",
+        "balance_header",
+        "replication_header",
+    ):
         assert set(en[section]) == set(zh[section]), section
 
 
@@ -235,15 +295,20 @@ def test_missing_label_is_a_user_error_naming_file_and_key(en):
 
 
 def test_importing_the_module_imports_neither_jinja2_nor_pandas():
-    code = ("import sys, nqp_resilience.outputs.tables; "
-            "print(sorted(m for m in ('jinja2', 'pandas', 'numpy', 'yaml') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    code = (
+        "import sys, nqp_resilience.outputs.tables; "
+        "print(sorted(m for m in ('jinja2', 'pandas', 'numpy', 'yaml') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
 # ------------------------------------------------------------------------------------------
 # table content
 # ------------------------------------------------------------------------------------------
+
 
 def test_table3_has_constant_controls_and_fixed_effects_rows(en):
     ctx = T.estimates_table_context(3, specs_of(3), ESTIMATES, en)
@@ -265,14 +330,17 @@ def test_table4_iv_columns_show_both_stages_and_psm_columns_matched_n(en):
     assert [r["label"] for r in ctx["coef_rows"]] == ["Nqp", "Relief", "Internet"]
     relief = ESTIMATES["iv_relief"]["extra"]
     assert (ctx["coef_rows"][1]["coefs"][0], ctx["coef_rows"][1]["ses"][0]) == T.fmt_estimate(
-        relief["first_stage_coef"], relief["first_stage_se"], relief["first_stage_F_p"])
+        relief["first_stage_coef"], relief["first_stage_se"], relief["first_stage_F_p"]
+    )
     assert ctx["coef_rows"][1]["coefs"][1:] == [""] * 6
     iv = {r["label"]: r["cells"] for r in ctx["iv_rows"]}
     assert iv["KP rk LM"][0] == T.fmt_coef(relief["kp_lm"], relief["kp_lm_p"])
     assert iv["SY 10\\% c.v."] == ["16.380", "", "16.380", "", "", "", ""]
     stats = {r["label"]: r["cells"] for r in ctx["stat_rows"]}
     assert stats["Matched $N$"][:4] == [""] * 4
-    assert stats["Matched $N$"][4] == T.fmt_number(ESTIMATES["psm_nn"]["extra"]["matched_n"], 0, thousands=True)
+    assert stats["Matched $N$"][4] == T.fmt_number(
+        ESTIMATES["psm_nn"]["extra"]["matched_n"], 0, thousands=True
+    )
     assert stats["$R^2$"][0] == stats["$R^2$"][2] == ""  # no R² for a first stage
     assert "Constant" not in [r["label"] for r in ctx["coef_rows"]]
 
@@ -290,70 +358,143 @@ def test_table5_nqp1_is_readable_in_its_unit_and_the_note_states_it(en, zh):
     nqp1 = next(r for r in ctx["coef_rows"] if r["label"] == "Nqp1")
     assert nqp1["coefs"][2] == "$-$0.527" and nqp1["ses"][2] == "(0.389)"  # keywords per character
     assert "keywords per character" in ctx["notes"]
-    assert "关键词个数 / 报告字符数" in T.estimates_table_context(5, specs_of(5), ESTIMATES, zh)["notes"]
+    assert (
+        "关键词个数 / 报告字符数"
+        in T.estimates_table_context(5, specs_of(5), ESTIMATES, zh)["notes"]
+    )
     # in the old unit (per 10,000 characters) the estimate is 10^4 times smaller: still not 0.000
     old = {**ESTIMATES, "rob_nqp1": {**ESTIMATES["rob_nqp1"], "coef": -5.2727e-5, "se": 3.8917e-5}}
-    nqp1 = next(r for r in T.estimates_table_context(5, specs_of(5), old, en)["coef_rows"] if r["label"] == "Nqp1")
+    nqp1 = next(
+        r
+        for r in T.estimates_table_context(5, specs_of(5), old, en)["coef_rows"]
+        if r["label"] == "Nqp1"
+    )
     assert (nqp1["coefs"][2], nqp1["ses"][2]) == ("$-$0.000053", "(0.000039)")
 
 
 DEFAULT_CONTROLS = ["GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE"]
 
 
-@pytest.mark.parametrize("used, default, spec_flag, cell, listed", [
-    (DEFAULT_CONTROLS, DEFAULT_CONTROLS, True, "Yes", None),
-    (list(reversed(DEFAULT_CONTROLS)), DEFAULT_CONTROLS, DEFAULT_CONTROLS, "Yes", None),  # same set as a list
-    ([], DEFAULT_CONTROLS, False, "No", None),
-    (None, DEFAULT_CONTROLS, False, "No", None),
-    (["GDP", "GOV"], DEFAULT_CONTROLS, ["GDP", "GOV"], "GDP, GOV", None),
-    (["GDP", "GOV", "FIN"], DEFAULT_CONTROLS, ["GDP", "GOV", "FIN"], "Custom (3)", "GDP, GOV, FIN"),
-    (DEFAULT_CONTROLS[:7], DEFAULT_CONTROLS, DEFAULT_CONTROLS[:7], "Custom (7)", ", ".join(DEFAULT_CONTROLS[:7])),
-    (["GDP", "GOV"], ["GDP", "GOV"], True, "Yes", None),  # the configured default, whatever it is
-    (DEFAULT_CONTROLS, None, True, "Yes", None),           # without the default set: the spec's flag
-    (["GDP", "GOV", "FIN"], None, ["GDP", "GOV", "FIN"], "Custom (3)", "GDP, GOV, FIN"),
-])
+@pytest.mark.parametrize(
+    "used, default, spec_flag, cell, listed",
+    [
+        (DEFAULT_CONTROLS, DEFAULT_CONTROLS, True, "Yes", None),
+        (
+            list(reversed(DEFAULT_CONTROLS)),
+            DEFAULT_CONTROLS,
+            DEFAULT_CONTROLS,
+            "Yes",
+            None,
+        ),  # same set as a list
+        ([], DEFAULT_CONTROLS, False, "No", None),
+        (None, DEFAULT_CONTROLS, False, "No", None),
+        (["GDP", "GOV"], DEFAULT_CONTROLS, ["GDP", "GOV"], "GDP, GOV", None),
+        (
+            ["GDP", "GOV", "FIN"],
+            DEFAULT_CONTROLS,
+            ["GDP", "GOV", "FIN"],
+            "Custom (3)",
+            "GDP, GOV, FIN",
+        ),
+        (
+            DEFAULT_CONTROLS[:7],
+            DEFAULT_CONTROLS,
+            DEFAULT_CONTROLS[:7],
+            "Custom (7)",
+            ", ".join(DEFAULT_CONTROLS[:7]),
+        ),
+        (
+            ["GDP", "GOV"],
+            ["GDP", "GOV"],
+            True,
+            "Yes",
+            None,
+        ),  # the configured default, whatever it is
+        (DEFAULT_CONTROLS, None, True, "Yes", None),  # without the default set: the spec's flag
+        (["GDP", "GOV", "FIN"], None, ["GDP", "GOV", "FIN"], "Custom (3)", "GDP, GOV, FIN"),
+    ],
+)
 def test_controls_cell(en, used, default, spec_flag, cell, listed):
     assert T.controls_cell(en, used, default, spec_flag) == (cell, listed)
 
 
 def test_controls_row_names_a_custom_set_and_lists_a_large_one_in_the_note(en, zh):
     est = ESTIMATES["baseline"]
-    estimates = {**ESTIMATES, "baseline": {**est, "controls": ["GDP", "TEC", "FIN"]},
-                 "baseline_nocontrols": {**ESTIMATES["baseline_nocontrols"], "controls": ["GDP"]}}
-    ctx = T.estimates_table_context(3, specs_of(3), estimates, en, control_variables=DEFAULT_CONTROLS)
+    estimates = {
+        **ESTIMATES,
+        "baseline": {**est, "controls": ["GDP", "TEC", "FIN"]},
+        "baseline_nocontrols": {**ESTIMATES["baseline_nocontrols"], "controls": ["GDP"]},
+    }
+    ctx = T.estimates_table_context(
+        3, specs_of(3), estimates, en, control_variables=DEFAULT_CONTROLS
+    )
     stats = {r["label"]: r["cells"] for r in ctx["stat_rows"]}
     assert stats["Controls"] == ["GDP", "Custom (3)"]
     assert "Controls of (2): GDP, TEC, FIN." in ctx["notes"]
-    ctx = T.estimates_table_context(3, specs_of(3), ESTIMATES, en, control_variables=DEFAULT_CONTROLS)
+    ctx = T.estimates_table_context(
+        3, specs_of(3), ESTIMATES, en, control_variables=DEFAULT_CONTROLS
+    )
     assert {r["label"]: r["cells"] for r in ctx["stat_rows"]}["Controls"] == ["No", "Yes"]
     assert "Controls of" not in ctx["notes"]
     # a changed default set: the paper's eight are then a custom set
     ctx = T.estimates_table_context(3, specs_of(3), ESTIMATES, en, control_variables=["GDP", "GOV"])
     assert {r["label"]: r["cells"] for r in ctx["stat_rows"]}["Controls"] == ["No", "Custom (8)"]
-    zh_ctx = T.estimates_table_context(3, specs_of(3), estimates, zh, control_variables=DEFAULT_CONTROLS)
-    assert "自定义（3 个）" in {r["label"]: r["cells"] for r in zh_ctx["stat_rows"]}[zh["rows"]["controls"]]
+    zh_ctx = T.estimates_table_context(
+        3, specs_of(3), estimates, zh, control_variables=DEFAULT_CONTROLS
+    )
+    assert (
+        "自定义（3 个）"
+        in {r["label"]: r["cells"] for r in zh_ctx["stat_rows"]}[zh["rows"]["controls"]]
+    )
 
 
 def test_estimates_table_job_passes_the_default_control_set(tmp_path):
     out = tmp_path / "table3.tex"
     est_files = []
-    for sid, record in [("baseline_nocontrols", ESTIMATES["baseline_nocontrols"]), ("baseline", ESTIMATES["baseline"])]:
+    for sid, record in [
+        ("baseline_nocontrols", ESTIMATES["baseline_nocontrols"]),
+        ("baseline", ESTIMATES["baseline"]),
+    ]:
         est_files.append(write_estimate_fixture(tmp_path / f"{sid}.json", record))
     smk = SimpleNamespace(
-        input=SimpleNamespace(estimates=est_files, labels=str(LABELS_EN), template=str(TEMPLATES / "table3.tex.j2")),
-        params=SimpleNamespace(table=3, specs=specs_of(3), decimals=3, stars=[0.1, 0.05, 0.01],
-                               control_variables=["GDP", "GOV"]),
-        output=SimpleNamespace(table=str(out)))
+        input=SimpleNamespace(
+            estimates=est_files, labels=str(LABELS_EN), template=str(TEMPLATES / "table3.tex.j2")
+        ),
+        params=SimpleNamespace(
+            table=3,
+            specs=specs_of(3),
+            decimals=3,
+            stars=[0.1, 0.05, 0.01],
+            control_variables=["GDP", "GOV"],
+        ),
+        output=SimpleNamespace(table=str(out)),
+    )
     jobs.estimates_table_job(smk)
     assert "Controls & No & Custom (8) \\\\" in out.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("spec, words", [
-    ({"id": "extra", "table": 8, "estimator": "ols_fe"}, ["spec 'extra' has table: 8", "table8.tex.j2",
-                                                          "results/estimates/extra.json", "3, 4, 5, 6, 7"]),
-    ({"id": "extra", "table": 2, "estimator": "ols_fe"}, ["table: 2", "Table 2 shows the spec desc_stats only"]),
-    ({"id": "more_stats", "table": 2, "estimator": "describe"}, ["'more_stats' (describe, table 2)"]),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        (
+            {"id": "extra", "table": 8, "estimator": "ols_fe"},
+            [
+                "spec 'extra' has table: 8",
+                "table8.tex.j2",
+                "results/estimates/extra.json",
+                "3, 4, 5, 6, 7",
+            ],
+        ),
+        (
+            {"id": "extra", "table": 2, "estimator": "ols_fe"},
+            ["table: 2", "Table 2 shows the spec desc_stats only"],
+        ),
+        (
+            {"id": "more_stats", "table": 2, "estimator": "describe"},
+            ["'more_stats' (describe, table 2)"],
+        ),
+    ],
+)
 def test_unshown_specs_warns_about_a_spec_no_table_shows(spec, words):
     warnings = T.unshown_specs([*SPECS, spec], TEMPLATES, "results")
     assert len(warnings) == 1
@@ -373,16 +514,24 @@ def test_unshown_specs_with_a_missing_template(tmp_path):
 def test_table7_main_effect_precedes_each_interaction(en):
     ctx = T.estimates_table_context(7, specs_of(7), ESTIMATES, en)
     assert [r["label"] for r in ctx["coef_rows"]] == [
-        "Nqp", r"Asset $\times$ Nqp", r"GOVP $\times$ Nqp", r"ADM $\times$ Nqp"]
+        "Nqp",
+        r"Asset $\times$ Nqp",
+        r"GOVP $\times$ Nqp",
+        r"ADM $\times$ Nqp",
+    ]
     het = ESTIMATES["het_govp"]
-    assert ctx["coef_rows"][0]["coefs"][1] == T.fmt_coef(het["params"]["Nqp"], het["extra"]["p_values"]["Nqp"])
+    assert ctx["coef_rows"][0]["coefs"][1] == T.fmt_coef(
+        het["params"]["Nqp"], het["extra"]["p_values"]["Nqp"]
+    )
     assert ctx["coef_rows"][2]["coefs"] == ["", T.fmt_coef(het["coef"], het["p"]), ""]
 
 
 def test_decimals_and_star_thresholds_are_arguments(en):
     ctx = T.estimates_table_context(3, specs_of(3), ESTIMATES, en, decimals=4, stars=(0.0001,))
     b = ESTIMATES["baseline"]
-    assert ctx["coef_rows"][0]["coefs"][1] == T.fmt_number(b["coef"], 4)  # p = 0.0008: no star at 0.01 %
+    assert ctx["coef_rows"][0]["coefs"][1] == T.fmt_number(
+        b["coef"], 4
+    )  # p = 0.0008: no star at 0.01 %
     assert ctx["coef_rows"][0]["ses"][1] == T.fmt_se(b["se"], 4)
     assert "0.01\\% levels" in ctx["notes"]
 
@@ -396,8 +545,13 @@ def test_se_note_names_city_clustering_only_when_every_column_clusters_by_city(e
 
 def test_a_spec_without_its_estimate_is_named():
     with pytest.raises(KeyError, match="iv_internet"):
-        T.render_estimates_table(4, specs_of(4), {k: v for k, v in ESTIMATES.items() if k != "iv_internet"},
-                                 LABELS_EN, TEMPLATES)
+        T.render_estimates_table(
+            4,
+            specs_of(4),
+            {k: v for k, v in ESTIMATES.items() if k != "iv_internet"},
+            LABELS_EN,
+            TEMPLATES,
+        )
 
 
 def test_table1_lists_every_measure_once_with_weights_summing_to_one(en):
@@ -405,13 +559,20 @@ def test_table1_lists_every_measure_once_with_weights_summing_to_one(en):
     kinds = [r["kind"] for r in ctx["rows"]]
     assert kinds.count("criterion") == 3 and kinds.count("primary") == 7
     items = [r for r in ctx["rows"] if r["kind"] == "item"]
-    assert len(items) == 22 + 2 + 5  # single-measure tertiaries, 2 composite headings, their 5 measures
+    assert (
+        len(items) == 22 + 2 + 5
+    )  # single-measure tertiaries, 2 composite headings, their 5 measures
     assert sum(1 for r in items if r["secondary"]) == 18
     assert ctx["total"] == "1.000"
     energy = next(r for r in items if r["indicator"] == "Energy use / GDP")
     assert energy["direction"] == "$+$"  # the paper marks energy intensity "+"
-    flipped = T.indicator_table_context(FIXTURE["weights"], INDICATORS, en, directions={"energy_intensity": "-"})
-    assert next(r for r in flipped["rows"] if r.get("indicator") == "Energy use / GDP")["direction"] == "$-$"
+    flipped = T.indicator_table_context(
+        FIXTURE["weights"], INDICATORS, en, directions={"energy_intensity": "-"}
+    )
+    assert (
+        next(r for r in flipped["rows"] if r.get("indicator") == "Energy use / GDP")["direction"]
+        == "$-$"
+    )
     first = ctx["rows"][0]
     assert (first["name"], first["weight"]) == ("Labourers", "0.312")
 
@@ -420,7 +581,9 @@ def test_table1_averages_yearly_weights(en):
     rows = []
     for year, shift in (("2010", 0.01), ("2011", -0.01)):
         for r in FIXTURE["weights"]:
-            w = float(r["weight"]) + (shift if (r["level"], r["id"]) == ("criterion", "labourers") else 0.0)
+            w = float(r["weight"]) + (
+                shift if (r["level"], r["id"]) == ("criterion", "labourers") else 0.0
+            )
             rows.append({**r, "scope": year, "weight": str(w)})
     ctx = T.indicator_table_context(rows, INDICATORS, en)
     assert ctx["rows"][0]["weight"] == "0.312"
@@ -429,10 +592,22 @@ def test_table1_averages_yearly_weights(en):
 
 def test_table2_rows_in_record_order(en):
     ctx = T.desc_table_context(ESTIMATES["desc_stats"], en)
-    assert [r["variable"] for r in ctx["rows"]] == ["Resil", "Nqp", "GDP", "GOV", "IND", "INV", "TRADE", "TEC",
-                                                    "FIN", "OPE"]
+    assert [r["variable"] for r in ctx["rows"]] == [
+        "Resil",
+        "Nqp",
+        "GDP",
+        "GOV",
+        "IND",
+        "INV",
+        "TRADE",
+        "TEC",
+        "FIN",
+        "OPE",
+    ]
     assert ctx["rows"][0]["n"] == "2{,}760"
-    assert ctx["rows"][0]["mean"] == T.fmt_number(ESTIMATES["desc_stats"]["statistics"]["Resil"]["mean"])
+    assert ctx["rows"][0]["mean"] == T.fmt_number(
+        ESTIMATES["desc_stats"]["statistics"]["Resil"]["mean"]
+    )
 
 
 def test_balance_table_unmatched_column_and_summaries(en):
@@ -459,8 +634,10 @@ def test_replication_table_marks_inconsistencies_once_per_spec(en):
     assert rows[0]["published"] == "0.077 (0.013)"
     n_row = next(r for r in rows if r["statistic"] == "$N$")
     assert n_row["published"] == "2{,}760"
-    assert re.search(r"Coefficients within two of our standard errors of the published value: \d+ of 26\.",
-                     ctx["notes"])
+    assert re.search(
+        r"Coefficients within two of our standard errors of the published value: \d+ of 26\.",
+        ctx["notes"],
+    )
     assert "(a) the published constants" in ctx["notes"]
 
 
@@ -468,27 +645,36 @@ def test_replication_table_marks_inconsistencies_once_per_spec(en):
 # (e) golden files
 # ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("table", [3, 4])
 def test_golden_tex(table):
     text = T.render_estimates_table(table, specs_of(table), ESTIMATES, LABELS_EN, TEMPLATES)
     path = GOLDEN / f"table{table}.tex"
     if os.environ.get("NQP_UPDATE_GOLDEN"):
         path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8"), f"{path.name} differs; see the module docstring"
+    assert text == path.read_text(encoding="utf-8"), (
+        f"{path.name} differs; see the module docstring"
+    )
 
 
 def test_rendering_is_deterministic_and_undated():
     a = T.render_estimates_table(4, specs_of(4), ESTIMATES, LABELS_EN, TEMPLATES)
-    b = T.render_estimates_table(4, specs_of(4), json.loads(json.dumps(ESTIMATES)), LABELS_EN, TEMPLATES)
+    b = T.render_estimates_table(
+        4, specs_of(4), json.loads(json.dumps(ESTIMATES)), LABELS_EN, TEMPLATES
+    )
     assert a == b
     assert "\\today" not in a and not re.search(r"20\d\d-\d\d-\d\d", a)
 
 
 def test_render_document_inputs_every_table_in_order(tmp_path):
-    doc = T.render_document([str(tmp_path / "t" / "table3.tex"), str(tmp_path / "t" / "table4.tex")],
-                            relative_to=tmp_path / "t")
+    doc = T.render_document(
+        [str(tmp_path / "t" / "table3.tex"), str(tmp_path / "t" / "table4.tex")],
+        relative_to=tmp_path / "t",
+    )
     assert doc.index("\\input{table3.tex}") < doc.index("\\input{table4.tex}")
-    assert "\\usepackage{booktabs}" in doc and "ctex" not in doc and doc.endswith("\\end{document}\n")
+    assert (
+        "\\usepackage{booktabs}" in doc and "ctex" not in doc and doc.endswith("\\end{document}\n")
+    )
     zh_doc = T.render_document(["table3.tex"], "zh")
     assert "\\usepackage[UTF8]{ctex}" in zh_doc and "xelatex" in zh_doc
     with pytest.raises(ValueError, match="language"):
@@ -503,9 +689,12 @@ def test_job_adapter_writes_the_rendered_table(tmp_path):
         est_files.append(write_estimate_fixture(tmp_path / f"{s['id']}.json", ESTIMATES[s["id"]]))
     out = tmp_path / "tables" / "table3.tex"
     smk = SimpleNamespace(
-        input=SimpleNamespace(estimates=est_files, labels=str(LABELS_EN), template=str(TEMPLATES / "table3.tex.j2")),
+        input=SimpleNamespace(
+            estimates=est_files, labels=str(LABELS_EN), template=str(TEMPLATES / "table3.tex.j2")
+        ),
         params=SimpleNamespace(table=3, specs=specs_of(3), decimals=3, stars=[0.1, 0.05, 0.01]),
-        output=SimpleNamespace(table=str(out)))
+        output=SimpleNamespace(table=str(out)),
+    )
     jobs.estimates_table_job(smk)
     assert out.read_text(encoding="utf-8") == (GOLDEN / "table3.tex").read_text(encoding="utf-8")
 
@@ -523,10 +712,14 @@ def write_all_tables(folder: Path, labels_path: Path) -> Path:
     texts = {
         "table1.tex": T.render_indicator_table(FIXTURE["weights"], INDICATORS, labels, TEMPLATES),
         "table2.tex": T.render_desc_table(ESTIMATES["desc_stats"], labels, TEMPLATES),
-        **{f"table{n}.tex": T.render_estimates_table(n, specs_of(n), ESTIMATES, labels, TEMPLATES)
-           for n in range(3, 8)},
+        **{
+            f"table{n}.tex": T.render_estimates_table(n, specs_of(n), ESTIMATES, labels, TEMPLATES)
+            for n in range(3, 8)
+        },
         "psm_balance.tex": T.render_balance_table([ESTIMATES[s] for s in PSM], labels, TEMPLATES),
-        "replication.tex": T.render_replication_table(read_yaml(PUBLISHED), ESTIMATES, labels, TEMPLATES),
+        "replication.tex": T.render_replication_table(
+            read_yaml(PUBLISHED), ESTIMATES, labels, TEMPLATES
+        ),
         "escape_probe.tex": T.latex_escape(ESCAPE_PROBE) + "\n",
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -534,17 +727,25 @@ def write_all_tables(folder: Path, labels_path: Path) -> Path:
         (folder / name).write_text(text, encoding="utf-8")
     language = "zh" if labels_path == LABELS_ZH else "en"
     doc = folder / "tables.tex"
-    doc.write_text(T.render_document([str(folder / n) for n in texts], language, relative_to=folder),
-                   encoding="utf-8")
+    doc.write_text(
+        T.render_document([str(folder / n) for n in texts], language, relative_to=folder),
+        encoding="utf-8",
+    )
     return doc
 
 
 def run_tex(engine: str, doc: Path) -> str:
     """Run ``engine`` twice (labels settle) and return the log; fail with the log's tail."""
     for _ in range(2):
-        proc = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=doc.parent,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                              timeout=300)
+        proc = subprocess.run(
+            [engine, "-interaction=nonstopmode", "-halt-on-error", doc.name],
+            cwd=doc.parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            timeout=300,
+        )
         assert proc.returncode == 0, f"{engine} failed:\n{proc.stdout[-4000:]}"
     return doc.with_suffix(".log").read_text(encoding="utf-8", errors="replace")
 
@@ -567,9 +768,11 @@ def test_chinese_labels_render_every_table(tmp_path):
     assert "劳动者" in table1 and "化学需氧量排放 / GDP" in table1
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None,
-                    reason="pdflatex not installed (Debian: texlive-latex-base texlive-latex-recommended "
-                           "texlive-fonts-recommended); CI installs it")
+@pytest.mark.skipif(
+    shutil.which("pdflatex") is None,
+    reason="pdflatex not installed (Debian: texlive-latex-base texlive-latex-recommended "
+    "texlive-fonts-recommended); CI installs it",
+)
 def test_every_table_compiles_with_pdflatex(tmp_path):
     doc = write_all_tables(tmp_path, LABELS_EN)
     check_log(run_tex("pdflatex", doc))
@@ -577,8 +780,11 @@ def test_every_table_compiles_with_pdflatex(tmp_path):
     assert pdf.stat().st_size > 10_000
     if shutil.which("pdftoppm") is None:
         pytest.skip("pdftoppm not installed (Debian: poppler-utils); the PDF compiled")
-    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
-                   check=True, timeout=60)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page")],
+        check=True,
+        timeout=60,
+    )
     pngs = list(tmp_path.glob("page*.png"))
     assert len(pngs) == 1 and pngs[0].stat().st_size > 1000
 
@@ -590,8 +796,10 @@ def _ctex_available() -> bool:
     return bool(out.strip())
 
 
-@pytest.mark.skipif(not _ctex_available(),
-                    reason="xelatex or ctex.sty not installed (Debian: texlive-xetex texlive-lang-chinese)")
+@pytest.mark.skipif(
+    not _ctex_available(),
+    reason="xelatex or ctex.sty not installed (Debian: texlive-xetex texlive-lang-chinese)",
+)
 def test_every_table_compiles_with_chinese_labels(tmp_path):
     doc = write_all_tables(tmp_path, LABELS_ZH)
     assert "基准回归" in (tmp_path / "table3.tex").read_text(encoding="utf-8")
@@ -609,8 +817,14 @@ def test_compiled_pdf_is_byte_identical_in_another_folder(tmp_path):
     pdfs = []
     for name in ("a", "b"):
         doc = write_all_tables(tmp_path / name, LABELS_EN)
-        subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=doc.parent,
-                       env=env, check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+            cwd=doc.parent,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         pdfs.append(doc.with_suffix(".pdf").read_bytes())
     assert b"/ID [" not in pdfs[0]
     assert pdfs[0] == pdfs[1]

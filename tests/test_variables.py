@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nqp_resilience.errors import ConfigError, DataError
 from nqp_resilience.indices import analysis
 from nqp_resilience.indices import variables as V
-from nqp_resilience.errors import ConfigError, DataError
 
 RTOL = 1e-12
 ATOL_LOG = 1e-12  # absolute tolerance for results that involve a natural log
@@ -50,8 +50,12 @@ NAN = np.nan
 
 
 def close(actual, expected, *, atol=0.0):
-    np.testing.assert_allclose(np.asarray(actual, dtype=float), np.asarray(expected, dtype=float),
-                               rtol=0.0 if atol else RTOL, atol=atol)
+    np.testing.assert_allclose(
+        np.asarray(actual, dtype=float),
+        np.asarray(expected, dtype=float),
+        rtol=0.0 if atol else RTOL,
+        atol=atol,
+    )
 
 
 def make_panel() -> pd.DataFrame:
@@ -60,40 +64,233 @@ def make_panel() -> pd.DataFrame:
         # city, year, gdp, g, g_N, Y1, Y2, Y3, L1, L2, L3, P, U, urban_emp, fiscal, FAI, wholesale,
         # science, education, loans, fdi (USD), CNY/USD, college, national college share, inventions,
         # relief (m), telephones 1984 (per 10k)
-        (A, 2010, 1.0e11, 0.12, 0.10, 2e10, 4e10, 4e10, 200_000, 200_000, 100_000, 2_000_000, 4000, 96_000,
-         1.5e10, 6.0e10, 3.0e10, 7.5e8, 2.25e9, 1.0e11, 5.0e8, 6.8, 300_000, 0.10, 1000, 250.0, 50.0),
-        (A, 2011, 1.2e11, 0.11, 0.08, 3e10, 6e10, 3e10, 150_000, 150_000, 75_000, 2_000_000, 3000, 97_000,
-         2.4e10, 8.4e10, 4.8e10, 1.2e9, 2.4e9, 9.6e10, 7.5e8, 6.4, 300_000, 0.125, 1500, 250.0, 50.0),
-        (A, 2012, 1.6e11, 0.06, 0.05, 4e10, 4e10, 8e10, 100_000, 50_000, 100_000, 2_000_000, 5000, 95_000,
-         2.4e10, 1.28e11, 3.2e10, 1.92e9, 4.48e9, 1.92e11, 1.28e9, 6.25, 400_000, 0.16, 3000, 250.0, 50.0),
-        (B, 2010, 2.0e10, 0.08, 0.10, 5e9, 1e10, 5e9, 50_000, 25_000, 25_000, 500_000, 2000, 48_000,
-         4.0e9, 1.0e10, 2.0e9, 4.0e8, 2.0e8, 1.0e10, 1.0e8, 6.8, 25_000, 0.10, 50, 1000.0, 20.0),
-        (B, 2011, 3.2e10, 0.12, 0.08, 8e9, 8e9, 1.6e10, 40_000, 40_000, 20_000, 500_000, 1000, 49_000,
-         4.8e9, 1.92e10, 6.4e9, 4.8e8, 1.12e9, 2.24e10, 2.5e8, 6.4, 50_000, 0.125, 100, 1000.0, 20.0),
-        (B, 2012, 4.0e10, 0.04, 0.05, 1.6e10, 1.6e10, 8e9, 40_000, 20_000, 20_000, 500_000, 3000, 47_000,
-         1.0e10, 3.6e10, 1.2e10, 1.0e9, 2.0e9, 6.0e10, 3.2e8, 6.25, 60_000, 0.16, 250, 1000.0, 20.0),
+        (
+            A,
+            2010,
+            1.0e11,
+            0.12,
+            0.10,
+            2e10,
+            4e10,
+            4e10,
+            200_000,
+            200_000,
+            100_000,
+            2_000_000,
+            4000,
+            96_000,
+            1.5e10,
+            6.0e10,
+            3.0e10,
+            7.5e8,
+            2.25e9,
+            1.0e11,
+            5.0e8,
+            6.8,
+            300_000,
+            0.10,
+            1000,
+            250.0,
+            50.0,
+        ),
+        (
+            A,
+            2011,
+            1.2e11,
+            0.11,
+            0.08,
+            3e10,
+            6e10,
+            3e10,
+            150_000,
+            150_000,
+            75_000,
+            2_000_000,
+            3000,
+            97_000,
+            2.4e10,
+            8.4e10,
+            4.8e10,
+            1.2e9,
+            2.4e9,
+            9.6e10,
+            7.5e8,
+            6.4,
+            300_000,
+            0.125,
+            1500,
+            250.0,
+            50.0,
+        ),
+        (
+            A,
+            2012,
+            1.6e11,
+            0.06,
+            0.05,
+            4e10,
+            4e10,
+            8e10,
+            100_000,
+            50_000,
+            100_000,
+            2_000_000,
+            5000,
+            95_000,
+            2.4e10,
+            1.28e11,
+            3.2e10,
+            1.92e9,
+            4.48e9,
+            1.92e11,
+            1.28e9,
+            6.25,
+            400_000,
+            0.16,
+            3000,
+            250.0,
+            50.0,
+        ),
+        (
+            B,
+            2010,
+            2.0e10,
+            0.08,
+            0.10,
+            5e9,
+            1e10,
+            5e9,
+            50_000,
+            25_000,
+            25_000,
+            500_000,
+            2000,
+            48_000,
+            4.0e9,
+            1.0e10,
+            2.0e9,
+            4.0e8,
+            2.0e8,
+            1.0e10,
+            1.0e8,
+            6.8,
+            25_000,
+            0.10,
+            50,
+            1000.0,
+            20.0,
+        ),
+        (
+            B,
+            2011,
+            3.2e10,
+            0.12,
+            0.08,
+            8e9,
+            8e9,
+            1.6e10,
+            40_000,
+            40_000,
+            20_000,
+            500_000,
+            1000,
+            49_000,
+            4.8e9,
+            1.92e10,
+            6.4e9,
+            4.8e8,
+            1.12e9,
+            2.24e10,
+            2.5e8,
+            6.4,
+            50_000,
+            0.125,
+            100,
+            1000.0,
+            20.0,
+        ),
+        (
+            B,
+            2012,
+            4.0e10,
+            0.04,
+            0.05,
+            1.6e10,
+            1.6e10,
+            8e9,
+            40_000,
+            20_000,
+            20_000,
+            500_000,
+            3000,
+            47_000,
+            1.0e10,
+            3.6e10,
+            1.2e10,
+            1.0e9,
+            2.0e9,
+            6.0e10,
+            3.2e8,
+            6.25,
+            60_000,
+            0.16,
+            250,
+            1000.0,
+            20.0,
+        ),
     ]
-    cols = ["city_code", "year", "gdp", "gdp_growth", "national_gdp_growth", "gdp_primary", "gdp_secondary",
-            "gdp_tertiary", "employment_primary", "employment_secondary", "employment_tertiary", "population",
-            "registered_unemployed", "urban_employment", "fiscal_expenditure", "fixed_asset_investment",
-            "wholesale_retail_sales", "science_expenditure", "education_expenditure", "loans", "fdi",
-            "cny_per_usd", "college_educated", "national_college_share", "invention_applications", "relief",
-            "telephones_1984"]
+    cols = [
+        "city_code",
+        "year",
+        "gdp",
+        "gdp_growth",
+        "national_gdp_growth",
+        "gdp_primary",
+        "gdp_secondary",
+        "gdp_tertiary",
+        "employment_primary",
+        "employment_secondary",
+        "employment_tertiary",
+        "population",
+        "registered_unemployed",
+        "urban_employment",
+        "fiscal_expenditure",
+        "fixed_asset_investment",
+        "wholesale_retail_sales",
+        "science_expenditure",
+        "education_expenditure",
+        "loans",
+        "fdi",
+        "cny_per_usd",
+        "college_educated",
+        "national_college_share",
+        "invention_applications",
+        "relief",
+        "telephones_1984",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
 def make_national(years=(2009, 2010, 2011, 2012)) -> pd.DataFrame:
-    table = pd.DataFrame({
-        "year": [2008, 2009, 2010, 2011, 2012],
-        "national_gdp_growth": [0.09, 0.08, 0.10, 0.08, 0.05],
-        "national_internet_users": [2.5e8, 3.0e8, 4.5e8, 5.0e8, 5.5e8],  # persons
-    })
+    table = pd.DataFrame(
+        {
+            "year": [2008, 2009, 2010, 2011, 2012],
+            "national_gdp_growth": [0.09, 0.08, 0.10, 0.08, 0.05],
+            "national_internet_users": [2.5e8, 3.0e8, 4.5e8, 5.0e8, 5.5e8],  # persons
+        }
+    )
     return table[table["year"].isin(years)].reset_index(drop=True)
 
 
 def make_attributes() -> pd.DataFrame:
-    return pd.DataFrame({"city_code": [A, B], "is_resource_based": [0, 1], "adm_high": [1, 0],
-                         "is_municipality": [1, 0]})
+    return pd.DataFrame(
+        {
+            "city_code": [A, B],
+            "is_resource_based": [0, 1],
+            "adm_high": [1, 0],
+            "is_municipality": [1, 0],
+        }
+    )
 
 
 @pytest.fixture
@@ -112,14 +309,17 @@ def panel_lag(panel):
 
 def test_resilience_relative(panel):
     out = V.resilience(panel["gdp_growth"], panel["national_gdp_growth"], "relative")
-    close(out, [
-        0.2,    # A2010 (0.12 − 0.10) / 0.10 = 0.2
-        0.375,  # A2011 (0.11 − 0.08) / 0.08 = 0.375
-        0.2,    # A2012 (0.06 − 0.05) / 0.05 = 0.2
-        -0.2,   # B2010 (0.08 − 0.10) / 0.10 = −0.2
-        0.5,    # B2011 (0.12 − 0.08) / 0.08 = 0.5
-        -0.2,   # B2012 (0.04 − 0.05) / 0.05 = −0.2
-    ])
+    close(
+        out,
+        [
+            0.2,  # A2010 (0.12 − 0.10) / 0.10 = 0.2
+            0.375,  # A2011 (0.11 − 0.08) / 0.08 = 0.375
+            0.2,  # A2012 (0.06 − 0.05) / 0.05 = 0.2
+            -0.2,  # B2010 (0.08 − 0.10) / 0.10 = −0.2
+            0.5,  # B2011 (0.12 − 0.08) / 0.08 = 0.5
+            -0.2,  # B2012 (0.04 − 0.05) / 0.05 = −0.2
+        ],
+    )
 
 
 def test_resilience_relative_is_default_and_uses_absolute_national_growth():
@@ -145,14 +345,17 @@ def test_resilience_ratio(panel):
 
 def test_recovery_speed_national_rebound(panel_lag):
     out = V.recovery_speed(panel_lag, "national_rebound")
-    close(out, [
-        NAN,    # A2010: no city lag
-        0.01,   # A2011 (0.11 − 0.12) − (0.08 − 0.10) = −0.01 + 0.02 = 0.01
-        -0.02,  # A2012 (0.06 − 0.11) − (0.05 − 0.08) = −0.05 + 0.03 = −0.02
-        NAN,    # B2010: no city lag
-        0.06,   # B2011 (0.12 − 0.08) − (0.08 − 0.10) = 0.04 + 0.02 = 0.06
-        -0.05,  # B2012 (0.04 − 0.12) − (0.05 − 0.08) = −0.08 + 0.03 = −0.05
-    ])
+    close(
+        out,
+        [
+            NAN,  # A2010: no city lag
+            0.01,  # A2011 (0.11 − 0.12) − (0.08 − 0.10) = −0.01 + 0.02 = 0.01
+            -0.02,  # A2012 (0.06 − 0.11) − (0.05 − 0.08) = −0.05 + 0.03 = −0.02
+            NAN,  # B2010: no city lag
+            0.06,  # B2011 (0.12 − 0.08) − (0.08 − 0.10) = 0.04 + 0.02 = 0.06
+            -0.05,  # B2012 (0.04 − 0.12) − (0.05 − 0.08) = −0.08 + 0.03 = −0.05
+        ],
+    )
 
 
 def test_recovery_speed_default_is_employment_recovery(panel_lag):
@@ -163,8 +366,10 @@ def test_recovery_speed_default_is_employment_recovery(panel_lag):
     B 2011: 49,000/48,000 − 1 = 1/48 − 0.01                          -> 13/1200
     B 2012: 47,000/49,000 − 1 = −2/49                                 -> −2/49
     """
-    panel = panel_lag.assign(national_employment=[8.0e8, 8.08e8, 8.08e8] * 2,
-                             national_employment_lag=[7.9e8, 8.0e8, 8.08e8] * 2)
+    panel = panel_lag.assign(
+        national_employment=[8.0e8, 8.08e8, 8.08e8] * 2,
+        national_employment_lag=[7.9e8, 8.0e8, 8.08e8] * 2,
+    )
     close(V.recovery_speed(panel), [NAN, 1 / 2400, -2 / 97, NAN, 13 / 1200, -2 / 49])
 
 
@@ -176,7 +381,9 @@ def test_recovery_speed_own_rebound(panel_lag):
 
 def test_recovery_speed_nan_after_a_gap_year(panel_lag):
     # drop A2011: A2012's previous panel year is 2010, two years back, so it has no lag
-    gap = panel_lag[~((panel_lag["city_code"] == A) & (panel_lag["year"] == 2011))].reset_index(drop=True)
+    gap = panel_lag[~((panel_lag["city_code"] == A) & (panel_lag["year"] == 2011))].reset_index(
+        drop=True
+    )
     close(V.recovery_speed(gap, "own_rebound"), [NAN, NAN, NAN, 0.04, -0.08])
 
 
@@ -184,7 +391,9 @@ def test_recovery_speed_via_derived_variables(panel):
     # derived_variables adds national_gdp_growth_lag itself from the national table (2009: 0.08)
     out = analysis.derived_variables(panel, make_national(), make_attributes(), options())
     close(out["Mrd"], [NAN, 0.01, -0.02, NAN, 0.06, -0.05])
-    own = analysis.derived_variables(panel, make_national(), make_attributes(), options(mrd="own_rebound"))
+    own = analysis.derived_variables(
+        panel, make_national(), make_attributes(), options(mrd="own_rebound")
+    )
     close(own["Mrd"], [NAN, -0.01, -0.05, NAN, 0.04, -0.08])
 
 
@@ -193,14 +402,17 @@ def test_recovery_speed_via_derived_variables(panel):
 
 def test_unemployment(panel):
     # U / (U + urban employment)
-    close(V.unemployment(panel), [
-        0.04,  # 4000 / (4000 + 96000) = 4000 / 100000
-        0.03,  # 3000 / 100000
-        0.05,  # 5000 / 100000
-        0.04,  # 2000 / (2000 + 48000) = 2000 / 50000
-        0.02,  # 1000 / 50000
-        0.06,  # 3000 / 50000
-    ])
+    close(
+        V.unemployment(panel),
+        [
+            0.04,  # 4000 / (4000 + 96000) = 4000 / 100000
+            0.03,  # 3000 / 100000
+            0.05,  # 5000 / 100000
+            0.04,  # 2000 / (2000 + 48000) = 2000 / 50000
+            0.02,  # 1000 / 50000
+            0.06,  # 3000 / 50000
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- controls
@@ -213,13 +425,18 @@ def test_controls(panel):
     assert c.index.equals(panel.index)
     # GDP = ln(Y / P): A 1e11/2e6 = 50000, 1.2e11/2e6 = 60000, 1.6e11/2e6 = 80000;
     #                  B 2e10/5e5 = 40000, 3.2e10/5e5 = 64000, 4e10/5e5 = 80000
-    close(c["GDP"], [10.819778284410283,   # ln 50000
-                     11.002099841204238,   # ln 60000
-                     11.289781913656018,   # ln 80000
-                     10.596634733096073,   # ln 40000
-                     11.06663836234181,    # ln 64000
-                     11.289781913656018],  # ln 80000
-          atol=ATOL_LOG)
+    close(
+        c["GDP"],
+        [
+            10.819778284410283,  # ln 50000
+            11.002099841204238,  # ln 60000
+            11.289781913656018,  # ln 80000
+            10.596634733096073,  # ln 40000
+            11.06663836234181,  # ln 64000
+            11.289781913656018,
+        ],  # ln 80000
+        atol=ATOL_LOG,
+    )
     # GOV = fiscal / Y: 1.5e10/1e11, 2.4e10/1.2e11, 2.4e10/1.6e11, 4e9/2e10, 4.8e9/3.2e10, 1e10/4e10
     close(c["GOV"], [0.15, 0.2, 0.15, 0.2, 0.15, 0.25])
     # IND = 1·y1 + 2·y2 + 3·y3:
@@ -257,8 +474,14 @@ HAMMING = [0.8, 0.85, 0.85, 0.75, 0.7, 0.85]
 #   B2010 .25 ln .5 + .5 ln 2 + .25 ln 1                 = 0.25 ln 2            = 0.17328679513998632
 #   B2011 .25 ln .625 + .25 ln .625 + .5 ln 2.5          = ln 1.25              = 0.22314355131420976
 #   B2012 .4 ln .8 + .4 ln 1.6 + .2 ln .8                = 0.4 ln 2 − ln 1.25   = 0.05411532090976840
-THEIL = [0.13862943611198905, 0.04985675617422343, 0.04985675617422343, 0.17328679513998632,
-         0.22314355131420976, 0.05411532090976840]
+THEIL = [
+    0.13862943611198905,
+    0.04985675617422343,
+    0.04985675617422343,
+    0.17328679513998632,
+    0.22314355131420976,
+    0.05411532090976840,
+]
 
 
 def test_hamming_fit(panel):
@@ -272,16 +495,31 @@ def test_theil_deviation(panel):
 def test_theil_deviation_zero_output_sector_contributes_zero():
     # Y = (0, 5e9, 5e9), L = (20k, 40k, 40k): y = (0, .5, .5), l = (.2, .4, .4)
     # T = 0 (0·ln 0 := 0) + .5 ln 1.25 + .5 ln 1.25 = ln 1.25 = 0.22314355131420976
-    one = pd.DataFrame({"gdp_primary": [0.0], "gdp_secondary": [5e9], "gdp_tertiary": [5e9],
-                        "employment_primary": [20_000], "employment_secondary": [40_000],
-                        "employment_tertiary": [40_000]})
+    one = pd.DataFrame(
+        {
+            "gdp_primary": [0.0],
+            "gdp_secondary": [5e9],
+            "gdp_tertiary": [5e9],
+            "employment_primary": [20_000],
+            "employment_secondary": [40_000],
+            "employment_tertiary": [40_000],
+        }
+    )
     close(V.theil_deviation(one), [0.22314355131420976], atol=ATOL_LOG)
 
 
 def test_theil_is_zero_when_output_matches_labour():
     # y = l = (.2, .3, .5) → every ln(y_k/l_k) = 0; Hamming = 1
-    one = pd.DataFrame({"gdp_primary": [2e9], "gdp_secondary": [3e9], "gdp_tertiary": [5e9],
-                        "employment_primary": [20], "employment_secondary": [30], "employment_tertiary": [50]})
+    one = pd.DataFrame(
+        {
+            "gdp_primary": [2e9],
+            "gdp_secondary": [3e9],
+            "gdp_tertiary": [5e9],
+            "employment_primary": [20],
+            "employment_secondary": [30],
+            "employment_tertiary": [50],
+        }
+    )
     close(V.theil_deviation(one), [0.0], atol=ATOL_LOG)
     close(V.hamming_fit(one), [1.0])
 
@@ -292,9 +530,18 @@ def test_rationalization_hamming(panel):
 
 def test_rationalization_theil(panel):
     # −T
-    close(V.rationalization(panel, "theil"),
-          [-0.13862943611198905, -0.04985675617422343, -0.04985675617422343, -0.17328679513998632,
-           -0.22314355131420976, -0.05411532090976840], atol=ATOL_LOG)
+    close(
+        V.rationalization(panel, "theil"),
+        [
+            -0.13862943611198905,
+            -0.04985675617422343,
+            -0.04985675617422343,
+            -0.17328679513998632,
+            -0.22314355131420976,
+            -0.05411532090976840,
+        ],
+        atol=ATOL_LOG,
+    )
 
 
 def test_rationalization_combined(panel):
@@ -304,14 +551,18 @@ def test_rationalization_combined(panel):
     #   A2010 4λ − 0.8 = 0.48771237954944935; A2011, A2012 1; B2010 4λ − 1 = 0.28771237954944940;
     #   B2011 0; B2012 (2 ln 1.25 − .4 ln 2)/(.25 ln 2) = 8λ − 1.6 = 0.97542475909889870
     # combined = ½ (minmax H + minmax(−T)):
-    close(V.rationalization(panel, "combined"), [
-        0.5771895231080580,   # A2010 ½(2/3 + 0.48771237954944935)
-        1.0,                  # A2011 ½(1 + 1)
-        1.0,                  # A2012 ½(1 + 1)
-        0.3105228564413913,   # B2010 ½(1/3 + 0.2877123795494494)
-        0.0,                  # B2011 ½(0 + 0)
-        0.9877123795494494,   # B2012 ½(1 + 0.9754247590988987)
-    ], atol=ATOL_LOG)
+    close(
+        V.rationalization(panel, "combined"),
+        [
+            0.5771895231080580,  # A2010 ½(2/3 + 0.48771237954944935)
+            1.0,  # A2011 ½(1 + 1)
+            1.0,  # A2012 ½(1 + 1)
+            0.3105228564413913,  # B2010 ½(1/3 + 0.2877123795494494)
+            0.0,  # B2011 ½(0 + 0)
+            0.9877123795494494,  # B2012 ½(1 + 0.9754247590988987)
+        ],
+        atol=ATOL_LOG,
+    )
     close(V.rationalization(panel), V.rationalization(panel, "combined"), atol=1e-15)
 
 
@@ -322,38 +573,48 @@ def test_minmax_pooled_and_constant():
 
 def test_advancement(panel):
     # Adv = Σ_k y_k · LPn_k (LPn from the module docstring table):
-    close(V.advancement(panel), [
-        0.2,    # A2010 .2·0 + .4·0 + .4·.5
-        0.5,    # A2011 (.25 + .5 + .25)·.5
-        1.0,    # A2012 (.25 + .25 + .5)·1
-        0.25,   # B2010 .25·0 + .5·.5 + .25·0
-        0.625,  # B2011 .25·.5 + .25·0 + .5·1
-        0.9,    # B2012 .4·1 + .4·1 + .2·.5
-    ], atol=ATOL_LOG)
+    close(
+        V.advancement(panel),
+        [
+            0.2,  # A2010 .2·0 + .4·0 + .4·.5
+            0.5,  # A2011 (.25 + .5 + .25)·.5
+            1.0,  # A2012 (.25 + .25 + .5)·1
+            0.25,  # B2010 .25·0 + .5·.5 + .25·0
+            0.625,  # B2011 .25·.5 + .25·0 + .5·1
+            0.9,  # B2012 .4·1 + .4·1 + .2·.5
+        ],
+        atol=ATOL_LOG,
+    )
 
 
 def test_talent(panel):
     # (college / P) / national college share
-    close(V.talent(panel), [
-        1.5,   # A2010 (3e5/2e6 = .15) / .10
-        1.2,   # A2011 .15 / .125
-        1.25,  # A2012 (4e5/2e6 = .2) / .16
-        0.5,   # B2010 (2.5e4/5e5 = .05) / .10
-        0.8,   # B2011 (5e4/5e5 = .1) / .125
-        0.75,  # B2012 (6e4/5e5 = .12) / .16
-    ])
+    close(
+        V.talent(panel),
+        [
+            1.5,  # A2010 (3e5/2e6 = .15) / .10
+            1.2,  # A2011 .15 / .125
+            1.25,  # A2012 (4e5/2e6 = .2) / .16
+            0.5,  # B2010 (2.5e4/5e5 = .05) / .10
+            0.8,  # B2011 (5e4/5e5 = .1) / .125
+            0.75,  # B2012 (6e4/5e5 = .12) / .16
+        ],
+    )
 
 
 def test_innovation(panel):
     # invention applications / P × 10,000
-    close(V.innovation(panel), [
-        5.0,   # 1000 / 2e6 × 1e4
-        7.5,   # 1500 / 2e6 × 1e4
-        15.0,  # 3000 / 2e6 × 1e4
-        1.0,   # 50 / 5e5 × 1e4
-        2.0,   # 100 / 5e5 × 1e4
-        5.0,   # 250 / 5e5 × 1e4
-    ])
+    close(
+        V.innovation(panel),
+        [
+            5.0,  # 1000 / 2e6 × 1e4
+            7.5,  # 1500 / 2e6 × 1e4
+            15.0,  # 3000 / 2e6 × 1e4
+            1.0,  # 50 / 5e5 × 1e4
+            2.0,  # 100 / 5e5 × 1e4
+            5.0,  # 250 / 5e5 × 1e4
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- instruments
@@ -371,10 +632,15 @@ def test_relief_trend(panel):
 
 def test_relief_national_series(panel):
     # relief_km × national college share (.10, .125, .16): A .25 × …, B 1 × …
-    close(V.relief_instrument(panel, "national:national_college_share"),
-          [0.025, 0.03125, 0.04, 0.1, 0.125, 0.16])
+    close(
+        V.relief_instrument(panel, "national:national_college_share"),
+        [0.025, 0.03125, 0.04, 0.1, 0.125, 0.16],
+    )
     # relief_km × national GDP growth (.10, .08, .05)
-    close(V.relief_instrument(panel, "national:national_gdp_growth"), [0.025, 0.02, 0.0125, 0.1, 0.08, 0.05])
+    close(
+        V.relief_instrument(panel, "national:national_gdp_growth"),
+        [0.025, 0.02, 0.0125, 0.1, 0.08, 0.05],
+    )
 
 
 def test_relief_none(panel):
@@ -392,8 +658,10 @@ def test_internet_lag1(panel):
 
 def test_internet_lag2(panel):
     # t−2: 2008 2.5, 2009 3.0, 2010 4.5 hundred million → A .5 × …, B .2 × …
-    close(V.internet_instrument(panel, make_national(range(2008, 2013)), lag=2),
-          [1.25, 1.5, 2.25, 0.5, 0.6, 0.9])
+    close(
+        V.internet_instrument(panel, make_national(range(2008, 2013)), lag=2),
+        [1.25, 1.5, 2.25, 0.5, 0.6, 0.9],
+    )
 
 
 def test_internet_missing_previous_national_year(panel):
@@ -419,9 +687,9 @@ def test_heterogeneity_two_cities(panel):
         assert list(h.columns) == ["Asset", "GOVP", "ADM", "municipality"]
         assert h.index.equals(panel.index)
         assert (h.dtypes == "int64").all()
-        assert h["Asset"].tolist() == [1, 1, 1, 0, 0, 0]         # 1 − is_resource_based (A 0, B 1)
+        assert h["Asset"].tolist() == [1, 1, 1, 0, 0, 0]  # 1 − is_resource_based (A 0, B 1)
         assert h["GOVP"].tolist() == [0, 0, 0, 1, 1, 1]
-        assert h["ADM"].tolist() == [1, 1, 1, 0, 0, 0]           # adm_high
+        assert h["ADM"].tolist() == [1, 1, 1, 0, 0, 0]  # adm_high
         assert h["municipality"].tolist() == [1, 1, 1, 0, 0, 0]  # is_municipality
 
 
@@ -432,10 +700,22 @@ def test_heterogeneity_govp_mean_vs_median():
     # median threshold (.02 + .03)/2 = .025       → C3 and C4 above
     codes = ["100001", "100002", "100003", "100004"]
     sci = [5.0, 15.0, 20.0, 20.0, 30.0, 30.0, 80.0, 120.0]
-    p = pd.DataFrame({"city_code": np.repeat(codes, 2), "year": [2010, 2011] * 4,
-                      "science_expenditure": sci, "fiscal_expenditure": [1000.0] * 8})
-    attrs = pd.DataFrame({"city_code": codes, "is_resource_based": [1, 0, 1, 0], "adm_high": [0, 0, 1, 1],
-                          "is_municipality": [0, 0, 0, 1]})
+    p = pd.DataFrame(
+        {
+            "city_code": np.repeat(codes, 2),
+            "year": [2010, 2011] * 4,
+            "science_expenditure": sci,
+            "fiscal_expenditure": [1000.0] * 8,
+        }
+    )
+    attrs = pd.DataFrame(
+        {
+            "city_code": codes,
+            "is_resource_based": [1, 0, 1, 0],
+            "adm_high": [0, 0, 1, 1],
+            "is_municipality": [0, 0, 0, 1],
+        }
+    )
     assert V.heterogeneity(p, attrs, "mean")["GOVP"].tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
     assert V.heterogeneity(p, attrs)["GOVP"].tolist() == [0, 0, 0, 0, 0, 0, 1, 1]
     med = V.heterogeneity(p, attrs, "median")
@@ -459,9 +739,15 @@ def test_check_instrument_config_none_with_city_fe():
     assert "iv.relief.interact" in str(err)
 
 
-@pytest.mark.parametrize("interact, fe", [("none", ["year"]), ("trend", ["city", "year"]),
-                                          ("national:national_internet_users", ["city", "year"]),
-                                          ("none", [])])
+@pytest.mark.parametrize(
+    "interact, fe",
+    [
+        ("none", ["year"]),
+        ("trend", ["city", "year"]),
+        ("national:national_internet_users", ["city", "year"]),
+        ("none", []),
+    ],
+)
 def test_check_instrument_config_allowed(interact, fe):
     V.check_instrument_config(interact, fe)
 
@@ -476,15 +762,21 @@ def test_assert_time_varying(panel):
     V.assert_time_varying(panel.assign(Relief=V.relief_instrument(panel, "trend")), "Relief")
 
 
-@pytest.mark.parametrize("call, key", [
-    (lambda p: V.resilience(p["gdp_growth"], p["national_gdp_growth"], "log"), "resil.formula"),
-    (lambda p: V.recovery_speed(p.assign(national_gdp_growth_lag=0.08), "bounce"), "mrd.formula"),
-    (lambda p: V.rationalization(p, "entropy"), "mechanisms.rationalization"),
-    (lambda p: V.relief_instrument(p, "quadratic"), "iv.relief.interact"),
-    (lambda p: V.relief_instrument(p, "national:national_bogus"), "iv.relief.interact"),
-    (lambda p: V.relief_instrument(p, "national:gdp"), "iv.relief.interact"),
-    (lambda p: V.heterogeneity(p, make_attributes(), "mode"), "heterogeneity.govp_threshold"),
-])
+@pytest.mark.parametrize(
+    "call, key",
+    [
+        (lambda p: V.resilience(p["gdp_growth"], p["national_gdp_growth"], "log"), "resil.formula"),
+        (
+            lambda p: V.recovery_speed(p.assign(national_gdp_growth_lag=0.08), "bounce"),
+            "mrd.formula",
+        ),
+        (lambda p: V.rationalization(p, "entropy"), "mechanisms.rationalization"),
+        (lambda p: V.relief_instrument(p, "quadratic"), "iv.relief.interact"),
+        (lambda p: V.relief_instrument(p, "national:national_bogus"), "iv.relief.interact"),
+        (lambda p: V.relief_instrument(p, "national:gdp"), "iv.relief.interact"),
+        (lambda p: V.heterogeneity(p, make_attributes(), "mode"), "heterogeneity.govp_threshold"),
+    ],
+)
 def test_invalid_options_raise_config_error(panel, call, key):
     with pytest.raises(ConfigError) as info:
         call(panel)
@@ -504,21 +796,53 @@ def test_unknown_national_series_hint_lists_available(panel):
 
 
 def options(mrd="national_rebound"):
-    return {"years": {"start": 2010, "end": 2012}, "resil": {"formula": "relative"},
-            "mrd": {"formula": mrd}, "mechanisms": {"rationalization": "combined"},
-            "iv": {"relief": {"interact": "trend"}, "internet": {"lag": 1}, "fixed_effects": ["city", "year"]},
-            "heterogeneity": {"govp_threshold": "mean"}}
+    return {
+        "years": {"start": 2010, "end": 2012},
+        "resil": {"formula": "relative"},
+        "mrd": {"formula": mrd},
+        "mechanisms": {"rationalization": "combined"},
+        "iv": {
+            "relief": {"interact": "trend"},
+            "internet": {"lag": 1},
+            "fixed_effects": ["city", "year"],
+        },
+        "heterogeneity": {"govp_threshold": "mean"},
+    }
 
 
 def test_derived_variables(panel):
-    shuffled = panel.iloc[[4, 0, 5, 2, 3, 1]].reset_index(drop=True)  # derived_variables sorts itself
+    shuffled = panel.iloc[[4, 0, 5, 2, 3, 1]].reset_index(
+        drop=True
+    )  # derived_variables sorts itself
     out = analysis.derived_variables(shuffled, make_national(), make_attributes(), options())
-    assert list(out.columns) == ["city_code", "year", "Resil", "Une", "Mrd", "GDP", "GOV", "IND", "INV", "TRADE",
-                                 "TEC", "FIN", "OPE", "Rat", "Adv", "Talent", "INN", "Relief", "Internet",
-                                 "Asset", "GOVP", "ADM", "municipality"]
+    assert list(out.columns) == [
+        "city_code",
+        "year",
+        "Resil",
+        "Une",
+        "Mrd",
+        "GDP",
+        "GOV",
+        "IND",
+        "INV",
+        "TRADE",
+        "TEC",
+        "FIN",
+        "OPE",
+        "Rat",
+        "Adv",
+        "Talent",
+        "INN",
+        "Relief",
+        "Internet",
+        "Asset",
+        "GOVP",
+        "ADM",
+        "municipality",
+    ]
     assert out["city_code"].tolist() == [A, A, A, B, B, B]
     assert out["year"].tolist() == [2010, 2011, 2012] * 2
-    close(out["Resil"], [0.2, 0.375, 0.2, -0.2, 0.5, -0.2])          # see test_resilience_relative
+    close(out["Resil"], [0.2, 0.375, 0.2, -0.2, 0.5, -0.2])  # see test_resilience_relative
     # Mrd is NaN in each city's first year (2010), even though national 2009 growth is known
     assert out.loc[out["year"] == 2010, "Mrd"].isna().all()
     assert out["Mrd"].isna().sum() == 2
@@ -527,8 +851,11 @@ def test_derived_variables(panel):
     close(out["GOV"], [0.15, 0.2, 0.15, 0.2, 0.15, 0.25])
     close(out["IND"], [2.2, 2.0, 2.25, 2.0, 2.25, 1.8])
     close(out["OPE"], [0.034, 0.04, 0.05, 0.034, 0.05, 0.05])
-    close(out["Rat"], [0.5771895231080580, 1.0, 1.0, 0.3105228564413913, 0.0, 0.9877123795494494],
-          atol=ATOL_LOG)
+    close(
+        out["Rat"],
+        [0.5771895231080580, 1.0, 1.0, 0.3105228564413913, 0.0, 0.9877123795494494],
+        atol=ATOL_LOG,
+    )
     close(out["Adv"], [0.2, 0.5, 1.0, 0.25, 0.625, 0.9], atol=ATOL_LOG)
     close(out["Talent"], [1.5, 1.2, 1.25, 0.5, 0.8, 0.75])
     close(out["INN"], [5.0, 7.5, 15.0, 1.0, 2.0, 5.0])

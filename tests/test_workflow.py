@@ -27,14 +27,29 @@ PSM_IDS = [s for s in SPEC_IDS if ESTIMATOR[s] == "psm_fe"]
 HAVE_TEX = bool(shutil.which("pdflatex") and shutil.which("pdftoppm"))
 #: the jobs that collect tables into one document (and compile it where TeX is installed)
 DOCUMENT_JOBS = {("tables_document", "")} | ({("tables_pdf", "")} if HAVE_TEX else set())
-TABLE_JOBS = ({("table_estimates", f"number={n}") for n in range(3, 8)}
-              | {("table_desc", ""), ("table_balance", ""), ("table_replication", "")} | DOCUMENT_JOBS)
-FIGURE_JOBS = {("figure_coefficients", ""), ("figure_trends", "")} | {("figure_pscore", f"spec={s}") for s in PSM_IDS}
+TABLE_JOBS = (
+    {("table_estimates", f"number={n}") for n in range(3, 8)}
+    | {("table_desc", ""), ("table_balance", ""), ("table_replication", "")}
+    | DOCUMENT_JOBS
+)
+FIGURE_JOBS = {("figure_coefficients", ""), ("figure_trends", "")} | {
+    ("figure_pscore", f"spec={s}") for s in PSM_IDS
+}
 SPEC_JOBS = {(ESTIMATOR[s], f"spec={s}") for s in SPEC_IDS} | {("replication_check", "")}
-AFTER_INDEX = ({("analysis_panel", ""), ("desc_stats", ""), ("spec_samples", ""), ("all", "")} | SPEC_JOBS
-               | TABLE_JOBS | FIGURE_JOBS)
-AFTER_PANEL = ({("build_panel", ""), ("nqp_index", ""), ("nqp_text", ""), ("derived_variables", ""),
-                ("figure_weights", ""), ("table_indicators", "")} | AFTER_INDEX)
+AFTER_INDEX = (
+    {("analysis_panel", ""), ("desc_stats", ""), ("spec_samples", ""), ("all", "")}
+    | SPEC_JOBS
+    | TABLE_JOBS
+    | FIGURE_JOBS
+)
+AFTER_PANEL = {
+    ("build_panel", ""),
+    ("nqp_index", ""),
+    ("nqp_text", ""),
+    ("derived_variables", ""),
+    ("figure_weights", ""),
+    ("table_indicators", ""),
+} | AFTER_INDEX
 
 
 def _sha(path) -> str:
@@ -59,7 +74,9 @@ def test_default_panel_shape_and_completeness(completed_workflow):
     sample = pd.read_csv(completed_workflow / "results/audit/sample.csv", dtype={"city_code": str})
     assert set(sample.loc[sample["kept"], "city_code"]) == set(panel["city_code"])
     # cities changed in 2011 are gone (巢湖, 毕节, 铜仁, 合肥, 芜湖, 马鞍山)
-    assert not {"341400", "520500", "520600", "340100", "340200", "340500"} & set(panel["city_code"])
+    assert not {"341400", "520500", "520600", "340100", "340200", "340500"} & set(
+        panel["city_code"]
+    )
     # every dropped city is named in the sample log with its reason
     log = (completed_workflow / "results/audit/sample.md").read_text(encoding="utf-8")
     for _, row in sample[~sample["kept"]].iterrows():
@@ -72,6 +89,7 @@ def test_every_imputed_cell_is_in_the_audit(completed_workflow):
     res = completed_workflow / "results"
     panel = pd.read_parquet(res / "panel/panel.parquet")
     audit = pd.read_parquet(res / "audit/imputed_cells.parquet")
+
     def interim(name):  # the ingested table without its raw-line provenance column
         return pd.read_parquet(res / f"interim/{name}.parquet").drop(columns="source_line")
 
@@ -92,7 +110,9 @@ def test_every_imputed_cell_is_in_the_audit(completed_workflow):
     stacked = grid.stack()
     np.testing.assert_allclose(stacked.loc[a.index].to_numpy(), a.to_numpy(), rtol=1e-12)
     observed = before.stack().dropna()
-    np.testing.assert_allclose(stacked.loc[observed.index].to_numpy(), observed.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        stacked.loc[observed.index].to_numpy(), observed.to_numpy(), rtol=1e-12
+    )
 
 
 def test_dry_run_after_full_run_has_nothing_to_do(workflow_copy):
@@ -114,7 +134,10 @@ def _edit_csv_cell(path, data_row: int, column: int, value: str, encoding: str) 
 def test_modifying_one_yearbook_year_reruns_only_that_year(workflow_copy):
     path = workflow_copy / "resources/raw/yearbook/city_yearbook_2015.csv"
     _edit_csv_cell(path, 2, 3, "7.77", "utf-8-sig")
-    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2015"), ("plausibility", "")} | AFTER_PANEL
+    assert (
+        dry_run_jobs(workflow_copy)
+        == {("ingest_yearbook", "year=2015"), ("plausibility", "")} | AFTER_PANEL
+    )
 
 
 def test_modifying_the_xlsx_year_reruns_only_that_year(workflow_copy):
@@ -125,7 +148,10 @@ def test_modifying_the_xlsx_year_reruns_only_that_year(workflow_copy):
     ws = wb.active
     ws.cell(row=5, column=4).value = 7.77
     wb.save(path)
-    assert dry_run_jobs(workflow_copy) == {("ingest_yearbook", "year=2021"), ("plausibility", "")} | AFTER_PANEL
+    assert (
+        dry_run_jobs(workflow_copy)
+        == {("ingest_yearbook", "year=2021"), ("plausibility", "")} | AFTER_PANEL
+    )
 
 
 def test_config_change_reruns_the_panel_and_nothing_upstream(workflow_copy):
@@ -154,7 +180,9 @@ def test_failing_run_keeps_earlier_outputs_and_rerun_resumes(workflow_copy):
         assert p.exists(), f"{p} was removed by the failing run"
         assert (_sha(p), p.stat().st_mtime_ns) == (sha, mtime)
 
-    path.write_bytes(original.replace(b"\n", b"\r\n", 1))  # fixed (content differs from the original)
+    path.write_bytes(
+        original.replace(b"\n", b"\r\n", 1)
+    )  # fixed (content differs from the original)
     proc = snakemake(workflow_copy, "--cores", "2")
     ran = jobs_of(proc.stdout)
     assert ran == {("ingest_yearbook", "year=2016"), ("plausibility", "")} | AFTER_PANEL
@@ -167,9 +195,14 @@ def test_bad_config_stops_before_any_rule(workflow_copy):
     assert "sample.max_missing_shre" in proc.stdout and "unknown key" in proc.stdout
     assert "did you mean 'max_missing_share'" in proc.stdout
     # the message alone: no traceback frames of the Snakefile or the package after it
-    assert "ConfigError: config (config.yaml and --config), key 'sample.max_missing_shre'" in proc.stdout
+    assert (
+        "ConfigError: config (config.yaml and --config), key 'sample.max_missing_shre'"
+        in proc.stdout
+    )
     assert 'File "' not in proc.stdout and "in <module>" not in proc.stdout
-    proc = snakemake(workflow_copy, "-n", "--config", "years={start: 2010, end: twenty}", check=False)
+    proc = snakemake(
+        workflow_copy, "-n", "--config", "years={start: 2010, end: twenty}", check=False
+    )
     assert proc.returncode != 0
     assert "years.end" in proc.stdout and "wrong type" in proc.stdout
     assert "rule " not in proc.stdout
@@ -184,8 +217,21 @@ def test_other_raw_dir_via_config_recovers_planted_effect(workflow_copy, tmp_pat
     alt_params = tmp_path / "params.yaml"
     alt_params.write_text(yaml.safe_dump(params, allow_unicode=True), encoding="utf-8")
     raw = tmp_path / "raw_seed7"
-    subprocess.run([sys.executable, "-m", "nqp_resilience.sim.simulate", "--seed", "7", "--params", str(alt_params),
-                    "--out", str(raw)], cwd=workflow_copy, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nqp_resilience.sim.simulate",
+            "--seed",
+            "7",
+            "--params",
+            str(alt_params),
+            "--out",
+            str(raw),
+        ],
+        cwd=workflow_copy,
+        check=True,
+    )
     out_dir = tmp_path / "results_seed7"
     snakemake(workflow_copy, "--cores", "2", "--config", f"raw_dir={raw}", f"results_dir={out_dir}")
     alt = pd.read_parquet(out_dir / "panel/panel.parquet")
@@ -203,17 +249,38 @@ def test_other_raw_dir_via_config_recovers_planted_effect(workflow_copy, tmp_pat
 # --------------------------------------------------------------------------- indices
 
 PAPER_TABLE_2 = {"Resil": (0.230, 0.072), "Nqp": (0.235, 0.099)}
-PAPER_CONTROL_MEANS = {"GDP": 9.533, "GOV": 0.156, "IND": 2.246, "INV": 0.639, "TEC": 0.032, "FIN": 0.833}
+PAPER_CONTROL_MEANS = {
+    "GDP": 9.533,
+    "GOV": 0.156,
+    "IND": 2.246,
+    "INV": 0.639,
+    "TEC": 0.032,
+    "FIN": 0.833,
+}
 
 
 def test_table_2_moments_on_the_default_data(completed_workflow):
     desc = pd.read_csv(completed_workflow / "results/tables/desc_stats.csv").set_index("variable")
-    assert list(desc.index) == ["Resil", "Nqp", "GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE"]
+    assert list(desc.index) == [
+        "Resil",
+        "Nqp",
+        "GDP",
+        "GOV",
+        "IND",
+        "INV",
+        "TRADE",
+        "TEC",
+        "FIN",
+        "OPE",
+    ]
     assert (desc["N"] == 2760).all()
     for name, (mean, sd) in PAPER_TABLE_2.items():
         assert abs(desc.loc[name, "mean"] - mean) <= 0.03, name
         assert abs(desc.loc[name, "sd"] - sd) <= 0.03, name
-    for name, mean in PAPER_CONTROL_MEANS.items():  # OPE and TRADE: the paper's rows are inconsistent
+    for (
+        name,
+        mean,
+    ) in PAPER_CONTROL_MEANS.items():  # OPE and TRADE: the paper's rows are inconsistent
         assert abs(desc.loc[name, "mean"] / mean - 1) <= 0.15, name
 
 
@@ -221,8 +288,31 @@ def test_analysis_panel_and_weights(completed_workflow):
     res = completed_workflow / "results"
     analysis = pd.read_parquet(res / "panel/analysis.parquet")
     assert len(analysis) == 2760
-    expected = {"Resil", "Nqp", "Nqp1", "Une", "Mrd", "GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE",
-                "Rat", "Adv", "Talent", "INN", "Relief", "Internet", "Asset", "GOVP", "ADM", "municipality"}
+    expected = {
+        "Resil",
+        "Nqp",
+        "Nqp1",
+        "Une",
+        "Mrd",
+        "GDP",
+        "GOV",
+        "IND",
+        "INV",
+        "TRADE",
+        "TEC",
+        "FIN",
+        "OPE",
+        "Rat",
+        "Adv",
+        "Talent",
+        "INN",
+        "Relief",
+        "Internet",
+        "Asset",
+        "GOVP",
+        "ADM",
+        "municipality",
+    }
     assert expected <= set(analysis.columns)
     missing = analysis[sorted(expected)].isna().sum()
     assert missing.drop("Mrd").sum() == 0
@@ -239,8 +329,14 @@ def test_analysis_panel_and_weights(completed_workflow):
 
 def test_indices_are_byte_identical_across_runs(workflow_copy):
     res = workflow_copy / "results"
-    files = [res / "tables/desc_stats.csv", res / "indices/nqp_weights.csv", res / "panel/analysis.parquet",
-             res / "panel/analysis_codebook.md", res / "indices/nqp.parquet", res / "indices/nqp1.parquet"]
+    files = [
+        res / "tables/desc_stats.csv",
+        res / "indices/nqp_weights.csv",
+        res / "panel/analysis.parquet",
+        res / "panel/analysis_codebook.md",
+        res / "indices/nqp.parquet",
+        res / "indices/nqp1.parquet",
+    ]
     before = {p: _sha(p) for p in files}
     proc = snakemake(workflow_copy, "--cores", "2", "--forcerun", "build_panel")
     assert ("nqp_index", "") in jobs_of(proc.stdout)
@@ -249,48 +345,89 @@ def test_indices_are_byte_identical_across_runs(workflow_copy):
 
 def test_flipping_one_direction_reruns_the_index_and_nothing_upstream(workflow_copy):
     jobs = dry_run_jobs(workflow_copy, "--config", "entropy={directions: {energy_intensity: '-'}}")
-    assert jobs == {("nqp_index", ""), ("figure_weights", ""), ("table_indicators", "")} | AFTER_INDEX
+    assert (
+        jobs == {("nqp_index", ""), ("figure_weights", ""), ("table_indicators", "")} | AFTER_INDEX
+    )
 
 
 def test_time_invariant_instrument_with_city_fe_stops_early(workflow_copy):
     proc = snakemake(workflow_copy, "-n", "--config", "iv={relief: {interact: none}}", check=False)
     assert proc.returncode != 0
     out = proc.stdout
-    assert "iv.relief.interact" in out and "time-invariant" in out and "absorbed by the city dummies" in out
+    assert (
+        "iv.relief.interact" in out
+        and "time-invariant" in out
+        and "absorbed by the city dummies" in out
+    )
     assert "'trend'" in out and "national:" in out
     assert "rule " not in out  # nothing was scheduled
     # without city fixed effects it is allowed
-    jobs = dry_run_jobs(workflow_copy, "--config", "iv={relief: {interact: none}, fixed_effects: [year]}")
+    jobs = dry_run_jobs(
+        workflow_copy, "--config", "iv={relief: {interact: none}, fixed_effects: [year]}"
+    )
     assert ("derived_variables", "") in jobs
 
 
 # --------------------------------------------------------------------------- specifications
 
-SPEC7_KEYS = {"spec", "dependent", "regressor", "coef", "se", "t", "p", "ci", "nobs", "n_clusters", "r2", "r2_within",
-              "fixed_effects", "controls", "extra", "software", "inputs"}
+SPEC7_KEYS = {
+    "spec",
+    "dependent",
+    "regressor",
+    "coef",
+    "se",
+    "t",
+    "p",
+    "ci",
+    "nobs",
+    "n_clusters",
+    "r2",
+    "r2_within",
+    "fixed_effects",
+    "controls",
+    "extra",
+    "software",
+    "inputs",
+}
 
 
 def test_every_spec_writes_its_estimate(completed_workflow):
     assert len(SPEC_IDS) == 20
     for sid in SPEC_IDS:
-        record = json.loads((completed_workflow / f"results/estimates/{sid}.json").read_text(encoding="utf-8"))
+        record = json.loads(
+            (completed_workflow / f"results/estimates/{sid}.json").read_text(encoding="utf-8")
+        )
         assert record["spec"] == sid
         if sid == "desc_stats":
             assert record["statistics"]["Nqp"]["N"] == 2760
             continue
         assert SPEC7_KEYS <= set(record), sid
         assert record["se"] > 0 and 0 < record["n_clusters"] <= 230
-        assert record["n_clusters"] == 230 or record["estimator"] == "psm_fe" or sid == "rob_drop_municipalities"
-    iv = json.loads((completed_workflow / "results/estimates/iv_relief.json").read_text(encoding="utf-8"))
+        assert (
+            record["n_clusters"] == 230
+            or record["estimator"] == "psm_fe"
+            or sid == "rob_drop_municipalities"
+        )
+    iv = json.loads(
+        (completed_workflow / "results/estimates/iv_relief.json").read_text(encoding="utf-8")
+    )
     assert {"first_stage_coef", "first_stage_se", "kp_lm", "kp_f"} <= set(iv["extra"])
-    psm = json.loads((completed_workflow / "results/estimates/psm_nn.json").read_text(encoding="utf-8"))
+    psm = json.loads(
+        (completed_workflow / "results/estimates/psm_nn.json").read_text(encoding="utf-8")
+    )
     assert {"att", "att_se", "matched_n", "balance"} <= set(psm["extra"])
-    drop = json.loads((completed_workflow / "results/estimates/rob_drop_municipalities.json").read_text(encoding="utf-8"))
+    drop = json.loads(
+        (completed_workflow / "results/estimates/rob_drop_municipalities.json").read_text(
+            encoding="utf-8"
+        )
+    )
     assert drop["nobs"] < 2760
 
 
 def test_replication_check_lists_every_published_number(completed_workflow):
-    report = (completed_workflow / "results/tables/replication_check.md").read_text(encoding="utf-8")
+    report = (completed_workflow / "results/tables/replication_check.md").read_text(
+        encoding="utf-8"
+    )
     published = yaml.safe_load((PARAMS.parents[1] / "published.yaml").read_text(encoding="utf-8"))
     for sid in published["specs"]:
         assert f"`{sid}`" in report
@@ -306,37 +443,68 @@ def test_replication_check_lists_every_published_number(completed_workflow):
     assert len(rows) >= 25
     for cells in rows:
         assert cells[7] == "yes" or (cells[7] == "no (flagged)" and cells[8]), cells
-    core = {c[2].strip("`") for c in rows if c[7] == "yes" and c[3] not in ("constant", "first stage")}
+    core = {
+        c[2].strip("`") for c in rows if c[7] == "yes" and c[3] not in ("constant", "first stage")
+    }
     # every regression spec; rob_nqp1 (flagged, and no effect is planted on Nqp1) either way
     assert len(core - {"rob_nqp1"}) == 18
 
 
 def test_adding_a_spec_adds_exactly_one_job(workflow_copy):
     config = yaml.safe_load((workflow_copy / "config.yaml").read_text(encoding="utf-8"))
-    config["specs"].append({"id": "extra_spec", "table": 9, "column": "(1)", "estimator": "ols_fe",
-                            "dependent": "Resil", "regressor": "Nqp", "controls": ["GDP"]})
-    (workflow_copy / "extra.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    config["specs"].append(
+        {
+            "id": "extra_spec",
+            "table": 9,
+            "column": "(1)",
+            "estimator": "ols_fe",
+            "dependent": "Resil",
+            "regressor": "Nqp",
+            "controls": ["GDP"],
+        }
+    )
+    (workflow_copy / "extra.yaml").write_text(
+        yaml.safe_dump(config, allow_unicode=True), encoding="utf-8"
+    )
     jobs = dry_run_jobs(workflow_copy, "--configfile", "extra.yaml")
     # one new estimation job; the coefficient plot and the spec-sample audit cover every spec, so
     # they are redone (the audit takes about a second)
-    assert jobs == {("ols_fe", "spec=extra_spec"), ("figure_coefficients", ""), ("spec_samples", ""), ("all", "")}
+    assert jobs == {
+        ("ols_fe", "spec=extra_spec"),
+        ("figure_coefficients", ""),
+        ("spec_samples", ""),
+        ("all", ""),
+    }
 
 
 def test_editing_one_spec_reruns_only_that_job(workflow_copy):
     config = yaml.safe_load((workflow_copy / "config.yaml").read_text(encoding="utf-8"))
     spec = next(s for s in config["specs"] if s["id"] == "baseline")
     spec["controls"] = ["GDP", "GOV"]
-    (workflow_copy / "edited.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    (workflow_copy / "edited.yaml").write_text(
+        yaml.safe_dump(config, allow_unicode=True), encoding="utf-8"
+    )
     jobs = dry_run_jobs(workflow_copy, "--configfile", "edited.yaml")
-    assert jobs == ({("ols_fe", "spec=baseline"), ("replication_check", ""), ("table_estimates", "number=3"),
-                     ("table_replication", ""), ("figure_coefficients", ""), ("spec_samples", ""), ("all", "")}
-                    | DOCUMENT_JOBS)
+    assert jobs == (
+        {
+            ("ols_fe", "spec=baseline"),
+            ("replication_check", ""),
+            ("table_estimates", "number=3"),
+            ("table_replication", ""),
+            ("figure_coefficients", ""),
+            ("spec_samples", ""),
+            ("all", ""),
+        }
+        | DOCUMENT_JOBS
+    )
 
 
 def test_spec_with_unknown_variable_stops_early(workflow_copy):
     config = yaml.safe_load((workflow_copy / "config.yaml").read_text(encoding="utf-8"))
     next(s for s in config["specs"] if s["id"] == "baseline")["regressor"] = "Nqpp"
-    (workflow_copy / "bad.yaml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    (workflow_copy / "bad.yaml").write_text(
+        yaml.safe_dump(config, allow_unicode=True), encoding="utf-8"
+    )
     proc = snakemake(workflow_copy, "-n", "--configfile", "bad.yaml", check=False)
     assert proc.returncode != 0
     assert "unknown variable 'Nqpp'" in proc.stdout and "did you mean 'Nqp'" in proc.stdout
@@ -344,10 +512,21 @@ def test_spec_with_unknown_variable_stops_early(workflow_copy):
 
 # --------------------------------------------------------------------------- tables, figures, report
 
+
 def test_tables_and_figures_are_built(completed_workflow):
     res = completed_workflow / "results"
-    for name in ("table1", "table2", "table3", "table4", "table5", "table6", "table7", "psm_balance", "replication",
-                 "tables"):
+    for name in (
+        "table1",
+        "table2",
+        "table3",
+        "table4",
+        "table5",
+        "table6",
+        "table7",
+        "psm_balance",
+        "replication",
+        "tables",
+    ):
         text = (res / f"tables/{name}.tex").read_text(encoding="utf-8")
         assert "\\toprule" in text or name == "tables"
     document = (res / "tables/tables.tex").read_text(encoding="utf-8")
@@ -356,7 +535,12 @@ def test_tables_and_figures_are_built(completed_workflow):
     if HAVE_TEX:
         assert (res / "tables/tables.pdf").read_bytes().startswith(b"%PDF")
         assert (res / "tables/table3.png").stat().st_size > 1000
-    for fig in ["coefficients", "trends_by_region", "entropy_weights", *[f"pscore_{s}" for s in PSM_IDS]]:
+    for fig in [
+        "coefficients",
+        "trends_by_region",
+        "entropy_weights",
+        *[f"pscore_{s}" for s in PSM_IDS],
+    ]:
         assert (res / f"figures/{fig}.pdf").read_bytes().startswith(b"%PDF")
         assert (res / f"figures/{fig}.png").read_bytes().startswith(b"\x89PNG")
 
@@ -365,36 +549,71 @@ def test_tex_and_figures_are_byte_identical_across_runs(workflow_copy):
     res = workflow_copy / "results"
     files = sorted(res.glob("tables/*.tex")) + sorted(res.glob("figures/*"))
     before = {p: _sha(p) for p in files}
-    snakemake(workflow_copy, "--cores", "2", "--forcerun", "table_estimates", "table_indicators", "table_desc",
-              "table_balance", "table_replication", "tables_document", "figure_coefficients", "figure_trends",
-              "figure_weights", "figure_pscore")
+    snakemake(
+        workflow_copy,
+        "--cores",
+        "2",
+        "--forcerun",
+        "table_estimates",
+        "table_indicators",
+        "table_desc",
+        "table_balance",
+        "table_replication",
+        "tables_document",
+        "figure_coefficients",
+        "figure_trends",
+        "figure_weights",
+        "figure_pscore",
+    )
     changed = [p.name for p in files if _sha(p) != before[p]]
     assert changed == []
 
 
 def test_editing_one_template_reruns_one_table(workflow_copy):
     template = workflow_copy / "resources/templates/table5.tex.j2"
-    template.write_text(template.read_text(encoding="utf-8") + "\n((= edited =))\n", encoding="utf-8")
-    assert dry_run_jobs(workflow_copy) == {("table_estimates", "number=5"), ("all", "")} | DOCUMENT_JOBS
+    template.write_text(
+        template.read_text(encoding="utf-8") + "\n((= edited =))\n", encoding="utf-8"
+    )
+    assert (
+        dry_run_jobs(workflow_copy)
+        == {("table_estimates", "number=5"), ("all", "")} | DOCUMENT_JOBS
+    )
 
 
 def test_report_contains_every_table_and_figure(workflow_copy):
     snakemake(workflow_copy, "--report", "results/report.html")
     html = (workflow_copy / "results/report.html").read_text(encoding="utf-8", errors="replace")
-    for name in ("table1.tex", "table2.tex", "table3.tex", "table4.tex", "table5.tex", "table6.tex", "table7.tex",
-                 "psm_balance.tex", "replication.tex", "coefficients.png", "trends_by_region.png",
-                 "entropy_weights.png", *[f"pscore_{s}.png" for s in PSM_IDS]):
+    for name in (
+        "table1.tex",
+        "table2.tex",
+        "table3.tex",
+        "table4.tex",
+        "table5.tex",
+        "table6.tex",
+        "table7.tex",
+        "psm_balance.tex",
+        "replication.tex",
+        "coefficients.png",
+        "trends_by_region.png",
+        "entropy_weights.png",
+        *[f"pscore_{s}.png" for s in PSM_IDS],
+    ):
         assert name in html, name
     if HAVE_TEX:
         assert "tables.pdf" in html
 
 
-@pytest.mark.skipif(not HAVE_TEX, reason="the README map includes tables.pdf, which needs pdflatex and pdftoppm "
-                    "(CI installs them)")
+@pytest.mark.skipif(
+    not HAVE_TEX,
+    reason="the README map includes tables.pdf, which needs pdflatex and pdftoppm "
+    "(CI installs them)",
+)
 def test_readme_output_map_is_current(completed_workflow):
     from nqp_resilience.outputs.provenance import END, START, current_summary, markdown, output_map
 
     block = markdown(output_map(current_summary(completed_workflow)))
     readme = (PARAMS.parents[2] / "README.md").read_text(encoding="utf-8")
     assert START in readme and END in readme
-    assert block in readme, "README output map is stale: run python -m nqp_resilience.outputs.provenance README.md"
+    assert block in readme, (
+        "README output map is stale: run python -m nqp_resilience.outputs.provenance README.md"
+    )

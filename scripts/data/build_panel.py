@@ -1,4 +1,7 @@
-"""Snakemake script of rule `build_panel`; the logic is nqp_resilience.data.jobs.build_panel_job."""
+"""Snakemake script of rule `build_panel`.
+
+The logic is nqp_resilience.data.jobs.build_panel_job.
+"""
 
 from nqp_resilience.data.jobs import build_panel_job
 from nqp_resilience.runner import run

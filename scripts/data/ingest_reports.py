@@ -1,4 +1,7 @@
-"""Snakemake script of rule `ingest_reports`; the logic is nqp_resilience.data.jobs.ingest_reports_job."""
+"""Snakemake script of rule `ingest_reports`.
+
+The logic is nqp_resilience.data.jobs.ingest_reports_job.
+"""
 
 from nqp_resilience.data.jobs import ingest_reports_job
 from nqp_resilience.runner import run

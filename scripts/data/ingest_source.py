@@ -1,4 +1,7 @@
-"""Snakemake script of rule `ingest_source`; the logic is nqp_resilience.data.jobs.ingest_source_job."""
+"""Snakemake script of rule `ingest_source`.
+
+The logic is nqp_resilience.data.jobs.ingest_source_job.
+"""
 
 from nqp_resilience.data.jobs import ingest_source_job
 from nqp_resilience.runner import run

@@ -1,4 +1,7 @@
-"""Snakemake script of rule `ingest_yearbook`; the logic is nqp_resilience.data.jobs.ingest_yearbook_job."""
+"""Snakemake script of rule `ingest_yearbook`.
+
+The logic is nqp_resilience.data.jobs.ingest_yearbook_job.
+"""
 
 from nqp_resilience.data.jobs import ingest_yearbook_job
 from nqp_resilience.runner import run

@@ -1,4 +1,7 @@
-"""Snakemake script of rule `plausibility`; the logic is nqp_resilience.data.jobs.plausibility_job."""
+"""Snakemake script of rule `plausibility`.
+
+The logic is nqp_resilience.data.jobs.plausibility_job.
+"""
 
 from nqp_resilience.data.jobs import plausibility_job
 from nqp_resilience.runner import run

@@ -1,4 +1,7 @@
-"""Snakemake script of rule `spec_samples`; the logic is nqp_resilience.estimation.jobs.spec_samples_job."""
+"""Snakemake script of rule `spec_samples`.
+
+The logic is nqp_resilience.estimation.jobs.spec_samples_job.
+"""
 
 from nqp_resilience.estimation.jobs import spec_samples_job
 from nqp_resilience.runner import run

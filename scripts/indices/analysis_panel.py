@@ -1,4 +1,7 @@
-"""Snakemake script of rule `analysis_panel`; the logic is nqp_resilience.indices.jobs.analysis_panel_job."""
+"""Snakemake script of rule `analysis_panel`.
+
+The logic is nqp_resilience.indices.jobs.analysis_panel_job.
+"""
 
 from nqp_resilience.indices.jobs import analysis_panel_job
 from nqp_resilience.runner import run

@@ -1,4 +1,7 @@
-"""Snakemake script of rule `derived_variables`; the logic is nqp_resilience.indices.jobs.derived_variables_job."""
+"""Snakemake script of rule `derived_variables`.
+
+The logic is nqp_resilience.indices.jobs.derived_variables_job.
+"""
 
 from nqp_resilience.indices.jobs import derived_variables_job
 from nqp_resilience.runner import run

@@ -1,4 +1,7 @@
-"""Snakemake script of rule `desc_stats`; the logic is nqp_resilience.indices.jobs.desc_stats_job."""
+"""Snakemake script of rule `desc_stats`.
+
+The logic is nqp_resilience.indices.jobs.desc_stats_job.
+"""
 
 from nqp_resilience.indices.jobs import desc_stats_job
 from nqp_resilience.runner import run

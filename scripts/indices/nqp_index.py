@@ -1,4 +1,7 @@
-"""Snakemake script of rule `nqp_index`; the logic is nqp_resilience.indices.jobs.nqp_index_job."""
+"""Snakemake script of rule `nqp_index`.
+
+The logic is nqp_resilience.indices.jobs.nqp_index_job.
+"""
 
 from nqp_resilience.indices.jobs import nqp_index_job
 from nqp_resilience.runner import run

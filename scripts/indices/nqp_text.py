@@ -1,4 +1,7 @@
-"""Snakemake script of rule `nqp_text`; the logic is nqp_resilience.indices.jobs.nqp_text_job."""
+"""Snakemake script of rule `nqp_text`.
+
+The logic is nqp_resilience.indices.jobs.nqp_text_job.
+"""
 
 from nqp_resilience.indices.jobs import nqp_text_job
 from nqp_resilience.runner import run

@@ -1,4 +1,7 @@
-"""Snakemake script of rule `figure_coefficients`; the logic is nqp_resilience.outputs.jobs.coefficients_job."""
+"""Snakemake script of rule `figure_coefficients`.
+
+The logic is nqp_resilience.outputs.jobs.coefficients_job.
+"""
 
 from nqp_resilience.outputs.jobs import coefficients_job
 from nqp_resilience.runner import run

@@ -1,4 +1,7 @@
-"""Snakemake script of rule `figure_pscore`; the logic is nqp_resilience.outputs.jobs.pscore_overlap_job."""
+"""Snakemake script of rule `figure_pscore`.
+
+The logic is nqp_resilience.outputs.jobs.pscore_overlap_job.
+"""
 
 from nqp_resilience.outputs.jobs import pscore_overlap_job
 from nqp_resilience.runner import run

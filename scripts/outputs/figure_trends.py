@@ -1,4 +1,7 @@
-"""Snakemake script of rule `figure_trends`; the logic is nqp_resilience.outputs.jobs.trends_job."""
+"""Snakemake script of rule `figure_trends`.
+
+The logic is nqp_resilience.outputs.jobs.trends_job.
+"""
 
 from nqp_resilience.outputs.jobs import trends_job
 from nqp_resilience.runner import run

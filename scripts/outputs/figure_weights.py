@@ -1,4 +1,7 @@
-"""Snakemake script of rule `figure_weights`; the logic is nqp_resilience.outputs.jobs.entropy_weights_job."""
+"""Snakemake script of rule `figure_weights`.
+
+The logic is nqp_resilience.outputs.jobs.entropy_weights_job.
+"""
 
 from nqp_resilience.outputs.jobs import entropy_weights_job
 from nqp_resilience.runner import run

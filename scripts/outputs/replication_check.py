@@ -1,4 +1,7 @@
-"""Snakemake script of rule `replication_check`; the logic is nqp_resilience.outputs.jobs.replication_check_job."""
+"""Snakemake script of rule `replication_check`.
+
+The logic is nqp_resilience.outputs.jobs.replication_check_job.
+"""
 
 from nqp_resilience.outputs.jobs import replication_check_job
 from nqp_resilience.runner import run

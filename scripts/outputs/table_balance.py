@@ -1,4 +1,7 @@
-"""Snakemake script of rule `table_balance`; the logic is nqp_resilience.outputs.jobs.balance_table_job."""
+"""Snakemake script of rule `table_balance`.
+
+The logic is nqp_resilience.outputs.jobs.balance_table_job.
+"""
 
 from nqp_resilience.outputs.jobs import balance_table_job
 from nqp_resilience.runner import run

@@ -1,4 +1,7 @@
-"""Snakemake script of rule `table_desc`; the logic is nqp_resilience.outputs.jobs.desc_table_job."""
+"""Snakemake script of rule `table_desc`.
+
+The logic is nqp_resilience.outputs.jobs.desc_table_job.
+"""
 
 from nqp_resilience.outputs.jobs import desc_table_job
 from nqp_resilience.runner import run

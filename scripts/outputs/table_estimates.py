@@ -1,4 +1,7 @@
-"""Snakemake script of rule `table_estimates`; the logic is nqp_resilience.outputs.jobs.estimates_table_job."""
+"""Snakemake script of rule `table_estimates`.
+
+The logic is nqp_resilience.outputs.jobs.estimates_table_job.
+"""
 
 from nqp_resilience.outputs.jobs import estimates_table_job
 from nqp_resilience.runner import run

@@ -1,4 +1,7 @@
-"""Snakemake script of rule `table_indicators`; the logic is nqp_resilience.outputs.jobs.indicator_table_job."""
+"""Snakemake script of rule `table_indicators`.
+
+The logic is nqp_resilience.outputs.jobs.indicator_table_job.
+"""
 
 from nqp_resilience.outputs.jobs import indicator_table_job
 from nqp_resilience.runner import run

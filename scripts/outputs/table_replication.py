@@ -1,4 +1,7 @@
-"""Snakemake script of rule `table_replication`; the logic is nqp_resilience.outputs.jobs.replication_table_job."""
+"""Snakemake script of rule `table_replication`.
+
+The logic is nqp_resilience.outputs.jobs.replication_table_job.
+"""
 
 from nqp_resilience.outputs.jobs import replication_table_job
 from nqp_resilience.runner import run

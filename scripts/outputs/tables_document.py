@@ -1,4 +1,7 @@
-"""Snakemake script of rule `tables_document`; the logic is nqp_resilience.outputs.jobs.document_job."""
+"""Snakemake script of rule `tables_document`.
+
+The logic is nqp_resilience.outputs.jobs.document_job.
+"""
 
 from nqp_resilience.outputs.jobs import document_job
 from nqp_resilience.runner import run

@@ -1,4 +1,7 @@
-"""Snakemake script of rule `tables_pdf`; the logic is nqp_resilience.outputs.jobs.tables_pdf_job."""
+"""Snakemake script of rule `tables_pdf`.
+
+The logic is nqp_resilience.outputs.jobs.tables_pdf_job.
+"""
 
 from nqp_resilience.outputs.jobs import tables_pdf_job
 from nqp_resilience.runner import run

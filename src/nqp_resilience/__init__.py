@@ -8,11 +8,24 @@ loaded on first access: ``from nqp_resilience import twfe``.
 
 from nqp_resilience.errors import ConfigError, DataError, ProjectError
 
-__all__ = ["ConfigError", "DataError", "ProjectError", "__version__", "entropy_weights", "iv_twfe", "psm", "twfe"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ProjectError",
+    "__version__",
+    "entropy_weights",
+    "iv_twfe",
+    "psm",
+    "twfe",
+]
 __version__ = "0.1.0"
 
-_LAZY = {"twfe": "nqp_resilience.estimation.ols", "iv_twfe": "nqp_resilience.estimation.iv", "psm": "nqp_resilience.estimation.matching",
-         "entropy_weights": "nqp_resilience.indices.entropy"}
+_LAZY = {
+    "twfe": "nqp_resilience.estimation.ols",
+    "iv_twfe": "nqp_resilience.estimation.iv",
+    "psm": "nqp_resilience.estimation.matching",
+    "entropy_weights": "nqp_resilience.indices.entropy",
+}
 
 
 def __getattr__(name):

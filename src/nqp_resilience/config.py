@@ -28,8 +28,8 @@ import difflib
 import math
 import re
 
-from nqp_resilience.errors import ConfigError
 from nqp_resilience.data.io import read_yaml
+from nqp_resilience.errors import ConfigError
 
 
 def _with_defaults(validator_class):
@@ -70,8 +70,12 @@ def validate_config(config: dict, schema_path, source: str = "config.yaml") -> d
         raise _to_config_error(errors[0], schema, source)
     _sort_keys_in_place(config)
     if config["years"]["start"] > config["years"]["end"]:
-        raise ConfigError("years", f"start {config['years']['start']} is after end {config['years']['end']}",
-                          hint="swap the two values: years.start is the first data year", source=source)
+        raise ConfigError(
+            "years",
+            f"start {config['years']['start']} is after end {config['years']['end']}",
+            hint="swap the two values: years.start is the first data year",
+            source=source,
+        )
     return config
 
 
@@ -99,8 +103,12 @@ def expand_dotted_keys(config: dict, schema: dict, source: str = "config.yaml", 
         if node is None:
             node = config[head] = {}
         if not isinstance(node, dict):
-            raise ConfigError(".".join([*_path, head]), f"is {node!r}, but '{key}' treats it as a section",
-                              hint=f"give '{head}' as a mapping, e.g. {head}: {{{rest}: ...}}", source=source)
+            raise ConfigError(
+                ".".join([*_path, head]),
+                f"is {node!r}, but '{key}' treats it as a section",
+                hint=f"give '{head}' as a mapping, e.g. {head}: {{{rest}: ...}}",
+                source=source,
+            )
         if isinstance(value, dict) and isinstance(node.get(rest), dict):
             _merge(node[rest], value)
         else:
@@ -221,25 +229,43 @@ def _to_config_error(err, schema, source) -> ConfigError:
             head, rest = extra[0].split(".", 1)
             close = [f"{c}.{rest}" for c in difflib.get_close_matches(head, allowed, n=1)]
         hint = f"did you mean '{close[0]}'? " if close else ""
-        return ConfigError(key, "unknown key", hint=hint + f"allowed keys here: {', '.join(allowed)}", source=source)
+        return ConfigError(
+            key,
+            "unknown key",
+            hint=hint + f"allowed keys here: {', '.join(allowed)}",
+            source=source,
+        )
     if err.validator == "type":
-        return ConfigError(path, f"wrong type: {err.instance!r} is not of type {err.validator_value!r}",
-                           hint=_type_hint(path, err.instance, err.validator_value), source=source)
+        return ConfigError(
+            path,
+            f"wrong type: {err.instance!r} is not of type {err.validator_value!r}",
+            hint=_type_hint(path, err.instance, err.validator_value),
+            source=source,
+        )
     if err.validator == "enum":
-        return ConfigError(path, f"{err.instance!r} is not allowed",
-                           hint=f"choose one of {', '.join(map(str, err.validator_value))}", source=source)
-    return ConfigError(path, err.message, hint="see the Configuration section of the README", source=source)
+        return ConfigError(
+            path,
+            f"{err.instance!r} is not allowed",
+            hint=f"choose one of {', '.join(map(str, err.validator_value))}",
+            source=source,
+        )
+    return ConfigError(
+        path, err.message, hint="see the Configuration section of the README", source=source
+    )
 
 
 def _type_hint(path: str, instance, expected) -> str:
     """How to write the value: Snakemake's command line reads ``raw_dir=2024`` as a number."""
     wanted = set([expected] if isinstance(expected, str) else expected)
     if "string" in wanted and isinstance(instance, (int, float)) and not isinstance(instance, bool):
-        return (f"Snakemake's --config read {instance!r} as a number; quote it to keep it text: "
-                f"--config '{path}=\"{instance}\"'")
+        return (
+            f"Snakemake's --config read {instance!r} as a number; quote it to keep it text: "
+            f"--config '{path}=\"{instance}\"'"
+        )
     if isinstance(instance, str) and wanted & {"integer", "number", "boolean"}:
-        example = {"integer": "4", "number": "0.25", "boolean": "true"}[next(
-            t for t in ("integer", "number", "boolean") if t in wanted)]
+        example = {"integer": "4", "number": "0.25", "boolean": "true"}[
+            next(t for t in ("integer", "number", "boolean") if t in wanted)
+        ]
         head, *rest = path.split(".")
         value = example
         for part in reversed(rest):

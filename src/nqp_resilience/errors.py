@@ -106,8 +106,9 @@ class UnknownVariableError(ConfigError):
             shown = ", ".join(cols[:12]) + (", …" if len(cols) > 12 else "")
             hint = f"the data has the columns: {shown}"
         self.role = role
-        super().__init__(name, f"{role} '{name}' is not in the data", hint=hint, source=source,
-                         kind="variable")
+        super().__init__(
+            name, f"{role} '{name}' is not in the data", hint=hint, source=source, kind="variable"
+        )
 
 
 class _ProblemError(ProjectError, ValueError):

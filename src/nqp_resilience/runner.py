@@ -33,17 +33,25 @@ def run(job, smk) -> None:
     if smk is not None and len(smk.log):
         Path(smk.log[0]).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(smk.log[0], mode="w", encoding="utf-8"))
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
     log.setLevel(logging.INFO)
     try:
         job(smk)
     except ProjectError as exc:
         log.error("%s: %s", type(exc).__name__, exc)
         _exit(handlers)
-    except Exception as exc:  # noqa: BLE001 - a bug: keep the traceback in the job's log
-        log.critical("unexpected %s (a bug in the workflow, not a problem of the data or the configuration); "
-                     "traceback:", type(exc).__name__, exc_info=True)
+    except Exception as exc:
+        log.critical(
+            "unexpected %s (a bug in the workflow, not a problem of the data or the configuration); "
+            "traceback:",
+            type(exc).__name__,
+            exc_info=True,
+        )
         _exit(handlers)
 
 

@@ -20,8 +20,24 @@ _PROVINCE_CODE = re.compile(r"^\d{2}0000$")
 
 #: Name cells of total and subtotal rows (spaces removed): national, provincial and whole-city
 #: sums and the urban-district (市辖区) summary rows of yearbook tables.
-TOTAL_LABELS = frozenset({"合计", "总计", "小计", "全国", "全国合计", "全国总计", "全省", "全省合计",
-                          "全市", "全市合计", "市辖区", "地级市合计", "总体", "全部"})
+TOTAL_LABELS = frozenset(
+    {
+        "合计",
+        "总计",
+        "小计",
+        "全国",
+        "全国合计",
+        "全国总计",
+        "全省",
+        "全省合计",
+        "全市",
+        "全市合计",
+        "市辖区",
+        "地级市合计",
+        "总体",
+        "全部",
+    }
+)
 #: Endings of name cells of subtotal rows, e.g. 河北省合计, 东部地区小计.
 TOTAL_SUFFIXES = ("合计", "总计", "小计")
 
@@ -38,8 +54,13 @@ def attributes_frame(path):
 
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
     for col in df.columns:
-        if col.startswith("is_") or col in {"adm_high", "changed_2011", "first_year_2010_2021",
-                                            "last_year_2010_2021", "n_years_2010_2021"}:
+        if col.startswith("is_") or col in {
+            "adm_high",
+            "changed_2011",
+            "first_year_2010_2021",
+            "last_year_2010_2021",
+            "n_years_2010_2021",
+        }:
             df[col] = df[col].replace("", "0").astype(int)
     return df
 
@@ -111,15 +132,19 @@ class CityResolver:
         if code and self.is_known_code(code):
             return None
         if label in self.by_name or label in self.alias_names:
-            return None   # a city's row under a mistyped code: the resolver reports the code
+            return None  # a city's row under a mistyped code: the resolver reports the code
         if code == "000000":
             return f"code {code}"
         if code and _PROVINCE_CODE.match(code):
             return f"province code {code}" + (f" ({label})" if label else "")
         if label in TOTAL_LABELS or label.endswith(TOTAL_SUFFIXES):
             return label
-        if label and label not in self.by_name and label not in self.alias_names \
-                and label in self._province_name_set:
+        if (
+            label
+            and label not in self.by_name
+            and label not in self.alias_names
+            and label in self._province_name_set
+        ):
             return f"province {label}"
         return None
 
@@ -140,14 +165,24 @@ class CityResolver:
         name = str(name).strip() if name is not None else ""
         if code:
             if not _CODE.match(code):
-                raise DataError(file, f"city code {code!r} is not a 6-digit administrative division code",
-                                row=row, column="city code", expected="6 digits, e.g. 130200",
-                                hint="check that the column was not read as a number with digits lost")
+                raise DataError(
+                    file,
+                    f"city code {code!r} is not a 6-digit administrative division code",
+                    row=row,
+                    column="city code",
+                    expected="6 digits, e.g. 130200",
+                    hint="check that the column was not read as a number with digits lost",
+                )
             if code in self.names:
                 if name and not self.known_name(code, name) and name in self.by_name:
-                    raise DataError(file, f"city code {code} is {self.names[code]} in the attribute table, "
-                                    f"but the row names {name} ({self.by_name[name]})", row=row,
-                                    column="city name", hint="fix the code or the name in the extract")
+                    raise DataError(
+                        file,
+                        f"city code {code} is {self.names[code]} in the attribute table, "
+                        f"but the row names {name} ({self.by_name[name]})",
+                        row=row,
+                        column="city name",
+                        hint="fix the code or the name in the extract",
+                    )
                 return code
             alias = self.alias_codes.get(code)
             if alias is not None:
@@ -157,19 +192,31 @@ class CityResolver:
                 hint = f"the name {name} is city code {known} in the attribute table; is the code mistyped?"
             else:
                 hint = self._hint(name)
-            raise DataError(file, f"unknown city code {code}" + (f" ({name})" if name else ""), row=row,
-                            column="city code", expected="a code in resources/cities/city_attributes.csv",
-                            hint=hint)
+            raise DataError(
+                file,
+                f"unknown city code {code}" + (f" ({name})" if name else ""),
+                row=row,
+                column="city code",
+                expected="a code in resources/cities/city_attributes.csv",
+                hint=hint,
+            )
         if name in self.by_name:
             return self.by_name[name]
         if name in self.alias_names:
             return self.alias_names[name].city_code
-        raise DataError(file, f"unknown city name {name!r} and no city code", row=row, column="city name",
-                        expected="a name in resources/cities/city_attributes.csv or city_name_aliases.csv",
-                        hint=self._hint(name))
+        raise DataError(
+            file,
+            f"unknown city name {name!r} and no city code",
+            row=row,
+            column="city name",
+            expected="a name in resources/cities/city_attributes.csv or city_name_aliases.csv",
+            hint=self._hint(name),
+        )
 
     def _hint(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self.by_name) + list(self.alias_names), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(
+            name, list(self.by_name) + list(self.alias_names), n=3, cutoff=0.5
+        )
         base = "add the old name or code to resources/cities/city_name_aliases.csv"
         if close:
             return f"closest known names: {', '.join(close)}; if it is one of them, {base}"

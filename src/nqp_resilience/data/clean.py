@@ -86,8 +86,14 @@ def interpolate_series(years: np.ndarray, values: np.ndarray, edge: str = "neare
     return filled, method
 
 
-def build_panel(city_year: list, city_static: list, national, attributes, options: SampleOptions,
-                variable_order: list[str]):
+def build_panel(
+    city_year: list,
+    city_static: list,
+    national,
+    attributes,
+    options: SampleOptions,
+    variable_order: list[str],
+):
     """Assemble, filter and interpolate the city panel.
 
     Parameters
@@ -114,8 +120,9 @@ def build_panel(city_year: list, city_static: list, national, attributes, option
 
     y0, y1 = options.years
     years = np.arange(y0, y1 + 1)
-    city_year, city_static, national = ([_without_provenance(t) for t in tables]
-                                        for tables in (city_year, city_static, [national]))
+    city_year, city_static, national = (
+        [_without_provenance(t) for t in tables] for tables in (city_year, city_static, [national])
+    )
     national = national[0]
     merged = _combine(city_year)
     variables = [v for v in variable_order if v in merged.columns]
@@ -125,9 +132,12 @@ def build_panel(city_year: list, city_static: list, national, attributes, option
         import difflib
 
         close = difflib.get_close_matches(unknown[0], variables, n=1)
-        raise ConfigError("sample.required_variables", f"unknown variable(s) {unknown}",
-                          hint=(f"did you mean '{close[0]}'? " if close else "")
-                          + f"canonical city-year variables are: {', '.join(variables)}")
+        raise ConfigError(
+            "sample.required_variables",
+            f"unknown variable(s) {unknown}",
+            hint=(f"did you mean '{close[0]}'? " if close else "")
+            + f"canonical city-year variables are: {', '.join(variables)}",
+        )
 
     attrs = attributes.set_index("city_code")
     grid = pd.MultiIndex.from_product([attrs.index.astype(str), years], names=["city_code", "year"])
@@ -144,13 +154,23 @@ def build_panel(city_year: list, city_static: list, national, attributes, option
     for i in range(values.shape[0]):
         for j in range(values.shape[2]):
             if np.isnan(values[i, :, j]).any():
-                values[i, :, j], methods[i, :, j] = interpolate_series(years, values[i, :, j], options.edge)
+                values[i, :, j], methods[i, :, j] = interpolate_series(
+                    years, values[i, :, j], options.edge
+                )
     data = pd.DataFrame(values.reshape(-1, len(variables)), index=data.index, columns=variables)
     ci, ti, vi = np.nonzero(methods != "")
-    audit = pd.DataFrame({"city_code": np.asarray(cities)[ci].astype(str), "year": years[ti].astype("int64"),
-                          "variable": np.asarray(variables, dtype=object)[vi].astype(str),
-                          "method": methods[ci, ti, vi].astype(str), "value": values[ci, ti, vi]})
-    audit = audit.sort_values(["city_code", "year", "variable"], kind="mergesort").reset_index(drop=True)
+    audit = pd.DataFrame(
+        {
+            "city_code": np.asarray(cities)[ci].astype(str),
+            "year": years[ti].astype("int64"),
+            "variable": np.asarray(variables, dtype=object)[vi].astype(str),
+            "method": methods[ci, ti, vi].astype(str),
+            "value": values[ci, ti, vi],
+        }
+    )
+    audit = audit.sort_values(["city_code", "year", "variable"], kind="mergesort").reset_index(
+        drop=True
+    )
 
     panel = data.reset_index()
     ids = attrs.loc[keep, ["city_name", "province_code", "region"]].reset_index()
@@ -183,7 +203,9 @@ def _combine(tables):
     merged = None
     for group in stacks.values():
         block = pd.concat(group, ignore_index=True)
-        merged = block if merged is None else merged.merge(block, on=["city_code", "year"], how="outer")
+        merged = (
+            block if merged is None else merged.merge(block, on=["city_code", "year"], how="outer")
+        )
     return merged
 
 
@@ -196,18 +218,36 @@ def _sample_decisions(data, attrs, options: SampleOptions, required, years):
     for code, a in attrs.iterrows():
         reason = ""
         ctype = a.get("changed_2011_type", "")
-        if options.drop_changed_2011 and a["changed_2011"] == 1 and ctype in options.changed_2011_types:
+        if (
+            options.drop_changed_2011
+            and a["changed_2011"] == 1
+            and ctype in options.changed_2011_types
+        ):
             reason = f"prefecture-level {'status' if ctype != 'boundary_gain' else 'boundary'} changed in 2011 ({ctype})"
-        elif options.drop_partial_period and (a["first_year_2010_2021"] > years[0] or a["last_year_2010_2021"] < years[-1]):
-            reason = (f"not a prefecture-level city in every year {years[0]}–{years[-1]} "
-                      f"(listed {a['first_year_2010_2021']}–{a['last_year_2010_2021']})")
+        elif options.drop_partial_period and (
+            a["first_year_2010_2021"] > years[0] or a["last_year_2010_2021"] < years[-1]
+        ):
+            reason = (
+                f"not a prefecture-level city in every year {years[0]}–{years[-1]} "
+                f"(listed {a['first_year_2010_2021']}–{a['last_year_2010_2021']})"
+            )
         elif not any_obs.get(code, False):
             reason = "no observations in the raw extracts"
         elif share.get(code, 1.0) > options.max_missing_share:
-            reason = (f"{share[code]:.1%} of required cells missing before interpolation "
-                      f"(limit {options.max_missing_share:.0%})")
-        rows.append({"city_code": str(code), "city_name": a["city_name"], "province_name": a["province_name"],
-                     "missing_share": float(share.get(code, 1.0)), "kept": reason == "", "reason": reason})
+            reason = (
+                f"{share[code]:.1%} of required cells missing before interpolation "
+                f"(limit {options.max_missing_share:.0%})"
+            )
+        rows.append(
+            {
+                "city_code": str(code),
+                "city_name": a["city_name"],
+                "province_name": a["province_name"],
+                "missing_share": float(share.get(code, 1.0)),
+                "kept": reason == "",
+                "reason": reason,
+            }
+        )
     return pd.DataFrame(rows).sort_values("city_code", kind="mergesort").reset_index(drop=True)
 
 
@@ -221,10 +261,14 @@ def check_panel(panel, required, edge: str, path="panel") -> None:
     if missing.any().any():
         r, c = np.argwhere(missing.to_numpy())[0]
         row = panel.iloc[r]
-        raise DataError(path, "a required cell is still missing after interpolation",
-                        row=f"city {row['city_code']} {row['city_name']}, year {row['year']}", column=required[c],
-                        hint="the variable is missing in every year for this city; lower "
-                        "sample.max_missing_share or provide the data")
+        raise DataError(
+            path,
+            "a required cell is still missing after interpolation",
+            row=f"city {row['city_code']} {row['city_name']}, year {row['year']}",
+            column=required[c],
+            hint="the variable is missing in every year for this city; lower "
+            "sample.max_missing_share or provide the data",
+        )
 
 
 def sample_report(sample, audit, panel, options: SampleOptions) -> str:
@@ -247,11 +291,18 @@ def sample_report(sample, audit, panel, options: SampleOptions) -> str:
     ]
     for kind, n in dropped["reason"].map(_reason_kind).value_counts().sort_index().items():
         lines.append(f"- {kind}: {n}")
-    lines += ["", "## Dropped cities", "", "| city code | city | province | missing share | reason |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Dropped cities",
+        "",
+        "| city code | city | province | missing share | reason |",
+        "|---|---|---|---|---|",
+    ]
     for _, r in dropped.iterrows():
-        lines.append(f"| {r['city_code']} | {r['city_name']} | {r['province_name']} | "
-                     f"{r['missing_share']:.1%} | {r['reason']} |")
+        lines.append(
+            f"| {r['city_code']} | {r['city_name']} | {r['province_name']} | "
+            f"{r['missing_share']:.1%} | {r['reason']} |"
+        )
     if len(audit):
         lines += ["", "## Imputed cells by method", ""]
         for m, n in audit["method"].value_counts().sort_index().items():

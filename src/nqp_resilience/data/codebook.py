@@ -8,8 +8,8 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from nqp_resilience.errors import DataError
 from nqp_resilience.data.io import normalise_text, read_yaml
+from nqp_resilience.errors import DataError
 
 KEY_NAMES = ("year", "city_code", "city_name")
 
@@ -87,34 +87,59 @@ class Codebook:
         self.path = str(path)
         raw = read_yaml(path) or {}
         if "sources" not in raw:
-            raise DataError(path, "the codebook has no 'sources' section",
-                            expected="sources: {yearbook: ..., patents: ..., ...}")
+            raise DataError(
+                path,
+                "the codebook has no 'sources' section",
+                expected="sources: {yearbook: ..., patents: ..., ...}",
+            )
         self.sources: dict[str, Source] = {}
         for sname, spec in raw["sources"].items():
             keys = {k: tuple(v["headers"]) for k, v in (spec.get("keys") or {}).items()}
             unknown = set(keys) - set(KEY_NAMES)
             if unknown:
-                raise DataError(path, f"source {sname!r} has unknown key columns {sorted(unknown)}",
-                                expected=f"keys among {KEY_NAMES}")
+                raise DataError(
+                    path,
+                    f"source {sname!r} has unknown key columns {sorted(unknown)}",
+                    expected=f"keys among {KEY_NAMES}",
+                )
             variables = {}
             for vname, v in (spec.get("variables") or {}).items():
                 try:
                     variables[vname] = Variable(
-                        name=vname, headers=tuple(v["headers"]), unit=str(v["unit"]),
-                        factor=float(v["factor"]), canonical_unit=str(v["canonical_unit"]),
-                        description=v.get("description", ""), positive=bool(v.get("positive", False)),
-                        min=v.get("min"), max=v.get("max"), required=bool(v.get("required", True)))
+                        name=vname,
+                        headers=tuple(v["headers"]),
+                        unit=str(v["unit"]),
+                        factor=float(v["factor"]),
+                        canonical_unit=str(v["canonical_unit"]),
+                        description=v.get("description", ""),
+                        positive=bool(v.get("positive", False)),
+                        min=v.get("min"),
+                        max=v.get("max"),
+                        required=bool(v.get("required", True)),
+                    )
                 except KeyError as exc:
-                    raise DataError(path, f"variable {vname!r} of source {sname!r} lacks {exc.args[0]!r}",
-                                    expected="headers, unit, factor and canonical_unit for every variable") from None
-            self.sources[sname] = Source(sname, keys, variables, tuple(spec.get("ignore") or ()),
-                                         spec.get("description", ""), int(spec.get("years_before", 0)),
-                                         bool(spec.get("year_in_file_name", False)),
-                                         str(spec.get("file") or ""))
+                    raise DataError(
+                        path,
+                        f"variable {vname!r} of source {sname!r} lacks {exc.args[0]!r}",
+                        expected="headers, unit, factor and canonical_unit for every variable",
+                    ) from None
+            self.sources[sname] = Source(
+                sname,
+                keys,
+                variables,
+                tuple(spec.get("ignore") or ()),
+                spec.get("description", ""),
+                int(spec.get("years_before", 0)),
+                bool(spec.get("year_in_file_name", False)),
+                str(spec.get("file") or ""),
+            )
             if not self.sources[sname].file and not self.sources[sname].year_in_file_name:
-                raise DataError(path, f"source {sname!r} has no 'file'",
-                                expected="file: <path under raw_dir>, e.g. file: cnrds/patents.csv",
-                                hint="every source but the yearbook names its raw file")
+                raise DataError(
+                    path,
+                    f"source {sname!r} has no 'file'",
+                    expected="file: <path under raw_dir>, e.g. file: cnrds/patents.csv",
+                    hint="every source but the yearbook names its raw file",
+                )
 
     def __getitem__(self, name: str) -> Source:
         return self.sources[name]

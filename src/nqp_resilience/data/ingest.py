@@ -15,8 +15,14 @@ from pathlib import Path
 
 from nqp_resilience.data.cities import TOTAL_LABELS, TOTAL_SUFFIXES, CityResolver
 from nqp_resilience.data.codebook import Codebook, Source
+from nqp_resilience.data.io import (
+    decode_bytes,
+    normalise_text,
+    parse_number,
+    preview_cells,
+    read_raw_table,
+)
 from nqp_resilience.errors import DataError
-from nqp_resilience.data.io import decode_bytes, normalise_text, parse_number, preview_cells, read_raw_table
 from nqp_resilience.indices.nqp_text import n_characters
 
 #: Column of every ingested table holding the line (CSV) or sheet row (xlsx) of the raw file the
@@ -29,12 +35,56 @@ log = logging.getLogger(__name__)
 
 #: Units recognised in a unit row under the header (after NFKC normalisation, with a 单位: prefix
 #: and enclosing brackets removed), besides the units the codebook itself lists.
-UNIT_WORDS = frozenset({
-    "元", "千元", "万元", "亿元", "美元", "万美元", "亿美元", "人", "万人", "人年", "户", "万户", "%", "‰",
-    "吨", "万吨", "万吨标准煤", "吨标准煤", "公里", "千米", "米", "平方公里", "平方米", "万平方米", "公顷",
-    "件", "个", "台", "部", "部/万人", "家", "项", "辆", "张", "床", "所", "千瓦时", "万千瓦时", "亿千瓦时",
-    "立方米", "万立方米", "万标立方米/时", "元/美元", "元/人", "指数", "index",
-})
+UNIT_WORDS = frozenset(
+    {
+        "元",
+        "千元",
+        "万元",
+        "亿元",
+        "美元",
+        "万美元",
+        "亿美元",
+        "人",
+        "万人",
+        "人年",
+        "户",
+        "万户",
+        "%",
+        "‰",
+        "吨",
+        "万吨",
+        "万吨标准煤",
+        "吨标准煤",
+        "公里",
+        "千米",
+        "米",
+        "平方公里",
+        "平方米",
+        "万平方米",
+        "公顷",
+        "件",
+        "个",
+        "台",
+        "部",
+        "部/万人",
+        "家",
+        "项",
+        "辆",
+        "张",
+        "床",
+        "所",
+        "千瓦时",
+        "万千瓦时",
+        "亿千瓦时",
+        "立方米",
+        "万立方米",
+        "万标立方米/时",
+        "元/美元",
+        "元/人",
+        "指数",
+        "index",
+    }
+)
 #: Cells of a unit row that label it rather than give a unit.
 UNIT_LABELS = frozenset({"单位", "计量单位", "unit", "units", "Unit", "Units"})
 #: Units that mean the same as a codebook unit.
@@ -64,8 +114,10 @@ def header_matcher(source: Source):
 
     def is_header(cells) -> bool:
         kinds = [lookup.get(_text(c)) for c in cells if not _blank(c)]
-        return (sum(k is not None and k[0] == "key" for k in kinds) >= 1
-                and sum(k is not None for k in kinds) >= 2)
+        return (
+            sum(k is not None and k[0] == "key" for k in kinds) >= 1
+            and sum(k is not None for k in kinds) >= 2
+        )
 
     return is_header
 
@@ -80,8 +132,11 @@ def _unit_text(cell) -> str:
 def _is_unit_row(cells, units) -> bool:
     """Every filled cell is a unit (or the word 单位) and at least one is a unit."""
     filled = [_unit_text(c) for c in cells if not _blank(c)]
-    return bool(filled) and all(u in units or u in UNIT_LABELS or u == "" for u in filled) \
+    return (
+        bool(filled)
+        and all(u in units or u in UNIT_LABELS or u == "" for u in filled)
         and any(u in units for u in filled)
+    )
 
 
 def _check_unit_row(cells, line, table, var_pos, source) -> None:
@@ -96,13 +151,17 @@ def _check_unit_row(cells, line, table, var_pos, source) -> None:
         if header_unit:
             accepted.add(header_unit.group(1))
         if unit not in accepted:
-            raise DataError(table.path, f"the unit row says {unit!r} for this column, but the codebook's "
-                            f"unit is {var.unit!r}", row=f"line {line} (unit row under the header)",
-                            column=f"{table.header[pos]!r} ({var.name})",
-                            expected=f"values in {var.unit} (resources/codebook.yaml, source "
-                            f"'{source.name}', variable '{var.name}')",
-                            hint=f"convert the column's values to {var.unit} before ingesting, or correct "
-                            "the unit row if the values are in fact in that unit")
+            raise DataError(
+                table.path,
+                f"the unit row says {unit!r} for this column, but the codebook's "
+                f"unit is {var.unit!r}",
+                row=f"line {line} (unit row under the header)",
+                column=f"{table.header[pos]!r} ({var.name})",
+                expected=f"values in {var.unit} (resources/codebook.yaml, source "
+                f"'{source.name}', variable '{var.name}')",
+                hint=f"convert the column's values to {var.unit} before ingesting, or correct "
+                "the unit row if the values are in fact in that unit",
+            )
 
 
 def _is_title_like(cells) -> bool:
@@ -142,31 +201,41 @@ def _check_width(cells, line, table, label):
         if all(_blank(c) for c in cells[width:]):
             return list(cells[:width])
         extra = [str(c) for c in cells[width:] if not _blank(c)]
-        raise DataError(table.path, f"the row has {len(cells)} cells but the header has {width} columns "
-                        f"(extra filled cells: {', '.join(repr(c) for c in extra[:3])})"
-                        + _split_hint(cells, table.header), row=label,
-                        expected=f"{width} cells per row, as in the header on line {table.header_line}",
-                        hint="an unquoted thousands separator such as 1,318.1 splits a cell; quote the cell "
-                        "(\"1,318.1\") or remove the separator (1318.1). A stray delimiter inside a name "
-                        "does the same")
+        raise DataError(
+            table.path,
+            f"the row has {len(cells)} cells but the header has {width} columns "
+            f"(extra filled cells: {', '.join(repr(c) for c in extra[:3])})"
+            + _split_hint(cells, table.header),
+            row=label,
+            expected=f"{width} cells per row, as in the header on line {table.header_line}",
+            hint="an unquoted thousands separator such as 1,318.1 splits a cell; quote the cell "
+            '("1,318.1") or remove the separator (1318.1). A stray delimiter inside a name '
+            "does the same",
+        )
     if len(cells) < width:
         missing = width - len(cells)
-        raise DataError(table.path, f"the row has {len(cells)} cells but the header has {width} columns: "
-                        f"the last {missing} cell{'s are' if missing > 1 else ' is'} missing",
-                        row=label, column=f"{table.header[len(cells)]!r}"
-                        + (f" to {table.header[-1]!r}" if missing > 1 else ""),
-                        expected=f"{width} cells per row, as in the header on line {table.header_line}",
-                        hint="the row was cut short (a truncated export or a line break inside a cell); "
-                        "re-export the extract, or write a missing-value placeholder (—) in each empty cell "
-                        "so that a gap is a decision, not an accident")
+        raise DataError(
+            table.path,
+            f"the row has {len(cells)} cells but the header has {width} columns: "
+            f"the last {missing} cell{'s are' if missing > 1 else ' is'} missing",
+            row=label,
+            column=f"{table.header[len(cells)]!r}"
+            + (f" to {table.header[-1]!r}" if missing > 1 else ""),
+            expected=f"{width} cells per row, as in the header on line {table.header_line}",
+            hint="the row was cut short (a truncated export or a line break inside a cell); "
+            "re-export the extract, or write a missing-value placeholder (—) in each empty cell "
+            "so that a gap is a decision, not an accident",
+        )
     return list(cells)
 
 
 def _raw_label(line, cells, key_pos, year) -> str:
     """``line N (city code name, year Y)`` from the raw cells, as far as they can be read."""
+
     def cell(key):
         pos = key_pos.get(key)
         return _text(cells[pos]) if pos is not None and pos < len(cells) else ""
+
     code, name = cell("city_code"), cell("city_name")
     if year is None and cell("year").isdigit():
         year = int(cell("year"))
@@ -203,7 +272,11 @@ def _classify_rows(table, is_header, units) -> list[str]:
             kinds[i] = "note"
         after_header = False
     for i in range(len(table.rows) - 2, -1, -1):
-        if kinds[i] == "data" and kinds[i + 1] in ("header", "title") and _is_title_like(table.rows[i]):
+        if (
+            kinds[i] == "data"
+            and kinds[i + 1] in ("header", "title")
+            and _is_title_like(table.rows[i])
+        ):
             kinds[i] = "title"
     return kinds
 
@@ -215,45 +288,75 @@ def map_header(table, source: Source) -> dict[int, tuple[str, str]]:
     seen: dict[str, str] = {}
     for pos, header in enumerate(table.header):
         if header == "":
-            raise DataError(table.path, f"column {pos + 1} has an empty header", column=f"#{pos + 1}",
-                            hint="name the column, or delete it if it is empty")
+            raise DataError(
+                table.path,
+                f"column {pos + 1} has an empty header",
+                column=f"#{pos + 1}",
+                hint="name the column, or delete it if it is empty",
+            )
         entry = lookup.get(header)
         if entry is None:
             closest = source.closest(header)
-            raise DataError(table.path, "unknown header", column=repr(header),
-                            expected=f"a header listed for source '{source.name}' in resources/codebook.yaml",
-                            hint=(f"closest codebook header: {closest}. " if closest else "")
-                            + "If the column is that variable, add this header to its `headers` list; "
-                            "if it is not needed, add it to the source's `ignore` list")
+            raise DataError(
+                table.path,
+                "unknown header",
+                column=repr(header),
+                expected=f"a header listed for source '{source.name}' in resources/codebook.yaml",
+                hint=(f"closest codebook header: {closest}. " if closest else "")
+                + "If the column is that variable, add this header to its `headers` list; "
+                "if it is not needed, add it to the source's `ignore` list",
+            )
         kind, name = entry
         if kind == "ignore":
             continue
         if name in seen:
-            raise DataError(table.path, f"two columns map to {name!r}: {seen[name]!r} and {header!r}",
-                            column=repr(header), hint="delete one of the two columns")
+            raise DataError(
+                table.path,
+                f"two columns map to {name!r}: {seen[name]!r} and {header!r}",
+                column=repr(header),
+                hint="delete one of the two columns",
+            )
         seen[name] = header
         mapping[pos] = entry
     for key in source.keys:
         if key in ("city_code", "city_name"):
             continue  # either a code or a name column identifies a city: checked below
         if key not in seen:
-            raise DataError(table.path, f"missing required column {key!r}", column=key,
-                            expected=f"one of the headers {list(source.keys[key])}",
-                            hint="rename the identifier column, or add its header to the codebook keys")
+            raise DataError(
+                table.path,
+                f"missing required column {key!r}",
+                column=key,
+                expected=f"one of the headers {list(source.keys[key])}",
+                hint="rename the identifier column, or add its header to the codebook keys",
+            )
     if "city_code" in source.keys and "city_code" not in seen and "city_name" not in seen:
-        raise DataError(table.path, "missing required column 'city_code' (and no city name column)",
-                        column="city_code", expected=f"one of the headers {list(source.keys['city_code'])}")
+        raise DataError(
+            table.path,
+            "missing required column 'city_code' (and no city name column)",
+            column="city_code",
+            expected=f"one of the headers {list(source.keys['city_code'])}",
+        )
     for var in source.variables.values():
         if var.required and var.name not in seen:
-            raise DataError(table.path, f"missing required column {var.name!r}", column=f"{var.headers[0]!r} ({var.name})",
-                            expected=f"one of the headers {list(var.headers)} ({var.description})",
-                            hint="add the column to the extract, or, if the extract labels it differently, "
-                            "add that label to the variable's `headers` in resources/codebook.yaml")
+            raise DataError(
+                table.path,
+                f"missing required column {var.name!r}",
+                column=f"{var.headers[0]!r} ({var.name})",
+                expected=f"one of the headers {list(var.headers)} ({var.description})",
+                hint="add the column to the extract, or, if the extract labels it differently, "
+                "add that label to the variable's `headers` in resources/codebook.yaml",
+            )
     return mapping
 
 
-def ingest_table(path, source: Source, resolver: CityResolver | None, years: tuple[int, int], *,
-                 year: int | None = None):
+def ingest_table(
+    path,
+    source: Source,
+    resolver: CityResolver | None,
+    years: tuple[int, int],
+    *,
+    year: int | None = None,
+):
     """Read and validate one raw file of ``source``.
 
     Parameters
@@ -285,24 +388,48 @@ def ingest_table(path, source: Source, resolver: CityResolver | None, years: tup
         log.info("%s: sheet %r, header on row %d", table.path, table.sheet, table.header_line)
     mapping = map_header(table, source)
     if year is not None and not years[0] <= year <= years[1]:
-        raise DataError(table.path, f"data year {year} is outside the configured range {years[0]}–{years[1]}",
-                        expected=f"a year in {years[0]}–{years[1]}", hint="widen `years` in config.yaml or remove the file")
+        raise DataError(
+            table.path,
+            f"data year {year} is outside the configured range {years[0]}–{years[1]}",
+            expected=f"a year in {years[0]}–{years[1]}",
+            hint="widen `years` in config.yaml or remove the file",
+        )
     key_pos = {name: pos for pos, (kind, name) in mapping.items() if kind == "key"}
-    var_pos = [(pos, source.variables[name]) for pos, (kind, name) in mapping.items() if kind == "var"]
+    var_pos = [
+        (pos, source.variables[name]) for pos, (kind, name) in mapping.items() if kind == "var"
+    ]
     units = UNIT_WORDS | {v.unit for v in source.variables.values()}
     kinds = _classify_rows(table, is_header, units)
     records = []
     origin: dict[tuple, int] = {}
-    skipped = {"header": "a repeated header row", "unit": "a unit row", "title": "a title row above a repeated header",
-               "note": "a note row"}
+    skipped = {
+        "header": "a repeated header row",
+        "unit": "a unit row",
+        "title": "a title row above a repeated header",
+        "note": "a note row",
+    }
     for cells, line, kind in zip(table.rows, table.line_numbers, kinds):
         if kind != "data":
             if kind == "unit":
                 _check_unit_row(cells, line, table, var_pos, source)
-            log.info("%s: line %d: skipped %s (%s)", table.path, line, skipped[kind], preview_cells(cells))
+            log.info(
+                "%s: line %d: skipped %s (%s)",
+                table.path,
+                line,
+                skipped[kind],
+                preview_cells(cells),
+            )
             continue
-        raw_code = _text(cells[key_pos["city_code"]]) if key_pos.get("city_code", len(cells)) < len(cells) else ""
-        raw_name = _text(cells[key_pos["city_name"]]) if key_pos.get("city_name", len(cells)) < len(cells) else ""
+        raw_code = (
+            _text(cells[key_pos["city_code"]])
+            if key_pos.get("city_code", len(cells)) < len(cells)
+            else ""
+        )
+        raw_name = (
+            _text(cells[key_pos["city_name"]])
+            if key_pos.get("city_name", len(cells)) < len(cells)
+            else ""
+        )
         total = _totals_label(cells, key_pos, raw_code, raw_name, resolver, source)
         if total is not None:
             log.info("%s: line %d: skipped a totals row (%s)", table.path, line, total)
@@ -317,30 +444,51 @@ def ingest_table(path, source: Source, resolver: CityResolver | None, years: tup
             rec["year"] = year
         if source.grain in ("city_year", "city"):
             if not raw_code and not raw_name:
-                raise DataError(table.path, f"the row has neither a city code nor a city name ({preview_cells(cells)})",
-                                row=_raw_label(line, cells, key_pos, rec.get("year")), column="city code",
-                                expected="a 6-digit city code (or a city name) in every data row",
-                                hint="if it is a title, unit or note row, delete it; otherwise fill in the code")
-            rec["city_code"] = resolver.resolve(raw_code, raw_name, year=rec.get("year"), file=table.path,
-                                                row=_row_label(line, raw_code, raw_name, rec.get("year")))
-            label = _row_label(line, rec["city_code"], resolver.names.get(rec["city_code"], raw_name), rec.get("year"))
+                raise DataError(
+                    table.path,
+                    f"the row has neither a city code nor a city name ({preview_cells(cells)})",
+                    row=_raw_label(line, cells, key_pos, rec.get("year")),
+                    column="city code",
+                    expected="a 6-digit city code (or a city name) in every data row",
+                    hint="if it is a title, unit or note row, delete it; otherwise fill in the code",
+                )
+            rec["city_code"] = resolver.resolve(
+                raw_code,
+                raw_name,
+                year=rec.get("year"),
+                file=table.path,
+                row=_row_label(line, raw_code, raw_name, rec.get("year")),
+            )
+            label = _row_label(
+                line,
+                rec["city_code"],
+                resolver.names.get(rec["city_code"], raw_name),
+                rec.get("year"),
+            )
         elif "year" in rec:
             label = f"line {line} (year {rec['year']})"
         for pos, var in var_pos:
             rec[var.name] = _parse_cell(cells[pos], var, table, label, pos)
         key = tuple(rec[k] for k in ("city_code", "year") if k in rec)
         if key in origin:
-            raise DataError(table.path, f"duplicate record for {_key_text(key, source.grain)}: lines "
-                            f"{origin[key]} and {line}", row=label,
-                            expected="one row per " + source.grain.replace("_", " × "),
-                            hint="delete one of the two rows; if they are a city under an old and a new "
-                            "code, keep the row of the code valid in that year")
+            raise DataError(
+                table.path,
+                f"duplicate record for {_key_text(key, source.grain)}: lines "
+                f"{origin[key]} and {line}",
+                row=label,
+                expected="one row per " + source.grain.replace("_", " × "),
+                hint="delete one of the two rows; if they are a city under an old and a new "
+                "code, keep the row of the code valid in that year",
+            )
         origin[key] = line
         rec[SOURCE_LINE] = line
         records.append(rec)
     if not records:
-        raise DataError(table.path, "the file has no data rows (only headers, units, titles, notes or totals)",
-                        hint="re-export the extract with its records")
+        raise DataError(
+            table.path,
+            "the file has no data rows (only headers, units, titles, notes or totals)",
+            hint="re-export the extract with its records",
+        )
     keys = [k for k in ("city_code", "year") if k in records[0]]
     present = {var.name for _, var in var_pos}
     columns = keys + [name for name in source.variables if name in present] + [SOURCE_LINE]
@@ -374,13 +522,23 @@ def _parse_year(cell, file, label, years) -> int:
     except ValueError:
         value = math.nan
     if math.isnan(value) or value != int(value):
-        raise DataError(file, f"year {cell!r} is not a whole number", row=label, column="year",
-                        expected="a four-digit year")
+        raise DataError(
+            file,
+            f"year {cell!r} is not a whole number",
+            row=label,
+            column="year",
+            expected="a four-digit year",
+        )
     value = int(value)
     if not years[0] <= value <= years[1]:
-        raise DataError(file, f"year {value} is outside the configured range {years[0]}–{years[1]}",
-                        row=label, column="year", expected=f"years {years[0]}–{years[1]}",
-                        hint="drop rows outside the study period from the extract, or widen `years` in config.yaml")
+        raise DataError(
+            file,
+            f"year {value} is outside the configured range {years[0]}–{years[1]}",
+            row=label,
+            column="year",
+            expected=f"years {years[0]}–{years[1]}",
+            hint="drop rows outside the study period from the extract, or widen `years` in config.yaml",
+        )
     return value
 
 
@@ -388,33 +546,58 @@ def _parse_cell(cell, var, table, label, pos) -> float:
     column = f"{table.header[pos]!r} ({var.name})"
     if table.delimiter == ";" and isinstance(cell, str) and _DECIMAL_COMMA.match(_text(cell)):
         # semicolon exports come from locales that write decimal commas: 1,318 may be 1.318
-        raise DataError(table.path, f"the value {cell!r} has a comma in a semicolon-delimited file: a decimal "
-                        "comma or a thousands separator?", row=label, column=column,
-                        expected=f"a number in {var.unit} with a period as the decimal mark",
-                        hint="save the extract with a period as the decimal mark and no thousands separators, "
-                        "or as 'CSV UTF-8 (comma delimited)'")
+        raise DataError(
+            table.path,
+            f"the value {cell!r} has a comma in a semicolon-delimited file: a decimal "
+            "comma or a thousands separator?",
+            row=label,
+            column=column,
+            expected=f"a number in {var.unit} with a period as the decimal mark",
+            hint="save the extract with a period as the decimal mark and no thousands separators, "
+            "or as 'CSV UTF-8 (comma delimited)'",
+        )
     try:
         value = parse_number(cell)
     except ValueError:
-        raise DataError(table.path, f"non-numeric value {cell!r}", row=label, column=column,
-                        expected=f"a number in {var.unit}, or a missing-value placeholder (blank, —, …, -)",
-                        hint="correct the cell; footnote marks and units inside cells must be removed") from None
+        raise DataError(
+            table.path,
+            f"non-numeric value {cell!r}",
+            row=label,
+            column=column,
+            expected=f"a number in {var.unit}, or a missing-value placeholder (blank, —, …, -)",
+            hint="correct the cell; footnote marks and units inside cells must be removed",
+        ) from None
     if math.isnan(value):
         return value
     if var.positive and value <= 0:
-        raise DataError(table.path, f"value {value:g} is not positive, but {var.name} is a denominator "
-                        "of a ratio downstream", row=label, column=column,
-                        expected=f"a number > 0 in {var.unit}",
-                        hint="if the value is unknown, leave the cell blank so it is interpolated; "
-                        "otherwise correct it")
+        raise DataError(
+            table.path,
+            f"value {value:g} is not positive, but {var.name} is a denominator "
+            "of a ratio downstream",
+            row=label,
+            column=column,
+            expected=f"a number > 0 in {var.unit}",
+            hint="if the value is unknown, leave the cell blank so it is interpolated; "
+            "otherwise correct it",
+        )
     if var.min is not None and value < var.min:
-        raise DataError(table.path, f"value {value:g} is below the admissible minimum {var.min:g}",
-                        row=label, column=column, expected=f"{var.min:g} ≤ value in {var.unit}",
-                        hint="check the sign and the unit of the cell")
+        raise DataError(
+            table.path,
+            f"value {value:g} is below the admissible minimum {var.min:g}",
+            row=label,
+            column=column,
+            expected=f"{var.min:g} ≤ value in {var.unit}",
+            hint="check the sign and the unit of the cell",
+        )
     if var.max is not None and value > var.max:
-        raise DataError(table.path, f"value {value:g} is above the admissible maximum {var.max:g}",
-                        row=label, column=column, expected=f"value ≤ {var.max:g} in {var.unit}",
-                        hint="check the unit: percentages are expected in %, not as fractions or per mille")
+        raise DataError(
+            table.path,
+            f"value {value:g} is above the admissible maximum {var.max:g}",
+            row=label,
+            column=column,
+            expected=f"value ≤ {var.max:g} in {var.unit}",
+            hint="check the unit: percentages are expected in %, not as fractions or per mille",
+        )
     return value * var.factor
 
 
@@ -437,19 +620,31 @@ def ingest_reports(paths, province_codes, years: tuple[int, int]):
     for path in sorted(map(Path, paths)):
         m = _REPORT_NAME.match(path.name)
         if not m:
-            raise DataError(path, "report file name not understood", expected="{PROVINCE_CODE}_{YEAR}.txt, e.g. 130000_2015.txt",
-                            hint="rename the file; the province code is the 6-digit code ending in 0000")
+            raise DataError(
+                path,
+                "report file name not understood",
+                expected="{PROVINCE_CODE}_{YEAR}.txt, e.g. 130000_2015.txt",
+                hint="rename the file; the province code is the 6-digit code ending in 0000",
+            )
         prov, year = m.group(1), int(m.group(2))
         if prov not in valid:
-            raise DataError(path, f"unknown province code {prov}", column="file name",
-                            expected="a province_code of resources/cities/city_attributes.csv, or 000000",
-                            hint="province codes end in 0000, e.g. 130000 for 河北省")
+            raise DataError(
+                path,
+                f"unknown province code {prov}",
+                column="file name",
+                expected="a province_code of resources/cities/city_attributes.csv, or 000000",
+                hint="province codes end in 0000, e.g. 130000 for 河北省",
+            )
         if not years[0] <= year <= years[1]:
             continue
         data = path.read_bytes()
         if not data.strip():
-            raise DataError(path, "the report file is empty", row=f"province {prov}, year {year}",
-                            hint="paste the full text of the government work report")
+            raise DataError(
+                path,
+                "the report file is empty",
+                row=f"province {prov}, year {year}",
+                hint="paste the full text of the government work report",
+            )
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -458,11 +653,17 @@ def ingest_reports(paths, province_codes, years: tuple[int, int]):
                 found = f"it decodes as {enc.upper()}"
             except DataError:
                 found = "its encoding is unknown"
-            raise DataError(path, f"the report is not UTF-8 (invalid byte at offset {exc.start}; {found})",
-                            row=f"province {prov}, year {year}", expected="UTF-8 text",
-                            hint=f"convert it: iconv -f GB18030 -t UTF-8 {path.name} > fixed.txt") from None
+            raise DataError(
+                path,
+                f"the report is not UTF-8 (invalid byte at offset {exc.start}; {found})",
+                row=f"province {prov}, year {year}",
+                expected="UTF-8 text",
+                hint=f"convert it: iconv -f GB18030 -t UTF-8 {path.name} > fixed.txt",
+            ) from None
         text = normalise_text(text)
-        records.append({"province_code": prov, "year": year, "n_chars": n_characters(text), "text": text})
+        records.append(
+            {"province_code": prov, "year": year, "n_chars": n_characters(text), "text": text}
+        )
     return pd.DataFrame.from_records(records, columns=["province_code", "year", "n_chars", "text"])
 
 

@@ -22,7 +22,9 @@ from pathlib import Path
 from nqp_resilience.errors import DataError
 
 #: Cell values that mean "missing" in yearbook extracts (after NFKC normalisation).
-PLACEHOLDERS = frozenset({"", "—", "——", "-", "--", "…", "...", "……", "NA", "N/A", "na", "nan", "NaN", "null", "无"})
+PLACEHOLDERS = frozenset(
+    {"", "—", "——", "-", "--", "…", "...", "……", "NA", "N/A", "na", "nan", "NaN", "null", "无"}
+)
 
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$")
 _PLAIN = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -47,8 +49,19 @@ class RawTable:
     reader decided (delimiter, sheet, skipped title rows) for the job log.
     """
 
-    def __init__(self, path, header, rows, line_numbers, encoding, *, delimiter=None, sheet=None,
-                 header_line=1, notes=()):
+    def __init__(
+        self,
+        path,
+        header,
+        rows,
+        line_numbers,
+        encoding,
+        *,
+        delimiter=None,
+        sheet=None,
+        header_line=1,
+        notes=(),
+    ):
         self.path = str(path)
         self.header = header
         self.rows = rows
@@ -117,8 +130,12 @@ def read_raw_table(path, is_header=None) -> RawTable:
     if not path.exists():
         raise DataError(path, "the file does not exist", hint="check raw_dir and the file name")
     if path.stat().st_size == 0:
-        raise DataError(path, "the file is empty", expected="a header row and one row per record",
-                        hint="re-export the extract; an interrupted download leaves empty files")
+        raise DataError(
+            path,
+            "the file is empty",
+            expected="a header row and one row per record",
+            hint="re-export the extract; an interrupted download leaves empty files",
+        )
     notes: list[str] = []
     if path.suffix.lower() == ".xlsx":
         sheet, records = _read_xlsx(path, is_header, notes)
@@ -130,20 +147,34 @@ def read_raw_table(path, is_header=None) -> RawTable:
         sheet, records = None, _csv_records(text, delimiter)
     pos = _header_position(records, is_header)
     if pos is None:
-        raise DataError(path, "the file has no header row", expected="column names in the first row")
+        raise DataError(
+            path, "the file has no header row", expected="column names in the first row"
+        )
     header_line, header = records[pos]
     for line, cells in records[:pos]:
         notes.append(f"line {line}: skipped a title row above the header ({preview_cells(cells)})")
     header = [normalise_text(str(c)) for c in header]
     while header and header[-1] == "":
-        header.pop()   # spreadsheet exports pad the header with empty cells
-    rows = [cells for _, cells in records[pos + 1:]]
-    lines = [line for line, _ in records[pos + 1:]]
+        header.pop()  # spreadsheet exports pad the header with empty cells
+    rows = [cells for _, cells in records[pos + 1 :]]
+    lines = [line for line, _ in records[pos + 1 :]]
     if not rows:
-        raise DataError(path, "the file has a header but no data rows",
-                        hint="re-export the extract with its records")
-    return RawTable(path, header, rows, lines, enc, delimiter=delimiter, sheet=sheet,
-                    header_line=header_line, notes=notes)
+        raise DataError(
+            path,
+            "the file has a header but no data rows",
+            hint="re-export the extract with its records",
+        )
+    return RawTable(
+        path,
+        header,
+        rows,
+        lines,
+        enc,
+        delimiter=delimiter,
+        sheet=sheet,
+        header_line=header_line,
+        notes=notes,
+    )
 
 
 def preview_cells(cells, n: int = 3) -> str:
@@ -194,7 +225,9 @@ def _detect_delimiter(path, text: str, is_header) -> str:
     """
     head = {d: _csv_records(text, d, limit=50) for d in DELIMITERS}
     if is_header is not None:
-        mapped = [d for d, recs in head.items() if any(is_header(c) for _, c in recs[:MAX_LEADING_ROWS])]
+        mapped = [
+            d for d, recs in head.items() if any(is_header(c) for _, c in recs[:MAX_LEADING_ROWS])
+        ]
         if len(mapped) == 1:
             return mapped[0]
         if mapped:
@@ -210,11 +243,14 @@ def _detect_delimiter(path, text: str, is_header) -> str:
     if len(plausible) == 1:
         return next(iter(plausible))
     if not plausible:
-        return ","   # one column only: the header check reports what is missing
+        return ","  # one column only: the header check reports what is missing
     found = ", ".join(f"{DELIMITERS[d]} ({w} columns)" for d, w in plausible.items())
-    raise DataError(path, f"the field delimiter is ambiguous: {found} all split the rows consistently",
-                    expected="one of comma, semicolon or tab separating the cells",
-                    hint="save the extract as 'CSV UTF-8 (comma delimited)' from a spreadsheet program")
+    raise DataError(
+        path,
+        f"the field delimiter is ambiguous: {found} all split the rows consistently",
+        expected="one of comma, semicolon or tab separating the cells",
+        hint="save the extract as 'CSV UTF-8 (comma delimited)' from a spreadsheet program",
+    )
 
 
 def _read_xlsx(path: Path, is_header, notes):
@@ -240,12 +276,16 @@ def _read_xlsx(path: Path, is_header, notes):
             wb.close()
     except DataError:
         raise
-    except Exception as exc:  # noqa: BLE001 - zip, XML and openpyxl raise many unrelated types
+    except Exception as exc:
         detail = str(exc).splitlines()[0][:160] if str(exc) else ""
-        raise DataError(path, f"the file is not a readable .xlsx workbook ({exc.__class__.__name__}"
-                        + (f": {detail}" if detail else "") + ")",
-                        hint="open and re-save it in a spreadsheet program, or export it as CSV; "
-                        "a download that was interrupted or a file renamed to .xlsx looks like this") from None
+        raise DataError(
+            path,
+            f"the file is not a readable .xlsx workbook ({exc.__class__.__name__}"
+            + (f": {detail}" if detail else "")
+            + ")",
+            hint="open and re-save it in a spreadsheet program, or export it as CSV; "
+            "a download that was interrupted or a file renamed to .xlsx looks like this",
+        ) from None
     names = list(sheets)
     if not names:
         raise DataError(path, "the workbook has no worksheet", hint="export the table again")
@@ -254,20 +294,31 @@ def _read_xlsx(path: Path, is_header, notes):
     found = [n for n in names if any(is_header(c) for _, c in sheets[n][:MAX_LEADING_ROWS])]
     if len(found) == 1:
         others = [n for n in names if n != found[0]]
-        notes.append(f"sheet {found[0]!r} (its header maps to the codebook); skipped sheets: "
-                     + ", ".join(repr(n) for n in others))
+        notes.append(
+            f"sheet {found[0]!r} (its header maps to the codebook); skipped sheets: "
+            + ", ".join(repr(n) for n in others)
+        )
         return found[0], sheets[found[0]]
-    listing = "; ".join(f"{n!r} (first row: {preview_cells(sheets[n][0][1]) if sheets[n] else 'empty'})"
-                        for n in names)
+    listing = "; ".join(
+        f"{n!r} (first row: {preview_cells(sheets[n][0][1]) if sheets[n] else 'empty'})"
+        for n in names
+    )
     if found:
-        raise DataError(path, "several sheets have a header that maps to the codebook: "
-                        + ", ".join(repr(n) for n in found), expected="one sheet with the extract",
-                        hint=f"sheets: {listing}. Delete the sheets that are not this extract (e.g. a "
-                        "市辖区 scope next to 全市), or save the one you want as CSV")
-    raise DataError(path, "no sheet has a header row that maps to the codebook",
-                    expected="one sheet whose header has the identifier and variable columns of the codebook",
-                    hint=f"sheets: {listing}. Rename the headers to those of resources/codebook.yaml, "
-                    "or save the sheet with the data as CSV")
+        raise DataError(
+            path,
+            "several sheets have a header that maps to the codebook: "
+            + ", ".join(repr(n) for n in found),
+            expected="one sheet with the extract",
+            hint=f"sheets: {listing}. Delete the sheets that are not this extract (e.g. a "
+            "市辖区 scope next to 全市), or save the one you want as CSV",
+        )
+    raise DataError(
+        path,
+        "no sheet has a header row that maps to the codebook",
+        expected="one sheet whose header has the identifier and variable columns of the codebook",
+        hint=f"sheets: {listing}. Rename the headers to those of resources/codebook.yaml, "
+        "or save the sheet with the data as CSV",
+    )
 
 
 def parse_number(cell) -> float:
@@ -317,9 +368,11 @@ def atomic_write(path, write) -> None:
 
 def write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
+
     def _w(tmp):
         with open(tmp, "wb") as fh:
             fh.write(data)
+
     atomic_write(path, _w)
 
 
@@ -335,7 +388,10 @@ def write_parquet(df, path) -> None:
 
 def write_csv(df, path, float_format: str | None = None) -> None:
     """Write a DataFrame to CSV atomically (UTF-8, ``\\n`` line ends, no index)."""
-    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n", float_format=float_format))
+    atomic_write(
+        path,
+        lambda tmp: df.to_csv(tmp, index=False, lineterminator="\n", float_format=float_format),
+    )
 
 
 def read_yaml(path):
@@ -351,5 +407,9 @@ def read_yaml(path):
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         row = f"line {mark.line + 1}" if mark is not None else None
-        raise DataError(path, f"invalid YAML: {getattr(exc, 'problem', exc)}", row=row,
-                        hint="check indentation and quoting at that line") from None
+        raise DataError(
+            path,
+            f"invalid YAML: {getattr(exc, 'problem', exc)}",
+            row=row,
+            hint="check indentation and quoting at that line",
+        ) from None

@@ -19,7 +19,12 @@ def ingest_yearbook_job(smk) -> None:
     source = Codebook(smk.input.codebook)["yearbook"]
     resolver = CityResolver(smk.input.attributes, smk.input.aliases)
     df = ingest_table(smk.input.raw, source, resolver, _years(smk), year=int(smk.wildcards.year))
-    log.info("%s: %d cities, %d variables", smk.input.raw, len(df), len(set(df.columns) & set(source.variables)))
+    log.info(
+        "%s: %d cities, %d variables",
+        smk.input.raw,
+        len(df),
+        len(set(df.columns) & set(source.variables)),
+    )
     write_parquet(df, smk.output.table)
 
 
@@ -31,7 +36,9 @@ def ingest_source_job(smk) -> None:
     from nqp_resilience.data.io import write_parquet
 
     source = Codebook(smk.input.codebook)[smk.wildcards.source]
-    resolver = CityResolver(smk.input.attributes, smk.input.aliases) if source.grain != "year" else None
+    resolver = (
+        CityResolver(smk.input.attributes, smk.input.aliases) if source.grain != "year" else None
+    )
     y0, y1 = _years(smk)
     df = ingest_table(smk.input.raw, source, resolver, (y0 - source.years_before, y1))
     log.info("%s: %d rows, %d variables", smk.input.raw, len(df), len(source.variables))
@@ -62,19 +69,38 @@ def plausibility_job(smk) -> None:
     from nqp_resilience.data.cities import read_attributes
     from nqp_resilience.data.codebook import Codebook
     from nqp_resilience.data.io import write_csv, write_parquet, write_text
-    from nqp_resilience.data.plausibility import (PlausibilityError, Thresholds, audit_markdown, check_tables,
-                                             findings_frame, load_inputs, read_corrections)
+    from nqp_resilience.data.plausibility import (
+        PlausibilityError,
+        Thresholds,
+        audit_markdown,
+        check_tables,
+        findings_frame,
+        load_inputs,
+        read_corrections,
+    )
 
     codebook = Codebook(smk.input.codebook)
     interim = [*smk.input.yearbook, *smk.input.sources]
     raw = [*smk.input.raw_yearbook, *smk.input.raw_sources]
     tables = load_inputs(interim, raw, codebook)
     names = {r["city_code"]: r["city_name"] for r in read_attributes(smk.input.attributes)}
-    result = check_tables(tables, codebook, Thresholds.from_config(dict(smk.params.thresholds)),
-                          read_corrections(smk.input.corrections), names, corrections_path=smk.input.corrections)
+    result = check_tables(
+        tables,
+        codebook,
+        Thresholds.from_config(dict(smk.params.thresholds)),
+        read_corrections(smk.input.corrections),
+        names,
+        corrections_path=smk.input.corrections,
+    )
     action = smk.params.action
-    log.info("plausibility: %d cells checked, %d findings, %d confirmed, %d corrections applied (action %s)",
-             result.cells_checked, len(result.findings), len(result.confirmed), len(result.corrections), action)
+    log.info(
+        "plausibility: %d cells checked, %d findings, %d confirmed, %d corrections applied (action %s)",
+        result.cells_checked,
+        len(result.findings),
+        len(result.confirmed),
+        len(result.corrections),
+        action,
+    )
     write_text(smk.output.report, audit_markdown(result, action))
     write_csv(findings_frame(result.findings), smk.output.table)
     if result.findings and action == "stop":
@@ -96,22 +122,32 @@ def build_panel_job(smk) -> None:
     from nqp_resilience.data.io import write_csv, write_parquet, write_text
 
     p = smk.params
-    options = SampleOptions(years=_years(smk), drop_changed_2011=bool(p.sample["drop_changed_2011"]),
-                            changed_2011_types=tuple(p.sample["changed_2011_types"]),
-                            drop_partial_period=bool(p.sample["drop_partial_period"]),
-                            max_missing_share=float(p.sample["max_missing_share"]),
-                            required_variables=tuple(p.sample["required_variables"]), edge=p.edge)
+    options = SampleOptions(
+        years=_years(smk),
+        drop_changed_2011=bool(p.sample["drop_changed_2011"]),
+        changed_2011_types=tuple(p.sample["changed_2011_types"]),
+        drop_partial_period=bool(p.sample["drop_partial_period"]),
+        max_missing_share=float(p.sample["max_missing_share"]),
+        required_variables=tuple(p.sample["required_variables"]),
+        edge=p.edge,
+    )
     codebook = Codebook(smk.input.codebook)
     order = list(codebook.variables("city_year"))
     city_year = [pd.read_parquet(f) for f in [*smk.input.yearbook, *smk.input.city_year]]
     static = [pd.read_parquet(f) for f in smk.input.static]
     national = pd.read_parquet(smk.input.national)
-    panel, audit, sample = build_panel(city_year, static, national, attributes_frame(smk.input.attributes),
-                                       options, order)
+    panel, audit, sample = build_panel(
+        city_year, static, national, attributes_frame(smk.input.attributes), options, order
+    )
     required = list(options.required_variables) or [v for v in order if v in panel.columns]
     check_panel(panel, required, options.edge, path=smk.output.panel)
-    log.info("panel: %d cities x %d years; %d imputed cells; %d cities dropped",
-             panel["city_code"].nunique(), panel["year"].nunique(), len(audit), int((~sample["kept"]).sum()))
+    log.info(
+        "panel: %d cities x %d years; %d imputed cells; %d cities dropped",
+        panel["city_code"].nunique(),
+        panel["year"].nunique(),
+        len(audit),
+        int((~sample["kept"]).sum()),
+    )
     write_parquet(audit, smk.output.audit)
     write_csv(sample, smk.output.sample_table)
     write_text(smk.output.sample_log, sample_report(sample, audit, panel, options))

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-_NUMERIC = {"double": np.float64, "float": np.float32, "int64": np.int64, "int32": np.int32, "int8": np.int8,
-            "int16": np.int16, "uint8": np.uint8, "bool": None}
+_NUMERIC = {
+    "double": np.float64,
+    "float": np.float32,
+    "int64": np.int64,
+    "int32": np.int32,
+    "int8": np.int8,
+    "int16": np.int16,
+    "uint8": np.uint8,
+    "bool": None,
+}
 
 
 def _validity(chunk) -> np.ndarray | None:
@@ -18,7 +26,7 @@ def _validity(chunk) -> np.ndarray | None:
     if buf is None or chunk.null_count == 0:
         return None
     bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), bitorder="little")
-    return bits[chunk.offset: chunk.offset + len(chunk)].astype(bool)
+    return bits[chunk.offset : chunk.offset + len(chunk)].astype(bool)
 
 
 def _chunk_to_numpy(chunk) -> np.ndarray:
@@ -27,17 +35,21 @@ def _chunk_to_numpy(chunk) -> np.ndarray:
     if typ in ("string", "large_string", "utf8", "large_utf8"):
         offsets_dtype = np.int64 if typ.startswith("large") else np.int32
         _, obuf, dbuf = chunk.buffers()
-        offsets = np.frombuffer(obuf, dtype=offsets_dtype)[off: off + n + 1]
+        offsets = np.frombuffer(obuf, dtype=offsets_dtype)[off : off + n + 1]
         data = bytes(dbuf) if dbuf is not None else b""
         valid = _validity(chunk)
         out = np.empty(n, dtype=object)
         for i in range(n):
-            out[i] = None if valid is not None and not valid[i] else data[offsets[i]:offsets[i + 1]].decode("utf-8")
+            out[i] = (
+                None
+                if valid is not None and not valid[i]
+                else data[offsets[i] : offsets[i + 1]].decode("utf-8")
+            )
         return out
     if typ not in _NUMERIC or typ == "bool":
         raise TypeError(f"unsupported column type {typ}")
     dtype = _NUMERIC[typ]
-    values = np.frombuffer(chunk.buffers()[1], dtype=dtype)[off: off + n]
+    values = np.frombuffer(chunk.buffers()[1], dtype=dtype)[off : off + n]
     valid = _validity(chunk)
     if valid is None:
         return values.copy()
@@ -56,8 +68,11 @@ def read_columns(path, columns: list[str]) -> dict[str, np.ndarray]:
     if missing:
         from nqp_resilience.errors import ConfigError
 
-        raise ConfigError("specs", f"variable(s) {missing} are not in {path}",
-                          hint=f"available: {', '.join(sorted(available))}")
+        raise ConfigError(
+            "specs",
+            f"variable(s) {missing} are not in {path}",
+            hint=f"available: {', '.join(sorted(available))}",
+        )
     table = pf.read(columns=list(dict.fromkeys(columns)))
     out = {}
     for name in dict.fromkeys(columns):

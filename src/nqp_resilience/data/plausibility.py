@@ -55,8 +55,22 @@ CHECKS = ("bounds", "swap", "column", "decimal_shift", "jump", "cross_city")
 #: Columns of the corrections file, in order.
 CORRECTION_COLUMNS = ("file_or_source", "city_code", "year", "variable", "action", "value", "note")
 #: Columns of the findings table (results/audit/plausibility.csv).
-FINDING_COLUMNS = ("check", "file", "line", "city_code", "city_name", "year", "header", "variable", "value",
-                   "unit", "expected", "cause", "score", "table")
+FINDING_COLUMNS = (
+    "check",
+    "file",
+    "line",
+    "city_code",
+    "city_name",
+    "year",
+    "header",
+    "variable",
+    "value",
+    "unit",
+    "expected",
+    "cause",
+    "score",
+    "table",
+)
 #: Raw units of counts: values below ``min_count`` are too small for ratio checks.
 COUNT_UNITS = ("件", "个", "台", "人", "户", "部")
 #: How many findings the stop message prints in full.
@@ -111,15 +125,23 @@ class Thresholds:
     min_cities: int = 20
 
     @classmethod
-    def from_config(cls, options: dict | None) -> "Thresholds":
+    def from_config(cls, options: dict | None) -> Thresholds:
         """From the ``thresholds`` mapping of the config (missing keys take the defaults)."""
         options = dict(options or {})
         known = {f.name: f.type for f in fields(cls)}
         unknown = sorted(set(options) - set(known))
         if unknown:
-            raise ConfigError(f"plausibility.thresholds.{unknown[0]}", "unknown key",
-                              hint=f"allowed keys: {', '.join(known)}")
-        return cls(**{k: (int(v) if k in ("min_years", "min_cities") else float(v)) for k, v in options.items()})
+            raise ConfigError(
+                f"plausibility.thresholds.{unknown[0]}",
+                "unknown key",
+                hint=f"allowed keys: {', '.join(known)}",
+            )
+        return cls(
+            **{
+                k: (int(v) if k in ("min_years", "min_cities") else float(v))
+                for k, v in options.items()
+            }
+        )
 
 
 def normalise_config(config: dict) -> dict:
@@ -192,8 +214,10 @@ class Finding:
     def full_text(self) -> str:
         """The finding in full, as the stop message and the audit print it."""
         value = "—" if self.value is None else _fmt(self.value)
-        return (f"{self.where()}:\n    value {value} {self.unit}; expected {self.expected}\n"
-                f"    likely cause: {self.cause} [{self.check}]")
+        return (
+            f"{self.where()}:\n    value {value} {self.unit}; expected {self.expected}\n"
+            f"    likely cause: {self.cause} [{self.check}]"
+        )
 
 
 @dataclass
@@ -243,8 +267,12 @@ class Result:
 class PlausibilityError(ProjectError):
     """Implausible values found: the run stops before the panel is built."""
 
-    def __init__(self, result: Result, corrections_path: str = "resources/corrections.csv",
-                 audit_path: str = "results/audit/plausibility.md"):
+    def __init__(
+        self,
+        result: Result,
+        corrections_path: str = "resources/corrections.csv",
+        audit_path: str = "results/audit/plausibility.md",
+    ):
         self.result = result
         self.findings = list(result.findings)
         super().__init__(stop_message(result, corrections_path, audit_path))
@@ -274,7 +302,7 @@ def _times(ratio: float) -> str:
 
 
 def _power_text(k: int) -> str:
-    return f"×{10.0 ** k:,.0f}" if k > 0 else f"×{10.0 ** k:g}"
+    return f"×{10.0**k:,.0f}" if k > 0 else f"×{10.0**k:g}"
 
 
 def unit_cause(unit: str, k: int) -> str:
@@ -434,8 +462,11 @@ def load_inputs(interim_paths, raw_paths, codebook) -> list[TableInput]:
     for interim, raw in zip(interim_paths, raw_paths):
         name = Path(interim).stem
         source = table_source(name, codebook)
-        out.append(TableInput(name, source, str(raw), pd.read_parquet(interim),
-                              raw_headers(raw, codebook[source])))
+        out.append(
+            TableInput(
+                name, source, str(raw), pd.read_parquet(interim), raw_headers(raw, codebook[source])
+            )
+        )
     return out
 
 
@@ -446,8 +477,11 @@ def table_source(name: str, codebook) -> str:
     base = name.rsplit("_", 1)[0]
     if base in codebook.sources:
         return base
-    raise DataError(name, f"no codebook source for the interim table {name!r}",
-                    expected=f"one of {sorted(codebook.sources)} (yearbook tables as yearbook_YEAR)")
+    raise DataError(
+        name,
+        f"no codebook source for the interim table {name!r}",
+        expected=f"one of {sorted(codebook.sources)} (yearbook tables as yearbook_YEAR)",
+    )
 
 
 # --------------------------------------------------------------------------- corrections
@@ -461,9 +495,12 @@ def read_corrections(path) -> list[dict]:
     """
     path = Path(path)
     if not path.exists():
-        raise DataError(path, "the corrections file does not exist",
-                        expected="a CSV with the header " + ",".join(CORRECTION_COLUMNS),
-                        hint="create it with only that header line, or set plausibility.corrections in config.yaml")
+        raise DataError(
+            path,
+            "the corrections file does not exist",
+            expected="a CSV with the header " + ",".join(CORRECTION_COLUMNS),
+            hint="create it with only that header line, or set plausibility.corrections in config.yaml",
+        )
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     rows, header = [], None
     for number, text in enumerate(lines, start=1):
@@ -476,14 +513,22 @@ def read_corrections(path) -> list[dict]:
             missing = [c for c in CORRECTION_COLUMNS if c != "note" and c not in header]
             unknown = [c for c in header if c not in CORRECTION_COLUMNS]
             if missing or unknown:
-                raise DataError(path, f"header {header} is not the corrections header", row=f"line {number}",
-                                column=(missing or unknown)[0],
-                                expected="the columns " + ",".join(CORRECTION_COLUMNS),
-                                hint="see the comment block at the top of resources/corrections.csv")
+                raise DataError(
+                    path,
+                    f"header {header} is not the corrections header",
+                    row=f"line {number}",
+                    column=(missing or unknown)[0],
+                    expected="the columns " + ",".join(CORRECTION_COLUMNS),
+                    hint="see the comment block at the top of resources/corrections.csv",
+                )
             continue
         if len(cells) > len(header):
-            raise DataError(path, f"{len(cells)} cells but {len(header)} columns", row=f"line {number}",
-                            expected="one cell per column; quote a note that contains commas")
+            raise DataError(
+                path,
+                f"{len(cells)} cells but {len(header)} columns",
+                row=f"line {number}",
+                expected="one cell per column; quote a note that contains commas",
+            )
         row = dict(zip(header, cells + [""] * (len(header) - len(cells))))
         row["_line"] = number
         rows.append(row)
@@ -495,18 +540,26 @@ def _match_table(spec: str, year: int | None, tables: list[TableInput]) -> list[
     exact = [t for t in tables if t.name == spec]
     if exact:
         return exact
-    by_file = [t for t in tables
-               if t.file.replace("\\", "/") == spec or t.file.replace("\\", "/").endswith("/" + spec)
-               or Path(t.file).name == spec]
+    by_file = [
+        t
+        for t in tables
+        if t.file.replace("\\", "/") == spec
+        or t.file.replace("\\", "/").endswith("/" + spec)
+        or Path(t.file).name == spec
+    ]
     if by_file:
         return by_file
     by_source = [t for t in tables if t.source == spec]
     if len(by_source) > 1 and year is not None:
-        by_source = [t for t in by_source if "year" not in t.data.columns and t.name.endswith(f"_{year}")]
+        by_source = [
+            t for t in by_source if "year" not in t.data.columns and t.name.endswith(f"_{year}")
+        ]
     return by_source
 
 
-def resolve_corrections(rows: list[dict], tables: list[TableInput], codebook, path) -> list[Correction]:
+def resolve_corrections(
+    rows: list[dict], tables: list[TableInput], codebook, path
+) -> list[Correction]:
     """Check every correction row against the tables; each must match at least one cell.
 
     Raises
@@ -538,15 +591,27 @@ def resolve_corrections(rows: list[dict], tables: list[TableInput], codebook, pa
             try:
                 year = int(parse_number(row["year"]))
             except (ValueError, TypeError):
-                fail(f"year {row['year']!r} is not a whole number", "year", "a four-digit year, or blank")
+                fail(
+                    f"year {row['year']!r} is not a whole number",
+                    "year",
+                    "a four-digit year, or blank",
+                )
         matches = _match_table(row.get("file_or_source", ""), year, tables)
         if not matches:
-            fail(f"no ingested table matches {row.get('file_or_source', '')!r}", "file_or_source",
-                 "a raw file (e.g. yearbook/city_yearbook_2015.csv), its file name, or an interim table "
-                 "name (e.g. yearbook_2015, patents)", hint="known tables: " + ", ".join(t.name for t in tables))
+            fail(
+                f"no ingested table matches {row.get('file_or_source', '')!r}",
+                "file_or_source",
+                "a raw file (e.g. yearbook/city_yearbook_2015.csv), its file name, or an interim table "
+                "name (e.g. yearbook_2015, patents)",
+                hint="known tables: " + ", ".join(t.name for t in tables),
+            )
         if len(matches) > 1:
-            fail(f"{row['file_or_source']!r} matches {len(matches)} tables", "file_or_source",
-                 "one table", hint="add the year, or name the file (e.g. yearbook/city_yearbook_2015.csv)")
+            fail(
+                f"{row['file_or_source']!r} matches {len(matches)} tables",
+                "file_or_source",
+                "one table",
+                hint="add the year, or name the file (e.g. yearbook/city_yearbook_2015.csv)",
+            )
         table = matches[0]
         source = codebook[table.source]
         variable = row.get("variable", "").strip()
@@ -556,9 +621,12 @@ def resolve_corrections(rows: list[dict], tables: list[TableInput], codebook, pa
 
             kind, name = lookup.get(normalise_text(variable), ("", ""))
             if kind != "var":
-                fail(f"unknown variable {variable!r} for source {table.source!r}", "variable",
-                     "a canonical name or raw header of resources/codebook.yaml",
-                     hint=source.closest(variable) and f"closest: {source.closest(variable)}")
+                fail(
+                    f"unknown variable {variable!r} for source {table.source!r}",
+                    "variable",
+                    "a canonical name or raw header of resources/codebook.yaml",
+                    hint=source.closest(variable) and f"closest: {source.closest(variable)}",
+                )
             variable = name
         var = source.variables[variable]
         df = table.data
@@ -587,34 +655,63 @@ def resolve_corrections(rows: list[dict], tables: list[TableInput], codebook, pa
         n = int(mask.sum())
         if action == "replace":
             if value is None:
-                fail("a replace row needs a value", "value", f"the right value in {var.unit} (the raw unit)")
+                fail(
+                    "a replace row needs a value",
+                    "value",
+                    f"the right value in {var.unit} (the raw unit)",
+                )
             if n != 1:
-                fail(f"a replace row must match exactly one cell; it matches {n}",
-                     "city_code" if n > 1 else "file_or_source",
-                     "file, city_code and year that identify one record",
-                     hint=None if n else "check the city code and year: no such record in that file")
+                fail(
+                    f"a replace row must match exactly one cell; it matches {n}",
+                    "city_code" if n > 1 else "file_or_source",
+                    "file, city_code and year that identify one record",
+                    hint=None if n else "check the city code and year: no such record in that file",
+                )
         if n == 0:
-            fail(f"the correction matches no cell of {table.name} ({table.file})", "city_code",
-                 "a city and year present in that file",
-                 hint="remove the row if the value it corrected has been fixed in the raw file")
+            fail(
+                f"the correction matches no cell of {table.name} ({table.file})",
+                "city_code",
+                "a city and year present in that file",
+                hint="remove the row if the value it corrected has been fixed in the raw file",
+            )
         current = df.loc[mask, variable].to_numpy(dtype=float) / var.factor
         if action == "confirm":
             if np.isnan(current).all():
                 fail("the confirmed cell is missing in the data", "value", "a cell with a value")
-            if value is not None and not np.allclose(current[~np.isnan(current)], value, rtol=1e-6, atol=0):
-                fail(f"the confirmed value {_fmt(value)} differs from the cell ({_fmt(float(current[0]))})",
-                     "value", "the value now in the file, or a blank value",
-                     hint="the raw value changed since it was confirmed: check it again")
+            if value is not None and not np.allclose(
+                current[~np.isnan(current)], value, rtol=1e-6, atol=0
+            ):
+                fail(
+                    f"the confirmed value {_fmt(value)} differs from the cell ({_fmt(float(current[0]))})",
+                    "value",
+                    "the value now in the file, or a blank value",
+                    hint="the raw value changed since it was confirmed: check it again",
+                )
         key_rows = np.flatnonzero(mask)
         for r in key_rows:
             key = (table.name, int(r), variable)
             if key in seen:
-                fail(f"a second correction for the same cell (first on line {seen[key]})", "city_code",
-                     "one correction per cell")
+                fail(
+                    f"a second correction for the same cell (first on line {seen[key]})",
+                    "city_code",
+                    "one correction per cell",
+                )
             seen[key] = line
-        out.append(Correction(line, row.get("file_or_source", ""), table.name, city, year, variable, action,
-                              value, row.get("note", ""), old_value=float(current[0]) if n == 1 else None,
-                              cells=n))
+        out.append(
+            Correction(
+                line,
+                row.get("file_or_source", ""),
+                table.name,
+                city,
+                year,
+                variable,
+                action,
+                value,
+                row.get("note", ""),
+                old_value=float(current[0]) if n == 1 else None,
+                cells=n,
+            )
+        )
     return out
 
 
@@ -629,15 +726,20 @@ class _Matrix:
     kind: str
     cities: list
     years: list
-    x: object            # raw values (n, T)
-    line: object         # source line (n, T), -1 where no record
-    table: object        # index into tables (n, T), -1 where no record
-    excluded: object     # cells not to flag again (n, T) bool
+    x: object  # raw values (n, T)
+    line: object  # source line (n, T), -1 where no record
+    table: object  # index into tables (n, T), -1 where no record
+    excluded: object  # cells not to flag again (n, T) bool
 
 
-def check_tables(tables: list[TableInput], codebook, thresholds: Thresholds | None = None,
-                 corrections: list[dict] | None = None, city_names: dict | None = None,
-                 corrections_path="corrections") -> Result:
+def check_tables(
+    tables: list[TableInput],
+    codebook,
+    thresholds: Thresholds | None = None,
+    corrections: list[dict] | None = None,
+    city_names: dict | None = None,
+    corrections_path="corrections",
+) -> Result:
     """Apply the corrections, then run every check on the ingested tables.
 
     Parameters
@@ -663,8 +765,8 @@ def check_tables(tables: list[TableInput], codebook, thresholds: Thresholds | No
     resolved = resolve_corrections(corrections or [], tables, codebook, corrections_path)
     tables = [TableInput(t.name, t.source, t.file, t.data.copy(), dict(t.headers)) for t in tables]
     by_name = {t.name: t for t in tables}
-    confirmed_cells: set[tuple] = set()     # (table, row index, variable)
-    confirmed_columns: set[tuple] = set()   # (table, variable, year or None)
+    confirmed_cells: set[tuple] = set()  # (table, row index, variable)
+    confirmed_columns: set[tuple] = set()  # (table, variable, year or None)
     for c in resolved:
         t = by_name[c.table]
         df = t.data
@@ -732,12 +834,25 @@ def _is_confirmed(f: Finding, t: TableInput, cells: set, columns: set) -> bool:
     return any((t.name, int(r), f.variable) in cells for r in rows)
 
 
-def _finding(check, t: TableInput, var, line, city, names, year, value, expected, cause, score) -> Finding:
-    return Finding(check=check, file=t.file, line=str(line), city_code=str(city or ""),
-                   city_name=names.get(city, "") if city else "", year=str(year if year is not None else ""),
-                   header=t.headers.get(var.name, var.headers[0]), variable=var.name,
-                   value=None if value is None else float(value), unit=var.unit, expected=expected,
-                   cause=cause, score=float(score), table=t.name)
+def _finding(
+    check, t: TableInput, var, line, city, names, year, value, expected, cause, score
+) -> Finding:
+    return Finding(
+        check=check,
+        file=t.file,
+        line=str(line),
+        city_code=str(city or ""),
+        city_name=names.get(city, "") if city else "",
+        year=str(year if year is not None else ""),
+        header=t.headers.get(var.name, var.headers[0]),
+        variable=var.name,
+        value=None if value is None else float(value),
+        unit=var.unit,
+        expected=expected,
+        cause=cause,
+        score=float(score),
+        table=t.name,
+    )
 
 
 def _bounds(t: TableInput, var, names) -> list[Finding]:
@@ -759,14 +874,27 @@ def _bounds(t: TableInput, var, names) -> list[Finding]:
         else:
             cause = "outside the codebook range"
             for k in (1, 2, 3, 4):
-                if lo <= value / 10 ** k <= hi:
+                if lo <= value / 10**k <= hi:
                     cause = f"outside the codebook range; {unit_cause(var.unit, k)}"
                     break
         expected = _bounds_text(var)
         city = df["city_code"].iat[r] if "city_code" in df.columns else ""
         year = int(df["year"].iat[r]) if "year" in df.columns else None
-        out.append(_finding("bounds", t, var, int(df["source_line"].iat[r]), city, names, year, value,
-                            expected, cause, 0.0))
+        out.append(
+            _finding(
+                "bounds",
+                t,
+                var,
+                int(df["source_line"].iat[r]),
+                city,
+                names,
+                year,
+                value,
+                expected,
+                cause,
+                0.0,
+            )
+        )
     return out
 
 
@@ -832,7 +960,9 @@ def _transform(m: _Matrix, min_count: float = 0.0):
         return np.where((y > 0) & (y >= floor), np.log(y), np.nan)
 
 
-def _city_year_checks(group: list[TableInput], source, th: Thresholds, names, flagged) -> list[Finding]:
+def _city_year_checks(
+    group: list[TableInput], source, th: Thresholds, names, flagged
+) -> list[Finding]:
     import numpy as np
 
     mats = _matrices(group, source, flagged)
@@ -888,7 +1018,7 @@ def _swaps(mats: dict, ys: dict, group, th: Thresholds, names) -> list[Finding]:
             nb[n] = np.nanmean(np.stack([prev, nxt]), axis=0)
     for t in range(len(years)):
         for a_i, a in enumerate(level):
-            for b in level[a_i + 1:]:
+            for b in level[a_i + 1 :]:
                 ma, mb = mats[a], mats[b]
                 if ma.var.unit != mb.var.unit:
                     continue
@@ -897,8 +1027,14 @@ def _swaps(mats: dict, ys: dict, group, th: Thresholds, names) -> list[Finding]:
                 if ok.sum() < th.min_cities:
                     continue
                 with _quiet():
-                    own = min(np.median(np.abs(ya[ok] - nb[a][ok, t])), np.median(np.abs(yb[ok] - nb[b][ok, t])))
-                    cross = max(np.median(np.abs(ya[ok] - nb[b][ok, t])), np.median(np.abs(yb[ok] - nb[a][ok, t])))
+                    own = min(
+                        np.median(np.abs(ya[ok] - nb[a][ok, t])),
+                        np.median(np.abs(yb[ok] - nb[b][ok, t])),
+                    )
+                    cross = max(
+                        np.median(np.abs(ya[ok] - nb[b][ok, t])),
+                        np.median(np.abs(yb[ok] - nb[a][ok, t])),
+                    )
                 if own < math.log(th.min_factor) / 2 or cross * th.swap_factor > own:
                     continue
                 tables = {int(ma.table[c, t]) for c in np.flatnonzero(ma.table[:, t] >= 0)}
@@ -908,12 +1044,24 @@ def _swaps(mats: dict, ys: dict, group, th: Thresholds, names) -> list[Finding]:
                     lines = ma.line[rows, t]
                     for this, other in ((ma, mb), (mb, ma)):
                         other_header = tab.headers.get(other.var.name, other.var.headers[0])
-                        cause = (f"looks swapped with column {other_header!r} ({other.var.name}) in this file: "
-                                 f"its values fit that column's neighbouring years (median deviation "
-                                 f"{_times(math.exp(cross))}) far better than their own ({_times(math.exp(own))})")
-                        f = _finding("swap", tab, this.var, _line_range(lines), "", names, years[t], None,
-                                     f"values in line with the neighbouring years of {this.var.name}", cause,
-                                     own / max(cross, 1e-12))
+                        cause = (
+                            f"looks swapped with column {other_header!r} ({other.var.name}) in this file: "
+                            f"its values fit that column's neighbouring years (median deviation "
+                            f"{_times(math.exp(cross))}) far better than their own ({_times(math.exp(own))})"
+                        )
+                        f = _finding(
+                            "swap",
+                            tab,
+                            this.var,
+                            _line_range(lines),
+                            "",
+                            names,
+                            years[t],
+                            None,
+                            f"values in line with the neighbouring years of {this.var.name}",
+                            cause,
+                            own / max(cross, 1e-12),
+                        )
                         f.city_name = f"{int(rows.sum())} cities"
                         out.append(f)
                 for this in (ma, mb):
@@ -970,10 +1118,20 @@ def _columns(m: _Matrix, y, group, th: Thresholds, names):
             tab = group[ti]
             sel = rows & (m.table[:, t] == ti)
             typical = np.nanmedian(m.x[sel, t])
-            f = _finding("column", tab, m.var, _line_range(m.line[sel, t]), "", names, m.years[t],
-                         float(typical),
-                         f"a level like the neighbouring years (median ratio to them {_times(ratio)}, "
-                         f"limit ×{th.column_factor:g})", f"{cause}; the value is the column's median", dev[t])
+            f = _finding(
+                "column",
+                tab,
+                m.var,
+                _line_range(m.line[sel, t]),
+                "",
+                names,
+                m.years[t],
+                float(typical),
+                f"a level like the neighbouring years (median ratio to them {_times(ratio)}, "
+                f"limit ×{th.column_factor:g})",
+                f"{cause}; the value is the column's median",
+                dev[t],
+            )
             f.city_name = f"{int(sel.sum())} cities"
             out.append(f)
         y[:, t] = np.nan
@@ -1017,13 +1175,16 @@ def _spread(dev, q: float = 0.99) -> float:
     heavier tails than the normal from being judged against a too-narrow spread, and moves
     little as long as mistakes are fewer than 1 − q of the values.
     """
-    import numpy as np
     from statistics import NormalDist
+
+    import numpy as np
 
     a = np.abs(dev[~np.isnan(dev)])
     if a.size < 20:
         return math.nan
-    s = max(1.4826 * float(np.median(a)), float(np.quantile(a, q)) / NormalDist().inv_cdf((1 + q) / 2))
+    s = max(
+        1.4826 * float(np.median(a)), float(np.quantile(a, q)) / NormalDist().inv_cdf((1 + q) / 2)
+    )
     return s if s > 0 else math.nan
 
 
@@ -1063,21 +1224,35 @@ def _decimal_shifts(m: _Matrix, y, f, resid, s_var, group, th: Thresholds, names
         big = np.abs(resid) >= th.z_shift * s_var
     # the neighbours predict the cell only as well as the variable's noise allows: the window
     # around 10^k widens to two spreads for volatile variables (at most 0.3 decades, a factor 2)
-    tol = min(max(th.power_tolerance, 2 * s_var / _LN10), 0.3) if m.kind != "signed" else th.power_tolerance
+    tol = (
+        min(max(th.power_tolerance, 2 * s_var / _LN10), 0.3)
+        if m.kind != "signed"
+        else th.power_tolerance
+    )
     if m.kind == "signed":
         scale = m.x.copy()
         scale[m.excluded] = np.nan
     else:
-        scale = y - np.where(np.isnan(f), 0.0, f)[None, :]   # the year's common movement removed
+        scale = y - np.where(np.isnan(f), 0.0, f)[None, :]  # the year's common movement removed
     for c, t in zip(*np.nonzero(big & ~np.isnan(y))):
         nb = _neighbours(scale, c, t)
         if nb is None:
             continue
         v, n1, n2 = scale[c, t], scale[c, nb[0]], scale[c, nb[1]]
         if m.kind == "signed":
-            if v == 0 or n1 == 0 or n2 == 0 or np.sign(v) != np.sign(n1) or np.sign(n1) != np.sign(n2):
+            if (
+                v == 0
+                or n1 == 0
+                or n2 == 0
+                or np.sign(v) != np.sign(n1)
+                or np.sign(n1) != np.sign(n2)
+            ):
                 continue
-            r1, r2, r12 = (math.log10(abs(v / n1)), math.log10(abs(v / n2)), math.log10(abs(n1 / n2)))
+            r1, r2, r12 = (
+                math.log10(abs(v / n1)),
+                math.log10(abs(v / n2)),
+                math.log10(abs(n1 / n2)),
+            )
         else:
             r1, r2, r12 = (v - n1) / _LN10, (v - n2) / _LN10, (n1 - n2) / _LN10
         k = _nearest_power(r1, tol)
@@ -1088,11 +1263,27 @@ def _decimal_shifts(m: _Matrix, y, f, resid, s_var, group, th: Thresholds, names
             ref = (m.x[c, nb[0]], m.x[c, nb[1]])
         else:
             ref = (m.x[c, nb[0]], m.x[c, nb[1]])
-        expected = (f"about {_fmt(ref[0] * 1.0)} and {_fmt(ref[1])} {m.var.unit} like the same city's "
-                    f"years {m.years[nb[0]]} and {m.years[nb[1]]}")
+        expected = (
+            f"about {_fmt(ref[0] * 1.0)} and {_fmt(ref[1])} {m.var.unit} like the same city's "
+            f"years {m.years[nb[0]]} and {m.years[nb[1]]}"
+        )
         cause = unit_cause(m.var.unit, k)
-        yield (_finding("decimal_shift", tab, m.var, line, city, names, year, m.x[c, t], expected, cause,
-                        resid[c, t] / s_var), (c, t))
+        yield (
+            _finding(
+                "decimal_shift",
+                tab,
+                m.var,
+                line,
+                city,
+                names,
+                year,
+                m.x[c, t],
+                expected,
+                cause,
+                resid[c, t] / s_var,
+            ),
+            (c, t),
+        )
 
 
 def _jumps(m: _Matrix, y, f, z, resid, expected, group, th: Thresholds, names, done):
@@ -1122,22 +1313,50 @@ def _jumps(m: _Matrix, y, f, z, resid, expected, group, th: Thresholds, names, d
         value = m.x[c, t]
         if m.kind == "signed":
             ratio = value / e if e else math.nan
-            if abs(e) >= th.z_jump * s and ratio < 0 and abs(math.log10(abs(ratio))) <= th.power_tolerance:
+            if (
+                abs(e) >= th.z_jump * s
+                and ratio < 0
+                and abs(math.log10(abs(ratio))) <= th.power_tolerance
+            ):
                 cause = "sign error (the value has the opposite sign of the city's trend)"
-            elif abs(e) >= th.z_jump * s and ratio > 0 and _nearest_power(math.log10(ratio), th.power_tolerance):
-                cause = unit_cause(m.var.unit, _nearest_power(math.log10(ratio), th.power_tolerance))
+            elif (
+                abs(e) >= th.z_jump * s
+                and ratio > 0
+                and _nearest_power(math.log10(ratio), th.power_tolerance)
+            ):
+                cause = unit_cause(
+                    m.var.unit, _nearest_power(math.log10(ratio), th.power_tolerance)
+                )
             else:
                 cause = f"a jump of {resid[c, t]:+.3g} {m.var.unit} against the city's own trend"
         else:
             ratio = math.exp(resid[c, t])
             # naming the cause allows for the cell's own noise about its trend (two spreads, at
             # most 0.3 decades): a ×10,000 unit mix-up in a volatile series is rarely exactly 10⁴
-            k = _nearest_power(resid[c, t] / _LN10, min(max(th.power_tolerance, 2 * s / _LN10), 0.3))
-            cause = (unit_cause(m.var.unit, k) if k else
-                     f"a jump ({_times(ratio)}) against the city's own trend")
-        yield (_finding("jump", tab, m.var, line, city, names, year, value,
-                        f"{_value_text(m, e - half, e + half)} (the city's robust trend)", cause, z[c, t]),
-               (c, t))
+            k = _nearest_power(
+                resid[c, t] / _LN10, min(max(th.power_tolerance, 2 * s / _LN10), 0.3)
+            )
+            cause = (
+                unit_cause(m.var.unit, k)
+                if k
+                else f"a jump ({_times(ratio)}) against the city's own trend"
+            )
+        yield (
+            _finding(
+                "jump",
+                tab,
+                m.var,
+                line,
+                city,
+                names,
+                year,
+                value,
+                f"{_value_text(m, e - half, e + half)} (the city's robust trend)",
+                cause,
+                z[c, t],
+            ),
+            (c, t),
+        )
 
 
 def _cross_city(m: _Matrix, y, group, th: Thresholds, names, done) -> list[Finding]:
@@ -1168,9 +1387,21 @@ def _cross_city(m: _Matrix, y, group, th: Thresholds, names, done) -> list[Findi
                 if abs(dev[c, t] - k * _LN10) < th.z_cross * s[t] and abs(k) >= 2:
                     cause += "; " + unit_cause(m.var.unit, k)
                     break
-        out.append(_finding("cross_city", tab, m.var, line, city, names, year, m.x[c, t],
-                            f"{_value_text(m, med[t] - half, med[t] + half)} (the cities of {year})", cause,
-                            z[c, t]))
+        out.append(
+            _finding(
+                "cross_city",
+                tab,
+                m.var,
+                line,
+                city,
+                names,
+                year,
+                m.x[c, t],
+                f"{_value_text(m, med[t] - half, med[t] + half)} (the cities of {year})",
+                cause,
+                z[c, t],
+            )
+        )
     return out
 
 
@@ -1185,10 +1416,19 @@ def _cross_section(t: TableInput, source, th: Thresholds, names, flagged) -> lis
             continue
         x = df[name].to_numpy(dtype=float) / var.factor
         lines = df["source_line"].to_numpy()
-        m = _Matrix(var, variable_kind(var), list(df["city_code"]), [None], x[:, None], lines[:, None],
-                    np.zeros((len(df), 1), dtype=np.int64),
-                    np.array([[(t.name, str(int(l)), name) in flagged] for l in lines]))
-        for f in _cross_city(m, _transform(m, th.min_count), [t], th, names, np.zeros((len(df), 1), dtype=bool)):
+        m = _Matrix(
+            var,
+            variable_kind(var),
+            list(df["city_code"]),
+            [None],
+            x[:, None],
+            lines[:, None],
+            np.zeros((len(df), 1), dtype=np.int64),
+            np.array([[(t.name, str(int(l)), name) in flagged] for l in lines]),
+        )
+        for f in _cross_city(
+            m, _transform(m, th.min_count), [t], th, names, np.zeros((len(df), 1), dtype=bool)
+        ):
             f.year = ""
             f.expected = f.expected.replace(" (the cities of None)", " (the other cities)")
             out.append(f)
@@ -1215,15 +1455,38 @@ def _national_series(t: TableInput, source, th: Thresholds, flagged) -> list[Fin
             if nb is None:
                 continue
             v, n1, n2 = x[i], x[nb[0]], x[nb[1]]
-            if min(abs(v), abs(n1), abs(n2)) == 0 or (kind == "signed" and not (np.sign(v) == np.sign(n1) == np.sign(n2))):
+            if min(abs(v), abs(n1), abs(n2)) == 0 or (
+                kind == "signed" and not (np.sign(v) == np.sign(n1) == np.sign(n2))
+            ):
                 continue
-            r1, r2, r12 = (math.log10(abs(v / n1)), math.log10(abs(v / n2)), math.log10(abs(n1 / n2)))
+            r1, r2, r12 = (
+                math.log10(abs(v / n1)),
+                math.log10(abs(v / n2)),
+                math.log10(abs(n1 / n2)),
+            )
             k = _nearest_power(r1, th.power_tolerance)
-            if k is None or k != _nearest_power(r2, th.power_tolerance) or abs(r12) > th.power_tolerance:
+            if (
+                k is None
+                or k != _nearest_power(r2, th.power_tolerance)
+                or abs(r12) > th.power_tolerance
+            ):
                 continue
-            out.append(_finding("decimal_shift", t, var, int(lines[i]), "", {}, int(years[i]), v,
-                                f"about {_fmt(n1)} and {_fmt(n2)} {var.unit} like the years {years[nb[0]]} "
-                                f"and {years[nb[1]]}", unit_cause(var.unit, k), r1))
+            out.append(
+                _finding(
+                    "decimal_shift",
+                    t,
+                    var,
+                    int(lines[i]),
+                    "",
+                    {},
+                    int(years[i]),
+                    v,
+                    f"about {_fmt(n1)} and {_fmt(n2)} {var.unit} like the years {years[nb[0]]} "
+                    f"and {years[nb[1]]}",
+                    unit_cause(var.unit, k),
+                    r1,
+                )
+            )
     return out
 
 
@@ -1241,37 +1504,50 @@ def findings_frame(findings: list[Finding]):
 def stop_message(result: Result, corrections_path: str, audit_path: str) -> str:
     """The message of :class:`PlausibilityError`: every finding, the first ones in full."""
     n = len(result.findings)
-    lines = [f"{n} implausible value{'s' if n != 1 else ''} in the ingested data "
-             f"({result.cells_checked:,} cells checked); the panel is not built.", ""]
+    lines = [
+        f"{n} implausible value{'s' if n != 1 else ''} in the ingested data "
+        f"({result.cells_checked:,} cells checked); the panel is not built.",
+        "",
+    ]
     for i, f in enumerate(result.findings[:FULL_IN_MESSAGE], start=1):
         lines.append(f"{i}. {f.full_text()}")
     rest = result.findings[FULL_IN_MESSAGE:]
     if rest:
         lines += ["", f"and {len(rest)} more:"]
         for i, f in enumerate(rest, start=FULL_IN_MESSAGE + 1):
-            lines.append(f"{i}. {f.where()}: value {_fmt(f.value) if f.value is not None else '—'} "
-                         f"{f.unit}; {f.cause} [{f.check}]")
-    lines += ["", "hint: fix the raw file, or record the decision in "
-              f"{corrections_path} (action replace with the right value in the raw unit, or confirm if "
-              "the value is right); to build the panel anyway, set `plausibility: warn` in config.yaml "
-              f"(or --config plausibility=warn), which lists the findings in {audit_path}. "
-              "See the README section \"When a value is flagged\"."]
+            lines.append(
+                f"{i}. {f.where()}: value {_fmt(f.value) if f.value is not None else '—'} "
+                f"{f.unit}; {f.cause} [{f.check}]"
+            )
+    lines += [
+        "",
+        "hint: fix the raw file, or record the decision in "
+        f"{corrections_path} (action replace with the right value in the raw unit, or confirm if "
+        "the value is right); to build the panel anyway, set `plausibility: warn` in config.yaml "
+        f"(or --config plausibility=warn), which lists the findings in {audit_path}. "
+        'See the README section "When a value is flagged".',
+    ]
     return "\n".join(lines)
 
 
 def audit_markdown(result: Result, action: str) -> str:
     """``results/audit/plausibility.md``: findings, confirmed values and corrections applied."""
     th = result.thresholds
-    lines = ["# Plausibility of the ingested data", "",
-             f"- Cells checked: {result.cells_checked:,}",
-             f"- Findings: {len(result.findings)}",
-             f"- Confirmed by the corrections file: {len(result.confirmed)}",
-             f"- Corrections applied: {len(result.corrections)} "
-             f"({sum(c.action == 'replace' for c in result.corrections)} replace, "
-             f"{sum(c.action == 'confirm' for c in result.corrections)} confirm)",
-             f"- Action: {action}",
-             "- Thresholds: " + ", ".join(f"{f.name} {getattr(th, f.name):g}" for f in fields(th)),
-             "", "## Findings", ""]
+    lines = [
+        "# Plausibility of the ingested data",
+        "",
+        f"- Cells checked: {result.cells_checked:,}",
+        f"- Findings: {len(result.findings)}",
+        f"- Confirmed by the corrections file: {len(result.confirmed)}",
+        f"- Corrections applied: {len(result.corrections)} "
+        f"({sum(c.action == 'replace' for c in result.corrections)} replace, "
+        f"{sum(c.action == 'confirm' for c in result.corrections)} confirm)",
+        f"- Action: {action}",
+        "- Thresholds: " + ", ".join(f"{f.name} {getattr(th, f.name):g}" for f in fields(th)),
+        "",
+        "## Findings",
+        "",
+    ]
     if result.findings:
         for i, f in enumerate(result.findings, start=1):
             lines.append(f"{i}. " + f.full_text().replace("\n    ", "  \n   "))
@@ -1280,18 +1556,24 @@ def audit_markdown(result: Result, action: str) -> str:
     lines += ["", "## Confirmed values (not flagged)", ""]
     if result.confirmed:
         for f in result.confirmed:
-            lines.append(f"- {f.where()}: {_fmt(f.value) if f.value is not None else '—'} {f.unit} [{f.check}]")
+            lines.append(
+                f"- {f.where()}: {_fmt(f.value) if f.value is not None else '—'} {f.unit} [{f.check}]"
+            )
     else:
         lines.append("None.")
     lines += ["", "## Corrections applied", ""]
     if result.corrections:
-        lines += ["| corrections line | table | city | year | variable | action | old value | new value | note |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| corrections line | table | city | year | variable | action | old value | new value | note |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for c in result.corrections:
             old = _fmt(c.old_value) if c.old_value is not None else f"{c.cells} cells"
             new = _fmt(c.value) if c.action == "replace" else "(kept)"
-            lines.append(f"| {c.line} | {c.table} | {c.city_code or 'all'} | {c.year or ''} | {c.variable} | "
-                         f"{c.action} | {old} | {new} | {c.note} |")
+            lines.append(
+                f"| {c.line} | {c.table} | {c.city_code or 'all'} | {c.year or ''} | {c.variable} | "
+                f"{c.action} | {old} | {new} | {c.note} |"
+            )
     else:
         lines.append("None.")
     return "\n".join(lines) + "\n"

@@ -47,11 +47,36 @@ import numpy as np
 from nqp_resilience.errors import EstimationError, ProjectError, UnknownVariableError
 
 __all__ = [
-    "COLLIN_TOL", "OnCollinear", "ON_COLLINEAR", "OptionError", "SINGLETON_OPTIONS", "Singletons",
-    "absorbed_by", "check_columns", "check_option", "cluster_sums", "codes", "connected_components",
-    "demean", "dof", "drop_singletons", "id_column", "is_missing", "is_nested", "numeric_column",
-    "prepare", "present", "sandwich", "screen_columns", "select_regressors", "small_sample",
-    "t_dist", "why_dropped", "wls", "wresid", "xtwx",
+    "COLLIN_TOL",
+    "OnCollinear",
+    "ON_COLLINEAR",
+    "OptionError",
+    "SINGLETON_OPTIONS",
+    "Singletons",
+    "absorbed_by",
+    "check_columns",
+    "check_option",
+    "cluster_sums",
+    "codes",
+    "connected_components",
+    "demean",
+    "dof",
+    "drop_singletons",
+    "id_column",
+    "is_missing",
+    "is_nested",
+    "numeric_column",
+    "prepare",
+    "present",
+    "sandwich",
+    "screen_columns",
+    "select_regressors",
+    "small_sample",
+    "t_dist",
+    "why_dropped",
+    "wls",
+    "wresid",
+    "xtwx",
 ]
 
 #: Singleton groups of a fixed effect: dropped iteratively (reghdfe's default) or kept.
@@ -133,7 +158,8 @@ def numeric_column(data, name: str, source: str = "twfe") -> np.ndarray:
         raise EstimationError(
             f"{source}: variable '{name}' is not numeric (dtype {dtype})",
             hint="convert it to numbers, or use it as a fixed effect or cluster instead",
-            variable=name) from None
+            variable=name,
+        ) from None
 
 
 def is_missing(v) -> bool:
@@ -142,7 +168,7 @@ def is_missing(v) -> bool:
         return True
     try:
         return bool(v != v)
-    except TypeError:       # pd.NA: "boolean value of NA is ambiguous"
+    except TypeError:  # pd.NA: "boolean value of NA is ambiguous"
         return True
 
 
@@ -184,8 +210,9 @@ def _group_means(x: np.ndarray, g: np.ndarray, w: np.ndarray | None, n_groups: i
     return out
 
 
-def _group_trend_fit(x: np.ndarray, g: np.ndarray, t: np.ndarray, w: np.ndarray,
-                     n_groups: int) -> np.ndarray:
+def _group_trend_fit(
+    x: np.ndarray, g: np.ndarray, t: np.ndarray, w: np.ndarray, n_groups: int
+) -> np.ndarray:
     """Fitted values of a weighted regression of each column on (1, t) within each group."""
     s0 = np.bincount(g, weights=w, minlength=n_groups)
     s1 = np.bincount(g, weights=w * t, minlength=n_groups)
@@ -193,7 +220,8 @@ def _group_trend_fit(x: np.ndarray, g: np.ndarray, t: np.ndarray, w: np.ndarray,
     det = s0 * s2 - s1 * s1
     if np.any(det[np.unique(g)] <= 1e-12 * np.maximum(s0 * s2, 1.0)[np.unique(g)]):
         raise EstimationError(
-            "a group-specific trend needs at least two distinct periods in every group")
+            "a group-specific trend needs at least two distinct periods in every group"
+        )
     out = np.empty_like(x)
     for j in range(x.shape[1]):
         b0 = np.bincount(g, weights=w * x[:, j], minlength=n_groups)
@@ -204,9 +232,14 @@ def _group_trend_fit(x: np.ndarray, g: np.ndarray, t: np.ndarray, w: np.ndarray,
     return out
 
 
-def demean(x: np.ndarray, absorb: list[tuple[np.ndarray, int]], w: np.ndarray | None = None,
-           trends: tuple[np.ndarray, int, np.ndarray] | None = None, tol: float = 1e-13,
-           maxiter: int = 10_000) -> np.ndarray:
+def demean(
+    x: np.ndarray,
+    absorb: list[tuple[np.ndarray, int]],
+    w: np.ndarray | None = None,
+    trends: tuple[np.ndarray, int, np.ndarray] | None = None,
+    tol: float = 1e-13,
+    maxiter: int = 10_000,
+) -> np.ndarray:
     """Partial out fixed effects (and group trends) from the columns of ``x``.
 
     Parameters
@@ -275,9 +308,16 @@ def present(values: np.ndarray) -> np.ndarray:
     return np.ones(len(values), dtype=bool)
 
 
-def prepare(data, variables: list[str], fixed_effects: list[str], cluster: str | None,
-            weights: str | None = None, trend_group: str | None = None,
-            trend_var: str | None = None, singletons: Singletons = "drop") -> dict:
+def prepare(
+    data,
+    variables: list[str],
+    fixed_effects: list[str],
+    cluster: str | None,
+    weights: str | None = None,
+    trend_group: str | None = None,
+    trend_var: str | None = None,
+    singletons: Singletons = "drop",
+) -> dict:
     """Select complete cases, drop singletons and code the fixed effects.
 
     Missing values of any kind (NaN, None, ``pd.NA`` of the nullable dtypes, ±inf) delete the
@@ -347,8 +387,9 @@ def prepare(data, variables: list[str], fixed_effects: list[str], cluster: str |
 # --------------------------------------------------------------------------------------------
 
 
-def screen_columns(tilde: np.ndarray, raw: np.ndarray, w: np.ndarray,
-                   tol: float = COLLIN_TOL) -> list[tuple[str, list[int]]]:
+def screen_columns(
+    tilde: np.ndarray, raw: np.ndarray, w: np.ndarray, tol: float = COLLIN_TOL
+) -> list[tuple[str, list[int]]]:
     """Classify the columns of a FE-residualised design, in order.
 
     Parameters
@@ -408,7 +449,8 @@ def absorbed_by(raw: np.ndarray, prep: dict) -> str | None:
     spread = np.max(np.abs(raw - raw.mean())) if raw.size else 0.0
     for name, (codes, n_levels) in zip(prep.get("fe_names", []), prep["absorb"], strict=False):
         means = np.bincount(codes, weights=raw, minlength=n_levels) / np.maximum(
-            np.bincount(codes, minlength=n_levels), 1)
+            np.bincount(codes, minlength=n_levels), 1
+        )
         if np.max(np.abs(raw - means[codes])) <= 1e-9 * spread:
             return name
     return None
@@ -423,22 +465,33 @@ def why_dropped(status: str, partners: list[str], raw: np.ndarray, prep: dict) -
         fes = [f for f in prep.get("fe_names", [])]
         lead = "it has no variation left after the fixed effects: "
         if fe_name is not None:
-            return lead + (f"it does not vary within {fe_name}, so the {fe_name} fixed effect "
-                           "absorbs it")
+            return lead + (
+                f"it does not vary within {fe_name}, so the {fe_name} fixed effect absorbs it"
+            )
         if prep.get("trends") is not None:
             return lead + "the fixed effects and group trends absorb it"
-        return lead + ("it is a combination of the fixed effects"
-                       + (f" ({', '.join(fes)})" if fes else "")
-                       if fes else "it is constant in the estimation sample")
+        return lead + (
+            "it is a combination of the fixed effects" + (f" ({', '.join(fes)})" if fes else "")
+            if fes
+            else "it is constant in the estimation sample"
+        )
     if partners:
         return "it is collinear with " + ", ".join(partners) + " (after the fixed effects)"
     return "it is collinear with the other regressors (after the fixed effects)"
 
 
-def select_regressors(tilde: np.ndarray, raw: np.ndarray, w: np.ndarray, names: list[str],
-                      n_core: int, prep: dict, on_collinear: OnCollinear = "omit", *,
-                      roles: tuple[str, str] = ("regressor", "control"),
-                      source: str = "twfe") -> tuple[list[int], list[str], list[str]]:
+def select_regressors(
+    tilde: np.ndarray,
+    raw: np.ndarray,
+    w: np.ndarray,
+    names: list[str],
+    n_core: int,
+    prep: dict,
+    on_collinear: OnCollinear = "omit",
+    *,
+    roles: tuple[str, str] = ("regressor", "control"),
+    source: str = "twfe",
+) -> tuple[list[int], list[str], list[str]]:
     """Apply the absorption and collinearity rule to the regressors (columns of ``tilde``).
 
     The first ``n_core`` columns must survive (else :class:`EstimationError` naming the
@@ -456,15 +509,21 @@ def select_regressors(tilde: np.ndarray, raw: np.ndarray, w: np.ndarray, names: 
         if j < n_core:
             raise EstimationError(
                 f"{source}: cannot estimate the effect of {role} '{names[j]}': {why}",
-                hint=("a regressor must vary within the fixed-effect groups; drop the fixed "
-                      "effect that absorbs it or choose another regressor" if st != "collinear" else
-                      "remove the variables it is collinear with, or choose another regressor"),
-                variable=names[j])
+                hint=(
+                    "a regressor must vary within the fixed-effect groups; drop the fixed "
+                    "effect that absorbs it or choose another regressor"
+                    if st != "collinear"
+                    else "remove the variables it is collinear with, or choose another regressor"
+                ),
+                variable=names[j],
+            )
         if on_collinear == "error":
             raise EstimationError(
-                f"{source}: {role} '{names[j]}' cannot be estimated: {why}", variable=names[j],
+                f"{source}: {role} '{names[j]}' cannot be estimated: {why}",
+                variable=names[j],
                 hint=f"remove '{names[j]}' from the controls, or let it be omitted "
-                     "(on_collinear: omit)")
+                "(on_collinear: omit)",
+            )
         omitted.append(names[j])
         notes.append(f"{names[j]} omitted: {why}")
     return kept, omitted, notes
@@ -489,14 +548,17 @@ def wls(X, y, w, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     if bad:
         raise EstimationError(
             f"cannot estimate: {bad} have no variation left after the fixed effects",
-            hint="drop these variables or the fixed effect that absorbs them")
+            hint="drop these variables or the fixed effect that absorbs them",
+        )
     q, r = np.linalg.qr(Xw / d)
     diag = np.abs(np.diag(r))
     if np.any(diag <= math.sqrt(COLLIN_TOL)):
         j = int(np.argmax(diag <= math.sqrt(COLLIN_TOL)))
         raise EstimationError(
             f"cannot estimate: the regressors are collinear ('{names[j]}' is a combination "
-            "of the ones before it)", hint="remove one of the collinear variables")
+            "of the ones before it)",
+            hint="remove one of the collinear variables",
+        )
     rinv = np.linalg.solve(r, np.eye(r.shape[0]))
     beta = (rinv @ (q.T @ (y * sw))) / d
     inv = (rinv @ rinv.T) / np.outer(d, d) / np.max(w)
@@ -517,9 +579,9 @@ def connected_components(a: np.ndarray, b: np.ndarray, n_a: int, n_b: int) -> in
         if np.array_equal(lu, lv):
             break
         low = np.minimum(lu, lv)
-        np.minimum.at(label, lu, low)   # hook each root onto the smaller root of its edges
+        np.minimum.at(label, lu, low)  # hook each root onto the smaller root of its edges
         np.minimum.at(label, lv, low)
-        while True:                       # compress: point every node at its root
+        while True:  # compress: point every node at its root
             nxt = label[label]
             if np.array_equal(nxt, label):
                 break
@@ -547,7 +609,8 @@ def dof(prep: dict, k: int, n: int, clustered: bool) -> tuple[int, int, np.ndarr
             "cluster-robust standard errors need at least two clusters; the estimation sample "
             f"has {G}",
             hint="cluster by a coarser-grained but non-constant variable, or set the cluster to "
-                 "none (heteroskedasticity-robust standard errors)")
+            "none (heteroskedasticity-robust standard errors)",
+        )
     sets = []  # (codes, levels, is an intercept)
     if prep["trends"] is not None:
         # intercepts and slopes of the group trends: two sets of levels
@@ -565,7 +628,7 @@ def dof(prep: dict, k: int, n: int, clustered: bool) -> tuple[int, int, np.ndarr
         redundant[i] = 1
     intercepts = [i for i in free if sets[i][2]]
     for pos, i in enumerate(intercepts):
-        for j in intercepts[pos + 1:]:
+        for j in intercepts[pos + 1 :]:
             m = connected_components(sets[i][0], sets[j][0], sets[i][1], sets[j][1])
             redundant[j] = max(redundant[j], m)
     K = k + sum(L - r for (_, L, _), r in zip(sets, redundant, strict=True))
@@ -577,8 +640,16 @@ def small_sample(G: int, n: int, K: int) -> float:
     return (G / (G - 1)) * ((n - 1) / (n - K)) if G < n else n / (n - K)
 
 
-def sandwich(X: np.ndarray, e: np.ndarray, w: np.ndarray, bread: np.ndarray, clusters: np.ndarray,
-             G: int, n: int, K: int) -> np.ndarray:
+def sandwich(
+    X: np.ndarray,
+    e: np.ndarray,
+    w: np.ndarray,
+    bread: np.ndarray,
+    clusters: np.ndarray,
+    G: int,
+    n: int,
+    K: int,
+) -> np.ndarray:
     """Cluster-robust variance q·B [Σ_g u_g u_g'] B of the coefficients of a (weighted) linear
     estimator.
 
@@ -604,8 +675,9 @@ def sandwich(X: np.ndarray, e: np.ndarray, w: np.ndarray, bread: np.ndarray, clu
         :func:`small_sample` (CR1, or HC1 when G = n).
     """
     we = w * e
-    meat_parts = np.column_stack([np.bincount(clusters, weights=X[:, j] * we, minlength=G)
-                                  for j in range(X.shape[1])])
+    meat_parts = np.column_stack(
+        [np.bincount(clusters, weights=X[:, j] * we, minlength=G) for j in range(X.shape[1])]
+    )
     meat = meat_parts.T @ meat_parts
     return small_sample(G, n, K) * bread @ meat @ bread
 

@@ -61,9 +61,22 @@ from nqp_resilience.estimation.core import (
 )
 from nqp_resilience.estimation.results import AndersonRubin, EstimationResult, FirstStage, IVResults
 
-__all__ = ["FirstStageFit", "IVDesign", "SecondStage", "Singletons", "anderson_rubin",
-           "canonical_correlations", "first_stage", "iv_design", "iv_twfe", "kp_rank_test",
-           "second_stage", "stock_yogo", "stock_yogo_table", "weak_iv_diagnostics"]
+__all__ = [
+    "FirstStageFit",
+    "IVDesign",
+    "SecondStage",
+    "Singletons",
+    "anderson_rubin",
+    "canonical_correlations",
+    "first_stage",
+    "iv_design",
+    "iv_twfe",
+    "kp_rank_test",
+    "second_stage",
+    "stock_yogo",
+    "stock_yogo_table",
+    "weak_iv_diagnostics",
+]
 
 # Stock & Yogo (2005) critical values for the Cragg–Donald F, "maximal IV size" (5 % Wald test
 # of β), as ivreg2 prints them: rows = number of excluded instruments L (1..100), columns = number
@@ -175,9 +188,15 @@ def canonical_correlations(x: np.ndarray, z: np.ndarray, w: np.ndarray | None = 
     return np.linalg.svd(that, compute_uv=False)
 
 
-def kp_rank_test(x: np.ndarray, z: np.ndarray, w: np.ndarray | None = None,
-                 clusters: np.ndarray | None = None, *, wald: bool = False,
-                 method: Literal["auto", "svd"] = "auto") -> tuple[float, int]:
+def kp_rank_test(
+    x: np.ndarray,
+    z: np.ndarray,
+    w: np.ndarray | None = None,
+    clusters: np.ndarray | None = None,
+    *,
+    wald: bool = False,
+    method: Literal["auto", "svd"] = "auto",
+) -> tuple[float, int]:
     """Kleibergen–Paap (2006) rk statistic for H0: rank(Π) = K1 − 1 in x = zΠ + v.
 
     ``x`` (N×K1) and ``z`` (N×L) must already have the exogenous regressors and fixed effects
@@ -198,7 +217,9 @@ def kp_rank_test(x: np.ndarray, z: np.ndarray, w: np.ndarray | None = None,
     n, k1 = x.shape
     L = z.shape[1]
     if L < k1:
-        raise ValueError(f"rank test needs at least as many instruments ({L}) as endogenous regressors ({k1})")
+        raise ValueError(
+            f"rank test needs at least as many instruments ({L}) as endogenous regressors ({k1})"
+        )
     w = np.ones(n) if w is None else np.asarray(w, dtype=float)
     w = w * n / w.sum()  # ivreg2's wf: weights summing to N (scale-invariant, kept for clarity)
     G = int(clusters.max()) + 1 if clusters is not None else n
@@ -257,8 +278,10 @@ class _ARProblem:
         e_y = y - z @ self.a_y
         e_x = x - z @ self.a_x
         self.s_y = cluster_sums(z * (w * e_y)[:, None], clusters, G)  # (G, L)
-        self.s_x = np.stack([cluster_sums(z * (w * e_x[:, j])[:, None], clusters, G)
-                             for j in range(x.shape[1])], axis=2)  # (G, L, K1)
+        self.s_x = np.stack(
+            [cluster_sums(z * (w * e_x[:, j])[:, None], clusters, G) for j in range(x.shape[1])],
+            axis=2,
+        )  # (G, L, K1)
         self.b = b
 
     def wald(self, beta0) -> float:
@@ -274,8 +297,12 @@ class _ARProblem:
 
         W = self.wald(beta0)
         F = W / self.L
-        return {"F": F, "p": float(stats.f.sf(F, self.L, self.df2)), "chi2": W * self.q,
-                "chi2_p": float(stats.chi2.sf(W * self.q, self.L))}
+        return {
+            "F": F,
+            "p": float(stats.f.sf(F, self.L, self.df2)),
+            "chi2": W * self.q,
+            "chi2_p": float(stats.chi2.sf(W * self.q, self.L)),
+        }
 
     def critical_wald(self, level: float) -> float:
         stats = _stats()
@@ -302,7 +329,9 @@ class _ARProblem:
             if abs(B) <= 1e-14 * scale:
                 return ([(-math.inf, math.inf)], "real_line") if C <= 0 else ([], "empty")
             root = -C / B
-            return ([(-math.inf, root)], "half_line") if B > 0 else ([(root, math.inf)], "half_line")
+            return (
+                ([(-math.inf, root)], "half_line") if B > 0 else ([(root, math.inf)], "half_line")
+            )
         disc = B * B - 4 * A * C
         if A > 0:
             if disc < 0:
@@ -316,7 +345,9 @@ class _ARProblem:
         lo, hi = sorted(((-B - r) / (2 * A), (-B + r) / (2 * A)))
         return [(-math.inf, lo), (hi, math.inf)], "union"
 
-    def ci_polynomial(self, level: float, center: float, scale: float) -> tuple[list[tuple[float, float]], str]:
+    def ci_polynomial(
+        self, level: float, center: float, scale: float
+    ) -> tuple[list[tuple[float, float]], str]:
         """Exact inversion for any L (K1 = 1). With V(β0) positive definite,
         W(β0) ≤ c ⇔ P(β0) = det([[c, r'], [r, V]]) = det V·(c − r'V⁻¹r) ≥ 0, and P is a polynomial
         of degree ≤ 2L in β0 (r is linear, V quadratic). P is interpolated exactly at 2L + 1
@@ -339,7 +370,9 @@ class _ARProblem:
         t = np.cos(np.pi * (np.arange(deg + 1) + 0.5) / (deg + 1))
         coef = cheb.chebfit(t, [poly(center + scale * ti) for ti in t], deg)
         roots = cheb.chebroots(coef)
-        real = np.sort(center + scale * roots[np.abs(roots.imag) <= 1e-7 * (1 + np.abs(roots))].real)
+        real = np.sort(
+            center + scale * roots[np.abs(roots.imag) <= 1e-7 * (1 + np.abs(roots))].real
+        )
         refined = []
         for r0 in real:  # polish each root on W − c where it changes sign
             d = 1e-6 * (abs(r0) + scale)
@@ -414,8 +447,11 @@ class _ARProblem:
                 else:
                     out = outward(float(grid[idx]), sign, want_accept=False)
                     truncated |= out is None
-                    bounds.append(float(grid[idx]) if out is None else
-                                  brentq(f, *sorted((out, float(grid[idx]))), xtol=1e-12))
+                    bounds.append(
+                        float(grid[idx])
+                        if out is None
+                        else brentq(f, *sorted((out, float(grid[idx]))), xtol=1e-12)
+                    )
             intervals.append((bounds[0], bounds[1]))
             i = j + 1
         if tails_ok:  # accepted tails not reached by the grid
@@ -451,29 +487,40 @@ def _as_list(v) -> list[str]:
     return [v] if isinstance(v, str) else list(v)
 
 
-def _no_within_variation(name: str, role: str, raw: np.ndarray, prep: dict, fe_names: list,
-                         entity: str | None):
+def _no_within_variation(
+    name: str, role: str, raw: np.ndarray, prep: dict, fe_names: list, entity: str | None
+):
     """A clear error for a variable that the fixed effects absorb completely."""
-    scale = float(np.max(np.abs(raw - raw.mean())))   # invariant to the variable's units and mean
+    scale = float(np.max(np.abs(raw - raw.mean())))  # invariant to the variable's units and mean
     constant_within = []
     for fname, (codes, n_levels) in zip(fe_names, prep["absorb"], strict=False):
         if fname is None:
             continue
-        means = (np.bincount(codes, weights=raw, minlength=n_levels)
-                 / np.bincount(codes, minlength=n_levels))
+        means = np.bincount(codes, weights=raw, minlength=n_levels) / np.bincount(
+            codes, minlength=n_levels
+        )
         if np.max(np.abs(raw - means[codes])) <= 1e-9 * scale:
             constant_within.append(fname)
     if constant_within:
-        why = (f"it does not vary within {constant_within[0]}" +
-               (" (it is time-invariant)" if constant_within[0] == entity else "") +
-               f", so the {constant_within[0]} fixed effect absorbs it")
+        why = (
+            f"it does not vary within {constant_within[0]}"
+            + (" (it is time-invariant)" if constant_within[0] == entity else "")
+            + f", so the {constant_within[0]} fixed effect absorbs it"
+        )
     else:
         why = f"it is a combination of the fixed effects ({', '.join(f for f in fe_names if f)})"
-    hint = ("interact it with a time-varying series (e.g. a trend or a national shock), or drop "
-            "the fixed effect that absorbs it" if role == "instrument" else
-            "check the variable, or drop the fixed effect that absorbs it")
-    raise ConfigError(name, f"{role} '{name}' has no within variation after the fixed effects are "
-                      f"absorbed: {why}", hint=hint, source="iv_twfe")
+    hint = (
+        "interact it with a time-varying series (e.g. a trend or a national shock), or drop "
+        "the fixed effect that absorbs it"
+        if role == "instrument"
+        else "check the variable, or drop the fixed effect that absorbs it"
+    )
+    raise ConfigError(
+        name,
+        f"{role} '{name}' has no within variation after the fixed effects are absorbed: {why}",
+        hint=hint,
+        source="iv_twfe",
+    )
 
 
 @dataclass
@@ -537,10 +584,20 @@ class IVDesign:
         return self.s_y / np.concatenate([self.s_x, self.s_c])
 
 
-def iv_design(df, y: str, endog, instrument, controls=None, entity: str | None = "city_code",
-              time: str | None = "year", cluster: str | None = "city_code", *,
-              weights: str | None = None, singletons: Singletons = "drop",
-              on_collinear: OnCollinear = "omit") -> IVDesign:
+def iv_design(
+    df,
+    y: str,
+    endog,
+    instrument,
+    controls=None,
+    entity: str | None = "city_code",
+    time: str | None = "year",
+    cluster: str | None = "city_code",
+    *,
+    weights: str | None = None,
+    singletons: Singletons = "drop",
+    on_collinear: OnCollinear = "omit",
+) -> IVDesign:
     """Check the roles, prepare the sample, absorb the fixed effects, screen the regressors and
     instruments and rescale: the :class:`IVDesign` of :func:`iv_twfe` (same arguments).
 
@@ -555,20 +612,37 @@ def iv_design(df, y: str, endog, instrument, controls=None, entity: str | None =
     ctrl = [c for c in ctrl if c not in endogs]
     k1, L, k2 = len(endogs), len(instruments), len(ctrl)
     if k1 == 0 or L == 0:
-        raise ConfigError("instrument" if L == 0 else "endog", "an IV regression needs at least "
-                          "one endogenous regressor and one excluded instrument", source="iv_twfe")
+        raise ConfigError(
+            "instrument" if L == 0 else "endog",
+            "an IV regression needs at least one endogenous regressor and one excluded instrument",
+            source="iv_twfe",
+        )
     if L < k1:
-        raise ConfigError("instrument", f"{k1} endogenous regressors but only {L} excluded "
-                          "instrument(s): the equation is not identified", source="iv_twfe")
+        raise ConfigError(
+            "instrument",
+            f"{k1} endogenous regressors but only {L} excluded "
+            "instrument(s): the equation is not identified",
+            source="iv_twfe",
+        )
     overlap = (set(instruments) & set(endogs + ctrl + [y])) | (set(endogs + ctrl) & {y})
     if overlap:
-        raise ConfigError("instrument", f"{sorted(overlap)} appear in more than one role (outcome, "
-                          "endogenous, instrument, control)", source="iv_twfe")
+        raise ConfigError(
+            "instrument",
+            f"{sorted(overlap)} appear in more than one role (outcome, "
+            "endogenous, instrument, control)",
+            source="iv_twfe",
+        )
     fe_names = [entity, time]
     fes = [f for f in fe_names if f is not None]
-    roles = {y: "outcome", **{v: "endogenous regressor" for v in endogs},
-             **{v: "instrument" for v in instruments}, **{v: "control" for v in ctrl},
-             **{f: "fixed effect" for f in fes}, cluster: "cluster", weights: "weights"}
+    roles = {
+        y: "outcome",
+        **{v: "endogenous regressor" for v in endogs},
+        **{v: "instrument" for v in instruments},
+        **{v: "control" for v in ctrl},
+        **{f: "fixed effect" for f in fes},
+        cluster: "cluster",
+        weights: "weights",
+    }
     check_columns(df, roles, "iv_twfe")
 
     variables = [y, *endogs, *instruments, *ctrl]
@@ -578,7 +652,8 @@ def iv_design(df, y: str, endog, instrument, controls=None, entity: str | None =
     if n == 0:
         raise EstimationError(
             "iv_twfe: no complete observations for this IV specification",
-            hint="check the sample filter and the missing values of the variables used")
+            hint="check the sample filter and the missing values of the variables used",
+        )
     fe_labels = [f for f in fe_names if f is not None]
     if not prep["absorb"]:  # no fixed effects: partial out the constant (ivreg2 partial(_cons))
         prep["absorb"] = [(np.zeros(n, dtype=np.int64), 1)]
@@ -589,8 +664,9 @@ def iv_design(df, y: str, endog, instrument, controls=None, entity: str | None =
     # the outcome must keep some variation once the fixed effects are absorbed (relative test)
     mean = np.average(data, axis=0, weights=w)
     if np.ptp(data[:, 0]) == 0:
-        raise ConfigError(y, f"outcome '{y}' is constant in the estimation sample",
-                          source="iv_twfe")
+        raise ConfigError(
+            y, f"outcome '{y}' is constant in the estimation sample", source="iv_twfe"
+        )
     if np.sum(w * tilde[:, 0] ** 2) <= COLLIN_TOL * np.sum(w * (data[:, 0] - mean[0]) ** 2):
         _no_within_variation(y, "outcome", data[:, 0], prep, fe_labels, entity)
     # endogenous regressors (must survive) and controls (omitted if absorbed or collinear), in order
@@ -598,8 +674,16 @@ def iv_design(df, y: str, endog, instrument, controls=None, entity: str | None =
     ix_z = list(range(1 + k1, 1 + k1 + L))
     ix_c = list(range(1 + k1 + L, 1 + k1 + L + k2))
     kept2, omitted, notes = select_regressors(
-        tilde[:, ix_x + ix_c], data[:, ix_x + ix_c], w, endogs + ctrl, k1, prep, on_collinear,
-        roles=("endogenous regressor", "control"), source="iv_twfe")
+        tilde[:, ix_x + ix_c],
+        data[:, ix_x + ix_c],
+        w,
+        endogs + ctrl,
+        k1,
+        prep,
+        on_collinear,
+        roles=("endogenous regressor", "control"),
+        source="iv_twfe",
+    )
     ix_c = [ix_c[j - k1] for j in kept2 if j >= k1]
     ctrl = [variables[j] for j in ix_c]
     k2 = len(ctrl)
@@ -613,14 +697,18 @@ def iv_design(df, y: str, endog, instrument, controls=None, entity: str | None =
             continue
         if st in ("constant", "absorbed"):
             if st == "constant":
-                raise ConfigError(name, f"instrument '{name}' is constant in the estimation sample",
-                                  source="iv_twfe")
+                raise ConfigError(
+                    name,
+                    f"instrument '{name}' is constant in the estimation sample",
+                    source="iv_twfe",
+                )
             _no_within_variation(name, "instrument", data[:, ix_z[j - k2]], prep, fe_labels, entity)
         with_ = ", ".join(zcols[i] for i in partners) or "the controls and other instruments"
         raise EstimationError(
             f"iv_twfe: instrument '{name}' is collinear with {with_} (after the fixed effects)",
             hint=f"remove '{name}' from the instruments (or the variables it duplicates)",
-            variable=name)
+            variable=name,
+        )
 
     # every statistic is computed on columns scaled to unit weighted RMS (exact invariance to the
     # units of each variable); coefficients and SEs are scaled back at the end
@@ -628,18 +716,43 @@ def iv_design(df, y: str, endog, instrument, controls=None, entity: str | None =
     scale = np.sqrt(np.average(tilde[:, used] ** 2, axis=0, weights=w))
     scale = np.where(scale > 0, scale, 1.0)
     ts = tilde[:, used] / scale
-    yt, xt = ts[:, 0], ts[:, 1:1 + k1]
-    zt, ct = ts[:, 1 + k1:1 + k1 + L], ts[:, 1 + k1 + L:]
+    yt, xt = ts[:, 0], ts[:, 1 : 1 + k1]
+    zt, ct = ts[:, 1 + k1 : 1 + k1 + L], ts[:, 1 + k1 + L :]
     Z = np.column_stack([zt, ct])
     _, zz_inv = wls(Z, yt, w, instruments + ctrl)  # collinearity check of the instrument set
     cmat = ct if k2 else None
     xc, zc, yc = wresid(xt, cmat, w), wresid(zt, cmat, w), wresid(yt[:, None], cmat, w)[:, 0]
     return IVDesign(
-        y=y, endogenous=endogs, instruments=instruments, controls=ctrl, prep=prep, n=n, k1=k1, L=L,
-        k2=k2, w=w, raw_y=data[:, 0], mean_y=mean[0], yt=yt, xt=xt, zt=zt, ct=ct, s_y=scale[0],
-        s_x=scale[1:1 + k1], s_z=scale[1 + k1:1 + k1 + L], s_c=scale[1 + k1 + L:],
-        X=np.column_stack([xt, ct]), Z=Z, zz_inv=zz_inv, xc=xc, zc=zc, yc=yc,
-        clustered=cluster is not None, omitted=omitted, notes=notes)
+        y=y,
+        endogenous=endogs,
+        instruments=instruments,
+        controls=ctrl,
+        prep=prep,
+        n=n,
+        k1=k1,
+        L=L,
+        k2=k2,
+        w=w,
+        raw_y=data[:, 0],
+        mean_y=mean[0],
+        yt=yt,
+        xt=xt,
+        zt=zt,
+        ct=ct,
+        s_y=scale[0],
+        s_x=scale[1 : 1 + k1],
+        s_z=scale[1 + k1 : 1 + k1 + L],
+        s_c=scale[1 + k1 + L :],
+        X=np.column_stack([xt, ct]),
+        Z=Z,
+        zz_inv=zz_inv,
+        xc=xc,
+        zc=zc,
+        yc=yc,
+        clustered=cluster is not None,
+        omitted=omitted,
+        notes=notes,
+    )
 
 
 @dataclass
@@ -684,15 +797,23 @@ def second_stage(d: IVDesign) -> SecondStage:
         raise EstimationError(
             f"iv_twfe: the first-stage fitted values are collinear ({exc.problem}); the "
             "instruments do not identify the endogenous regressors",
-            hint="check that each endogenous regressor has an instrument that moves it") from exc
+            hint="check that each endogenous regressor has an instrument that moves it",
+        ) from exc
     u = d.yt - d.X @ beta
     G, K2, clusters = dof(d.prep, d.k1 + d.k2, d.n, d.clustered)
     V = sandwich(xhat, u, w, bread, clusters, G, d.n, K2)
     return SecondStage(
-        beta=beta, se=np.sqrt(np.diag(V)), V=V, G=G, K=K2, clusters=clusters,
-        df=(G - 1) if d.clustered else (d.n - K2), rss=float(np.sum(w * u**2)) * d.s_y**2,
+        beta=beta,
+        se=np.sqrt(np.diag(V)),
+        V=V,
+        G=G,
+        K=K2,
+        clusters=clusters,
+        df=(G - 1) if d.clustered else (d.n - K2),
+        rss=float(np.sum(w * u**2)) * d.s_y**2,
         tss=float(np.sum(w * (d.raw_y - d.mean_y) ** 2)),
-        tss_within=float(np.sum(w * d.yt**2)) * d.s_y**2)
+        tss_within=float(np.sum(w * d.yt**2)) * d.s_y**2,
+    )
 
 
 @dataclass
@@ -740,8 +861,11 @@ def first_stage(d: IVDesign) -> FirstStageFit:
         out[xname] = FirstStage(
             coef={z: float(c) for z, c in zip(d.instruments, pz * unit, strict=True)},
             se={z: float(s) for z, s in zip(d.instruments, se_z * unit, strict=True)},
-            F=Wfs / L, F_p=float(stats.f.sf(Wfs / L, L, df_fs)), F_df=[L, int(df_fs)],
-            partial_r2=float(1.0 - np.sum(w * (xc - fit) ** 2) / np.sum(w * xc**2)))
+            F=Wfs / L,
+            F_p=float(stats.f.sf(Wfs / L, L, df_fs)),
+            F_df=[L, int(df_fs)],
+            partial_r2=float(1.0 - np.sum(w * (xc - fit) ** 2) / np.sum(w * xc**2)),
+        )
     return FirstStageFit(by_endog=out, K=int(K_fs), G=G, clusters=clusters, df=int(df_fs))
 
 
@@ -769,24 +893,39 @@ def weak_iv_diagnostics(d: IVDesign, fs: FirstStageFit) -> dict:
         kp_f = kp_wald / (n - 1) * (n - K_fs) * (G - 1) / G / L
     else:
         kp_f = kp_wald / n * (n - K_fs) / L
-    cc = canonical_correlations(d.xc, d.zc, d.w)[:d.k1]
+    cc = canonical_correlations(d.xc, d.zc, d.w)[: d.k1]
     cd = float(np.min(cc**2 / (1.0 - cc**2)))
-    return {"kp_lm": kp_lm, "kp_lm_df": kp_df, "kp_lm_p": float(stats.chi2.sf(kp_lm, kp_df)),
-            "kp_f": float(kp_f), "kp_wald_chi2": kp_wald, "cd_f": float(cd * (n - K_fs) / L),
-            "canonical_correlations": [float(c) for c in cc],
-            "stock_yogo": stock_yogo(d.k1, L)}
+    return {
+        "kp_lm": kp_lm,
+        "kp_lm_df": kp_df,
+        "kp_lm_p": float(stats.chi2.sf(kp_lm, kp_df)),
+        "kp_f": float(kp_f),
+        "kp_wald_chi2": kp_wald,
+        "cd_f": float(cd * (n - K_fs) / L),
+        "canonical_correlations": [float(c) for c in cc],
+        "stock_yogo": stock_yogo(d.k1, L),
+    }
 
 
-def anderson_rubin(d: IVDesign, fs: FirstStageFit, ss: SecondStage, *, level: float = 0.95,
-                   grid=None) -> AndersonRubin:
+def anderson_rubin(
+    d: IVDesign, fs: FirstStageFit, ss: SecondStage, *, level: float = 0.95, grid=None
+) -> AndersonRubin:
     """Anderson–Rubin test of β = 0 (first-stage CR1 factor q_fs, K_fs) and, with one endogenous
     regressor, its inverted confidence set at ``level``: exact (closed form for one instrument,
     real roots of a degree-2L polynomial otherwise) or over ``grid`` (data units). Computed in
     scaled units, β0 = β0_data · s_x / s_y; the set is returned in data units."""
     n, G, K_fs = d.n, fs.G, fs.K
     q_fs = (G / (G - 1)) * ((n - 1) / (n - K_fs)) if d.clustered else n / (n - K_fs)
-    ar = _ARProblem(d.yc, d.xc, d.zc, d.w, fs.clusters if d.clustered else None, G, q_fs,
-                    (G - 1) if d.clustered else (n - K_fs))
+    ar = _ARProblem(
+        d.yc,
+        d.xc,
+        d.zc,
+        d.w,
+        fs.clusters if d.clustered else None,
+        G,
+        q_fs,
+        (G - 1) if d.clustered else (n - K_fs),
+    )
     ar0 = ar.test(np.zeros(d.k1))
     ar_ci, ar_kind, ar_method = None, "not computed (more than one endogenous regressor)", None
     b_unit = float(d.unit2[0])
@@ -798,20 +937,41 @@ def anderson_rubin(d: IVDesign, fs: FirstStageFit, ss: SecondStage, *, level: fl
             ar_ci, ar_kind = ar.ci_analytic(level)
             ar_method = "analytic"
         else:
-            ar_ci, ar_kind = ar.ci_polynomial(level, float(ss.beta[0]),
-                                              10.0 * float(ss.se[0]) or 1.0)
+            ar_ci, ar_kind = ar.ci_polynomial(
+                level, float(ss.beta[0]), 10.0 * float(ss.se[0]) or 1.0
+            )
             ar_method = "polynomial"
     if ar_ci is not None:
         ar_ci = [(float(lo) * b_unit, float(hi) * b_unit) for lo, hi in ar_ci]
-    return AndersonRubin(stat=ar0["F"], p=ar0["p"], df=[d.L, int(ar.df2)], chi2=ar0["chi2"],
-                         chi2_p=ar0["chi2_p"], ci=ar_ci, ci_kind=ar_kind, ci_level=level,
-                         ci_method=ar_method)
+    return AndersonRubin(
+        stat=ar0["F"],
+        p=ar0["p"],
+        df=[d.L, int(ar.df2)],
+        chi2=ar0["chi2"],
+        chi2_p=ar0["chi2_p"],
+        ci=ar_ci,
+        ci_kind=ar_kind,
+        ci_level=level,
+        ci_method=ar_method,
+    )
 
 
-def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "city_code",
-            time: str | None = "year", cluster: str | None = "city_code", *,
-            weights: str | None = None, singletons: Singletons = "drop", ar_grid=None,
-            ar_level: float = 0.95, on_collinear: OnCollinear = "omit") -> EstimationResult:
+def iv_twfe(
+    df,
+    y: str,
+    endog,
+    instrument,
+    controls=None,
+    entity: str | None = "city_code",
+    time: str | None = "year",
+    cluster: str | None = "city_code",
+    *,
+    weights: str | None = None,
+    singletons: Singletons = "drop",
+    ar_grid=None,
+    ar_level: float = 0.95,
+    on_collinear: OnCollinear = "omit",
+) -> EstimationResult:
     """2SLS with absorbed fixed effects, CR1 clustered SEs and weak-IV diagnostics (ivreghdfe).
 
     Parameters
@@ -854,8 +1014,19 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
     :func:`second_stage`, :func:`first_stage`, :func:`weak_iv_diagnostics` and
     :func:`anderson_rubin`.
     """
-    d = iv_design(df, y, endog, instrument, controls, entity, time, cluster, weights=weights,
-                  singletons=singletons, on_collinear=on_collinear)
+    d = iv_design(
+        df,
+        y,
+        endog,
+        instrument,
+        controls,
+        entity,
+        time,
+        cluster,
+        weights=weights,
+        singletons=singletons,
+        on_collinear=on_collinear,
+    )
     ss = second_stage(d)
     fs = first_stage(d)
     diag = weak_iv_diagnostics(d, fs)
@@ -868,28 +1039,54 @@ def iv_twfe(df, y: str, endog, instrument, controls=None, entity: str | None = "
     beta_d, se_d = ss.beta * unit2, ss.se * unit2
     params = {nm: float(b) for nm, b in zip(names2, beta_d, strict=True)}
     bse = {nm: float(s) for nm, s in zip(names2, se_d, strict=True)}
-    tvals = {nm: float(b / s) if s > 0 else math.nan
-             for nm, b, s in zip(names2, ss.beta, ss.se, strict=True)}
-    iv = IVResults(endogenous=d.endogenous, instruments=d.instruments, first_stage=fs.by_endog,
-                   anderson_rubin=ar, **diag)
+    tvals = {
+        nm: float(b / s) if s > 0 else math.nan
+        for nm, b, s in zip(names2, ss.beta, ss.se, strict=True)
+    }
+    iv = IVResults(
+        endogenous=d.endogenous,
+        instruments=d.instruments,
+        first_stage=fs.by_endog,
+        anderson_rubin=ar,
+        **diag,
+    )
     extra = {
         **iv.to_extra(),
-        "df_k": int(ss.K), "df_k_first_stage": int(fs.K), "absorbed_dof": int(ss.K - d.k1 - d.k2),
-        "t_stats": tvals, "p_values": {nm: t_dist(tv, ss.df)[0] for nm, tv in tvals.items()},
-        "rss": ss.rss, "omitted": d.omitted,
+        "df_k": int(ss.K),
+        "df_k_first_stage": int(fs.K),
+        "absorbed_dof": int(ss.K - d.k1 - d.k2),
+        "t_stats": tvals,
+        "p_values": {nm: t_dist(tv, ss.df)[0] for nm, tv in tvals.items()},
+        "rss": ss.rss,
+        "omitted": d.omitted,
     }
     if d.notes:
         extra["notes"] = d.notes
     return EstimationResult(
-        coef=float(beta_d[0]), se=float(se_d[0]), t=t0, p=p0,
+        coef=float(beta_d[0]),
+        se=float(se_d[0]),
+        t=t0,
+        p=p0,
         ci=(float(beta_d[0] - qt * se_d[0]), float(beta_d[0] + qt * se_d[0])),
-        nobs=int(d.n), n_clusters=int(ss.G) if d.clustered else None,
+        nobs=int(d.n),
+        n_clusters=int(ss.G) if d.clustered else None,
         r2=1.0 - ss.rss / ss.tss if ss.tss > 0 else math.nan,
         r2_within=1.0 - ss.rss / ss.tss_within if ss.tss_within > 0 else math.nan,
-        regressor=d.endogenous[0], params=params, bse=bse, df_resid=int(ss.df),
-        vcov_type="CR1" if d.clustered else "HC1", extra=extra, estimator="iv_twfe", dependent=y,
-        fixed_effects=list(d.prep["fe_names"]), cluster_var=cluster, controls=list(d.controls),
-        vcov_values=ss.V * np.outer(unit2, unit2), vcov_names=names2, iv=iv)
+        regressor=d.endogenous[0],
+        params=params,
+        bse=bse,
+        df_resid=int(ss.df),
+        vcov_type="CR1" if d.clustered else "HC1",
+        extra=extra,
+        estimator="iv_twfe",
+        dependent=y,
+        fixed_effects=list(d.prep["fe_names"]),
+        cluster_var=cluster,
+        controls=list(d.controls),
+        vcov_values=ss.V * np.outer(unit2, unit2),
+        vcov_names=names2,
+        iv=iv,
+    )
 
 
 def _stats():
@@ -900,6 +1097,8 @@ def _stats():
     from scipy.special import chdtrc, fdtrc, fdtri
 
     return SimpleNamespace(
-        f=SimpleNamespace(sf=lambda x, d1, d2: fdtrc(d1, d2, x),
-                          ppf=lambda q, d1, d2: fdtri(d1, d2, q)),
-        chi2=SimpleNamespace(sf=lambda x, k: chdtrc(k, x)))
+        f=SimpleNamespace(
+            sf=lambda x, d1, d2: fdtrc(d1, d2, x), ppf=lambda q, d1, d2: fdtri(d1, d2, q)
+        ),
+        chi2=SimpleNamespace(sf=lambda x, k: chdtrc(k, x)),
+    )

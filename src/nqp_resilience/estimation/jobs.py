@@ -49,9 +49,14 @@ def estimate_spec_job(smk) -> None:
     controls = list(smk.params.control_variables)
     data = read_columns(smk.input.panel, spec_columns(spec, controls))
     result = estimate(spec, data, controls, singletons=smk.params.singletons)
-    record = EstimateRecord.from_dict({**result, "software": software_versions(),
-                                       "inputs": {"analysis_panel": _sha256(smk.input.panel)}},
-                                      source=smk.output.estimate)
+    record = EstimateRecord.from_dict(
+        {
+            **result,
+            "software": software_versions(),
+            "inputs": {"analysis_panel": _sha256(smk.input.panel)},
+        },
+        source=smk.output.estimate,
+    )
     write_estimate(record, smk.output.estimate)
     log.info("%s: coef %s, se %s, N %s", record.spec, record.coef, record.se, record.nobs)
 
@@ -62,19 +67,35 @@ def spec_samples_job(smk) -> None:
     import pandas as pd
 
     from nqp_resilience.data.codebook import Codebook
-    from nqp_resilience.estimation.samples import spec_samples, spec_samples_markdown
     from nqp_resilience.data.io import write_csv, write_text
+    from nqp_resilience.estimation.samples import spec_samples, spec_samples_markdown
 
     codebook = Codebook(smk.input.codebook)
-    static_files = {var: path for source, path in dict(smk.params.static_files).items()
-                    for var in codebook[source].variables}
+    static_files = {
+        var: path
+        for source, path in dict(smk.params.static_files).items()
+        for var in codebook[source].variables
+    }
     specs = {spec["id"]: dict(spec) for spec in smk.params.specs}
-    summary, lost, absent = spec_samples(pd.read_parquet(smk.input.analysis), pd.read_parquet(smk.input.panel),
-                                         specs, list(smk.params.control_variables), static_files)
-    for (code, name, path), _ in absent.groupby(["city_code", "city_name", "static_file"], sort=True):
+    summary, lost, absent = spec_samples(
+        pd.read_parquet(smk.input.analysis),
+        pd.read_parquet(smk.input.panel),
+        specs,
+        list(smk.params.control_variables),
+        static_files,
+    )
+    for (code, name, path), _ in absent.groupby(
+        ["city_code", "city_name", "static_file"], sort=True
+    ):
         gone = lost[(lost["city_code"] == code) & (lost["city_rows_lost"] == lost["city_rows"])]
         hit = list(dict.fromkeys(gone["spec"]))
-        log.warning("city %s %s is absent from %s: specs %s run without it (see %s)", code, name, path,
-                    ", ".join(hit) or "none", smk.output.report)
+        log.warning(
+            "city %s %s is absent from %s: specs %s run without it (see %s)",
+            code,
+            name,
+            path,
+            ", ".join(hit) or "none",
+            smk.output.report,
+        )
     write_csv(lost, smk.output.table)
     write_text(smk.output.report, spec_samples_markdown(summary, lost, absent))

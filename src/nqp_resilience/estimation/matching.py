@@ -74,6 +74,7 @@ _Z975 = 1.959963984540054
 # Binary-choice models (propensity score; pstest's probits)
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass
 class BinaryFit:
     """Maximum-likelihood fit of a logit or probit.
@@ -128,12 +129,13 @@ def _binary_pieces(model: str, y: np.ndarray, xb: np.ndarray):
 
     q = 2.0 * y - 1.0
     lcdf = log_ndtr(q * xb)
-    lam = q * np.exp(-0.5 * xb * xb - 0.5 * math.log(2.0 * math.pi) - lcdf)   # φ(q xb)/Φ(q xb) · q
+    lam = q * np.exp(-0.5 * xb * xb - 0.5 * math.log(2.0 * math.pi) - lcdf)  # φ(q xb)/Φ(q xb) · q
     return lcdf, lam, lam * (lam + xb), ndtr(xb)
 
 
-def fit_binary(y, X, model: str = "logit", weights=None, *, tol: float = 1e-11,
-               max_iter: int = 100) -> BinaryFit:
+def fit_binary(
+    y, X, model: str = "logit", weights=None, *, tol: float = 1e-11, max_iter: int = 100
+) -> BinaryFit:
     """Logit or probit of ``y`` on ``X`` and a constant by Newton–Raphson maximum likelihood.
 
     Parameters
@@ -166,8 +168,10 @@ def fit_binary(y, X, model: str = "logit", weights=None, *, tol: float = 1e-11,
     Xr = X[w > 0]
     norms = np.linalg.norm(Xr, axis=0)
     if np.linalg.matrix_rank(Xr / np.where(norms > 0, norms, 1.0)) < X.shape[1]:
-        raise MatchingError(f"{model}: the covariates are collinear (with each other or the constant)",
-                            hint="drop a redundant covariate")
+        raise MatchingError(
+            f"{model}: the covariates are collinear (with each other or the constant)",
+            hint="drop a redundant covariate",
+        )
     b = np.zeros(X.shape[1])
     for it in range(1, max_iter + 1):
         _, g, h, _ = _binary_pieces(model, y, _index(X, b))
@@ -176,8 +180,10 @@ def fit_binary(y, X, model: str = "logit", weights=None, *, tol: float = 1e-11,
         try:
             step = np.linalg.solve(info, grad)
         except np.linalg.LinAlgError:
-            raise MatchingError(f"{model}: the covariates are collinear (singular information matrix)",
-                                hint="drop a redundant covariate") from None
+            raise MatchingError(
+                f"{model}: the covariates are collinear (singular information matrix)",
+                hint="drop a redundant covariate",
+            ) from None
         b = b + step
         if not np.all(np.isfinite(b)):
             break
@@ -186,12 +192,17 @@ def fit_binary(y, X, model: str = "logit", weights=None, *, tol: float = 1e-11,
             ll, _, _, pr = _binary_pieces(model, y, xb)
             ybar = np.sum(w * y) / np.sum(w)
             # the constant-only model fits p = ȳ whatever the link
-            llnull = float(np.sum(w * (y * math.log(ybar) + (1 - y) * math.log1p(-ybar)))) \
-                if 0.0 < ybar < 1.0 else 0.0
+            llnull = (
+                float(np.sum(w * (y * math.log(ybar) + (1 - y) * math.log1p(-ybar))))
+                if 0.0 < ybar < 1.0
+                else 0.0
+            )
             return BinaryFit(b, xb, pr, float(np.sum(w * ll)), llnull, it)
-    raise MatchingError(f"{model}: the likelihood did not converge in {max_iter} iterations: a combination of "
-                        "the covariates predicts treatment perfectly (separation)",
-                        hint="drop or coarsen the covariates that separate treated from controls")
+    raise MatchingError(
+        f"{model}: the likelihood did not converge in {max_iter} iterations: a combination of "
+        "the covariates predicts treatment perfectly (separation)",
+        hint="drop or coarsen the covariates that separate treated from controls",
+    )
 
 
 def propensity_score(df, treat: str, covariates, model: str = "logit") -> np.ndarray:
@@ -201,14 +212,20 @@ def propensity_score(df, treat: str, covariates, model: str = "logit") -> np.nda
     ``logit treat covariates`` then ``predict double ps, pr``.
     """
     t = _column(df, treat, "treatment")
-    X = np.column_stack([_column(df, c, "covariate") for c in covariates]) if covariates else np.empty((len(t), 0))
+    X = (
+        np.column_stack([_column(df, c, "covariate") for c in covariates])
+        if covariates
+        else np.empty((len(t), 0))
+    )
     ok = np.isfinite(t) & np.all(np.isfinite(X), axis=1)
     out = np.full(len(t), np.nan)
     out[ok] = fit_pscore(t[ok], X[ok], list(covariates or []), model)[0]
     return out
 
 
-def _separation(t: np.ndarray, X: np.ndarray, names: list[str]) -> tuple[np.ndarray, list[int], list[str]]:
+def _separation(
+    t: np.ndarray, X: np.ndarray, names: list[str]
+) -> tuple[np.ndarray, list[int], list[str]]:
     """Stata ``logit``'s perfect-prediction checks, covariate by covariate in order.
 
     For each covariate x on the observations still used:
@@ -233,7 +250,9 @@ def _separation(t: np.ndarray, X: np.ndarray, names: list[str]) -> tuple[np.ndar
         nz = x != 0
         if nz.any() and (~nz).any() and np.ptp(tt[nz]) == 0:
             what = "success" if tt[nz][0] == 1 else "failure"
-            notes.append(f"{name} != 0 predicts {what} perfectly; {name} dropped and {int(nz.sum())} obs not used")
+            notes.append(
+                f"{name} != 0 predicts {what} perfectly; {name} dropped and {int(nz.sum())} obs not used"
+            )
             used[rows[nz]] = False
             continue
         x1, x0 = x[tt == 1], x[tt == 0]
@@ -246,11 +265,15 @@ def _separation(t: np.ndarray, X: np.ndarray, names: list[str]) -> tuple[np.ndar
                         f"logit: outcome = {name} {op} {c:.6g} predicts data perfectly (complete separation "
                         f"by covariate '{name}'; Stata stops with r(2000))",
                         hint=f"drop '{name}' from the covariates or coarsen it; the propensity score of a "
-                             "perfectly predicted unit is 0 or 1, so it cannot be matched", variable=name)
+                        "perfectly predicted unit is 0 or 1, so it cannot be matched",
+                        variable=name,
+                    )
                 if lo.max() == hi.min():
                     at = x == c
-                    notes.append(f"outcome = {name} {op_q} {c:.6g} predicts data perfectly except for {name} == "
-                                 f"{c:.6g} subsample; {name} dropped and {int((~at).sum())} obs not used")
+                    notes.append(
+                        f"outcome = {name} {op_q} {c:.6g} predicts data perfectly except for {name} == "
+                        f"{c:.6g} subsample; {name} dropped and {int((~at).sum())} obs not used"
+                    )
                     used[rows[~at]] = False
                     break
             else:
@@ -259,9 +282,11 @@ def _separation(t: np.ndarray, X: np.ndarray, names: list[str]) -> tuple[np.ndar
         kept.append(j)
     tt = t[used]
     if not (tt == 1).any() or not (tt == 0).any():
-        raise MatchingError("logit: after dropping the perfectly predicted observations only one treatment "
-                            "group is left", hint="drop or coarsen the covariates named in the notes: "
-                            + "; ".join(notes))
+        raise MatchingError(
+            "logit: after dropping the perfectly predicted observations only one treatment "
+            "group is left",
+            hint="drop or coarsen the covariates named in the notes: " + "; ".join(notes),
+        )
     return used, kept, notes
 
 
@@ -269,6 +294,7 @@ def _independent_columns(X: np.ndarray, candidates: list[int]) -> tuple[list[int
     """Stata's ``_rmcoll`` order: keep the constant, then each covariate in turn unless it is a
     linear combination of the constant and the covariates kept before it (judged on columns
     scaled to unit norm, so units do not matter). Returns (kept, omitted) column indices."""
+
     def unit(cols):
         norms = np.linalg.norm(cols, axis=0)
         return cols / np.where(norms > 0, norms, 1.0)
@@ -284,8 +310,9 @@ def _independent_columns(X: np.ndarray, candidates: list[int]) -> tuple[list[int
     return kept, omitted
 
 
-def fit_pscore(t: np.ndarray, X: np.ndarray, names: list[str], model: str = "logit",
-               engine: str = "numpy") -> tuple[np.ndarray, list[str]]:
+def fit_pscore(
+    t: np.ndarray, X: np.ndarray, names: list[str], model: str = "logit", engine: str = "numpy"
+) -> tuple[np.ndarray, list[str]]:
     """Propensity scores for every row, Stata-style: the perfect-prediction checks of
     :func:`_separation`, the model on the observations used, then ``predict`` for all rows
     (observations not used get the score of the model without the dropped covariates, as Stata's
@@ -307,13 +334,18 @@ def fit_pscore(t: np.ndarray, X: np.ndarray, names: list[str], model: str = "log
     if used.all():
         return fit.pr, notes
     xb = _index(np.column_stack([X[:, kept], np.ones(len(t))]), fit.params)
-    pr = 1.0 / (1.0 + np.exp(-xb)) if model == "logit" else _binary_pieces("probit", np.zeros(len(t)), xb)[3]
+    pr = (
+        1.0 / (1.0 + np.exp(-xb))
+        if model == "logit"
+        else _binary_pieces("probit", np.zeros(len(t)), xb)[3]
+    )
     return pr, notes
 
 
 # --------------------------------------------------------------------------------------------
 # Treatment definition
 # --------------------------------------------------------------------------------------------
+
 
 def treatment_indicator(values, groups=None, rule: str = "above_yearly_median") -> np.ndarray:
     """1.0 if the value is strictly above the median of its group, else 0.0; NaN where missing.
@@ -354,12 +386,15 @@ def treatment_indicator(values, groups=None, rule: str = "above_yearly_median") 
 
 def treatment_above_yearly_median(df, var: str, year: str) -> np.ndarray:
     """``treatment_indicator(df[var], df[year], "above_yearly_median")`` (docs/psm.md#treatment)."""
-    return treatment_indicator(_column(df, var, "treatment variable"), np.asarray(df[year]), "above_yearly_median")
+    return treatment_indicator(
+        _column(df, var, "treatment variable"), np.asarray(df[year]), "above_yearly_median"
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Matching engine
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Matching:
@@ -457,7 +492,7 @@ def _kernel_weights(dif: np.ndarray, kernel: str, h: float) -> np.ndarray:
         k = (1.0 - u * u) ** 2
     elif kernel == "tricube":
         k = (1.0 - np.abs(u) ** 3) ** 3
-    else:                                   # normal: no bounded support
+    else:  # normal: no bounded support
         return np.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi)
     return np.where(inside, k, np.nan)
 
@@ -474,14 +509,29 @@ def _check_options(method, caliper, bandwidth, kernel, model):
     if not (bandwidth > 0):
         raise ValueError(f"bandwidth must be positive, got {bandwidth!r}")
     if method == "kernel" and caliper is not None:
-        raise ValueError("caliper has no effect with kernel matching (psmatch2 ignores it); "
-                         "use bandwidth, or method='radius'")
+        raise ValueError(
+            "caliper has no effect with kernel matching (psmatch2 ignores it); "
+            "use bandwidth, or method='radius'"
+        )
 
 
-def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: str | None = None,
-          caliper: float | None = None, bandwidth: float = DEFAULT_BANDWIDTH, kernel: str = "epan",
-          common_support: bool = True, ties: bool = False, pscore=None, model: str = "logit",
-          ate: bool = False, pscore_engine: str = "numpy") -> Matching:
+def match(
+    df,
+    treat: str,
+    covariates=None,
+    method: str = "nearest",
+    *,
+    outcome: str | None = None,
+    caliper: float | None = None,
+    bandwidth: float = DEFAULT_BANDWIDTH,
+    kernel: str = "epan",
+    common_support: bool = True,
+    ties: bool = False,
+    pscore=None,
+    model: str = "logit",
+    ate: bool = False,
+    pscore_engine: str = "numpy",
+) -> Matching:
     """Match treated to controls on the propensity score as ``psmatch2`` does.
 
     Parameters
@@ -519,7 +569,11 @@ def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: 
         X = np.column_stack([_column(df, c, "covariate") for c in covariates])
         sample &= np.all(np.isfinite(X), axis=1)
     else:
-        ps_given = _column(df, pscore, "pscore") if isinstance(pscore, str) else np.asarray(pscore, dtype=float)
+        ps_given = (
+            _column(df, pscore, "pscore")
+            if isinstance(pscore, str)
+            else np.asarray(pscore, dtype=float)
+        )
         if ps_given.shape != (n,):
             raise ValueError(f"pscore has {ps_given.size} values for {n} rows")
         sample &= np.isfinite(ps_given)
@@ -529,8 +583,10 @@ def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: 
         sample &= np.isfinite(y)
     bad = sample & (t != 0) & (t != 1)
     if bad.any():
-        raise MatchingError(f"treatment {treat!r} must be 0 or 1; row {int(np.flatnonzero(bad)[0])} "
-                            f"(0-based) has {float(t[bad][0]):g}")
+        raise MatchingError(
+            f"treatment {treat!r} must be 0 or 1; row {int(np.flatnonzero(bad)[0])} "
+            f"(0-based) has {float(t[bad][0]):g}"
+        )
     idx = np.flatnonzero(sample)
     ts = t[idx]
     if not (ts == 1).any():
@@ -553,7 +609,7 @@ def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: 
             sup[~is_t & ((ps < lo) | (ps > hi))] = False
 
     ys = y[idx] if y is not None else None
-    wt = np.zeros(len(idx))           # accumulated weights (psmatch2 _weight before clean-up)
+    wt = np.zeros(len(idx))  # accumulated weights (psmatch2 _weight before clean-up)
     wt[is_t & sup] = 0.0 if ate else 1.0
     mout = np.full(len(idx), np.nan)
     n1 = np.full(len(idx), np.nan)
@@ -628,16 +684,30 @@ def match(df, treat: str, covariates=None, method: str = "nearest", *, outcome: 
         row_of = np.full(n, -1)
         row_of[idx] = pos
         pdif[has] = np.abs(ps[has] - ps[row_of[n1[has].astype(int)]])
-    options = {"method": method, "caliper": (DEFAULT_RADIUS_CALIPER if method == "radius" and caliper is None
-                                             else caliper),
-               "bandwidth": bandwidth if method == "kernel" else None,
-               "kernel": kernel if method == "kernel" else ("uniform" if method == "radius" else None),
-               "ties": ties if method == "nearest" else None, "common_support": common_support,
-               "ate": ate, "model": None if pscore is not None else model}
-    return Matching(sample=sample, pscore=full(ps), treated=full(ts), support=full(sup.astype(float)),
-                    weight=full(weight_clean), n1=full(n1), nn=full(nn),
-                    pdif=full(pdif), matched_outcome=full(mout), att_weight=full(att_w, 0.0),
-                    options=options, notes=notes)
+    options = {
+        "method": method,
+        "caliper": (DEFAULT_RADIUS_CALIPER if method == "radius" and caliper is None else caliper),
+        "bandwidth": bandwidth if method == "kernel" else None,
+        "kernel": kernel if method == "kernel" else ("uniform" if method == "radius" else None),
+        "ties": ties if method == "nearest" else None,
+        "common_support": common_support,
+        "ate": ate,
+        "model": None if pscore is not None else model,
+    }
+    return Matching(
+        sample=sample,
+        pscore=full(ps),
+        treated=full(ts),
+        support=full(sup.astype(float)),
+        weight=full(weight_clean),
+        n1=full(n1),
+        nn=full(nn),
+        pdif=full(pdif),
+        matched_outcome=full(mout),
+        att_weight=full(att_w, 0.0),
+        options=options,
+        notes=notes,
+    )
 
 
 def psmatch2_variables(df, treat: str, covariates=None, method: str = "nearest", **options):
@@ -651,11 +721,23 @@ def psmatch2_variables(df, treat: str, covariates=None, method: str = "nearest",
 
     m = match(df, treat, covariates, method, **options)
     index = getattr(df, "index", None)
-    return pd.DataFrame({"_pscore": m.pscore, "_treated": m.treated, "_support": m.support,
-                         "_weight": m.weight, "_n1": m.n1, "_nn": m.nn, "_pdif": m.pdif}, index=index)
+    return pd.DataFrame(
+        {
+            "_pscore": m.pscore,
+            "_treated": m.treated,
+            "_support": m.support,
+            "_weight": m.weight,
+            "_n1": m.n1,
+            "_nn": m.nn,
+            "_pdif": m.pdif,
+        },
+        index=index,
+    )
 
 
-def matched_sample_weights(df, treat: str, covariates=None, method: str = "nearest", **options) -> np.ndarray:
+def matched_sample_weights(
+    df, treat: str, covariates=None, method: str = "nearest", **options
+) -> np.ndarray:
     """Weights for the regression on the matched sample (the paper's Table 4 PSM columns).
 
     1 for treated on support, the accumulated matching weight ``W_j`` for controls, 0 for
@@ -669,6 +751,7 @@ def matched_sample_weights(df, treat: str, covariates=None, method: str = "neare
 # --------------------------------------------------------------------------------------------
 # pstest
 # --------------------------------------------------------------------------------------------
+
 
 def _wmean_var(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Stata ``summarize x [iw=w]``: mean Σwx/W and variance Σw(x − m)²/(W − 1), W = Σw."""
@@ -688,7 +771,7 @@ def _ttest_regress(x1, w1, x0, w0) -> tuple[float, float, float]:
     from scipy.special import stdtr
 
     W1, W0 = float(np.sum(w1)), float(np.sum(w0))
-    if np.ptp(np.concatenate([x1, x0])) == 0:          # constant: Stata reports no t
+    if np.ptp(np.concatenate([x1, x0])) == 0:  # constant: Stata reports no t
         return math.nan, math.nan, W1 + W0 - 2.0
     m1, m0 = np.sum(w1 * x1) / W1, np.sum(w0 * x0) / W0
     ssr = np.sum(w1 * (x1 - m1) ** 2) + np.sum(w0 * (x0 - m0) ** 2)
@@ -738,13 +821,15 @@ def pstest(df, covariates, matching: Matching, *, overall: bool = True) -> tuple
     s = matching.sample
     tr = matching.treated[s]
     sup = matching.support[s] == 1
-    mw = np.where(tr == 1, sup.astype(float), matching.weight[s])      # pstest's mweight
+    mw = np.where(tr == 1, sup.astype(float), matching.weight[s])  # pstest's mweight
     u1, u0 = tr == 1, tr == 0
     m1 = u1 & sup & np.isfinite(mw)
     m0 = u0 & sup & np.isfinite(mw)
     n1u, n1m = int(u1.sum()), int(m1.sum())
-    bounds = {"unmatched": (fdtri(n1u - 1, n1u - 1, 0.025), fdtri(n1u - 1, n1u - 1, 0.975)),
-              "matched": (fdtri(n1m - 1, n1m - 1, 0.025), fdtri(n1m - 1, n1m - 1, 0.975))}
+    bounds = {
+        "unmatched": (fdtri(n1u - 1, n1u - 1, 0.025), fdtri(n1u - 1, n1u - 1, 0.975)),
+        "matched": (fdtri(n1m - 1, n1m - 1, 0.025), fdtri(n1m - 1, n1m - 1, 0.975)),
+    }
     rows = []
     outside = {"unmatched": 0, "matched": 0}
     n_cont = 0
@@ -770,11 +855,24 @@ def pstest(df, covariates, matching: Matching, *, overall: bool = True) -> tuple
             for key, vr in (("unmatched", vr_u), ("matched", vr_m)):
                 lo, hi = bounds[key]
                 outside[key] += int(vr < lo or vr > hi)
-        rows.append({"variable": c, "mean_treated_unmatched": mt_u, "mean_control_unmatched": mc_u,
-                     "bias_unmatched": bias_u, "t_unmatched": t_u, "p_unmatched": p_u,
-                     "var_ratio_unmatched": vr_u, "mean_treated_matched": mt_m,
-                     "mean_control_matched": mc_m, "bias_matched": bias_m, "bias_reduction": red,
-                     "t_matched": t_m, "p_matched": p_m, "var_ratio_matched": vr_m})
+        rows.append(
+            {
+                "variable": c,
+                "mean_treated_unmatched": mt_u,
+                "mean_control_unmatched": mc_u,
+                "bias_unmatched": bias_u,
+                "t_unmatched": t_u,
+                "p_unmatched": p_u,
+                "var_ratio_unmatched": vr_u,
+                "mean_treated_matched": mt_m,
+                "mean_control_matched": mc_m,
+                "bias_matched": bias_m,
+                "bias_reduction": red,
+                "t_matched": t_m,
+                "p_matched": p_m,
+                "var_ratio_matched": vr_m,
+            }
+        )
     summary = {}
     for key in ("unmatched", "matched"):
         b = np.abs([r[f"bias_{key}"] for r in rows])
@@ -789,7 +887,7 @@ def pstest(df, covariates, matching: Matching, *, overall: bool = True) -> tuple
             ww = None if w is None else w[sel]
             try:
                 fit = fit_binary(tr[sel], X[sel], "probit", ww)
-            except MatchingError:      # Stata would drop a collinear or perfectly predicting covariate
+            except MatchingError:  # Stata would drop a collinear or perfectly predicting covariate
                 for stat in ("pseudo_r2", "lr_chi2", "p_chi2", "B", "R"):
                     summary[f"{stat}_{key}"] = None
                 continue
@@ -810,6 +908,7 @@ def pstest(df, covariates, matching: Matching, *, overall: bool = True) -> tuple
 # The estimator (public API: docs/design.md#python-api)
 # --------------------------------------------------------------------------------------------
 
+
 def _effects(m: Matching, y: np.ndarray) -> dict:
     """psmatch2's output table (``_mktab``): unmatched difference, ATT, ATU, ATE and SEs."""
     s = m.sample
@@ -819,20 +918,25 @@ def _effects(m: Matching, y: np.ndarray) -> dict:
     n1 = int(t_on.sum())
     out = {}
     yt, yc = ys[tr == 1], ys[tr == 0]
-    out["mean_treated_unmatched"], out["mean_control_unmatched"] = float(yt.mean()), float(yc.mean())
+    out["mean_treated_unmatched"], out["mean_control_unmatched"] = (
+        float(yt.mean()),
+        float(yc.mean()),
+    )
     out["unmatched_diff"] = float(yt.mean() - yc.mean())
     ssr = np.sum((yt - yt.mean()) ** 2) + np.sum((yc - yc.mean()) ** 2)
     nn_ = len(yt) + len(yc)
-    out["unmatched_se"] = float(math.sqrt(ssr / (nn_ - 2) * (1 / len(yt) + 1 / len(yc)))) if nn_ > 2 else math.nan
+    out["unmatched_se"] = (
+        float(math.sqrt(ssr / (nn_ - 2) * (1 / len(yt) + 1 / len(yc)))) if nn_ > 2 else math.nan
+    )
     out["mean_treated"] = float(ys[t_on].mean())
     out["mean_matched_controls"] = float(mo[t_on].mean())
     att = out["mean_treated"] - out["mean_matched_controls"]
-    used = (tr == 0) & np.isfinite(w)                 # controls with _weight < .
+    used = (tr == 0) & np.isfinite(w)  # controls with _weight < .
     var1 = float(np.var(ys[t_on], ddof=1)) if n1 > 1 else math.nan
     var0 = float(np.var(ys[used], ddof=1)) if used.sum() > 1 else math.nan
     wtot = float(np.sum(w[used] ** 2))
     out["att"] = float(att)
-    out["att_se"] = math.sqrt(var1 / n1 + var0 * wtot / n1 ** 2) if n1 else math.nan
+    out["att_se"] = math.sqrt(var1 / n1 + var0 * wtot / n1**2) if n1 else math.nan
     out["var_treated"], out["var_matched_controls"], out["sum_weight_sq"] = var1, var0, wtot
     if m.options.get("ate"):
         n0 = int(c_on.sum())
@@ -842,10 +946,24 @@ def _effects(m: Matching, y: np.ndarray) -> dict:
     return out
 
 
-def psm(df, treat: str, covariates, outcome: str, method: Method, caliper: float | None = None,
-        bandwidth: float = DEFAULT_BANDWIDTH, *, common_support: bool = True, ties: bool = False,
-        pscore=None, model: Model = "logit", kernel: Kernel = "epan", ate: bool = False,
-        balance: bool = True, pscore_engine: str = "numpy") -> EstimationResult:
+def psm(
+    df,
+    treat: str,
+    covariates,
+    outcome: str,
+    method: Method,
+    caliper: float | None = None,
+    bandwidth: float = DEFAULT_BANDWIDTH,
+    *,
+    common_support: bool = True,
+    ties: bool = False,
+    pscore=None,
+    model: Model = "logit",
+    kernel: Kernel = "epan",
+    ate: bool = False,
+    balance: bool = True,
+    pscore_engine: str = "numpy",
+) -> EstimationResult:
     """ATT by propensity-score matching, psmatch2-compatible (docs/psm.md).
 
     Stata equivalents (``model="logit"``, ``common_support=True``)::
@@ -886,15 +1004,31 @@ def psm(df, treat: str, covariates, outcome: str, method: Method, caliper: float
     check_option(method, METHODS, "method", "psm")
     check_option(model, MODELS, "model", "psm")
     check_option(kernel, KERNELS, "kernel", "psm")
-    m = match(df, treat, covariates, method, outcome=outcome, caliper=caliper, bandwidth=bandwidth,
-              kernel=kernel, common_support=common_support, ties=ties, pscore=pscore, model=model, ate=ate,
-              pscore_engine=pscore_engine)
+    m = match(
+        df,
+        treat,
+        covariates,
+        method,
+        outcome=outcome,
+        caliper=caliper,
+        bandwidth=bandwidth,
+        kernel=kernel,
+        common_support=common_support,
+        ties=ties,
+        pscore=pscore,
+        model=model,
+        ate=ate,
+        pscore_engine=pscore_engine,
+    )
     y = _column(df, outcome, "outcome")
     if not np.any((m.treated == 1) & (m.support == 1)):
-        raise MatchingError(f"no treated unit is on support ({method} matching"
-                            + (f", caliper {m.options['caliper']}" if m.options.get("caliper") else "")
-                            + (f", bandwidth {bandwidth}" if method == "kernel" else "")
-                            + ")", hint="widen the caliper or bandwidth")
+        raise MatchingError(
+            f"no treated unit is on support ({method} matching"
+            + (f", caliper {m.options['caliper']}" if m.options.get("caliper") else "")
+            + (f", bandwidth {bandwidth}" if method == "kernel" else "")
+            + ")",
+            hint="widen the caliper or bandwidth",
+        )
     eff = _effects(m, y)
     s = m.sample
     tr, sup, w = m.treated[s], m.support[s] == 1, m.weight[s]
@@ -903,23 +1037,55 @@ def psm(df, treat: str, covariates, outcome: str, method: Method, caliper: float
     att, se = eff["att"], eff["att_se"]
     t = att / se if se > 0 else math.nan
     p = math.erfc(abs(t) / math.sqrt(2.0)) if math.isfinite(t) else math.nan
-    extra = {"matched_n": n_t_on + n_c_used, "n_treated": int((tr == 1).sum()),
-             "n_controls": int((tr == 0).sum()), "n_treated_on_support": n_t_on,
-             "n_controls_matched": n_c_used, "n_off_support": int((~sup).sum()), "options": m.options,
-             "notes": list(m.notes)}
+    extra = {
+        "matched_n": n_t_on + n_c_used,
+        "n_treated": int((tr == 1).sum()),
+        "n_controls": int((tr == 0).sum()),
+        "n_treated_on_support": n_t_on,
+        "n_controls_matched": n_c_used,
+        "n_off_support": int((~sup).sum()),
+        "options": m.options,
+        "notes": list(m.notes),
+    }
     extra.update({k: v for k, v in eff.items() if k not in ("att", "att_se")})
     if balance and covariates:
         extra["balance"], extra["balance_summary"] = pstest(df, covariates, m)
     extra["sample_weight"] = m.att_weight
     details = MatchingResults(
-        method=method, att=att, att_se=se, matched_n=extra["matched_n"],
-        n_treated=extra["n_treated"], n_controls=extra["n_controls"],
-        n_treated_on_support=n_t_on, n_controls_matched=n_c_used,
-        n_off_support=extra["n_off_support"], balance=extra.get("balance"),
-        balance_summary=extra.get("balance_summary"), options=m.options)
+        method=method,
+        att=att,
+        att_se=se,
+        matched_n=extra["matched_n"],
+        n_treated=extra["n_treated"],
+        n_controls=extra["n_controls"],
+        n_treated_on_support=n_t_on,
+        n_controls_matched=n_c_used,
+        n_off_support=extra["n_off_support"],
+        balance=extra.get("balance"),
+        balance_summary=extra.get("balance_summary"),
+        options=m.options,
+    )
     return EstimationResult(
-        coef=att, se=se, t=t, p=p, ci=(att - _Z975 * se, att + _Z975 * se), nobs=int(sup.sum()),
-        n_clusters=None, r2=None, r2_within=None, regressor=treat, params={"ATT": att}, bse={"ATT": se},
-        df_resid=None, vcov_type="psmatch2 (propensity score treated as known)", extra=extra,
-        att=att, att_se=se, estimator="psm", dependent=outcome, vcov_values=[[se * se]],
-        vcov_names=["ATT"], matching=details)
+        coef=att,
+        se=se,
+        t=t,
+        p=p,
+        ci=(att - _Z975 * se, att + _Z975 * se),
+        nobs=int(sup.sum()),
+        n_clusters=None,
+        r2=None,
+        r2_within=None,
+        regressor=treat,
+        params={"ATT": att},
+        bse={"ATT": se},
+        df_resid=None,
+        vcov_type="psmatch2 (propensity score treated as known)",
+        extra=extra,
+        att=att,
+        att_se=se,
+        estimator="psm",
+        dependent=outcome,
+        vcov_values=[[se * se]],
+        vcov_names=["ATT"],
+        matching=details,
+    )

@@ -76,16 +76,40 @@ from nqp_resilience.estimation.core import (
 from nqp_resilience.estimation.results import EstimationResult
 
 # the core names re-exported here are those earlier code imported from this module
-__all__ = ["COLLIN_TOL", "ON_COLLINEAR", "EstimationError", "check_columns", "connected_components",
-           "demean", "drop_singletons", "fit_prepared", "numeric_column", "prepare",
-           "screen_columns", "select_regressors", "twfe", "why_dropped"]
+__all__ = [
+    "COLLIN_TOL",
+    "ON_COLLINEAR",
+    "EstimationError",
+    "check_columns",
+    "connected_components",
+    "demean",
+    "drop_singletons",
+    "fit_prepared",
+    "numeric_column",
+    "prepare",
+    "screen_columns",
+    "select_regressors",
+    "twfe",
+    "why_dropped",
+]
 
 
-def twfe(df, y: str, x, controls=None, entity: str | None = "city_code",
-         time: str | None = "year", cluster: str | None = "city_code", *,
-         weights: str | None = None, trends: str | None = None, trend_var: str | None = None,
-         singletons: Singletons = "drop",
-         extra_fe: list[str] | None = None, on_collinear: OnCollinear = "omit") -> EstimationResult:
+def twfe(
+    df,
+    y: str,
+    x,
+    controls=None,
+    entity: str | None = "city_code",
+    time: str | None = "year",
+    cluster: str | None = "city_code",
+    *,
+    weights: str | None = None,
+    trends: str | None = None,
+    trend_var: str | None = None,
+    singletons: Singletons = "drop",
+    extra_fe: list[str] | None = None,
+    on_collinear: OnCollinear = "omit",
+) -> EstimationResult:
     """Two-way (or more) fixed-effects OLS with CR1 standard errors clustered like reghdfe.
 
     Parameters
@@ -130,21 +154,37 @@ def twfe(df, y: str, x, controls=None, entity: str | None = "city_code",
     regressors = xs + [c for c in controls if c not in xs]
     fes = [f for f in (entity, time) if f is not None] + list(extra_fe or [])
     tvar = trend_var or time
-    roles = {y: "outcome", **{v: "regressor" for v in xs}, **{c: "control" for c in controls},
-             **{f: "fixed effect" for f in fes}, cluster: "cluster", weights: "weights",
-             trends: "trend group", (tvar if trends else None): "trend variable"}
+    roles = {
+        y: "outcome",
+        **{v: "regressor" for v in xs},
+        **{c: "control" for c in controls},
+        **{f: "fixed effect" for f in fes},
+        cluster: "cluster",
+        weights: "weights",
+        trends: "trend group",
+        (tvar if trends else None): "trend variable",
+    }
     check_columns(df, roles, "twfe")
-    prep = prepare(df, [y] + regressors, fes, cluster, weights, trends,
-                   tvar if trends else None, singletons)
-    res = fit_prepared(prep, y, regressors, cluster is not None, n_core=len(xs),
-                       on_collinear=on_collinear)
+    prep = prepare(
+        df, [y] + regressors, fes, cluster, weights, trends, tvar if trends else None, singletons
+    )
+    res = fit_prepared(
+        prep, y, regressors, cluster is not None, n_core=len(xs), on_collinear=on_collinear
+    )
     res.cluster_var, res.trends = cluster, trends
     res.controls = [c for c in res.controls if c in controls]
     return res
 
 
-def fit_prepared(prep: dict, y: str, regressors: list[str], clustered: bool, *, n_core: int = 1,
-                 on_collinear: OnCollinear = "omit") -> EstimationResult:
+def fit_prepared(
+    prep: dict,
+    y: str,
+    regressors: list[str],
+    clustered: bool,
+    *,
+    n_core: int = 1,
+    on_collinear: OnCollinear = "omit",
+) -> EstimationResult:
     """OLS on prepared data (see :func:`~nqp_resilience.estimation.core.prepare`); the first
     ``n_core`` regressors are the core ones (the first is reported), the others controls that
     may be omitted (:func:`~nqp_resilience.estimation.core.select_regressors`).
@@ -158,16 +198,20 @@ def fit_prepared(prep: dict, y: str, regressors: list[str], clustered: bool, *, 
     if n == 0:
         raise EstimationError(
             "twfe: no complete observations for this specification",
-            hint="check the sample filter and the missing values of the variables used")
+            hint="check the sample filter and the missing values of the variables used",
+        )
     w = np.ones(n) if prep["w"] is None else prep["w"]
     tilde = demean(data, prep["absorb"], prep["w"], prep["trends"])
-    kept, omitted, notes = select_regressors(tilde[:, 1:], data[:, 1:], w, regressors, n_core,
-                                             prep, on_collinear)
+    kept, omitted, notes = select_regressors(
+        tilde[:, 1:], data[:, 1:], w, regressors, n_core, prep, on_collinear
+    )
     regs = [regressors[j] for j in kept]
     k = len(regs)
     if n <= k + 1:
-        raise EstimationError(f"twfe: only {n} observations for {k} regressors",
-                              hint="use fewer controls or a larger sample")
+        raise EstimationError(
+            f"twfe: only {n} observations for {k} regressors",
+            hint="use fewer controls or a larger sample",
+        )
     yt, Xt = tilde[:, 0], tilde[:, [1 + j for j in kept]]
     G, K, clusters = dof(prep, k, n, clustered)
     beta, xtwx_inv = wls(Xt, yt, w, regs)
@@ -206,13 +250,25 @@ def fit_prepared(prep: dict, y: str, regressors: list[str], clustered: bool, *, 
     if notes:
         extra["notes"] = notes
     return EstimationResult(
-        coef=float(beta[0]), se=float(se[0]), t=t, p=p,
+        coef=float(beta[0]),
+        se=float(se[0]),
+        t=t,
+        p=p,
         ci=(float(beta[0] - q * se[0]), float(beta[0] + q * se[0])),
-        nobs=int(n), n_clusters=int(G) if clustered else None,
+        nobs=int(n),
+        n_clusters=int(G) if clustered else None,
         r2=1.0 - rss / tss if tss > 0 else math.nan,
-        r2_within=1.0 - rss / tss_within if tss_within > 0 else math.nan, regressor=regs[0],
-        params=params, bse=bse, df_resid=int(df_t), vcov_type="CR1" if clustered else "HC1",
+        r2_within=1.0 - rss / tss_within if tss_within > 0 else math.nan,
+        regressor=regs[0],
+        params=params,
+        bse=bse,
+        df_resid=int(df_t),
+        vcov_type="CR1" if clustered else "HC1",
         extra=extra,
-        estimator="twfe", dependent=y, fixed_effects=list(prep.get("fe_names", [])),
-        controls=regs[n_core:], vcov_values=vcov,
-        vcov_names=[*regs, "_cons"])
+        estimator="twfe",
+        dependent=y,
+        fixed_effects=list(prep.get("fe_names", [])),
+        controls=regs[n_core:],
+        vcov_values=vcov,
+        vcov_names=[*regs, "_cons"],
+    )

@@ -30,9 +30,31 @@ COMMON_KEYS = ("spec", "table", "column", "estimator")
 #: Keys of a ``describe`` record.
 DESCRIBE_KEYS = ("statistics",)
 #: Keys of a regression record (``ols_fe``, ``iv_fe``, ``psm_fe``).
-REGRESSION_KEYS = ("dependent", "regressor", "coef", "se", "t", "p", "ci", "nobs", "n_clusters",
-                   "r2", "r2_within", "fixed_effects", "cluster", "controls", "sample", "trends",
-                   "params", "bse", "df_resid", "vcov_type", "extra", "omitted", "notes")
+REGRESSION_KEYS = (
+    "dependent",
+    "regressor",
+    "coef",
+    "se",
+    "t",
+    "p",
+    "ci",
+    "nobs",
+    "n_clusters",
+    "r2",
+    "r2_within",
+    "fixed_effects",
+    "cluster",
+    "controls",
+    "sample",
+    "trends",
+    "params",
+    "bse",
+    "df_resid",
+    "vcov_type",
+    "extra",
+    "omitted",
+    "notes",
+)
 #: Keys written only for an estimate computed by another engine than the default numpy one
 #: (config ``specs[i].engine``): the engine and its library's version. Absent otherwise, so the
 #: records of the default engine keep their bytes.
@@ -43,8 +65,10 @@ PROVENANCE_KEYS = ("software", "inputs")
 #: The schema file, relative to the project folder (the repository, or the workflow folder).
 SCHEMA_NAME = "schemas/estimate.schema.yaml"
 
-_HINT = ("rerun the spec's job to rewrite the file (snakemake --forcerun <rule of the spec>); "
-         "estimate files are written by the workflow, not by hand")
+_HINT = (
+    "rerun the spec's job to rewrite the file (snakemake --forcerun <rule of the spec>); "
+    "estimate files are written by the workflow, not by hand"
+)
 
 
 @dataclass(frozen=True, eq=True)
@@ -148,23 +172,35 @@ class EstimateRecord(Mapping):
             Naming ``source`` (the file) and the first missing or unexpected key.
         """
         if "estimator" not in data:
-            raise DataError(source, "the estimate record has no key 'estimator'",
-                            column="estimator", hint=_HINT,
-                            expected=f"the keys {', '.join(COMMON_KEYS)} and the estimator's")
+            raise DataError(
+                source,
+                "the estimate record has no key 'estimator'",
+                column="estimator",
+                hint=_HINT,
+                expected=f"the keys {', '.join(COMMON_KEYS)} and the estimator's",
+            )
         kind = DESCRIBE_KEYS if data["estimator"] == "describe" else REGRESSION_KEYS
         known = set(COMMON_KEYS + kind + ENGINE_KEYS + PROVENANCE_KEYS)
         for key in COMMON_KEYS + kind:
             if key not in data:
-                raise DataError(source, f"the estimate record has no key {key!r}", column=key,
-                                expected=f"every key of a {data['estimator']} record", hint=_HINT)
+                raise DataError(
+                    source,
+                    f"the estimate record has no key {key!r}",
+                    column=key,
+                    expected=f"every key of a {data['estimator']} record",
+                    hint=_HINT,
+                )
         unexpected = [key for key in data if key not in known]
         if unexpected:
-            raise DataError(source,
-                            f"unexpected key {unexpected[0]!r} in a {data['estimator']} record",
-                            column=unexpected[0],
-                            expected="the keys of EstimateRecord (schemas/estimate.schema.yaml)",
-                            hint="a new key is added to EstimateRecord and to the schema together"
-                            if unexpected[0] not in {f.name for f in fields(cls)} else _HINT)
+            raise DataError(
+                source,
+                f"unexpected key {unexpected[0]!r} in a {data['estimator']} record",
+                column=unexpected[0],
+                expected="the keys of EstimateRecord (schemas/estimate.schema.yaml)",
+                hint="a new key is added to EstimateRecord and to the schema together"
+                if unexpected[0] not in {f.name for f in fields(cls)}
+                else _HINT,
+            )
         return cls(**{key: data[key] for key in data})
 
     # ------------------------------------------------------------------ read-only mapping view
@@ -194,8 +230,11 @@ def schema_path() -> Path:
     for path in candidates:
         if path.is_file():
             return path
-    raise DataError(candidates[0], "the schema of the estimate records is missing",
-                    hint=f"run from the project folder, which has {SCHEMA_NAME}")
+    raise DataError(
+        candidates[0],
+        "the schema of the estimate records is missing",
+        hint=f"run from the project folder, which has {SCHEMA_NAME}",
+    )
 
 
 _SCHEMA_CACHE: dict[str, Any] = {}
@@ -238,8 +277,10 @@ def validate_estimate(data: Mapping, source="estimate record") -> None:
     elif err.validator == "additionalProperties":
         problem = f"unexpected key at {key}: {err.message}"
     elif err.validator == "not":
-        problem = ("a describe record has 'statistics' and no regression keys; a regression "
-                   "record the reverse")
+        problem = (
+            "a describe record has 'statistics' and no regression keys; a regression "
+            "record the reverse"
+        )
     else:
         problem = f"key {key!r}: {err.message}"
     described = isinstance(err.schema, dict) and err.schema.get("description")
@@ -285,8 +326,9 @@ def read_estimate(path) -> EstimateRecord:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise DataError(path, f"not valid JSON: {exc.msg}", row=f"line {exc.lineno}",
-                        hint=_HINT) from None
+        raise DataError(
+            path, f"not valid JSON: {exc.msg}", row=f"line {exc.lineno}", hint=_HINT
+        ) from None
     if not isinstance(data, dict):
         raise DataError(path, "the estimate file does not hold a JSON object", hint=_HINT)
     validate_estimate(data, source=path)

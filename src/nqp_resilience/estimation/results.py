@@ -162,19 +162,32 @@ class IVResults:
         """The documented ``extra`` keys of an IV result, in their record order."""
         fs0, ar = self._first, self.anderson_rubin
         return {
-            "first_stage_coef": self.first_stage_coef, "first_stage_se": self.first_stage_se,
-            "first_stage_F": fs0.F, "first_stage_F_p": fs0.F_p, "first_stage_F_df": fs0.F_df,
+            "first_stage_coef": self.first_stage_coef,
+            "first_stage_se": self.first_stage_se,
+            "first_stage_F": fs0.F,
+            "first_stage_F_p": fs0.F_p,
+            "first_stage_F_df": fs0.F_df,
             "partial_r2": fs0.partial_r2,
             "first_stage": {name: asdict(fs) for name, fs in self.first_stage.items()},
-            "kp_lm": self.kp_lm, "kp_lm_df": self.kp_lm_df, "kp_lm_p": self.kp_lm_p,
-            "kp_f": self.kp_f, "kp_wald_chi2": self.kp_wald_chi2,
-            "cd_f": self.cd_f, "canonical_correlations": self.canonical_correlations,
+            "kp_lm": self.kp_lm,
+            "kp_lm_df": self.kp_lm_df,
+            "kp_lm_p": self.kp_lm_p,
+            "kp_f": self.kp_f,
+            "kp_wald_chi2": self.kp_wald_chi2,
+            "cd_f": self.cd_f,
+            "canonical_correlations": self.canonical_correlations,
             "stock_yogo": self.stock_yogo,
-            "ar_stat": ar.stat, "ar_p": ar.p, "ar_df": ar.df,
-            "ar_chi2": ar.chi2, "ar_chi2_p": ar.chi2_p,
-            "ar_ci": ar.ci, "ar_ci_kind": ar.ci_kind, "ar_ci_level": ar.ci_level,
+            "ar_stat": ar.stat,
+            "ar_p": ar.p,
+            "ar_df": ar.df,
+            "ar_chi2": ar.chi2,
+            "ar_chi2_p": ar.chi2_p,
+            "ar_ci": ar.ci,
+            "ar_ci_kind": ar.ci_kind,
+            "ar_ci_level": ar.ci_level,
             "ar_ci_method": ar.ci_method,
-            "instruments": self.instruments, "endogenous": self.endogenous,
+            "instruments": self.instruments,
+            "endogenous": self.endogenous,
         }
 
 
@@ -270,10 +283,19 @@ class EstimationResult:
     def to_dict(self) -> dict:
         """JSON-ready dict (floats as floats, tuples as lists)."""
         out = {
-            "coef": self.coef, "se": self.se, "t": self.t, "p": self.p, "ci": list(self.ci),
-            "nobs": self.nobs, "n_clusters": self.n_clusters, "r2": self.r2,
-            "r2_within": self.r2_within, "params": self.params, "bse": self.bse,
-            "df_resid": self.df_resid, "vcov_type": self.vcov_type,
+            "coef": self.coef,
+            "se": self.se,
+            "t": self.t,
+            "p": self.p,
+            "ci": list(self.ci),
+            "nobs": self.nobs,
+            "n_clusters": self.n_clusters,
+            "r2": self.r2,
+            "r2_within": self.r2_within,
+            "params": self.params,
+            "bse": self.bse,
+            "df_resid": self.df_resid,
+            "vcov_type": self.vcov_type,
         }
         if self.att is not None:
             out["att"], out["att_se"] = self.att, self.att_se
@@ -287,8 +309,9 @@ class EstimationResult:
         it reports them)."""
         if "t_stats" in self.extra:
             return dict(self.extra["t_stats"])
-        return {k: (b / self.bse[k] if self.bse.get(k) else math.nan)
-                for k, b in self.params.items()}
+        return {
+            k: (b / self.bse[k] if self.bse.get(k) else math.nan) for k, b in self.params.items()
+        }
 
     @property
     def pvalues(self) -> dict:
@@ -350,8 +373,13 @@ class EstimationResult:
         c = self._quantile(level)
         lo, hi = f"{100 * (1 - level) / 2:g}%", f"{100 * (1 + level) / 2:g}%"
         names = list(self.params)
-        return pd.DataFrame({lo: [self.params[k] - c * self.bse[k] for k in names],
-                             hi: [self.params[k] + c * self.bse[k] for k in names]}, index=names)
+        return pd.DataFrame(
+            {
+                lo: [self.params[k] - c * self.bse[k] for k in names],
+                hi: [self.params[k] + c * self.bse[k] for k in names],
+            },
+            index=names,
+        )
 
     def tidy(self, level: float = 0.95):
         """One row per coefficient: ``term, estimate, std_error, t, p, ci_low, ci_high``
@@ -360,11 +388,21 @@ class EstimationResult:
 
         c = self._quantile(level)
         t, p = self.tvalues, self.pvalues
-        rows = [{"term": k, "estimate": b, "std_error": self.bse[k], "t": t.get(k, math.nan),
-                 "p": p.get(k, math.nan), "ci_low": b - c * self.bse[k],
-                 "ci_high": b + c * self.bse[k]} for k, b in self.params.items()]
-        return pd.DataFrame(rows, columns=["term", "estimate", "std_error", "t", "p", "ci_low",
-                                           "ci_high"])
+        rows = [
+            {
+                "term": k,
+                "estimate": b,
+                "std_error": self.bse[k],
+                "t": t.get(k, math.nan),
+                "p": p.get(k, math.nan),
+                "ci_low": b - c * self.bse[k],
+                "ci_high": b + c * self.bse[k],
+            }
+            for k, b in self.params.items()
+        ]
+        return pd.DataFrame(
+            rows, columns=["term", "estimate", "std_error", "t", "p", "ci_low", "ci_high"]
+        )
 
     # ---- text ------------------------------------------------------------------------------
 
@@ -387,8 +425,10 @@ class EstimationResult:
         if self.fixed_effects:
             model += " | " + " + ".join(self.fixed_effects)
         g = f", G={self.n_clusters}" if self.n_clusters is not None else ""
-        return (f"<EstimationResult {self.estimator or 'estimate'}: {model}; "
-                f"coef {self.coef:.3g} ({self.se:.3g}), N={self.nobs}{g}>")
+        return (
+            f"<EstimationResult {self.estimator or 'estimate'}: {model}; "
+            f"coef {self.coef:.3g} ({self.se:.3g}), N={self.nobs}{g}>"
+        )
 
     def summary(self, level: float = 0.95) -> str:
         """A reghdfe-like table: header (estimator, N, clusters, R², within R², absorbed fixed
@@ -396,49 +436,61 @@ class EstimationResult:
         interval at ``level``); IV and PSM add their diagnostics. Returns the text (shown as is
         at the interactive prompt; ``print`` it in a script)."""
         fes = ", ".join(self.fixed_effects) if self.fixed_effects else "none"
-        left = [f"Estimator: {self.estimator or '—'}",
-                f"Dependent variable: {self.dependent or '—'}",
-                f"Absorbed FE: {fes}" + (f"; trends by {self.trends}" if self.trends else ""),
-                f"VCE: {self.vcov_type or '—'}"
-                + (f" by {self.cluster_var}" if self.cluster_var else "")]
+        left = [
+            f"Estimator: {self.estimator or '—'}",
+            f"Dependent variable: {self.dependent or '—'}",
+            f"Absorbed FE: {fes}" + (f"; trends by {self.trends}" if self.trends else ""),
+            f"VCE: {self.vcov_type or '—'}"
+            + (f" by {self.cluster_var}" if self.cluster_var else ""),
+        ]
         g = f"{self.n_clusters:>10,}" if self.n_clusters is not None else ".".rjust(10)
-        right = [f"Number of obs      = {self.nobs:>10,}", f"Number of clusters = {g}",
-                 f"R-squared          = {_num(self.r2)}",
-                 f"Within R-sq.       = {_num(self.r2_within)}"]
+        right = [
+            f"Number of obs      = {self.nobs:>10,}",
+            f"Number of clusters = {g}",
+            f"R-squared          = {_num(self.r2)}",
+            f"Within R-sq.       = {_num(self.r2_within)}",
+        ]
         lines = [f"{a:<46}{b}" for a, b in zip(left, right, strict=True)]
         names = list(self.params)
         wn = max([12, len(self.dependent)] + [len(k) for k in names])
         pct = f"[{100 * level:g}% conf. interval]"
-        head = (f"{self.dependent:>{wn}} | {'Coef.':>10} {'Std. err.':>10} {'t':>8} "
-                f"{'P>|t|':>7}  {pct:>22}")
+        head = (
+            f"{self.dependent:>{wn}} | {'Coef.':>10} {'Std. err.':>10} {'t':>8} "
+            f"{'P>|t|':>7}  {pct:>22}"
+        )
         rule = "-" * (wn + 1) + "+" + "-" * (len(head) - wn - 2)
         lines += ["-" * len(head), head, rule]
         ci = self.tidy(level).set_index("term") if names else None
         t, p = self.tvalues, self.pvalues
         for k in names:
-            lines.append(f"{k:>{wn}} | {_num(self.params[k])} {_num(self.bse[k])} "
-                         f"{_num(t.get(k), 8, 2)} {_num(p.get(k), 7, 3)}  "
-                         f"{_num(ci.loc[k, 'ci_low'])} {_num(ci.loc[k, 'ci_high'], 11)}")
+            lines.append(
+                f"{k:>{wn}} | {_num(self.params[k])} {_num(self.bse[k])} "
+                f"{_num(t.get(k), 8, 2)} {_num(p.get(k), 7, 3)}  "
+                f"{_num(ci.loc[k, 'ci_low'])} {_num(ci.loc[k, 'ci_high'], 11)}"
+            )
         lines.append("-" * len(head))
         if self.df_resid is not None:
             lines.append(f"t tests with {self.df_resid} degrees of freedom")
         if self.iv is not None:
             iv, ar = self.iv, self.iv.anderson_rubin
             sy = self.iv.stock_yogo.get("10%")
-            lines += [f"Instrumented: {', '.join(iv.endogenous)}; excluded instruments: "
-                      f"{', '.join(iv.instruments)}",
-                      f"First stage: coef {iv.first_stage_coef:.4g} ({iv.first_stage_se:.4g}), "
-                      f"F = {iv.first_stage_F:.2f}",
-                      f"Kleibergen-Paap rk LM = {iv.kp_lm:.2f} (p = {iv.kp_lm_p:.3g}); "
-                      f"rk Wald F = {iv.kp_f:.2f}; Cragg-Donald F = {iv.cd_f:.2f}"
-                      + (f"; Stock-Yogo 10% size = {sy:g}" if sy is not None else ""),
-                      f"Anderson-Rubin F = {ar.stat:.2f} (p = {ar.p:.3g}); {ar.ci_level:g} set: "
-                      + (", ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in ar.ci) if ar.ci
-                         else ar.ci_kind)]
+            lines += [
+                f"Instrumented: {', '.join(iv.endogenous)}; excluded instruments: "
+                f"{', '.join(iv.instruments)}",
+                f"First stage: coef {iv.first_stage_coef:.4g} ({iv.first_stage_se:.4g}), "
+                f"F = {iv.first_stage_F:.2f}",
+                f"Kleibergen-Paap rk LM = {iv.kp_lm:.2f} (p = {iv.kp_lm_p:.3g}); "
+                f"rk Wald F = {iv.kp_f:.2f}; Cragg-Donald F = {iv.cd_f:.2f}"
+                + (f"; Stock-Yogo 10% size = {sy:g}" if sy is not None else ""),
+                f"Anderson-Rubin F = {ar.stat:.2f} (p = {ar.p:.3g}); {ar.ci_level:g} set: "
+                + (", ".join(f"[{lo:.4g}, {hi:.4g}]" for lo, hi in ar.ci) if ar.ci else ar.ci_kind),
+            ]
         if self.matching is not None:
             m = self.matching
-            lines.append(f"PSM ({m.method}): ATT = {m.att:.4g} ({m.att_se:.4g}), matched N = "
-                         f"{m.matched_n}, treated on support = {m.n_treated_on_support}")
+            lines.append(
+                f"PSM ({m.method}): ATT = {m.att:.4g} ({m.att_se:.4g}), matched N = "
+                f"{m.matched_n}, treated on support = {m.n_treated_on_support}"
+            )
         for note in self.extra.get("notes", []) or []:
             lines.append(f"Note: {note}")
         return _Text("\n".join(lines))

@@ -18,12 +18,24 @@ import numpy as np
 from nqp_resilience.estimation.specs import apply_sample, spec_columns
 
 #: Columns of the spec-sample table (one row per spec × city × missing variable).
-COLUMNS = ["spec", "city_code", "city_name", "variable", "rows_lost", "city_rows_lost", "city_rows",
-           "years", "n_sample",
-           "n_complete", "city_absent_from"]
+COLUMNS = [
+    "spec",
+    "city_code",
+    "city_name",
+    "variable",
+    "rows_lost",
+    "city_rows_lost",
+    "city_rows",
+    "years",
+    "n_sample",
+    "n_complete",
+    "city_absent_from",
+]
 
 
-def spec_samples(analysis, panel, specs: dict, control_variables: list[str], static_files: dict[str, str]):
+def spec_samples(
+    analysis, panel, specs: dict, control_variables: list[str], static_files: dict[str, str]
+):
     """Observations each specification loses to missing values, by city and variable.
 
     Parameters
@@ -64,10 +76,18 @@ def spec_samples(analysis, panel, specs: dict, control_variables: list[str], sta
         if var not in panel:
             continue
         miss = panel.loc[panel[var].isna(), "city_code"].astype(str).unique()
-        absent_rows += [{"city_code": c, "city_name": names.get(c, ""), "variable": var, "static_file": path}
-                        for c in sorted(miss)]
-    absent = pd.DataFrame(absent_rows, columns=["city_code", "city_name", "variable", "static_file"])
-    absent_files = absent.groupby("city_code")["static_file"].agg(lambda s: ", ".join(sorted(set(s)))).to_dict()
+        absent_rows += [
+            {"city_code": c, "city_name": names.get(c, ""), "variable": var, "static_file": path}
+            for c in sorted(miss)
+        ]
+    absent = pd.DataFrame(
+        absent_rows, columns=["city_code", "city_name", "variable", "static_file"]
+    )
+    absent_files = (
+        absent.groupby("city_code")["static_file"]
+        .agg(lambda s: ", ".join(sorted(set(s))))
+        .to_dict()
+    )
 
     summary, lost = [], []
     for sid, spec in specs.items():
@@ -84,22 +104,43 @@ def spec_samples(analysis, panel, specs: dict, control_variables: list[str], sta
         n_sample, n_complete = int(in_sample.sum()), int(complete.sum())
         cities_in = set(codes[in_sample])
         cities_kept = set(codes[complete])
-        summary.append({"spec": sid, "n_sample": n_sample, "n_complete": n_complete,
-                        "rows_lost": n_sample - n_complete, "cities_lost": len(cities_in - cities_kept)})
+        summary.append(
+            {
+                "spec": sid,
+                "n_sample": n_sample,
+                "n_complete": n_complete,
+                "rows_lost": n_sample - n_complete,
+                "cities_lost": len(cities_in - cities_kept),
+            }
+        )
         city_lost = pd.Series(codes[in_sample & any_missing]).value_counts().to_dict()
         city_rows = pd.Series(codes[in_sample]).value_counts().to_dict()
         for var, m in missing.items():
             if not m.any():
                 continue
             counts = pd.Series(codes[m]).value_counts().sort_index()
-            years_of = pd.Series(years[m]).groupby(codes[m]).agg(lambda y: " ".join(map(str, sorted(y))))
+            years_of = (
+                pd.Series(years[m]).groupby(codes[m]).agg(lambda y: " ".join(map(str, sorted(y))))
+            )
             for city, n in counts.items():
-                lost.append({"spec": sid, "city_code": city, "city_name": names.get(city, ""), "variable": var,
-                             "rows_lost": int(n), "city_rows_lost": int(city_lost[city]),
-                             "city_rows": int(city_rows[city]), "years": years_of[city],
-                             "n_sample": n_sample,
-                             "n_complete": n_complete, "city_absent_from": absent_files.get(city, "")})
-    lost_df = pd.DataFrame(lost, columns=COLUMNS).sort_values(["spec", "city_code", "variable"], kind="mergesort")
+                lost.append(
+                    {
+                        "spec": sid,
+                        "city_code": city,
+                        "city_name": names.get(city, ""),
+                        "variable": var,
+                        "rows_lost": int(n),
+                        "city_rows_lost": int(city_lost[city]),
+                        "city_rows": int(city_rows[city]),
+                        "years": years_of[city],
+                        "n_sample": n_sample,
+                        "n_complete": n_complete,
+                        "city_absent_from": absent_files.get(city, ""),
+                    }
+                )
+    lost_df = pd.DataFrame(lost, columns=COLUMNS).sort_values(
+        ["spec", "city_code", "variable"], kind="mergesort"
+    )
     return pd.DataFrame(summary), lost_df.reset_index(drop=True), absent
 
 
@@ -109,32 +150,58 @@ MAX_LISTED = 10
 
 def spec_samples_markdown(summary, lost, absent) -> str:
     """The spec-sample audit as Markdown: static-file gaps first, then every spec's N."""
-    lines = ["# Observations each specification uses", "",
-             "Rows passing a spec's sample filter, and those with every variable of the spec present "
-             "(listwise deletion, as Stata does; the estimator may drop further singleton rows).", ""]
+    lines = [
+        "# Observations each specification uses",
+        "",
+        "Rows passing a spec's sample filter, and those with every variable of the spec present "
+        "(listwise deletion, as Stata does; the estimator may drop further singleton rows).",
+        "",
+    ]
     lines += ["## Cities absent from a static file", ""]
     if absent.empty:
         lines += ["None: every city of the panel is in every static file.", ""]
     else:
-        lines += ["These cities stay in the panel, but every spec that uses a variable built from the "
-                  "file runs without them:", "", "| city code | city | absent from | specs without it (rows lost) |",
-                  "|---|---|---|---|"]
-        for (code, name, path), _ in absent.groupby(["city_code", "city_name", "static_file"], sort=True):
+        lines += [
+            "These cities stay in the panel, but every spec that uses a variable built from the "
+            "file runs without them:",
+            "",
+            "| city code | city | absent from | specs without it (rows lost) |",
+            "|---|---|---|---|",
+        ]
+        for (code, name, path), _ in absent.groupby(
+            ["city_code", "city_name", "static_file"], sort=True
+        ):
             gone = lost[(lost["city_code"] == code) & (lost["city_rows_lost"] == lost["city_rows"])]
             hit = gone.groupby("spec", sort=False)["city_rows_lost"].first()
             specs_text = ", ".join(f"{s} (−{n})" for s, n in hit.items()) or "none"
             lines.append(f"| {code} | {name} | {path} | {specs_text} |")
         lines.append("")
-    lines += ["## N by specification", "", "| spec | rows in sample | complete rows | rows lost | cities lost |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "## N by specification",
+        "",
+        "| spec | rows in sample | complete rows | rows lost | cities lost |",
+        "|---|---|---|---|---|",
+    ]
     for _, r in summary.iterrows():
-        lines.append(f"| {r['spec']} | {r['n_sample']} | {r['n_complete']} | {r['rows_lost']} | {r['cities_lost']} |")
+        lines.append(
+            f"| {r['spec']} | {r['n_sample']} | {r['n_complete']} | {r['rows_lost']} | {r['cities_lost']} |"
+        )
     if not lost.empty:
-        lines += ["", "## Rows lost, by spec and missing variable", "",
-                  "| spec | variable | rows | cities | years | cities affected |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Rows lost, by spec and missing variable",
+            "",
+            "| spec | variable | rows | cities | years | cities affected |",
+            "|---|---|---|---|---|---|",
+        ]
         for (sid, var), g in lost.groupby(["spec", "variable"], sort=False):
             yrs = sorted({y for text in g["years"] for y in text.split()})
-            who = (", ".join(f"{c} {n}" for c, n in zip(g["city_code"], g["city_name"]))
-                   if len(g) <= MAX_LISTED else f"{len(g)} cities (all listed in spec_samples.csv)")
-            lines.append(f"| {sid} | {var} | {int(g['rows_lost'].sum())} | {len(g)} | {', '.join(yrs)} | {who} |")
+            who = (
+                ", ".join(f"{c} {n}" for c, n in zip(g["city_code"], g["city_name"]))
+                if len(g) <= MAX_LISTED
+                else f"{len(g)} cities (all listed in spec_samples.csv)"
+            )
+            lines.append(
+                f"| {sid} | {var} | {int(g['rows_lost'].sum())} | {len(g)} | {', '.join(yrs)} | {who} |"
+            )
     return "\n".join(lines) + "\n"

@@ -42,7 +42,13 @@ def spec_columns(spec: dict, control_variables: list[str]) -> list[str]:
     """Every analysis-panel column a spec reads."""
     if spec["estimator"] == "describe":
         return list(spec["variables"])
-    cols = ["city_code", "year", spec["dependent"], spec["regressor"], *spec_controls(spec, control_variables)]
+    cols = [
+        "city_code",
+        "year",
+        spec["dependent"],
+        spec["regressor"],
+        *spec_controls(spec, control_variables),
+    ]
     if spec.get("interact"):
         cols.append(spec["interact"])
     inst = spec.get("instrument")
@@ -71,7 +77,11 @@ def spec_variable_fields(spec: dict) -> list[tuple[str, str]]:
         out.append(("instrument", inst))
     elif inst:
         out += [(f"instrument[{j}]", v) for j, v in enumerate(inst)]
-    out += [(f"sample[{j}].column", f["column"]) for j, f in enumerate(spec.get("sample") or []) if "column" in f]
+    out += [
+        (f"sample[{j}].column", f["column"])
+        for j, f in enumerate(spec.get("sample") or [])
+        if "column" in f
+    ]
     if spec["estimator"] == "psm_fe" and isinstance(spec.get("psm"), dict):
         out.append(("psm.treatment_variable", spec["psm"].get("treatment_variable", "Nqp")))
     if spec["estimator"] == "describe":
@@ -95,13 +105,18 @@ def closest_variable(name: str, known) -> str | None:
 
 def _unknown_variable(key: str, name: str, known, where: str = "") -> ConfigError:
     close = closest_variable(name, known)
-    return ConfigError(key, f"unknown variable {name!r}{where}",
-                       hint=(f"did you mean '{close}'? " if close else "")
-                       + "variables are the columns of results/panel/analysis.parquet "
-                       "(see results/panel/analysis_codebook.md)")
+    return ConfigError(
+        key,
+        f"unknown variable {name!r}{where}",
+        hint=(f"did you mean '{close}'? " if close else "")
+        + "variables are the columns of results/panel/analysis.parquet "
+        "(see results/panel/analysis_codebook.md)",
+    )
 
 
-def validate_specs(specs: list[dict], control_variables: list[str], known=ANALYSIS_VARIABLES) -> dict[str, dict]:
+def validate_specs(
+    specs: list[dict], control_variables: list[str], known=ANALYSIS_VARIABLES
+) -> dict[str, dict]:
     """Check the registry; return specs by id.
 
     Raises :class:`ConfigError` for a duplicate id, a missing field an estimator needs, or a
@@ -112,18 +127,30 @@ def validate_specs(specs: list[dict], control_variables: list[str], known=ANALYS
     """
     for j, name in enumerate(control_variables):
         if name not in known:
-            raise _unknown_variable(f"control_variables[{j}]", name, known,
-                                    " in the default control set (used by every spec with controls: true)")
+            raise _unknown_variable(
+                f"control_variables[{j}]",
+                name,
+                known,
+                " in the default control set (used by every spec with controls: true)",
+            )
     by_id: dict[str, dict] = {}
     for i, spec in enumerate(specs):
         sid = spec["id"]
         if sid in by_id:
-            raise ConfigError(f"specs[{i}].id", f"duplicate spec id {sid!r}", hint="spec ids must be unique")
-        need = {"describe": ["variables"], "ols_fe": ["dependent", "regressor"],
-                "iv_fe": ["dependent", "regressor", "instrument"], "psm_fe": ["dependent", "regressor", "psm"]}
+            raise ConfigError(
+                f"specs[{i}].id", f"duplicate spec id {sid!r}", hint="spec ids must be unique"
+            )
+        need = {
+            "describe": ["variables"],
+            "ols_fe": ["dependent", "regressor"],
+            "iv_fe": ["dependent", "regressor", "instrument"],
+            "psm_fe": ["dependent", "regressor", "psm"],
+        }
         for field in need[spec["estimator"]]:
             if field not in spec:
-                raise ConfigError(f"specs[{i}] ({sid})", f"estimator {spec['estimator']} needs '{field}'")
+                raise ConfigError(
+                    f"specs[{i}] ({sid})", f"estimator {spec['estimator']} needs '{field}'"
+                )
         for field, name in spec_variable_fields(spec):
             if name not in known:
                 raise _unknown_variable(f"specs[{i}].{field}", name, known, f" in spec {sid!r}")
@@ -143,8 +170,14 @@ def apply_sample(data: dict, filters: list[dict]) -> np.ndarray:
         if op == "in":
             m = np.isin(col, np.asarray(val, dtype=col.dtype))
         else:
-            m = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater,
-                 ">=": np.greater_equal}[op](col, val)
+            m = {
+                "==": np.equal,
+                "!=": np.not_equal,
+                "<": np.less,
+                "<=": np.less_equal,
+                ">": np.greater,
+                ">=": np.greater_equal,
+            }[op](col, val)
         mask &= np.asarray(m, dtype=bool)
     return mask
 
@@ -171,15 +204,26 @@ def describe(data: dict, variables: list[str]) -> dict:
     for v in variables:
         x = np.asarray(data[v], dtype=float)
         x = x[np.isfinite(x)]
-        out[v] = {"N": int(x.size), "mean": float(x.mean()), "sd": float(x.std(ddof=1)), "min": float(x.min()),
-                  "max": float(x.max())}
+        out[v] = {
+            "N": int(x.size),
+            "mean": float(x.mean()),
+            "sd": float(x.std(ddof=1)),
+            "min": float(x.min()),
+            "max": float(x.max()),
+        }
     return out
 
 
-def estimate(spec: dict, data: dict, control_variables: list[str], singletons: str = "drop") -> dict:
+def estimate(
+    spec: dict, data: dict, control_variables: list[str], singletons: str = "drop"
+) -> dict:
     """Estimate one spec on column arrays; return the estimate record (without provenance)."""
-    record = {"spec": spec["id"], "table": spec["table"], "column": spec.get("column", ""),
-              "estimator": spec["estimator"]}
+    record = {
+        "spec": spec["id"],
+        "table": spec["table"],
+        "column": spec.get("column", ""),
+        "estimator": spec["estimator"],
+    }
     if spec["estimator"] == "describe":
         record["statistics"] = describe(data, spec["variables"])
         return _clean(record)
@@ -206,30 +250,66 @@ def estimate(spec: dict, data: dict, control_variables: list[str], singletons: s
         else:
             from nqp_resilience.estimation.ols import twfe
 
-        result = twfe(data, spec["dependent"], regressors, controls, entity, time, cluster,
-                      trends="city_code" if spec.get("trends") == "city" else None, singletons=singletons,
-                      on_collinear=spec.get("on_collinear", "omit"))
+        result = twfe(
+            data,
+            spec["dependent"],
+            regressors,
+            controls,
+            entity,
+            time,
+            cluster,
+            trends="city_code" if spec.get("trends") == "city" else None,
+            singletons=singletons,
+            on_collinear=spec.get("on_collinear", "omit"),
+        )
     elif spec["estimator"] == "iv_fe":
         if engine == "linearmodels":
             from nqp_resilience.estimation.engines import linearmodels_iv_twfe as iv_twfe
         else:
             from nqp_resilience.estimation.iv import iv_twfe
 
-        result = iv_twfe(data, spec["dependent"], x, spec["instrument"], controls, entity, time, cluster,
-                         singletons=singletons, on_collinear=spec.get("on_collinear", "omit"))
+        result = iv_twfe(
+            data,
+            spec["dependent"],
+            x,
+            spec["instrument"],
+            controls,
+            entity,
+            time,
+            cluster,
+            singletons=singletons,
+            on_collinear=spec.get("on_collinear", "omit"),
+        )
     else:
         result, extra = _psm_fe(spec, data, controls, entity, time, cluster, singletons, engine)
-    record.update({
-        "dependent": spec["dependent"], "regressor": core, "coef": result.coef, "se": result.se, "t": result.t,
-        "p": result.p, "ci": list(result.ci), "nobs": result.nobs, "n_clusters": result.n_clusters,
-        "r2": result.r2, "r2_within": result.r2_within, "fixed_effects": spec.get("fixed_effects", ["city", "year"]),
-        "cluster": spec.get("cluster", "city"), "controls": controls, "sample": spec.get("sample", []),
-        "trends": spec.get("trends"), "params": result.params, "bse": result.bse, "df_resid": result.df_resid,
-        "vcov_type": result.vcov_type, "extra": {**result.extra, **extra},
-        # controls the estimator omitted (absorbed by the fixed effects or collinear), with notes
-        "omitted": list(result.extra.get("omitted", [])),
-        "notes": list(result.extra.get("notes", [])) + list(extra.get("psm_notes", [])),
-    })
+    record.update(
+        {
+            "dependent": spec["dependent"],
+            "regressor": core,
+            "coef": result.coef,
+            "se": result.se,
+            "t": result.t,
+            "p": result.p,
+            "ci": list(result.ci),
+            "nobs": result.nobs,
+            "n_clusters": result.n_clusters,
+            "r2": result.r2,
+            "r2_within": result.r2_within,
+            "fixed_effects": spec.get("fixed_effects", ["city", "year"]),
+            "cluster": spec.get("cluster", "city"),
+            "controls": controls,
+            "sample": spec.get("sample", []),
+            "trends": spec.get("trends"),
+            "params": result.params,
+            "bse": result.bse,
+            "df_resid": result.df_resid,
+            "vcov_type": result.vcov_type,
+            "extra": {**result.extra, **extra},
+            # controls the estimator omitted (absorbed by the fixed effects or collinear), with notes
+            "omitted": list(result.extra.get("omitted", [])),
+            "notes": list(result.extra.get("notes", [])) + list(extra.get("psm_notes", [])),
+        }
+    )
     if engine != DEFAULT_ENGINE:  # the default writes no key: its records stay as they were
         record["engine"], record["engine_version"] = engine, engine_version(engine)
     return _clean(record)
@@ -237,25 +317,53 @@ def estimate(spec: dict, data: dict, control_variables: list[str], singletons: s
 
 def _psm_fe(spec, data, controls, entity, time, cluster, singletons, engine="numpy"):
     """Match on the controls, then the FE regression on the matched sample with matching weights."""
-    from nqp_resilience.estimation.ols import twfe
     from nqp_resilience.estimation.matching import psm, treatment_indicator
+    from nqp_resilience.estimation.ols import twfe
 
     opts = spec["psm"]
-    treat = treatment_indicator(data[opts.get("treatment_variable", "Nqp")], data["year"],
-                                opts.get("treatment_rule", "above_yearly_median"))
+    treat = treatment_indicator(
+        data[opts.get("treatment_variable", "Nqp")],
+        data["year"],
+        opts.get("treatment_rule", "above_yearly_median"),
+    )
     complete = np.ones(len(treat), dtype=bool)
     for c in [spec["dependent"], *controls]:
         complete &= np.isfinite(np.asarray(data[c], dtype=float))
     data = {k: v[complete] for k, v in data.items()}
     data["_treated"] = treat[complete]
-    matched = psm(data, "_treated", controls, spec["dependent"], opts["method"], caliper=opts.get("caliper"),
-                  bandwidth=opts.get("bandwidth", 0.06), common_support=opts.get("common_support", True),
-                  ties=opts.get("ties", False), pscore_engine=engine)
+    matched = psm(
+        data,
+        "_treated",
+        controls,
+        spec["dependent"],
+        opts["method"],
+        caliper=opts.get("caliper"),
+        bandwidth=opts.get("bandwidth", 0.06),
+        common_support=opts.get("common_support", True),
+        ties=opts.get("ties", False),
+        pscore_engine=engine,
+    )
     data["_weight"] = matched.extra["sample_weight"]
-    fe_result = twfe(data, spec["dependent"], spec["regressor"], controls, entity, time, cluster,
-                     weights="_weight", singletons=singletons, on_collinear=spec.get("on_collinear", "omit"))
-    extra = {"att": matched.att, "att_se": matched.att_se, "matched_n": matched.extra["matched_n"],
-             "balance": matched.extra["balance"], "psm_method": opts["method"],
-             "n_treated": matched.extra.get("n_treated"), "n_off_support": matched.extra.get("n_off_support"),
-             "psm_notes": list(matched.extra.get("notes", []))}
+    fe_result = twfe(
+        data,
+        spec["dependent"],
+        spec["regressor"],
+        controls,
+        entity,
+        time,
+        cluster,
+        weights="_weight",
+        singletons=singletons,
+        on_collinear=spec.get("on_collinear", "omit"),
+    )
+    extra = {
+        "att": matched.att,
+        "att_se": matched.att_se,
+        "matched_n": matched.extra["matched_n"],
+        "balance": matched.extra["balance"],
+        "psm_method": opts["method"],
+        "n_treated": matched.extra.get("n_treated"),
+        "n_off_support": matched.extra.get("n_off_support"),
+        "psm_notes": list(matched.extra.get("notes", [])),
+    }
     return fe_result, extra

@@ -34,14 +34,25 @@ def definitions(options: dict) -> list[Definition]:
     """Codebook rows, one per non-identifier variable of the registry
     (:data:`~nqp_resilience.indices.registry.ANALYSIS_VARIABLES`, in its order): its definition
     and unit, and the formula and source variables of the configured variant."""
-    resil = {"relative": "(g_it − g_Nt) / |g_Nt|", "difference": "g_it − g_Nt", "ratio": "g_it / g_Nt"}
-    mrd = {"employment_recovery": "(E_it/E_i,t−1 − 1) − (E_Nt/E_N,t−1 − 1), E urban-unit employment",
-           "national_rebound": "(g_it − g_i,t−1) − (g_Nt − g_N,t−1)", "own_rebound": "g_it − g_i,t−1"}
-    rat = {"combined": "½[minmax(1 − ½Σ_k|Y_k/Y − L_k/L|) + minmax(−Σ_k (Y_k/Y) ln((Y_k/L_k)/(Y/L)))]",
-           "hamming": "1 − ½Σ_k|Y_k/Y − L_k/L|", "theil": "−Σ_k (Y_k/Y) ln((Y_k/L_k)/(Y/L))"}
+    resil = {
+        "relative": "(g_it − g_Nt) / |g_Nt|",
+        "difference": "g_it − g_Nt",
+        "ratio": "g_it / g_Nt",
+    }
+    mrd = {
+        "employment_recovery": "(E_it/E_i,t−1 − 1) − (E_Nt/E_N,t−1 − 1), E urban-unit employment",
+        "national_rebound": "(g_it − g_i,t−1) − (g_Nt − g_N,t−1)",
+        "own_rebound": "g_it − g_i,t−1",
+    }
+    rat = {
+        "combined": "½[minmax(1 − ½Σ_k|Y_k/Y − L_k/L|) + minmax(−Σ_k (Y_k/Y) ln((Y_k/L_k)/(Y/L)))]",
+        "hamming": "1 − ½Σ_k|Y_k/Y − L_k/L|",
+        "theil": "−Σ_k (Y_k/Y) ln((Y_k/L_k)/(Y/L))",
+    }
     interact = options["iv"]["relief"]["interact"]
     relief = {"trend": "relief_km × (year − first year)", "none": "relief_km"}.get(
-        interact, f"relief_km × {interact.split(':', 1)[-1]}")
+        interact, f"relief_km × {interact.split(':', 1)[-1]}"
+    )
     lag = options["iv"]["internet"]["lag"]
     e = options["entropy"]
     ways = options["mechanisms"]["rationalization"]
@@ -49,46 +60,79 @@ def definitions(options: dict) -> list[Definition]:
     # name -> (formula, source variables, and the definition or unit where the configured
     # variant changes the registry's default wording)
     rows = {
-        "Resil": (resil[options["resil"]["formula"]], "gdp_growth, national_gdp_growth",
-                  {"unit": "fraction"} if options["resil"]["formula"] == "difference" else {}),
-        "Nqp": (f"Σ_j w_j x'_ij; {e['scope']} scope, {e['aggregation']} aggregation, "
-                f"variant {e['variant']}, ε = {e['eps']:g}",
-                "27 measures of resources/indicators.yaml", {}),
+        "Resil": (
+            resil[options["resil"]["formula"]],
+            "gdp_growth, national_gdp_growth",
+            {"unit": "fraction"} if options["resil"]["formula"] == "difference" else {},
+        ),
+        "Nqp": (
+            f"Σ_j w_j x'_ij; {e['scope']} scope, {e['aggregation']} aggregation, "
+            f"variant {e['variant']}, ε = {e['eps']:g}",
+            "27 measures of resources/indicators.yaml",
+            {},
+        ),
         "Nqp_labourers": ("see Nqp", "Nqp measures", {}),
         "Nqp_objects_of_labour": ("see Nqp", "Nqp measures", {}),
         "Nqp_means_of_labour": ("see Nqp", "Nqp measures", {}),
-        "Nqp1": ("keyword tokens / non-whitespace characters"
-                 + (" (province + central report)" if options["nqp1"]["include_central"] else ""),
-                 "reports/{province}_{year}.txt, resources/nqp_keywords.txt", {}),
+        "Nqp1": (
+            "keyword tokens / non-whitespace characters"
+            + (" (province + central report)" if options["nqp1"]["include_central"] else ""),
+            "reports/{province}_{year}.txt, resources/nqp_keywords.txt",
+            {},
+        ),
         "Une": ("U / (U + urban employment)", "registered_unemployed, urban_employment", {}),
-        "Mrd": (mrd[options["mrd"]["formula"]],
-                "urban_employment, national_employment"
-                if options["mrd"]["formula"] == "employment_recovery"
-                else "gdp_growth, national_gdp_growth", {}),
+        "Mrd": (
+            mrd[options["mrd"]["formula"]],
+            "urban_employment, national_employment"
+            if options["mrd"]["formula"] == "employment_recovery"
+            else "gdp_growth, national_gdp_growth",
+            {},
+        ),
         "GDP": ("ln(Y / P)", "gdp, population", {}),
         "GOV": ("general budget expenditure / Y", "fiscal_expenditure, gdp", {}),
         "IND": ("Σ_k k · Y_k / Σ_k Y_k", "gdp_primary, gdp_secondary, gdp_tertiary", {}),
         "INV": ("fixed-asset investment / Y", "fixed_asset_investment, gdp", {}),
         "TRADE": ("wholesale and retail sales / Y", "wholesale_retail_sales, gdp", {}),
-        "TEC": ("(science + education expenditure) / Y",
-                "science_expenditure, education_expenditure, gdp", {}),
+        "TEC": (
+            "(science + education expenditure) / Y",
+            "science_expenditure, education_expenditure, gdp",
+            {},
+        ),
         "FIN": ("year-end loans / Y", "loans, gdp", {}),
         "OPE": ("FDI used (USD) × CNY/USD / Y", "fdi, cny_per_usd, gdp", {}),
-        "Rat": (rat[ways], "gdp_primary/secondary/tertiary, employment_primary/secondary/tertiary",
-                {"definition": f"{REGISTRY['Rat'].description} ({ways})"}),
-        "Adv": ("Σ_k (Y_k/Y) · minmax(ln(Y_k/L_k))",
-                "gdp_primary/secondary/tertiary, employment_primary/secondary/tertiary", {}),
-        "Talent": ("(college-educated / P) / national college-educated share",
-                   "college_educated, population, national_college_share", {}),
-        "INN": ("invention patent applications / P × 10,000", "invention_applications, population",
-                {}),
+        "Rat": (
+            rat[ways],
+            "gdp_primary/secondary/tertiary, employment_primary/secondary/tertiary",
+            {"definition": f"{REGISTRY['Rat'].description} ({ways})"},
+        ),
+        "Adv": (
+            "Σ_k (Y_k/Y) · minmax(ln(Y_k/L_k))",
+            "gdp_primary/secondary/tertiary, employment_primary/secondary/tertiary",
+            {},
+        ),
+        "Talent": (
+            "(college-educated / P) / national college-educated share",
+            "college_educated, population, national_college_share",
+            {},
+        ),
+        "INN": (
+            "invention patent applications / P × 10,000",
+            "invention_applications, population",
+            {},
+        ),
         "Relief": (relief, "relief", {}),
-        "Internet": ("(telephones per 10k in 1984 / 100) × national internet users in "
-                     f"t−{lag} / 10^8", "telephones_1984, national_internet_users", {}),
+        "Internet": (
+            f"(telephones per 10k in 1984 / 100) × national internet users in t−{lag} / 10^8",
+            "telephones_1984, national_internet_users",
+            {},
+        ),
         "Asset": ("1 − resource-based (2013–2020 plan)", city_file, {}),
-        "GOVP": (f"1 if the city's mean science share of the budget > its sample "
-                 f"{options['heterogeneity']['govp_threshold']}",
-                 "science_expenditure, fiscal_expenditure", {}),
+        "GOVP": (
+            f"1 if the city's mean science share of the budget > its sample "
+            f"{options['heterogeneity']['govp_threshold']}",
+            "science_expenditure, fiscal_expenditure",
+            {},
+        ),
         "ADM": ("municipality, provincial capital, sub-provincial or larger city", city_file, {}),
         "municipality": ("is_municipality", city_file, {}),
     }
@@ -97,8 +141,15 @@ def definitions(options: dict) -> list[Definition]:
         if var.role == "identifier":
             continue
         formula, sources, variant = rows[var.name]  # a KeyError names a variable without a formula
-        out.append(Definition(var.name, variant.get("definition", var.description), formula,
-                              variant.get("unit", var.unit), sources))
+        out.append(
+            Definition(
+                var.name,
+                variant.get("definition", var.description),
+                formula,
+                variant.get("unit", var.unit),
+                sources,
+            )
+        )
     return out
 
 
@@ -108,11 +159,16 @@ def derived_variables(panel, national, attributes, options: dict):
 
     panel = panel.sort_values(["city_code", "year"], kind="mergesort").reset_index(drop=True)
     nat = national.set_index("year")
-    lags = {f"{c}_lag": panel["year"].map(lambda y, c=c: nat[c].get(y - 1, np.nan))
-            for c in ("national_gdp_growth", "national_employment") if c in nat.columns}
+    lags = {
+        f"{c}_lag": panel["year"].map(lambda y, c=c: nat[c].get(y - 1, np.nan))
+        for c in ("national_gdp_growth", "national_employment")
+        if c in nat.columns
+    }
     panel = panel.assign(**lags)
     out = panel[["city_code", "year"]].copy()
-    out["Resil"] = V.resilience(panel["gdp_growth"], panel["national_gdp_growth"], options["resil"]["formula"])
+    out["Resil"] = V.resilience(
+        panel["gdp_growth"], panel["national_gdp_growth"], options["resil"]["formula"]
+    )
     out["Une"] = V.unemployment(panel)
     out["Mrd"] = V.recovery_speed(panel, options["mrd"]["formula"])
     out = pd.concat([out, V.controls(panel)], axis=1)
@@ -120,46 +176,79 @@ def derived_variables(panel, national, attributes, options: dict):
     out["Adv"] = V.advancement(panel)
     out["Talent"] = V.talent(panel)
     out["INN"] = V.innovation(panel)
-    out["Relief"] = V.relief_instrument(panel, options["iv"]["relief"]["interact"], int(options["years"]["start"]))
+    out["Relief"] = V.relief_instrument(
+        panel, options["iv"]["relief"]["interact"], int(options["years"]["start"])
+    )
     out["Internet"] = V.internet_instrument(panel, national, int(options["iv"]["internet"]["lag"]))
-    out = pd.concat([out, V.heterogeneity(panel, attributes, options["heterogeneity"]["govp_threshold"])], axis=1)
+    out = pd.concat(
+        [out, V.heterogeneity(panel, attributes, options["heterogeneity"]["govp_threshold"])],
+        axis=1,
+    )
     return out
 
 
 def analysis_panel(panel, index, nqp1, derived):
     """Join everything on (city_code, year); Nqp1 comes from the city's province."""
     ids = panel[IDS]
-    nqp = index.rename(columns=lambda c: c if c in ("city_code", "year") else c.replace("nqp", "Nqp", 1))
+    nqp = index.rename(
+        columns=lambda c: c if c in ("city_code", "year") else c.replace("nqp", "Nqp", 1)
+    )
     out = ids.merge(nqp, on=["city_code", "year"], how="left", validate="one_to_one")
-    out = out.merge(nqp1[["province_code", "year", "Nqp1"]], on=["province_code", "year"], how="left",
-                    validate="many_to_one")
+    out = out.merge(
+        nqp1[["province_code", "year", "Nqp1"]],
+        on=["province_code", "year"],
+        how="left",
+        validate="many_to_one",
+    )
     out = out.merge(derived, on=["city_code", "year"], how="left", validate="one_to_one")
     # the registry's order; the criterion-layer scores come last, in the index's order
     order = IDS + [n for n in names() if n not in IDS and n not in names("layer")]
     rest = [c for c in out.columns if c not in order]
-    return out[order + rest].sort_values(["city_code", "year"], kind="mergesort").reset_index(drop=True)
+    return (
+        out[order + rest]
+        .sort_values(["city_code", "year"], kind="mergesort")
+        .reset_index(drop=True)
+    )
 
 
 def codebook_markdown(analysis, defs: list[Definition]) -> str:
     """The analysis codebook: name, definition, formula, unit, source variables, N and mean."""
-    lines = ["# Analysis panel codebook", "",
-             f"`results/panel/analysis.parquet`: {analysis['city_code'].nunique()} cities × "
-             f"{analysis['year'].nunique()} years = {len(analysis)} rows; keys city_code (6-digit code) and year.",
-             "Identifiers: city_code, city_name, province_code, region (east/central/west/northeast), year.", "",
-             "| name | definition | formula | unit | source variables | N | mean |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Analysis panel codebook",
+        "",
+        f"`results/panel/analysis.parquet`: {analysis['city_code'].nunique()} cities × "
+        f"{analysis['year'].nunique()} years = {len(analysis)} rows; keys city_code (6-digit code) and year.",
+        "Identifiers: city_code, city_name, province_code, region (east/central/west/northeast), year.",
+        "",
+        "| name | definition | formula | unit | source variables | N | mean |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for d in defs:
         if d.name not in analysis.columns:
             continue
         col = analysis[d.name]
-        cells = [d.name, d.definition, d.formula, d.unit, d.sources, str(int(col.notna().sum())), f"{col.mean():.4f}"]
+        cells = [
+            d.name,
+            d.definition,
+            d.formula,
+            d.unit,
+            d.sources,
+            str(int(col.notna().sum())),
+            f"{col.mean():.4f}",
+        ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    lines += ["", "Notation: Y GDP, P population, Y_k and L_k value added and employment of industry k "
-              "(1 primary, 2 secondary, 3 tertiary), g real GDP growth, N the nation; minmax is pooled "
-              "over the panel. Definitions: docs/indices.md."]
+    lines += [
+        "",
+        "Notation: Y GDP, P population, Y_k and L_k value added and employment of industry k "
+        "(1 primary, 2 secondary, 3 tertiary), g real GDP growth, N the nation; minmax is pooled "
+        "over the panel. Definitions: docs/indices.md.",
+    ]
     return "\n".join(lines) + "\n"
 
 
-def descriptive_statistics(analysis, variables=DESC_VARIABLES, defs: list[Definition] | None = None):
+def descriptive_statistics(
+    analysis, variables=DESC_VARIABLES, defs: list[Definition] | None = None
+):
     """Table 2 as data: N, mean, sd (n − 1), min, max of each variable (the numbers of the
     ``desc_stats`` spec, :func:`nqp_resilience.estimation.specs.describe`, with the codebook definitions)."""
     import pandas as pd
@@ -168,4 +257,6 @@ def descriptive_statistics(analysis, variables=DESC_VARIABLES, defs: list[Defini
 
     labels = {d.name: d.definition for d in defs or []}
     stats = describe({v: analysis[v].to_numpy(dtype=float) for v in variables}, list(variables))
-    return pd.DataFrame([{"variable": v, "definition": labels.get(v, ""), **stats[v]} for v in variables])
+    return pd.DataFrame(
+        [{"variable": v, "definition": labels.get(v, ""), **stats[v]} for v in variables]
+    )

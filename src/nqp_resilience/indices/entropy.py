@@ -61,29 +61,40 @@ def direction_sign(value, measure: str = "measure") -> str:
     """
     if isinstance(value, str) and value in ("+", "-"):
         return value
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    ):
         if value == 1:
             return "+"
         if value == -1:
             return "-"
-    raise EstimationError(f"measure '{measure}' has direction {value!r}", variable=measure,
-                          hint='a direction is "+" (more is better) or "-" (more is worse), or +1 / -1')
+    raise EstimationError(
+        f"measure '{measure}' has direction {value!r}",
+        variable=measure,
+        hint='a direction is "+" (more is better) or "-" (more is worse), or +1 / -1',
+    )
 
 
 def check_eps(variant: str, eps) -> float:
     """The ε of a variant, validated: ``shift`` needs ε > 0 (finite logs); ``range`` needs
     0 < ε < 0.5 (ε ≥ 0.5 maps z = 0 above z = 1 and inverts every measure)."""
     if variant not in VARIANTS:
-        raise EstimationError(f"entropy variant {variant!r} is unknown", hint=f"use one of {VARIANTS}")
+        raise EstimationError(
+            f"entropy variant {variant!r} is unknown", hint=f"use one of {VARIANTS}"
+        )
     try:
         e = float(eps)
     except (TypeError, ValueError):
-        raise EstimationError(f"eps must be a number, got {eps!r}", hint="e.g. eps: 1.0e-4") from None
+        raise EstimationError(
+            f"eps must be a number, got {eps!r}", hint="e.g. eps: 1.0e-4"
+        ) from None
     ok = (0.0 < e < math.inf) if variant == "shift" else (0.0 < e < 0.5)
     if not ok:
         valid = "eps > 0" if variant == "shift" else "0 < eps < 0.5"
-        raise EstimationError(f"eps = {eps!r} is outside the valid range of variant '{variant}' ({valid})",
-                              hint="the usual choice is eps = 1e-4")
+        raise EstimationError(
+            f"eps = {eps!r} is outside the valid range of variant '{variant}' ({valid})",
+            hint="the usual choice is eps = 1e-4",
+        )
     return e
 
 
@@ -137,7 +148,9 @@ def weights_from_entropy(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return d, d / total
 
 
-def entropy_weights(df, directions: dict, variant: str = "shift", eps: float = 1e-4) -> EntropyResult:
+def entropy_weights(
+    df, directions: dict, variant: str = "shift", eps: float = 1e-4
+) -> EntropyResult:
     """Entropy weights of the columns of ``df`` (public API: docs/design.md#python-api).
 
     Parameters
@@ -169,33 +182,53 @@ def entropy_weights(df, directions: dict, variant: str = "shift", eps: float = 1
     unknown = [k for k in directions if k not in cols]
     if unknown:
         close = suggest(unknown[0], cols, n=1)
-        raise EstimationError(f"direction given for {unknown[0]!r}, which is not a measure (column) of the data",
-                              variable=unknown[0], hint=(f"did you mean '{close[0]}'? " if close else "")
-                              + f"the measures are {cols}")
+        raise EstimationError(
+            f"direction given for {unknown[0]!r}, which is not a measure (column) of the data",
+            variable=unknown[0],
+            hint=(f"did you mean '{close[0]}'? " if close else "") + f"the measures are {cols}",
+        )
     lacking = [c for c in cols if c not in directions]
     if lacking:
-        raise EstimationError(f"measure(s) {lacking} have no direction", variable=lacking[0],
-                              hint='give every measure a direction: "+" (more is better) or "-" (more is worse)')
+        raise EstimationError(
+            f"measure(s) {lacking} have no direction",
+            variable=lacking[0],
+            hint='give every measure a direction: "+" (more is better) or "-" (more is worse)',
+        )
     signs = {c: direction_sign(directions[c], c) for c in cols}
     if df.isna().any().any():
         col = df.columns[df.isna().any()][0]
-        raise EstimationError(f"measure {col!r} has missing values; the entropy method needs complete data",
-                              variable=col, hint="impute or drop the rows with missing measures first")
+        raise EstimationError(
+            f"measure {col!r} has missing values; the entropy method needs complete data",
+            variable=col,
+            hint="impute or drop the rows with missing measures first",
+        )
     for c in cols:
         inf = np.isinf(np.asarray(df[c], dtype=float))
         if inf.any():
             row = df.index[np.flatnonzero(inf)[0]]
-            raise EstimationError(f"measure {c!r} is infinite in row {row!r} ({int(inf.sum())} infinite value(s))",
-                                  variable=c, hint="an infinite ratio usually means a zero denominator; "
-                                  "fix the input or drop the row")
-    x = np.column_stack([keep_logs_finite(normalize(df[c].to_numpy(), signs[c]), variant, eps)
-                         for c in cols]) if cols else np.empty((len(df), 0))
+            raise EstimationError(
+                f"measure {c!r} is infinite in row {row!r} ({int(inf.sum())} infinite value(s))",
+                variable=c,
+                hint="an infinite ratio usually means a zero denominator; "
+                "fix the input or drop the row",
+            )
+    x = (
+        np.column_stack(
+            [keep_logs_finite(normalize(df[c].to_numpy(), signs[c]), variant, eps) for c in cols]
+        )
+        if cols
+        else np.empty((len(df), 0))
+    )
     e = entropy_of_columns(x)
     d, w = weights_from_entropy(e)
     normalized = pd.DataFrame(x, index=df.index, columns=cols)
-    return EntropyResult(weights=pd.Series(w, index=cols), entropy=pd.Series(e, index=cols),
-                         divergence=pd.Series(d, index=cols), normalized=normalized,
-                         score=pd.Series(x @ w, index=df.index))
+    return EntropyResult(
+        weights=pd.Series(w, index=cols),
+        entropy=pd.Series(e, index=cols),
+        divergence=pd.Series(d, index=cols),
+        normalized=normalized,
+        score=pd.Series(x @ w, index=df.index),
+    )
 
 
 def _group_scores(scores, groups: dict[str, list[str]]):
@@ -240,8 +273,18 @@ def composite_index(measures, system, *, variant="shift", eps=1e-4, aggregation=
         weight = base.weights
         for m in system.measures:
             parent_total = sum(weight[o.id] for o in system.measures if o.path == m.path)
-            rows.append(("measure", m.id, m.names[-1], m.path[-1], base.entropy[m.id], base.divergence[m.id],
-                         weight[m.id] / parent_total if parent_total > 0 else np.nan, weight[m.id]))
+            rows.append(
+                (
+                    "measure",
+                    m.id,
+                    m.names[-1],
+                    m.path[-1],
+                    base.entropy[m.id],
+                    base.divergence[m.id],
+                    weight[m.id] / parent_total if parent_total > 0 else np.nan,
+                    weight[m.id],
+                )
+            )
         node_weight = {}
         for depth, level in enumerate(levels):
             for (lv, node_id), name in system.nodes.items():
@@ -256,7 +299,18 @@ def composite_index(measures, system, *, variant="shift", eps=1e-4, aggregation=
                 parent = _parent(system, depth, node_id)
                 ptotal = node_weight[(levels[depth - 1], parent)] if depth else 1.0
                 w = node_weight[(level, node_id)]
-                rows.append((level, node_id, name, parent, np.nan, np.nan, w / ptotal if ptotal > 0 else np.nan, w))
+                rows.append(
+                    (
+                        level,
+                        node_id,
+                        name,
+                        parent,
+                        np.nan,
+                        np.nan,
+                        w / ptotal if ptotal > 0 else np.nan,
+                        w,
+                    )
+                )
         x = base.normalized
         scores = pd.DataFrame({"nqp": x.to_numpy() @ weight.to_numpy()}, index=measures.index)
         for crit in [nid for (lv, nid) in system.nodes if lv == "criterion"]:
@@ -304,8 +358,19 @@ def composite_index(measures, system, *, variant="shift", eps=1e-4, aggregation=
         scores = pd.DataFrame({"nqp": top["nqp"].to_numpy()}, index=measures.index)
         for crit in level_scores["criterion"].columns:
             scores[f"nqp_{crit}"] = level_scores["criterion"][crit].to_numpy()
-    weights = pd.DataFrame(rows, columns=["level", "id", "name", "parent", "entropy", "divergence",
-                                          "local_weight", "weight"])
+    weights = pd.DataFrame(
+        rows,
+        columns=[
+            "level",
+            "id",
+            "name",
+            "parent",
+            "entropy",
+            "divergence",
+            "local_weight",
+            "weight",
+        ],
+    )
     order = {lv: i for i, lv in enumerate(levels + ["measure"])}
     weights["_o"] = weights["level"].map(order)
     weights = weights.sort_values("_o", kind="mergesort").drop(columns="_o").reset_index(drop=True)
@@ -345,17 +410,24 @@ def nqp_index(panel, system, *, scope="pooled", aggregation="flat", variant="shi
     keys = panel[["city_code", "year"]].reset_index(drop=True)
     measures = measures.reset_index(drop=True)
     if scope == "pooled":
-        scores, weights = composite_index(measures, system, variant=variant, eps=eps, aggregation=aggregation)
+        scores, weights = composite_index(
+            measures, system, variant=variant, eps=eps, aggregation=aggregation
+        )
         weights.insert(0, "scope", "pooled")
         index = pd.concat([keys, scores], axis=1)
     else:
         parts, wparts = [], []
         for year, rows in keys.groupby("year", sort=True):
-            scores, weights = composite_index(measures.loc[rows.index], system, variant=variant, eps=eps,
-                                              aggregation=aggregation)
+            scores, weights = composite_index(
+                measures.loc[rows.index], system, variant=variant, eps=eps, aggregation=aggregation
+            )
             weights.insert(0, "scope", str(year))
             parts.append(pd.concat([rows, scores], axis=1))
             wparts.append(weights)
-        index = pd.concat(parts).sort_values(["city_code", "year"], kind="mergesort").reset_index(drop=True)
+        index = (
+            pd.concat(parts)
+            .sort_values(["city_code", "year"], kind="mergesort")
+            .reset_index(drop=True)
+        )
         weights = pd.concat(wparts, ignore_index=True)
     return index, weights

@@ -14,8 +14,10 @@ from nqp_resilience.errors import FormulaError
 
 __all__ = ["Formula", "FormulaError", "parse_formula"]
 
-_GRAMMAR_HINT = ("a formula may use only numbers, variable names, + - * / and parentheses, "
-                 "e.g. 'patents / population * 10000'")
+_GRAMMAR_HINT = (
+    "a formula may use only numbers, variable names, + - * / and parentheses, "
+    "e.g. 'patents / population * 10000'"
+)
 _OPS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
@@ -57,8 +59,9 @@ def parse_formula(text: str) -> Formula:
     try:
         tree = ast.parse(str(text), mode="eval").body
     except SyntaxError as exc:
-        raise FormulaError(f"cannot parse formula {text!r}: {exc.msg}",
-                           hint=_GRAMMAR_HINT) from None
+        raise FormulaError(
+            f"cannot parse formula {text!r}: {exc.msg}", hint=_GRAMMAR_HINT
+        ) from None
     names: list[str] = []
 
     def check(node):
@@ -70,7 +73,11 @@ def parse_formula(text: str) -> Formula:
         elif isinstance(node, ast.Name):
             if node.id not in names:
                 names.append(node.id)
-        elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, (int, float))
+            and not isinstance(node.value, bool)
+        ):
             pass
         else:
             raise FormulaError(f"formula {text!r} uses {ast.unparse(node)!r}", hint=_GRAMMAR_HINT)

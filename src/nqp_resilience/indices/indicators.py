@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nqp_resilience.data.io import read_yaml
 from nqp_resilience.errors import ConfigError, DataError
 from nqp_resilience.indices.formula import FormulaError, parse_formula
-from nqp_resilience.data.io import read_yaml
 
 LEVELS = ("criterion", "primary", "secondary", "tertiary", "measure")
-_CHILDREN = {"criterion": "primary", "primary": "secondary", "secondary": "tertiary", "tertiary": "measures"}
+_CHILDREN = {
+    "criterion": "primary",
+    "primary": "secondary",
+    "secondary": "tertiary",
+    "tertiary": "measures",
+}
 
 
 @dataclass(frozen=True)
@@ -66,10 +71,17 @@ def load_indicator_system(path, direction_overrides: dict | None = None) -> Indi
         for item in items or []:
             for field in ("id", "name", key):
                 if field not in item:
-                    raise DataError(path, f"{level} {item.get('id', '?')!r} lacks {field!r}",
-                                    expected=f"id, name and {key} for every {level}")
+                    raise DataError(
+                        path,
+                        f"{level} {item.get('id', '?')!r} lacks {field!r}",
+                        expected=f"id, name and {key} for every {level}",
+                    )
             if (level, item["id"]) in nodes:
-                raise DataError(path, f"duplicate {level} id {item['id']!r}", hint="ids must be unique per level")
+                raise DataError(
+                    path,
+                    f"duplicate {level} id {item['id']!r}",
+                    hint="ids must be unique per level",
+                )
             nodes[(level, item["id"])] = item["name"]
             ids, names = path_ids + (item["id"],), path_names + (item["name"],)
             if level == "tertiary":
@@ -81,36 +93,54 @@ def load_indicator_system(path, direction_overrides: dict | None = None) -> Indi
     def _measure(m, ids, names):
         for field in ("id", "formula", "direction"):
             if field not in m:
-                raise DataError(path, f"measure {m.get('id', '?')!r} lacks {field!r}",
-                                expected="id, formula, unit and direction for every measure")
+                raise DataError(
+                    path,
+                    f"measure {m.get('id', '?')!r} lacks {field!r}",
+                    expected="id, formula, unit and direction for every measure",
+                )
         if m["id"] in seen:
-            raise DataError(path, f"duplicate measure id {m['id']!r}", hint="measure ids must be unique")
+            raise DataError(
+                path, f"duplicate measure id {m['id']!r}", hint="measure ids must be unique"
+            )
         seen.add(m["id"])
         if m["direction"] not in ("+", "-"):
-            raise DataError(path, f"measure {m['id']!r} has direction {m['direction']!r}", expected='"+" or "-"')
+            raise DataError(
+                path, f"measure {m['id']!r} has direction {m['direction']!r}", expected='"+" or "-"'
+            )
         try:
             formula = parse_formula(m["formula"])
         except FormulaError as exc:
-            raise DataError(path, f"measure {m['id']!r}: {exc.problem}", column="formula",
-                            hint=exc.hint) from None
-        measures.append(Measure(m["id"], formula, str(m.get("unit", "")), m["direction"], ids, names))
+            raise DataError(
+                path, f"measure {m['id']!r}: {exc.problem}", column="formula", hint=exc.hint
+            ) from None
+        measures.append(
+            Measure(m["id"], formula, str(m.get("unit", "")), m["direction"], ids, names)
+        )
 
     walk(raw.get("criteria"), "criterion", (), ())
     if not measures:
-        raise DataError(path, "no measures found", expected="criteria: [...] as in resources/indicators.yaml")
+        raise DataError(
+            path, "no measures found", expected="criteria: [...] as in resources/indicators.yaml"
+        )
     overrides = dict(direction_overrides or {})
     unknown = sorted(set(overrides) - {m.id for m in measures})
     if unknown:
         import difflib
 
         close = difflib.get_close_matches(unknown[0], [m.id for m in measures], n=1)
-        raise ConfigError("entropy.directions", f"unknown measure id(s) {unknown}",
-                          hint=(f"did you mean '{close[0]}'? " if close else "")
-                          + f"measure ids are listed in {path}")
+        raise ConfigError(
+            "entropy.directions",
+            f"unknown measure id(s) {unknown}",
+            hint=(f"did you mean '{close[0]}'? " if close else "")
+            + f"measure ids are listed in {path}",
+        )
     for key, value in overrides.items():
         if value not in ("+", "-"):
             raise ConfigError(f"entropy.directions.{key}", f"direction {value!r} is not '+' or '-'")
-    measures = [Measure(m.id, m.formula, m.unit, overrides.get(m.id, m.direction), m.path, m.names) for m in measures]
+    measures = [
+        Measure(m.id, m.formula, m.unit, overrides.get(m.id, m.direction), m.path, m.names)
+        for m in measures
+    ]
     return IndicatorSystem(measures, nodes, str(path))
 
 
@@ -125,20 +155,29 @@ def measure_matrix(panel, system: IndicatorSystem, source="panel"):
 
     missing = [v for v in system.variables() if v not in panel.columns]
     if missing:
-        raise ConfigError("indicators", f"formulas use variable(s) {missing} that the panel does not have",
-                          hint="fix the formula in resources/indicators.yaml or add the variable to the codebook",
-                          source=system.path)
+        raise ConfigError(
+            "indicators",
+            f"formulas use variable(s) {missing} that the panel does not have",
+            hint="fix the formula in resources/indicators.yaml or add the variable to the codebook",
+            source=system.path,
+        )
     out = pd.DataFrame(index=panel.index)
     for m in system.measures:
-        values = np.asarray(m.formula.evaluate({v: panel[v].to_numpy(dtype=float) for v in m.formula.variables}),
-                            dtype=float)
+        values = np.asarray(
+            m.formula.evaluate({v: panel[v].to_numpy(dtype=float) for v in m.formula.variables}),
+            dtype=float,
+        )
         values = np.broadcast_to(values, (len(panel),)).copy()
         bad = ~np.isfinite(values)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             row = panel.iloc[i]
-            raise DataError(source, f"measure {m.id!r} ({m.formula.text}) is not finite ({values[i]})",
-                            row=f"city {row.get('city_code', '?')}, year {row.get('year', '?')}", column=m.id,
-                            hint="a denominator is zero or missing; check the raw cell or the interpolation")
+            raise DataError(
+                source,
+                f"measure {m.id!r} ({m.formula.text}) is not finite ({values[i]})",
+                row=f"city {row.get('city_code', '?')}, year {row.get('year', '?')}",
+                column=m.id,
+                hint="a denominator is zero or missing; check the raw cell or the interpolation",
+            )
         out[m.id] = values
     return out

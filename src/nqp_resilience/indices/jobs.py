@@ -11,17 +11,29 @@ def nqp_index_job(smk) -> None:
     """Rule ``nqp_index``: panel + indicator system -> NQP index and entropy weights."""
     import pandas as pd
 
+    from nqp_resilience.data.io import write_csv, write_parquet
     from nqp_resilience.indices.entropy import nqp_index
     from nqp_resilience.indices.indicators import load_indicator_system
-    from nqp_resilience.data.io import write_csv, write_parquet
 
     e = smk.params.entropy
     system = load_indicator_system(smk.input.indicators, e["directions"])
     panel = pd.read_parquet(smk.input.panel)
-    index, weights = nqp_index(panel, system, scope=e["scope"], aggregation=e["aggregation"],
-                               variant=e["variant"], eps=float(e["eps"]))
-    log.info("Nqp: mean %.4f, sd %.4f over %d city-years (%s, %s)", index["nqp"].mean(), index["nqp"].std(),
-             len(index), e["scope"], e["aggregation"])
+    index, weights = nqp_index(
+        panel,
+        system,
+        scope=e["scope"],
+        aggregation=e["aggregation"],
+        variant=e["variant"],
+        eps=float(e["eps"]),
+    )
+    log.info(
+        "Nqp: mean %.4f, sd %.4f over %d city-years (%s, %s)",
+        index["nqp"].mean(),
+        index["nqp"].std(),
+        len(index),
+        e["scope"],
+        e["aggregation"],
+    )
     write_csv(weights, smk.output.weights, float_format="%.10f")
     write_parquet(index, smk.output.index)
 
@@ -31,14 +43,23 @@ def nqp_text_job(smk) -> None:
     import pandas as pd
 
     from nqp_resilience.data.io import write_parquet
-    from nqp_resilience.sim.simulate import read_keywords
     from nqp_resilience.indices.nqp_text import nqp1_table
+    from nqp_resilience.sim.simulate import read_keywords
 
     panel = pd.read_parquet(smk.input.panel, columns=["province_code", "year"])
     reports = pd.read_parquet(smk.input.reports)
-    table = nqp1_table(reports, read_keywords(smk.input.keywords), panel["province_code"].unique(),
-                       sorted(panel["year"].unique()), include_central=bool(smk.params.include_central))
-    log.info("Nqp1: %d province-years, mean %.5f keywords per character", len(table), table["Nqp1"].mean())
+    table = nqp1_table(
+        reports,
+        read_keywords(smk.input.keywords),
+        panel["province_code"].unique(),
+        sorted(panel["year"].unique()),
+        include_central=bool(smk.params.include_central),
+    )
+    log.info(
+        "Nqp1: %d province-years, mean %.5f keywords per character",
+        len(table),
+        table["Nqp1"].mean(),
+    )
     write_parquet(table, smk.output.table)
 
 
@@ -46,12 +67,16 @@ def derived_variables_job(smk) -> None:
     """Rule ``derived_variables``: outcomes, controls, mechanisms, instruments, heterogeneity."""
     import pandas as pd
 
-    from nqp_resilience.indices.analysis import derived_variables
     from nqp_resilience.data.cities import attributes_frame
     from nqp_resilience.data.io import write_parquet
+    from nqp_resilience.indices.analysis import derived_variables
 
-    out = derived_variables(pd.read_parquet(smk.input.panel), pd.read_parquet(smk.input.national),
-                            attributes_frame(smk.input.attributes), dict(smk.params.options))
+    out = derived_variables(
+        pd.read_parquet(smk.input.panel),
+        pd.read_parquet(smk.input.national),
+        attributes_frame(smk.input.attributes),
+        dict(smk.params.options),
+    )
     write_parquet(out, smk.output.table)
 
 
@@ -59,11 +84,15 @@ def analysis_panel_job(smk) -> None:
     """Rule ``analysis_panel``: join panel ids, Nqp, Nqp1 and derived variables; write the codebook."""
     import pandas as pd
 
-    from nqp_resilience.indices.analysis import analysis_panel, codebook_markdown, definitions
     from nqp_resilience.data.io import write_parquet, write_text
+    from nqp_resilience.indices.analysis import analysis_panel, codebook_markdown, definitions
 
-    out = analysis_panel(pd.read_parquet(smk.input.panel), pd.read_parquet(smk.input.index),
-                         pd.read_parquet(smk.input.nqp1), pd.read_parquet(smk.input.derived))
+    out = analysis_panel(
+        pd.read_parquet(smk.input.panel),
+        pd.read_parquet(smk.input.index),
+        pd.read_parquet(smk.input.nqp1),
+        pd.read_parquet(smk.input.derived),
+    )
     write_text(smk.output.codebook, codebook_markdown(out, definitions(dict(smk.params.options))))
     write_parquet(out, smk.output.panel)
 
@@ -72,8 +101,10 @@ def desc_stats_job(smk) -> None:
     """Rule ``desc_stats``: Table 2 content as CSV."""
     import pandas as pd
 
-    from nqp_resilience.indices.analysis import descriptive_statistics, definitions
     from nqp_resilience.data.io import write_csv
+    from nqp_resilience.indices.analysis import definitions, descriptive_statistics
 
-    table = descriptive_statistics(pd.read_parquet(smk.input.panel), defs=definitions(dict(smk.params.options)))
+    table = descriptive_statistics(
+        pd.read_parquet(smk.input.panel), defs=definitions(dict(smk.params.options))
+    )
     write_csv(table, smk.output.table, float_format="%.6f")

@@ -96,11 +96,14 @@ def nqp1_table(reports, keywords: list[str], province_codes, years, include_cent
     for prov in needed:
         for year in years:
             if (prov, int(year)) not in have:
-                raise DataError(f"reports/{prov}_{year}.txt", "government work report missing",
-                                row=f"province {prov}, year {year}",
-                                expected="one UTF-8 text file per province and year",
-                                hint="add the report (municipalities use their own report); Nqp1 cannot be "
-                                "computed for this province-year without it")
+                raise DataError(
+                    f"reports/{prov}_{year}.txt",
+                    "government work report missing",
+                    row=f"province {prov}, year {year}",
+                    expected="one UTF-8 text file per province and year",
+                    hint="add the report (municipalities use their own report); Nqp1 cannot be "
+                    "computed for this province-year without it",
+                )
     counter = KeywordCounter(keywords)
     cache: dict[tuple[str, int], tuple[int, int, dict]] = {}
 
@@ -119,8 +122,20 @@ def nqp1_table(reports, keywords: list[str], province_codes, years, include_cent
             if include_central:
                 c2, ch2, central = measure("000000", year)
                 count, chars = count + c2, chars + ch2
-                counts = {k: counts.get(k, 0) + central.get(k, 0) for k in set(counts) | set(central)}
-            top = ";".join(f"{k}:{v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
-            rows.append({"province_code": prov, "year": year, "keyword_count": count, "n_chars": chars,
-                         "Nqp1": count / chars, "top_keywords": top})
+                counts = {
+                    k: counts.get(k, 0) + central.get(k, 0) for k in set(counts) | set(central)
+                }
+            top = ";".join(
+                f"{k}:{v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+            )
+            rows.append(
+                {
+                    "province_code": prov,
+                    "year": year,
+                    "keyword_count": count,
+                    "n_chars": chars,
+                    "Nqp1": count / chars,
+                    "top_keywords": top,
+                }
+            )
     return pd.DataFrame(rows)

@@ -20,8 +20,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: Roles of the analysis variables (what the paper uses them for).
-ROLES = ("identifier", "outcome", "core", "layer", "control", "mechanism", "instrument",
-         "heterogeneity", "sample")
+ROLES = (
+    "identifier",
+    "outcome",
+    "core",
+    "layer",
+    "control",
+    "mechanism",
+    "instrument",
+    "heterogeneity",
+    "sample",
+)
 
 
 @dataclass(frozen=True)
@@ -55,19 +64,36 @@ ANALYSIS_VARIABLES: tuple[AnalysisVariable, ...] = (
     AnalysisVariable("province_code", "identifier", "6-digit province code", "code"),
     AnalysisVariable("region", "identifier", "east/central/west/northeast", "category"),
     AnalysisVariable("year", "identifier", "data year", "year"),
-    AnalysisVariable("Resil", "outcome",
-                     "economic resilience (sensitivity index, national counterfactual)", "ratio"),
-    AnalysisVariable("Nqp", "core",
-                     "new quality productivity index (entropy weights, Table 1 system)",
-                     "index in [0, 1]"),
-    AnalysisVariable("Nqp_labourers", "layer", "criterion-layer score: labourers (劳动者)",
-                     "index"),
-    AnalysisVariable("Nqp_objects_of_labour", "layer",
-                     "criterion-layer score: objects of labour (劳动对象)", "index"),
-    AnalysisVariable("Nqp_means_of_labour", "layer",
-                     "criterion-layer score: means of labour (劳动资料)", "index"),
-    AnalysisVariable("Nqp1", "core", "NQP keywords in the province's government work report",
-                     "keywords per character (0.003 = 30 per 10,000 characters)"),
+    AnalysisVariable(
+        "Resil",
+        "outcome",
+        "economic resilience (sensitivity index, national counterfactual)",
+        "ratio",
+    ),
+    AnalysisVariable(
+        "Nqp",
+        "core",
+        "new quality productivity index (entropy weights, Table 1 system)",
+        "index in [0, 1]",
+    ),
+    AnalysisVariable(
+        "Nqp_labourers", "layer", "criterion-layer score: labourers (劳动者)", "index"
+    ),
+    AnalysisVariable(
+        "Nqp_objects_of_labour",
+        "layer",
+        "criterion-layer score: objects of labour (劳动对象)",
+        "index",
+    ),
+    AnalysisVariable(
+        "Nqp_means_of_labour", "layer", "criterion-layer score: means of labour (劳动资料)", "index"
+    ),
+    AnalysisVariable(
+        "Nqp1",
+        "core",
+        "NQP keywords in the province's government work report",
+        "keywords per character (0.003 = 30 per 10,000 characters)",
+    ),
     AnalysisVariable("Une", "outcome", "urban registered unemployment rate", "fraction"),
     AnalysisVariable("Mrd", "outcome", "recovery speed", "fraction (NaN in the first year)"),
     AnalysisVariable("GDP", "control", "economic development", "ln CNY per person"),
@@ -82,11 +108,18 @@ ANALYSIS_VARIABLES: tuple[AnalysisVariable, ...] = (
     AnalysisVariable("Adv", "mechanism", "industrial-structure advancement", "index"),
     AnalysisVariable("Talent", "mechanism", "talent agglomeration (location quotient)", "ratio"),
     AnalysisVariable("INN", "mechanism", "technological innovation", "per 10,000 people"),
-    AnalysisVariable("Relief", "instrument", "instrument: terrain relief interacted with time",
-                     "km (× years or series)"),
-    AnalysisVariable("Internet", "instrument",
-                     "instrument: 1984 telephones × national internet users",
-                     "phones per 100 people × 100 million users"),
+    AnalysisVariable(
+        "Relief",
+        "instrument",
+        "instrument: terrain relief interacted with time",
+        "km (× years or series)",
+    ),
+    AnalysisVariable(
+        "Internet",
+        "instrument",
+        "instrument: 1984 telephones × national internet users",
+        "phones per 100 people × 100 million users",
+    ),
     AnalysisVariable("Asset", "heterogeneity", "non-resource-based city", "0/1"),
     AnalysisVariable("GOVP", "heterogeneity", "high government science participation", "0/1"),
     AnalysisVariable("ADM", "heterogeneity", "high administrative rank", "0/1"),

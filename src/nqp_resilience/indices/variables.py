@@ -53,14 +53,22 @@ def recovery_speed(panel, formula: str = "employment_recovery"):
     The first year of each city has no lag: NaN.
     """
     if formula == "employment_recovery":
-        city = panel["urban_employment"].to_numpy(dtype=float) / _lag(panel, "urban_employment") - 1.0
-        nat = panel["national_employment"].to_numpy(dtype=float) / panel["national_employment_lag"].to_numpy() - 1.0
+        city = (
+            panel["urban_employment"].to_numpy(dtype=float) / _lag(panel, "urban_employment") - 1.0
+        )
+        nat = (
+            panel["national_employment"].to_numpy(dtype=float)
+            / panel["national_employment_lag"].to_numpy()
+            - 1.0
+        )
         return city - nat
     own = panel["gdp_growth"].to_numpy() - _lag(panel, "gdp_growth")
     if formula == "own_rebound":
         return own
     if formula == "national_rebound":
-        return own - (panel["national_gdp_growth"].to_numpy() - panel["national_gdp_growth_lag"].to_numpy())
+        return own - (
+            panel["national_gdp_growth"].to_numpy() - panel["national_gdp_growth_lag"].to_numpy()
+        )
     raise ConfigError("mrd.formula", f"{formula!r} is not one of {MRD_FORMULAS}")
 
 
@@ -72,7 +80,9 @@ def unemployment(panel):
 
 def _sector_shares(panel):
     y = panel[["gdp_primary", "gdp_secondary", "gdp_tertiary"]].to_numpy(dtype=float)
-    lab = panel[["employment_primary", "employment_secondary", "employment_tertiary"]].to_numpy(dtype=float)
+    lab = panel[["employment_primary", "employment_secondary", "employment_tertiary"]].to_numpy(
+        dtype=float
+    )
     return y, lab
 
 
@@ -89,16 +99,22 @@ def controls(panel):
     gdp = panel["gdp"].to_numpy(dtype=float)
     y, _ = _sector_shares(panel)
     shares = y / y.sum(axis=1, keepdims=True)
-    return pd.DataFrame({
-        "GDP": np.log(gdp / panel["population"].to_numpy(dtype=float)),
-        "GOV": panel["fiscal_expenditure"].to_numpy() / gdp,
-        "IND": shares @ np.array([1.0, 2.0, 3.0]),
-        "INV": panel["fixed_asset_investment"].to_numpy() / gdp,
-        "TRADE": panel["wholesale_retail_sales"].to_numpy() / gdp,
-        "TEC": (panel["science_expenditure"].to_numpy() + panel["education_expenditure"].to_numpy()) / gdp,
-        "FIN": panel["loans"].to_numpy() / gdp,
-        "OPE": panel["fdi"].to_numpy() * panel["cny_per_usd"].to_numpy() / gdp,
-    }, index=panel.index)
+    return pd.DataFrame(
+        {
+            "GDP": np.log(gdp / panel["population"].to_numpy(dtype=float)),
+            "GOV": panel["fiscal_expenditure"].to_numpy() / gdp,
+            "IND": shares @ np.array([1.0, 2.0, 3.0]),
+            "INV": panel["fixed_asset_investment"].to_numpy() / gdp,
+            "TRADE": panel["wholesale_retail_sales"].to_numpy() / gdp,
+            "TEC": (
+                panel["science_expenditure"].to_numpy() + panel["education_expenditure"].to_numpy()
+            )
+            / gdp,
+            "FIN": panel["loans"].to_numpy() / gdp,
+            "OPE": panel["fdi"].to_numpy() * panel["cny_per_usd"].to_numpy() / gdp,
+        },
+        index=panel.index,
+    )
 
 
 def minmax(values):
@@ -111,7 +127,9 @@ def minmax(values):
 def hamming_fit(panel):
     """Hamming closeness of output and employment structure: 1 − ½ Σ_k |Y_k/Y − L_k/L|."""
     y, lab = _sector_shares(panel)
-    return 1.0 - 0.5 * np.abs(y / y.sum(axis=1, keepdims=True) - lab / lab.sum(axis=1, keepdims=True)).sum(axis=1)
+    return 1.0 - 0.5 * np.abs(
+        y / y.sum(axis=1, keepdims=True) - lab / lab.sum(axis=1, keepdims=True)
+    ).sum(axis=1)
 
 
 def theil_deviation(panel):
@@ -136,7 +154,9 @@ def rationalization(panel, variant: str = "combined"):
         return -theil_deviation(panel)
     if variant == "combined":
         return 0.5 * (minmax(hamming_fit(panel)) + minmax(-theil_deviation(panel)))
-    raise ConfigError("mechanisms.rationalization", f"{variant!r} is not one of {RATIONALIZATION_VARIANTS}")
+    raise ConfigError(
+        "mechanisms.rationalization", f"{variant!r} is not one of {RATIONALIZATION_VARIANTS}"
+    )
 
 
 def advancement(panel):
@@ -152,13 +172,19 @@ def advancement(panel):
 
 def talent(panel):
     """Talent agglomeration: location quotient of the college-educated population share."""
-    share = panel["college_educated"].to_numpy(dtype=float) / panel["population"].to_numpy(dtype=float)
+    share = panel["college_educated"].to_numpy(dtype=float) / panel["population"].to_numpy(
+        dtype=float
+    )
     return share / panel["national_college_share"].to_numpy(dtype=float)
 
 
 def innovation(panel):
     """INN: invention patent applications per 10,000 people."""
-    return panel["invention_applications"].to_numpy(dtype=float) / panel["population"].to_numpy(dtype=float) * 1e4
+    return (
+        panel["invention_applications"].to_numpy(dtype=float)
+        / panel["population"].to_numpy(dtype=float)
+        * 1e4
+    )
 
 
 def relief_instrument(panel, interact: str = "trend", first_year: int | None = None):
@@ -178,8 +204,11 @@ def relief_instrument(panel, interact: str = "trend", first_year: int | None = N
         series = interact.split(":", 1)[1]
         if series not in panel.columns or not series.startswith("national_"):
             nat = [c for c in panel.columns if c.startswith("national_")]
-            raise ConfigError("iv.relief.interact", f"unknown national series {series!r}",
-                              hint=f"use one of: {', '.join('national:' + c for c in nat)}")
+            raise ConfigError(
+                "iv.relief.interact",
+                f"unknown national series {series!r}",
+                hint=f"use one of: {', '.join('national:' + c for c in nat)}",
+            )
         return relief_km * panel[series].to_numpy(dtype=float)
     raise ConfigError("iv.relief.interact", f"{interact!r} is not trend, none or national:<series>")
 
@@ -192,10 +221,15 @@ def internet_instrument(panel, national, lag: int = 1):
     if missing:
         from nqp_resilience.errors import DataError
 
-        raise DataError("ceic/national.csv", f"national internet users missing for year(s) {missing}",
-                        column="national_internet_users",
-                        hint=f"the Internet instrument uses year t−{lag}: include those years in the CEIC extract")
-    return panel["telephones_1984"].to_numpy(dtype=float) / 100.0 * users.loc[wanted].to_numpy() / 1e8
+        raise DataError(
+            "ceic/national.csv",
+            f"national internet users missing for year(s) {missing}",
+            column="national_internet_users",
+            hint=f"the Internet instrument uses year t−{lag}: include those years in the CEIC extract",
+        )
+    return (
+        panel["telephones_1984"].to_numpy(dtype=float) / 100.0 * users.loc[wanted].to_numpy() / 1e8
+    )
 
 
 def check_instrument_config(relief_interact: str, fixed_effects) -> None:
@@ -212,7 +246,8 @@ def check_instrument_config(relief_interact: str, fixed_effects) -> None:
             "city dummies and cannot identify anything: the demeaned instrument is identically zero",
             hint="set iv.relief.interact to 'trend' (Relief × (year − first year), the default) or "
             "'national:<series>' (e.g. national:national_internet_users), or remove 'city' from "
-            "iv.fixed_effects")
+            "iv.fixed_effects",
+        )
 
 
 def assert_time_varying(panel, column: str, entity: str = "city_code") -> None:
@@ -220,8 +255,12 @@ def assert_time_varying(panel, column: str, entity: str = "city_code") -> None:
     within = panel.groupby(entity)[column].transform(lambda s: s - s.mean()).to_numpy(dtype=float)
     within = within[np.isfinite(within)]
     if within.size == 0 or np.allclose(within, 0.0):
-        raise ConfigError(column, f"{column} does not vary over time within any {entity}, so entity fixed "
-                          "effects absorb it", hint="interact it with a time-varying series, or drop the entity FE")
+        raise ConfigError(
+            column,
+            f"{column} does not vary over time within any {entity}, so entity fixed "
+            "effects absorb it",
+            hint="interact it with a time-varying series, or drop the entity FE",
+        )
 
 
 def heterogeneity(panel, attributes, govp_threshold: str = "mean"):
@@ -235,16 +274,25 @@ def heterogeneity(panel, attributes, govp_threshold: str = "mean"):
 
     attrs = attributes.set_index("city_code")
     codes = panel["city_code"]
-    sci = (panel["science_expenditure"] / panel["fiscal_expenditure"]).groupby(panel["city_code"]).mean()
+    sci = (
+        (panel["science_expenditure"] / panel["fiscal_expenditure"])
+        .groupby(panel["city_code"])
+        .mean()
+    )
     if govp_threshold == "mean":
         cut = sci.mean()
     elif govp_threshold == "median":
         cut = sci.median()
     else:
-        raise ConfigError("heterogeneity.govp_threshold", f"{govp_threshold!r} is not mean or median")
-    return pd.DataFrame({
-        "Asset": (1 - attrs.loc[codes, "is_resource_based"].to_numpy()).astype("int64"),
-        "GOVP": (sci.loc[codes].to_numpy() > cut).astype("int64"),
-        "ADM": attrs.loc[codes, "adm_high"].to_numpy().astype("int64"),
-        "municipality": attrs.loc[codes, "is_municipality"].to_numpy().astype("int64"),
-    }, index=panel.index)
+        raise ConfigError(
+            "heterogeneity.govp_threshold", f"{govp_threshold!r} is not mean or median"
+        )
+    return pd.DataFrame(
+        {
+            "Asset": (1 - attrs.loc[codes, "is_resource_based"].to_numpy()).astype("int64"),
+            "GOVP": (sci.loc[codes].to_numpy() > cut).astype("int64"),
+            "ADM": attrs.loc[codes, "adm_high"].to_numpy().astype("int64"),
+            "municipality": attrs.loc[codes, "is_municipality"].to_numpy().astype("int64"),
+        },
+        index=panel.index,
+    )

@@ -38,18 +38,45 @@ PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creato
 PNG_METADATA = {"Software": None}
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
-OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
-             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7"}
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+}
 #: The four regions of the analysis panel, in the order the figures show them.
 REGIONS = ("east", "central", "west", "northeast")
-_REGION_STYLE = {"east": (OKABE_ITO["blue"], "o"), "central": (OKABE_ITO["orange"], "s"),
-                 "west": (OKABE_ITO["green"], "^"), "northeast": (OKABE_ITO["purple"], "D")}
-_EXTRA_STYLES = ((OKABE_ITO["sky_blue"], "v"), (OKABE_ITO["vermillion"], "P"), (OKABE_ITO["black"], "X"))
-_CRITERION_COLOURS = (OKABE_ITO["blue"], OKABE_ITO["orange"], OKABE_ITO["green"], OKABE_ITO["purple"],
-                      OKABE_ITO["sky_blue"], OKABE_ITO["vermillion"])
+_REGION_STYLE = {
+    "east": (OKABE_ITO["blue"], "o"),
+    "central": (OKABE_ITO["orange"], "s"),
+    "west": (OKABE_ITO["green"], "^"),
+    "northeast": (OKABE_ITO["purple"], "D"),
+}
+_EXTRA_STYLES = (
+    (OKABE_ITO["sky_blue"], "v"),
+    (OKABE_ITO["vermillion"], "P"),
+    (OKABE_ITO["black"], "X"),
+)
+_CRITERION_COLOURS = (
+    OKABE_ITO["blue"],
+    OKABE_ITO["orange"],
+    OKABE_ITO["green"],
+    OKABE_ITO["purple"],
+    OKABE_ITO["sky_blue"],
+    OKABE_ITO["vermillion"],
+)
 #: Panel titles of the coefficient plot (the paper's table headings).
-TABLE_TITLES = {3: "Table 3 · baseline", 4: "Table 4 · endogeneity (IV, PSM)", 5: "Table 5 · robustness",
-                6: "Table 6 · mechanisms", 7: "Table 7 · heterogeneity"}
+TABLE_TITLES = {
+    3: "Table 3 · baseline",
+    4: "Table 4 · endogeneity (IV, PSM)",
+    5: "Table 5 · robustness",
+    6: "Table 6 · mechanisms",
+    7: "Table 7 · heterogeneity",
+}
 METHOD_NAMES = {"nearest": "nearest-neighbour", "radius": "radius", "kernel": "kernel"}
 _Z975 = 1.959963984540054
 
@@ -62,22 +89,26 @@ FIGURES = {
         "panel per table. Effects are standardised, β·sd(x)/sd(y) with the standard deviations "
         "of the analysis panel, so that outcomes and regressors on different scales share one "
         "axis; for an interaction D×Nqp the factor is sd(Nqp)/sd(y), i.e. the difference in the "
-        "standardised slope between the two groups."),
+        "standardised slope between the two groups."
+    ),
     "trends_by_region": (
         "Mean new quality productivity (Nqp, left) and mean urban economic resilience (Resil, "
         "right) by year in the four regions (east, central, west, northeast): unweighted means "
-        "over the prefecture-level cities of the analysis panel; both indices are dimensionless."),
+        "over the prefecture-level cities of the analysis panel; both indices are dimensionless."
+    ),
     "entropy_weights": (
         "Entropy weights of the Nqp indicator system: totals of the three criterion layers "
         "(labourers, objects of labour, means of labour; top) and the weight of every measure, "
         "grouped by criterion layer (bottom), in % of the index. Pooled weights, or the mean of "
-        "the yearly weight sets when the index is built year by year (the panel title says which)."),
+        "the yearly weight sets when the index is built year by year (the panel title says which)."
+    ),
     "pscore_overlap": (
         "Propensity-score densities of treated cities (Nqp above its yearly median) and controls "
         "before matching (left) and after {method} matching (right; treated on common support, "
         "controls weighted by their accumulated matching weights), spec `{spec}`. Logit on the "
         "eight controls; Gaussian kernel density, reflected at 0 and 1, one bandwidth for all "
-        "four curves."),
+        "four curves."
+    ),
 }
 
 _RC = {
@@ -105,7 +136,7 @@ _RC = {
     "figure.dpi": DPI,
     "savefig.dpi": DPI,
     "savefig.facecolor": "white",
-    "pdf.fonttype": 42,           # embed TrueType (editable text; no Type 3 glyph procedures)
+    "pdf.fonttype": 42,  # embed TrueType (editable text; no Type 3 glyph procedures)
     "ps.fonttype": 42,
     "svg.hashsalt": "nqp-resilience",
     "svg.fonttype": "none",
@@ -116,6 +147,7 @@ _RC = {
 # --------------------------------------------------------------------------------------------
 # Plumbing: style, figure, atomic deterministic save
 # --------------------------------------------------------------------------------------------
+
 
 @contextmanager
 def _style():
@@ -159,8 +191,12 @@ def _save(fig, pdf_path, png_path) -> None:
     from nqp_resilience.data.io import atomic_write
 
     for path, fmt, metadata in ((pdf_path, "pdf", PDF_METADATA), (png_path, "png", PNG_METADATA)):
-        atomic_write(path, lambda tmp, fmt=fmt, metadata=metadata: fig.savefig(tmp, format=fmt, dpi=DPI,
-                                                                              metadata=metadata))
+        atomic_write(
+            path,
+            lambda tmp, fmt=fmt, metadata=metadata: fig.savefig(
+                tmp, format=fmt, dpi=DPI, metadata=metadata
+            ),
+        )
     log.info("wrote %s and %s", pdf_path, png_path)
 
 
@@ -186,7 +222,12 @@ def figure_list(psm_specs=None) -> list[tuple[str, str]]:
     for name, caption in FIGURES.items():
         if name == "pscore_overlap" and psm_specs is not None:
             for spec, method in dict(psm_specs).items():
-                out.append((f"{name}_{spec}", caption.format(method=METHOD_NAMES.get(method, method), spec=spec)))
+                out.append(
+                    (
+                        f"{name}_{spec}",
+                        caption.format(method=METHOD_NAMES.get(method, method), spec=spec),
+                    )
+                )
         else:
             out.append((name, caption))
     return out
@@ -195,6 +236,7 @@ def figure_list(psm_specs=None) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------
 # 1. Coefficient plot
 # --------------------------------------------------------------------------------------------
+
 
 def base_regressor(regressor: str) -> str:
     """The variable whose scale a coefficient is per unit of: ``X`` for an interaction ``D_x_X``
@@ -257,7 +299,7 @@ def spec_label(e: dict, main_pair: tuple[str, str] | None = None) -> str:
         sid = str(e["spec"])
         for prefix in ("rob_", "mech_", "het_", "iv_", "psm_"):
             if sid.startswith(prefix):
-                sid = sid[len(prefix):]
+                sid = sid[len(prefix) :]
                 break
         short = sid.replace("_", " ")
     return f"{col} {short}".strip()
@@ -300,12 +342,25 @@ def coefficient_rows(estimates, *, labels=None, sd=None) -> list[dict]:
                 x, y = base_regressor(str(e["regressor"])), e["dependent"]
                 missing = [v for v in (x, y) if v not in sd]
                 if missing:
-                    raise KeyError(f"spec {e['spec']}: no standard deviation for {', '.join(missing)}")
+                    raise KeyError(
+                        f"spec {e['spec']}: no standard deviation for {', '.join(missing)}"
+                    )
                 factor = float(sd[x]) / float(sd[y])
             lo, hi = _ci(e)
-            rows.append({"spec": e["spec"], "table": table, "label": labels.get(e["spec"], spec_label(e, main_pair)),
-                         "dependent": e.get("dependent"), "regressor": e.get("regressor"), "factor": factor,
-                         "coef": float(e["coef"]) * factor, "lo": lo * factor, "hi": hi * factor, "position": pos})
+            rows.append(
+                {
+                    "spec": e["spec"],
+                    "table": table,
+                    "label": labels.get(e["spec"], spec_label(e, main_pair)),
+                    "dependent": e.get("dependent"),
+                    "regressor": e.get("regressor"),
+                    "factor": factor,
+                    "coef": float(e["coef"]) * factor,
+                    "lo": lo * factor,
+                    "hi": hi * factor,
+                    "position": pos,
+                }
+            )
     return rows
 
 
@@ -339,15 +394,25 @@ def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None):
     height = 0.45 + sum(0.16 * n + 0.32 for n in counts)
     with _style():
         fig = _new_figure(height)
-        axes = fig.subplots(len(tables), 1, squeeze=False,
-                            gridspec_kw={"height_ratios": [n + 1.2 for n in counts]})[:, 0]
+        axes = fig.subplots(
+            len(tables), 1, squeeze=False, gridspec_kw={"height_ratios": [n + 1.2 for n in counts]}
+        )[:, 0]
         for ax, table, n in zip(axes, tables, counts):
             tr = [r for r in rows if r["table"] == table]
             y = [r["position"] for r in tr]
             ax.axvline(0.0, color="0.45", lw=0.7, ls=(0, (3, 2)), zorder=1)
-            ax.hlines(y, [r["lo"] for r in tr], [r["hi"] for r in tr], color=OKABE_ITO["blue"], lw=1.1,
-                      zorder=2, gid="ci")
-            (pt,) = ax.plot([r["coef"] for r in tr], y, "o", ms=3.2, color=OKABE_ITO["black"], zorder=3)
+            ax.hlines(
+                y,
+                [r["lo"] for r in tr],
+                [r["hi"] for r in tr],
+                color=OKABE_ITO["blue"],
+                lw=1.1,
+                zorder=2,
+                gid="ci",
+            )
+            (pt,) = ax.plot(
+                [r["coef"] for r in tr], y, "o", ms=3.2, color=OKABE_ITO["black"], zorder=3
+            )
             pt.set_gid("coef")
             ax.set_yticks(y, [r["label"] for r in tr])
             ax.set_ylim(n - 0.5, -0.5)
@@ -355,12 +420,14 @@ def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None):
             ax.spines["left"].set_visible(False)
             ax.grid(axis="x", color="0.9", lw=0.5)
             ax.set_axisbelow(True)
-            lo, hi = ax.get_xlim()                  # keep the zero line in view
+            lo, hi = ax.get_xlim()  # keep the zero line in view
             ax.set_xlim(min(lo, -0.05 * (hi - lo)), max(hi, 0.05 * (hi - lo)))
             ax.set_title(TABLE_TITLES.get(_table_key(table)[1], f"Table {table}"), pad=2)
-        axes[-1].set_xlabel("standardised effect, SD(y) per SD(x), with 95 % CI\n(each panel has its own scale)"
-                            if sd is not None else
-                            "coefficient, y units per x unit, with 95 % CI\n(each panel has its own scale)")
+        axes[-1].set_xlabel(
+            "standardised effect, SD(y) per SD(x), with 95 % CI\n(each panel has its own scale)"
+            if sd is not None
+            else "coefficient, y units per x unit, with 95 % CI\n(each panel has its own scale)"
+        )
         _save(fig, pdf_path, png_path)
     return fig
 
@@ -369,8 +436,15 @@ def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None):
 # 2. Trends by region
 # --------------------------------------------------------------------------------------------
 
-def region_year_means(df, variables=("Nqp", "Resil"), *, region: str = "region", year: str = "year",
-                      entity: str | None = "city_code") -> dict:
+
+def region_year_means(
+    df,
+    variables=("Nqp", "Resil"),
+    *,
+    region: str = "region",
+    year: str = "year",
+    entity: str | None = "city_code",
+) -> dict:
     """Unweighted mean of each variable by region and year (pure; unit-tested).
 
     Returns
@@ -401,7 +475,9 @@ def region_year_means(df, variables=("Nqp", "Resil"), *, region: str = "region",
                 if sel.any():
                     m[k] = x[sel].mean()
             means[var][r] = m
-    n_ent = {r: (len(set(ent[ok & (reg == r)].tolist())) if ent is not None else None) for r in regions}
+    n_ent = {
+        r: (len(set(ent[ok & (reg == r)].tolist())) if ent is not None else None) for r in regions
+    }
     return {"years": years, "regions": regions, "means": means, "n_entities": n_ent}
 
 
@@ -433,8 +509,15 @@ def trends_by_region(analysis_df, pdf_path, png_path, *, variables=("Nqp", "Resi
             for r in data["regions"]:
                 colour, marker = styles[r]
                 n = data["n_entities"][r]
-                ax.plot(data["years"], data["means"][var][r], color=colour, marker=marker, ms=2.4, lw=1.0,
-                        label=r.capitalize() + (f" ({n} cities)" if n is not None else ""))
+                ax.plot(
+                    data["years"],
+                    data["means"][var][r],
+                    color=colour,
+                    marker=marker,
+                    ms=2.4,
+                    lw=1.0,
+                    label=r.capitalize() + (f" ({n} cities)" if n is not None else ""),
+                )
             ax.set_title(titles.get(var, var), pad=2)
             ax.set_ylabel("mean index value\n(dimensionless)")
             ax.xaxis.set_major_locator(MaxNLocator(nbins=7, integer=True))
@@ -442,7 +525,9 @@ def trends_by_region(analysis_df, pdf_path, png_path, *, variables=("Nqp", "Resi
             ax.set_axisbelow(True)
         axes[-1].set_xlabel("year")
         handles, labs = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labs, loc="outside upper center", ncol=2, handlelength=1.8, columnspacing=1.2)
+        fig.legend(
+            handles, labs, loc="outside upper center", ncol=2, handlelength=1.8, columnspacing=1.2
+        )
         _save(fig, pdf_path, png_path)
     return fig
 
@@ -489,8 +574,11 @@ def weight_layers(weights_df) -> dict:
         use, note = [r for r in records if str(r["scope"]) == "pooled"], "pooled weights"
     else:
         use = records
-        note = (f"mean over {len(scopes)} yearly weight sets ({min(scopes)}–{max(scopes)})" if len(scopes) > 1
-                else f"weights of scope {scopes[0]}")
+        note = (
+            f"mean over {len(scopes)} yearly weight sets ({min(scopes)}–{max(scopes)})"
+            if len(scopes) > 1
+            else f"weights of scope {scopes[0]}"
+        )
     acc: dict[tuple, list] = {}
     for r in use:
         key = (str(r["level"]), str(r["id"]), str(r["parent"]))
@@ -503,10 +591,12 @@ def weight_layers(weights_df) -> dict:
         raise ValueError("the weights have no 'measure' rows")
     out_m = []
     for mid, p, w in measures:
-        for lvl in _LEVELS_UP:             # walk up one level at a time (ids repeat across levels)
+        for lvl in _LEVELS_UP:  # walk up one level at a time (ids repeat across levels)
             p = parent[lvl].get(p, p)
         if criteria and p not in criteria:
-            raise ValueError(f"measure {mid!r} does not lead to a criterion-layer indicator (ends at {p!r})")
+            raise ValueError(
+                f"measure {mid!r} does not lead to a criterion-layer indicator (ends at {p!r})"
+            )
         out_m.append((p, mid, w))
     order = list(criteria) or list(dict.fromkeys(c for c, _, _ in out_m))
     totals = {c: criteria.get(c, sum(w for cc, _, w in out_m if cc == c)) for c in order}
@@ -545,7 +635,13 @@ def entropy_weights_plot(weights_df, pdf_path, png_path):
         fig = _new_figure(height)
         ax_c, ax_m = fig.subplots(2, 1, gridspec_kw={"height_ratios": [len(crit) + 1.6, y + 1.6]})
         yc = list(range(len(crit)))
-        ax_c.barh(yc, [100 * w for _, w in crit], color=[colour[c] for c, _ in crit], height=0.65, gid="criterion")
+        ax_c.barh(
+            yc,
+            [100 * w for _, w in crit],
+            color=[colour[c] for c, _ in crit],
+            height=0.65,
+            gid="criterion",
+        )
         for k, (_, w) in enumerate(crit):
             ax_c.text(100 * w, k, f" {100 * w:.1f} %", va="center", ha="left", fontsize=6)
         ax_c.set_yticks(yc, [pretty_name(c) for c, _ in crit])
@@ -553,8 +649,13 @@ def entropy_weights_plot(weights_df, pdf_path, png_path):
         ax_c.set_xlim(0, 100 * max(w for _, w in crit) * 1.25)
         ax_c.set_title(f"Criterion layers ({layers['scope_note']})", pad=2)
         ax_c.set_xlabel("weight (% of the Nqp index)")
-        ax_m.barh(ys, [100 * w for _, _, w in layers["measures"]], color=[colour[c] for c, _, _ in layers["measures"]],
-                  height=0.75, gid="measure")
+        ax_m.barh(
+            ys,
+            [100 * w for _, _, w in layers["measures"]],
+            color=[colour[c] for c, _, _ in layers["measures"]],
+            height=0.75,
+            gid="measure",
+        )
         ax_m.set_yticks(ys, [pretty_name(m) for _, m, _ in layers["measures"]])
         ax_m.set_ylim(ys[-1] + 0.6, -0.6)
         ax_m.set_title("Measures, by criterion layer", pad=2)
@@ -572,6 +673,7 @@ def entropy_weights_plot(weights_df, pdf_path, png_path):
 # 4. Propensity-score overlap
 # --------------------------------------------------------------------------------------------
 
+
 def silverman_bandwidth(x) -> float:
     """Silverman's rule of thumb, ``0.9 · min(sd, IQR/1.349) · n^(−1/5)`` (Silverman 1986, 3.31)."""
     import numpy as np
@@ -581,7 +683,7 @@ def silverman_bandwidth(x) -> float:
     sd = float(np.std(x, ddof=1)) if x.size > 1 else 0.0
     q75, q25 = np.percentile(x, [75, 25]) if x.size else (0.0, 0.0)
     spread = min(sd, (q75 - q25) / 1.349) if q75 > q25 else sd
-    return 0.9 * spread * x.size ** -0.2 if spread > 0 else 0.01
+    return 0.9 * spread * x.size**-0.2 if spread > 0 else 0.01
 
 
 def weighted_kde(x, weights, grid, bandwidth: float):
@@ -605,7 +707,9 @@ def weighted_kde(x, weights, grid, bandwidth: float):
     return (k @ w) / (h * math.sqrt(2.0 * math.pi) * np.sum(w))
 
 
-def overlap_densities(pscore, treated, weight, support, *, n_grid: int = 401, bandwidth=None) -> dict:
+def overlap_densities(
+    pscore, treated, weight, support, *, n_grid: int = 401, bandwidth=None
+) -> dict:
     """Score densities of treated and controls before and after matching (pure; unit-tested).
 
     Parameters
@@ -653,8 +757,19 @@ def overlap_densities(pscore, treated, weight, support, *, n_grid: int = 401, ba
     return out
 
 
-def pscore_overlap(df, covariates, treat, method, pdf_path, png_path, *, outcome=None, treatment_rule=None,
-                   year: str = "year", **match_options):
+def pscore_overlap(
+    df,
+    covariates,
+    treat,
+    method,
+    pdf_path,
+    png_path,
+    *,
+    outcome=None,
+    treatment_rule=None,
+    year: str = "year",
+    **match_options,
+):
     """Propensity-score densities of treated and controls before/after one matcher.
 
     Parameters
@@ -679,7 +794,6 @@ def pscore_overlap(df, covariates, treat, method, pdf_path, png_path, *, outcome
         The figure and the :func:`overlap_densities` it draws.
     """
     import numpy as np
-
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     from nqp_resilience.estimation.matching import match, treatment_indicator
@@ -690,7 +804,9 @@ def pscore_overlap(df, covariates, treat, method, pdf_path, png_path, *, outcome
         data["_treated"] = np.asarray(_column(df, treat), dtype=float)
     else:
         groups = _column(df, year) if treatment_rule == "above_yearly_median" else None
-        data["_treated"] = treatment_indicator(np.asarray(_column(df, treat), dtype=float), groups, treatment_rule)
+        data["_treated"] = treatment_indicator(
+            np.asarray(_column(df, treat), dtype=float), groups, treatment_rule
+        )
     m = match(data, "_treated", list(covariates), method, outcome=outcome, **match_options)
     dens = overlap_densities(m.pscore, m.treated, m.att_weight, m.support)
     opts = m.options
@@ -702,32 +818,55 @@ def pscore_overlap(df, covariates, treat, method, pdf_path, png_path, *, outcome
     elif opts.get("caliper") is not None:
         detail = f", caliper {opts['caliper']:g}"
     after_title = f"After {METHOD_NAMES.get(method, method)} matching"
-    if detail:       # the panel is ~1.6 in wide: about 36 characters of the 6.5 pt bold title
+    if detail:  # the panel is ~1.6 in wide: about 36 characters of the 6.5 pt bold title
         after_title += detail if len(after_title + detail) <= 36 else "\n(" + detail[2:] + ")"
     t_col, c_col = OKABE_ITO["vermillion"], OKABE_ITO["blue"]
     with _style():
         fig = _new_figure(2.3)
         axes = fig.subplots(1, 2, sharey=True)
         panels = (
-            (axes[0], "Before matching", "before",
-             f"Treated (n = {dens['n_treated']})", f"Controls (n = {dens['n_control']})"),
-            (axes[1], after_title, "after",
-             f"Treated on support (n = {dens['n_treated_on_support']} of {dens['n_treated']})",
-             f"Matched controls (n = {dens['n_control_matched']}, weighted)"),
+            (
+                axes[0],
+                "Before matching",
+                "before",
+                f"Treated (n = {dens['n_treated']})",
+                f"Controls (n = {dens['n_control']})",
+            ),
+            (
+                axes[1],
+                after_title,
+                "after",
+                f"Treated on support (n = {dens['n_treated_on_support']} of {dens['n_treated']})",
+                f"Matched controls (n = {dens['n_control_matched']}, weighted)",
+            ),
         )
         g = dens["grid"]
         for ax, title, key, lab_t, lab_c in panels:
             ax.fill_between(g, dens[f"{key}_treated"], color=t_col, alpha=0.15, lw=0)
-            ax.plot(g, dens[f"{key}_treated"], color=t_col, lw=1.1, label=lab_t, gid=f"{key}_treated")
-            ax.plot(g, dens[f"{key}_control"], color=c_col, lw=1.1, ls=(0, (4, 1.5)), label=lab_c,
-                    gid=f"{key}_control")
+            ax.plot(
+                g, dens[f"{key}_treated"], color=t_col, lw=1.1, label=lab_t, gid=f"{key}_treated"
+            )
+            ax.plot(
+                g,
+                dens[f"{key}_control"],
+                color=c_col,
+                lw=1.1,
+                ls=(0, (4, 1.5)),
+                label=lab_c,
+                gid=f"{key}_control",
+            )
             ax.set_title(title, pad=2, fontsize=6.5)
             ax.set_xlabel("propensity score")
             ax.set_xlim(g[0], g[-1])
             ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-            ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.28), fontsize=5.8, handlelength=1.8,
-                      borderaxespad=0.0)
+            ax.legend(
+                loc="upper left",
+                bbox_to_anchor=(0.0, -0.28),
+                fontsize=5.8,
+                handlelength=1.8,
+                borderaxespad=0.0,
+            )
         axes[0].set_ylabel("density")
         axes[0].set_ylim(bottom=0)
         _save(fig, pdf_path, png_path)
@@ -752,7 +891,17 @@ def pscore_overlap_for_spec(df, spec: dict, control_variables, pdf_path, png_pat
     mask = apply_sample(data, spec.get("sample", []))
     data = {k: v[mask] for k, v in data.items()}
     opts = spec["psm"]
-    return pscore_overlap(data, controls, opts.get("treatment_variable", "Nqp"), opts["method"], pdf_path, png_path,
-                          outcome=spec["dependent"], treatment_rule=opts.get("treatment_rule", "above_yearly_median"),
-                          caliper=opts.get("caliper"), bandwidth=opts.get("bandwidth", 0.06),
-                          common_support=opts.get("common_support", True), ties=opts.get("ties", False))
+    return pscore_overlap(
+        data,
+        controls,
+        opts.get("treatment_variable", "Nqp"),
+        opts["method"],
+        pdf_path,
+        png_path,
+        outcome=spec["dependent"],
+        treatment_rule=opts.get("treatment_rule", "above_yearly_median"),
+        caliper=opts.get("caliper"),
+        bandwidth=opts.get("bandwidth", 0.06),
+        common_support=opts.get("common_support", True),
+        ties=opts.get("ties", False),
+    )

@@ -16,7 +16,9 @@ def replication_check_job(smk) -> None:
     from nqp_resilience.outputs.replication import replication_report
 
     published = read_yaml(smk.input.published)
-    write_text(smk.output.report, replication_report(published, read_estimates(smk.input.estimates)))
+    write_text(
+        smk.output.report, replication_report(published, read_estimates(smk.input.estimates))
+    )
 
 
 def tables_pdf_job(smk) -> None:
@@ -37,11 +39,24 @@ def tables_pdf_job(smk) -> None:
 
     def compile_tex(tex: Path, outdir: Path) -> Path:
         for _ in range(2):  # twice, for references
-            proc = subprocess.run([engine, "-interaction=nonstopmode", "-halt-on-error",
-                                   f"-output-directory={outdir}", tex.name], cwd=tex.parent, env=env,
-                                  capture_output=True, text=True, errors="replace")
+            proc = subprocess.run(
+                [
+                    engine,
+                    "-interaction=nonstopmode",
+                    "-halt-on-error",
+                    f"-output-directory={outdir}",
+                    tex.name,
+                ],
+                cwd=tex.parent,
+                env=env,
+                capture_output=True,
+                text=True,
+                errors="replace",
+            )
             if proc.returncode != 0:
-                first = next((l for l in proc.stdout.splitlines() if l.startswith("!")), proc.stdout[-500:])
+                first = next(
+                    (l for l in proc.stdout.splitlines() if l.startswith("!")), proc.stdout[-500:]
+                )
                 raise ProjectError(f"{engine} failed on {tex}: {first}")
         log.info("%s: compiled %s", engine, tex.name)
         return outdir / (tex.stem + ".pdf")
@@ -52,15 +67,34 @@ def tables_pdf_job(smk) -> None:
         table3 = [t for t in smk.input.tables if Path(t).name == "table3.tex"]
         single = doc.parent / "_table3_only.tex"
         language = "zh" if engine == "xelatex" else "en"
-        single.write_text(render_document([str(Path(t).resolve()) for t in table3], language,
-                                          relative_to=doc.parent).replace(
-            "\\begin{document}", "\\pagestyle{empty}\n\\begin{document}\n\\setcounter{table}{2}"), encoding="utf-8")
+        single.write_text(
+            render_document(
+                [str(Path(t).resolve()) for t in table3], language, relative_to=doc.parent
+            ).replace(
+                "\\begin{document}", "\\pagestyle{empty}\n\\begin{document}\n\\setcounter{table}{2}"
+            ),
+            encoding="utf-8",
+        )
         try:
             pdf = compile_tex(single, tmp)
         finally:
             single.unlink(missing_ok=True)
-        subprocess.run(["pdftoppm", "-png", "-r", "130", "-f", "1", "-l", "1", "-singlefile", str(pdf),
-                        str(tmp / "page")], check=True)
+        subprocess.run(
+            [
+                "pdftoppm",
+                "-png",
+                "-r",
+                "130",
+                "-f",
+                "1",
+                "-l",
+                "1",
+                "-singlefile",
+                str(pdf),
+                str(tmp / "page"),
+            ],
+            check=True,
+        )
         write_bytes(smk.output.table3_png, _crop_png(tmp / "page.png"))
 
 
@@ -76,8 +110,12 @@ def _crop_png(path) -> bytes:
     rows, cols = np.where(a < 250)
     if rows.size:
         m = 12
-        box = (max(cols.min() - m, 0), max(rows.min() - m, 0), min(cols.max() + m, a.shape[1]),
-               min(rows.max() + m, a.shape[0]))
+        box = (
+            max(cols.min() - m, 0),
+            max(rows.min() - m, 0),
+            min(cols.max() + m, a.shape[1]),
+            min(rows.max() + m, a.shape[0]),
+        )
         img = img.crop(box)
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
@@ -100,10 +138,17 @@ def estimates_table_job(smk) -> None:
 
     p = smk.params
     default_controls = getattr(p, "control_variables", None)
-    text = render_estimates_table(int(p.table), list(p.specs), read_estimates(smk.input.estimates),
-                                  smk.input.labels, Path(smk.input.template).parent, int(p.decimals),
-                                  _stars_param(p), template=Path(smk.input.template).name,
-                                  control_variables=list(default_controls) if default_controls else None)
+    text = render_estimates_table(
+        int(p.table),
+        list(p.specs),
+        read_estimates(smk.input.estimates),
+        smk.input.labels,
+        Path(smk.input.template).parent,
+        int(p.decimals),
+        _stars_param(p),
+        template=Path(smk.input.template).name,
+        control_variables=list(default_controls) if default_controls else None,
+    )
     write_text(smk.output.table, text)
 
 
@@ -113,10 +158,15 @@ def indicator_table_job(smk) -> None:
     from nqp_resilience.data.io import write_text
     from nqp_resilience.outputs.tables import read_weights, render_indicator_table
 
-    text = render_indicator_table(read_weights(smk.input.weights), smk.input.indicators, smk.input.labels,
-                                  Path(smk.input.template).parent, int(smk.params.decimals),
-                                  dict(getattr(smk.params, "directions", {}) or {}),
-                                  template=Path(smk.input.template).name)
+    text = render_indicator_table(
+        read_weights(smk.input.weights),
+        smk.input.indicators,
+        smk.input.labels,
+        Path(smk.input.template).parent,
+        int(smk.params.decimals),
+        dict(getattr(smk.params, "directions", {}) or {}),
+        template=Path(smk.input.template).name,
+    )
     write_text(smk.output.table, text)
 
 
@@ -127,8 +177,13 @@ def desc_table_job(smk) -> None:
     from nqp_resilience.estimation.record import read_estimate
     from nqp_resilience.outputs.tables import render_desc_table
 
-    text = render_desc_table(read_estimate(smk.input.estimate), smk.input.labels, Path(smk.input.template).parent,
-                             int(smk.params.decimals), template=Path(smk.input.template).name)
+    text = render_desc_table(
+        read_estimate(smk.input.estimate),
+        smk.input.labels,
+        Path(smk.input.template).parent,
+        int(smk.params.decimals),
+        template=Path(smk.input.template).name,
+    )
     write_text(smk.output.table, text)
 
 
@@ -140,8 +195,13 @@ def balance_table_job(smk) -> None:
     from nqp_resilience.outputs.tables import render_balance_table
 
     records = [read_estimate(p) for p in smk.input.estimates]
-    text = render_balance_table(records, smk.input.labels, Path(smk.input.template).parent,
-                                int(smk.params.decimals), template=Path(smk.input.template).name)
+    text = render_balance_table(
+        records,
+        smk.input.labels,
+        Path(smk.input.template).parent,
+        int(smk.params.decimals),
+        template=Path(smk.input.template).name,
+    )
     write_text(smk.output.table, text)
 
 
@@ -152,9 +212,14 @@ def replication_table_job(smk) -> None:
     from nqp_resilience.estimation.record import read_estimates
     from nqp_resilience.outputs.tables import render_replication_table
 
-    text = render_replication_table(read_yaml(smk.input.published), read_estimates(smk.input.estimates),
-                                    smk.input.labels, Path(smk.input.template).parent, int(smk.params.decimals),
-                                    template=Path(smk.input.template).name)
+    text = render_replication_table(
+        read_yaml(smk.input.published),
+        read_estimates(smk.input.estimates),
+        smk.input.labels,
+        Path(smk.input.template).parent,
+        int(smk.params.decimals),
+        template=Path(smk.input.template).name,
+    )
     write_text(smk.output.table, text)
 
 
@@ -164,8 +229,14 @@ def document_job(smk) -> None:
     from nqp_resilience.data.io import write_text
     from nqp_resilience.outputs.tables import render_document
 
-    write_text(smk.output.document, render_document(list(smk.input.tables), smk.params.language,
-                                                    relative_to=Path(smk.output.document).parent))
+    write_text(
+        smk.output.document,
+        render_document(
+            list(smk.input.tables),
+            smk.params.language,
+            relative_to=Path(smk.output.document).parent,
+        ),
+    )
 
 
 def coefficients_job(smk) -> None:
@@ -184,10 +255,15 @@ def coefficients_job(smk) -> None:
     if hasattr(smk.input, "panel"):
         from nqp_resilience.data.parquet import read_columns
 
-        variables = list(dict.fromkeys(v for r in records
-                                       for v in (r["dependent"], base_regressor(str(r["regressor"])))))
+        variables = list(
+            dict.fromkeys(
+                v for r in records for v in (r["dependent"], base_regressor(str(r["regressor"])))
+            )
+        )
         sd = standard_deviations(read_columns(smk.input.panel, variables), variables)
-    coefficient_plot(records, smk.output.pdf, smk.output.png, labels=getattr(smk.params, "labels", None), sd=sd)
+    coefficient_plot(
+        records, smk.output.pdf, smk.output.png, labels=getattr(smk.params, "labels", None), sd=sd
+    )
 
 
 def trends_job(smk) -> None:
@@ -220,6 +296,12 @@ def pscore_overlap_job(smk) -> None:
     controls = list(smk.params.control_variables)
     data = read_columns(smk.input.panel, spec_columns(spec, controls))
     _, dens = pscore_overlap_for_spec(data, spec, controls, smk.output.pdf, smk.output.png)
-    log.info("%s: %d treated (%d on support), %d controls (%d matched); bandwidth %.4f", spec["id"],
-             dens["n_treated"], dens["n_treated_on_support"], dens["n_control"], dens["n_control_matched"],
-             dens["bandwidth"])
+    log.info(
+        "%s: %d treated (%d on support), %d controls (%d matched); bandwidth %.4f",
+        spec["id"],
+        dens["n_treated"],
+        dens["n_treated_on_support"],
+        dens["n_control"],
+        dens["n_control_matched"],
+        dens["bandwidth"],
+    )

@@ -48,18 +48,32 @@ def output_map(summary_tsv: str) -> list[dict]:
             continue
         inputs = [p for p in (r.get("input-file(s)") or "").split(",") if p and p != "-"]
         templates = sorted(p for p in inputs if p.startswith("resources/templates/"))
-        out.append({"kind": kind, "output": path, "rule": r["rule"], "script": script_of(r["rule"]),
-                    "templates": templates,
-                    "estimates": sorted(Path(p).stem for p in inputs if "/estimates/" in p)})
+        out.append(
+            {
+                "kind": kind,
+                "output": path,
+                "rule": r["rule"],
+                "script": script_of(r["rule"]),
+                "templates": templates,
+                "estimates": sorted(Path(p).stem for p in inputs if "/estimates/" in p),
+            }
+        )
     return sorted(out, key=lambda x: (x["kind"] != "table", x["output"]))
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = [START, "", "| output | kind | rule | script | template | estimates (specs) |", "|---|---|---|---|---|---|"]
+    lines = [
+        START,
+        "",
+        "| output | kind | rule | script | template | estimates (specs) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         tmpl = ", ".join(f"`{t}`" for t in r["templates"]) or "—"
         specs = ", ".join(r["estimates"]) or "—"
-        lines.append(f"| `{r['output']}` | {r['kind']} | `{r['rule']}` | `{r['script']}` | {tmpl} | {specs} |")
+        lines.append(
+            f"| `{r['output']}` | {r['kind']} | `{r['rule']}` | `{r['script']}` | {tmpl} | {specs} |"
+        )
     lines += ["", END]
     return "\n".join(lines)
 
@@ -83,8 +97,9 @@ def current_summary(workdir: str | Path = ".") -> str:
     import subprocess
 
     snakemake = str(Path(sys.executable).parent / "snakemake")
-    return subprocess.run([snakemake, "--detailed-summary"], cwd=workdir, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        [snakemake, "--detailed-summary"], cwd=workdir, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def main(argv=None) -> int:

@@ -33,31 +33,89 @@ def comparison_rows(published: dict, estimates: dict) -> list[dict]:
 
         def add(stat, pval, pse, ours, ose):
             z = (ours - pval) / ose if ose and ours is not None and pval is not None else None
-            rows.append({"spec": sid, "table": est["table"], "column": est.get("column", ""), "statistic": stat,
-                         "published": pval, "published_se": pse, "ours": ours, "ours_se": ose, "z": z,
-                         "within_2se": None if z is None else abs(z) <= 2, "flags": flags})
+            rows.append(
+                {
+                    "spec": sid,
+                    "table": est["table"],
+                    "column": est.get("column", ""),
+                    "statistic": stat,
+                    "published": pval,
+                    "published_se": pse,
+                    "ours": ours,
+                    "ours_se": ose,
+                    "z": z,
+                    "within_2se": None if z is None else abs(z) <= 2,
+                    "flags": flags,
+                }
+            )
 
         if "coef" in pub:
-            add(f"{est['regressor']}", pub["coef"]["value"], pub["coef"].get("se"), est["coef"], est["se"])
+            add(
+                f"{est['regressor']}",
+                pub["coef"]["value"],
+                pub["coef"].get("se"),
+                est["coef"],
+                est["se"],
+            )
         if "nqp" in pub:
-            add("Nqp (main effect)", pub["nqp"]["value"], None, est["params"].get("Nqp"), est["bse"].get("Nqp"))
+            add(
+                "Nqp (main effect)",
+                pub["nqp"]["value"],
+                None,
+                est["params"].get("Nqp"),
+                est["bse"].get("Nqp"),
+            )
         if "const" in pub:
-            add("constant", pub["const"]["value"], pub["const"].get("se"), est["params"].get("_cons"),
-                est["bse"].get("_cons"))
+            add(
+                "constant",
+                pub["const"]["value"],
+                pub["const"].get("se"),
+                est["params"].get("_cons"),
+                est["bse"].get("_cons"),
+            )
         ex = est.get("extra", {})
         if "first_stage" in pub:
-            add("first stage", pub["first_stage"]["value"], pub["first_stage"].get("se"), ex.get("first_stage_coef"),
-                ex.get("first_stage_se"))
+            add(
+                "first stage",
+                pub["first_stage"]["value"],
+                pub["first_stage"].get("se"),
+                ex.get("first_stage_coef"),
+                ex.get("first_stage_se"),
+            )
         for key, label in (("kp_lm", "KP rk LM"), ("kp_f", "KP rk Wald F"), ("r2", "R²")):
             if key in pub:
                 ours = ex.get(key) if key != "r2" else est.get("r2")
-                rows.append({"spec": sid, "table": est["table"], "column": est.get("column", ""), "statistic": label,
-                             "published": pub[key], "published_se": None, "ours": ours, "ours_se": None, "z": None,
-                             "within_2se": None, "flags": flags})
+                rows.append(
+                    {
+                        "spec": sid,
+                        "table": est["table"],
+                        "column": est.get("column", ""),
+                        "statistic": label,
+                        "published": pub[key],
+                        "published_se": None,
+                        "ours": ours,
+                        "ours_se": None,
+                        "z": None,
+                        "within_2se": None,
+                        "flags": flags,
+                    }
+                )
         if "nobs" in pub:
-            rows.append({"spec": sid, "table": est["table"], "column": est.get("column", ""), "statistic": "N",
-                         "published": pub["nobs"], "published_se": None, "ours": est.get("nobs"), "ours_se": None,
-                         "z": None, "within_2se": None, "flags": flags})
+            rows.append(
+                {
+                    "spec": sid,
+                    "table": est["table"],
+                    "column": est.get("column", ""),
+                    "statistic": "N",
+                    "published": pub["nobs"],
+                    "published_se": None,
+                    "ours": est.get("nobs"),
+                    "ours_se": None,
+                    "z": None,
+                    "within_2se": None,
+                    "flags": flags,
+                }
+            )
     return rows
 
 
@@ -66,22 +124,34 @@ def replication_report(published: dict, estimates: dict) -> str:
     coef_rows = [r for r in rows if r["within_2se"] is not None]
     ok = sum(r["within_2se"] for r in coef_rows)
     flagged = sum(1 for r in coef_rows if not r["within_2se"] and r["flags"])
-    lines = ["# Replication check", "",
-             "Published numbers (`resources/published.yaml`) next to this workflow's estimates. `Δ/SE` is (ours − published) / "
-             "our standard error; a coefficient is reproduced when |Δ/SE| ≤ 2. On the embedded default data the "
-             "comparison checks that the pipeline recovers the effects planted in the simulation, not a fact "
-             "about Chinese cities.", "",
-             f"Coefficients within 2 SEs: **{ok} of {len(coef_rows)}**; outside but touched by one of the paper's "
-             f"inconsistencies below: {flagged}.", "",
-             "| table | column | spec | statistic | published | ours | Δ/SE | within 2 SE | flags |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Replication check",
+        "",
+        "Published numbers (`resources/published.yaml`) next to this workflow's estimates. `Δ/SE` is (ours − published) / "
+        "our standard error; a coefficient is reproduced when |Δ/SE| ≤ 2. On the embedded default data the "
+        "comparison checks that the pipeline recovers the effects planted in the simulation, not a fact "
+        "about Chinese cities.",
+        "",
+        f"Coefficients within 2 SEs: **{ok} of {len(coef_rows)}**; outside but touched by one of the paper's "
+        f"inconsistencies below: {flagged}.",
+        "",
+        "| table | column | spec | statistic | published | ours | Δ/SE | within 2 SE | flags |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        pub = _fmt(r["published"]) + (f" ({_fmt(r['published_se'])})" if r["published_se"] is not None else "")
+        pub = _fmt(r["published"]) + (
+            f" ({_fmt(r['published_se'])})" if r["published_se"] is not None else ""
+        )
         ours = _fmt(r["ours"]) + (f" ({_fmt(r['ours_se'])})" if r["ours_se"] is not None else "")
-        within = "" if r["within_2se"] is None else ("yes" if r["within_2se"] else
-                                                     ("no (flagged)" if r["flags"] else "**no**"))
-        lines.append(f"| {r['table']} | {r['column']} | `{r['spec']}` | {r['statistic']} | {pub} | {ours} | "
-                     f"{_fmt(r['z'], 2)} | {within} | {r['flags']} |")
+        within = (
+            ""
+            if r["within_2se"] is None
+            else ("yes" if r["within_2se"] else ("no (flagged)" if r["flags"] else "**no**"))
+        )
+        lines.append(
+            f"| {r['table']} | {r['column']} | `{r['spec']}` | {r['statistic']} | {pub} | {ours} | "
+            f"{_fmt(r['z'], 2)} | {within} | {r['flags']} |"
+        )
     lines += ["", "## The paper's inconsistencies (flagged, not imitated)", ""]
     for key, text in published.get("inconsistencies", {}).items():
         lines.append(f"- **{key}**: {text}")

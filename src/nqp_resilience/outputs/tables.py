@@ -39,9 +39,17 @@ from nqp_resilience.errors import ConfigError
 DEFAULT_STARS = (0.10, 0.05, 0.01)
 
 #: Template file of each table (in the template folder).
-TEMPLATES = {1: "table1.tex.j2", 2: "table2.tex.j2", 3: "table3.tex.j2", 4: "table4.tex.j2",
-             5: "table5.tex.j2", 6: "table6.tex.j2", 7: "table7.tex.j2",
-             "psm_balance": "psm_balance.tex.j2", "replication": "replication.tex.j2"}
+TEMPLATES = {
+    1: "table1.tex.j2",
+    2: "table2.tex.j2",
+    3: "table3.tex.j2",
+    4: "table4.tex.j2",
+    5: "table5.tex.j2",
+    6: "table6.tex.j2",
+    7: "table7.tex.j2",
+    "psm_balance": "psm_balance.tex.j2",
+    "replication": "replication.tex.j2",
+}
 
 #: Significant digits an estimate and its standard error show at least (adaptive decimals).
 SIGNIFICANT_DIGITS = 2
@@ -57,9 +65,19 @@ ESTIMATE_TABLES = (3, 4, 5, 6, 7)
 CONSTANT_TABLES = frozenset({3})
 
 _LATEX_SPECIAL = {
-    "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-    "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
 }
 
 
@@ -76,8 +94,9 @@ def latex_escape(text) -> str:
     return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
 
 
-def estimate_decimals(values, minimum: int = 3, significant: int = SIGNIFICANT_DIGITS,
-                      cap: int = MAX_DECIMALS) -> int:
+def estimate_decimals(
+    values, minimum: int = 3, significant: int = SIGNIFICANT_DIGITS, cap: int = MAX_DECIMALS
+) -> int:
     """Decimals that give every nonzero value at least ``significant`` significant digits.
 
     For a value x the digits needed are d(x) = significant − 1 − ⌊log10 |x|⌋ (0.065 needs 3
@@ -96,8 +115,14 @@ def estimate_decimals(values, minimum: int = 3, significant: int = SIGNIFICANT_D
     return min(d, max(cap, minimum))
 
 
-def fmt_number(x, decimals: int = 3, *, thousands: bool = False, latex: bool = True,
-               significant: int | None = None) -> str:
+def fmt_number(
+    x,
+    decimals: int = 3,
+    *,
+    thousands: bool = False,
+    latex: bool = True,
+    significant: int | None = None,
+) -> str:
     """Format one number for a table cell (the one formatting function of the tables).
 
     Parameters
@@ -171,23 +196,33 @@ def stars(p, thresholds=DEFAULT_STARS, *, latex: bool = True) -> str:
     return f"$^{{{'*' * n}}}$" if latex else "*" * n
 
 
-def fmt_coef(coef, p=None, decimals: int = 3, thresholds=DEFAULT_STARS, *, latex: bool = True,
-             significant: int | None = SIGNIFICANT_DIGITS) -> str:
+def fmt_coef(
+    coef,
+    p=None,
+    decimals: int = 3,
+    thresholds=DEFAULT_STARS,
+    *,
+    latex: bool = True,
+    significant: int | None = SIGNIFICANT_DIGITS,
+) -> str:
     """A coefficient with its stars: ``0.065$^{***}$``, ``$-$0.109$^{**}$``; ``decimals`` is the
     minimum, raised for ``significant`` digits (:func:`fmt_number`; ``None`` keeps it fixed)."""
     cell = fmt_number(coef, decimals, latex=latex, significant=significant)
     return cell + stars(p, thresholds, latex=latex) if cell else ""
 
 
-def fmt_se(se, decimals: int = 3, *, latex: bool = True, significant: int | None = SIGNIFICANT_DIGITS) -> str:
+def fmt_se(
+    se, decimals: int = 3, *, latex: bool = True, significant: int | None = SIGNIFICANT_DIGITS
+) -> str:
     """A standard error in parentheses, ``(0.019)``; empty when there is none. Decimals as in
     :func:`fmt_coef`."""
     cell = fmt_number(se, decimals, latex=latex, significant=significant)
     return f"({cell})" if cell else ""
 
 
-def fmt_estimate(coef, se, p=None, decimals: int = 3, thresholds=DEFAULT_STARS, *,
-                 latex: bool = True) -> tuple[str, str]:
+def fmt_estimate(
+    coef, se, p=None, decimals: int = 3, thresholds=DEFAULT_STARS, *, latex: bool = True
+) -> tuple[str, str]:
     """The coefficient cell and the SE cell of one estimate, with the same decimals.
 
     The decimals are :func:`estimate_decimals` of the pair: at least ``decimals``, and enough
@@ -196,8 +231,7 @@ def fmt_estimate(coef, se, p=None, decimals: int = 3, thresholds=DEFAULT_STARS, 
     0.019 stays ``0.065`` and ``(0.019)``).
     """
     d = estimate_decimals([coef, se], decimals)
-    return (fmt_coef(coef, p, d, thresholds, latex=latex),
-            fmt_se(se, d, latex=latex))
+    return (fmt_coef(coef, p, d, thresholds, latex=latex), fmt_se(se, d, latex=latex))
 
 
 def _percent(t: float) -> str:
@@ -232,8 +266,12 @@ def load_labels(labels) -> dict:
 
     data = read_yaml(labels)
     if not isinstance(data, dict):
-        raise ConfigError("(file)", "a label file must be a mapping of sections", source=str(labels),
-                          hint="see resources/labels/labels_en.yaml")
+        raise ConfigError(
+            "(file)",
+            "a label file must be a mapping of sections",
+            source=str(labels),
+            hint="see resources/labels/labels_en.yaml",
+        )
     return {**data, "_source": str(labels)}
 
 
@@ -243,8 +281,12 @@ def _label(labels, section, key, default=None) -> str:
     if value is None:
         if default is not None:
             return default
-        raise ConfigError(f"{section}.{key}", "label missing", source=labels.get("_source", "labels"),
-                          hint="every label of resources/labels/labels_en.yaml must be present")
+        raise ConfigError(
+            f"{section}.{key}",
+            "label missing",
+            source=labels.get("_source", "labels"),
+            hint="every label of resources/labels/labels_en.yaml must be present",
+        )
     return str(value)
 
 
@@ -287,7 +329,9 @@ def controls_cell(labels, used, default=None, spec_controls=None) -> tuple[str, 
     names = [var_label(labels, v) for v in used]
     if len(used) <= CONTROLS_NAMED_MAX:
         return ", ".join(names), None
-    return _label(labels, "rows", "controls_custom", "Custom (<n>)").replace("<n>", str(len(used))), ", ".join(names)
+    return _label(labels, "rows", "controls_custom", "Custom (<n>)").replace(
+        "<n>", str(len(used))
+    ), ", ".join(names)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -298,11 +342,17 @@ def _environment(template_dir):
 
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
-        block_start_string="((*", block_end_string="*))",
-        variable_start_string="(((", variable_end_string=")))",
-        comment_start_string="((=", comment_end_string="=))",
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-        autoescape=False, undefined=jinja2.StrictUndefined,
+        block_start_string="((*",
+        block_end_string="*))",
+        variable_start_string="(((",
+        variable_end_string=")))",
+        comment_start_string="((=",
+        comment_end_string="=))",
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
     )
 
 
@@ -325,7 +375,9 @@ def _notes(labels, key, thresholds=None, extra=()) -> str:
 def _caption(labels, key) -> str:
     table = (labels.get("tables") or {}).get(key) or {}
     if "caption" not in table:
-        raise ConfigError(f"tables.{key}.caption", "label missing", source=labels.get("_source", "labels"))
+        raise ConfigError(
+            f"tables.{key}.caption", "label missing", source=labels.get("_source", "labels")
+        )
     return str(table["caption"])
 
 
@@ -347,7 +399,9 @@ def _instruments(spec: dict, est: dict) -> list[str]:
 
 
 def _psm_method(spec: dict, est: dict) -> str:
-    return (est.get("extra") or {}).get("psm_method") or (spec.get("psm") or {}).get("method", "nearest")
+    return (est.get("extra") or {}).get("psm_method") or (spec.get("psm") or {}).get(
+        "method", "nearest"
+    )
 
 
 def _columns(specs, estimates, labels) -> list[dict]:
@@ -356,29 +410,62 @@ def _columns(specs, estimates, labels) -> list[dict]:
     for spec in specs:
         sid = spec["id"]
         if sid not in estimates:
-            raise KeyError(f"no estimate for spec {sid!r}: the table rule must take "
-                           f"results/estimates/{sid}.json as input")
+            raise KeyError(
+                f"no estimate for spec {sid!r}: the table rule must take "
+                f"results/estimates/{sid}.json as input"
+            )
         est = estimates[sid]
         title = (labels.get("spec_titles") or {}).get(sid)
         base = {"spec": sid, "est": est, "title": title, "entry": spec}
         if spec.get("estimator", est.get("estimator")) == "iv_fe":
             inst = _instruments(spec, est)
-            group = _label(labels, "columns", "iv_group") + " " + ", ".join(var_label(labels, i) for i in inst)
-            cols.append({**base, "kind": "iv_first", "group": group,
-                         "header": _label(labels, "columns", "iv_first"),
-                         "dependent": var_label(labels, est["regressor"]), "instruments": inst})
-            cols.append({**base, "kind": "iv_second", "group": group,
-                         "header": _label(labels, "columns", "iv_second"),
-                         "dependent": var_label(labels, est["dependent"])})
+            group = (
+                _label(labels, "columns", "iv_group")
+                + " "
+                + ", ".join(var_label(labels, i) for i in inst)
+            )
+            cols.append(
+                {
+                    **base,
+                    "kind": "iv_first",
+                    "group": group,
+                    "header": _label(labels, "columns", "iv_first"),
+                    "dependent": var_label(labels, est["regressor"]),
+                    "instruments": inst,
+                }
+            )
+            cols.append(
+                {
+                    **base,
+                    "kind": "iv_second",
+                    "group": group,
+                    "header": _label(labels, "columns", "iv_second"),
+                    "dependent": var_label(labels, est["dependent"]),
+                }
+            )
         elif spec.get("estimator", est.get("estimator")) == "psm_fe":
             method = _psm_method(spec, est)
-            cols.append({**base, "kind": "psm", "group": _label(labels, "columns", "psm_group"),
-                         "header": _label(labels, "psm_methods", method, latex_escape(method)),
-                         "dependent": var_label(labels, est["dependent"])})
+            cols.append(
+                {
+                    **base,
+                    "kind": "psm",
+                    "group": _label(labels, "columns", "psm_group"),
+                    "header": _label(labels, "psm_methods", method, latex_escape(method)),
+                    "dependent": var_label(labels, est["dependent"]),
+                }
+            )
         else:
             main = [spec["regressor"]] if spec.get("interact") and spec.get("regressor") else []
-            cols.append({**base, "kind": "ols", "group": "", "header": None, "main": main,
-                         "dependent": var_label(labels, est["dependent"])})
+            cols.append(
+                {
+                    **base,
+                    "kind": "ols",
+                    "group": "",
+                    "header": None,
+                    "main": main,
+                    "dependent": var_label(labels, est["dependent"]),
+                }
+            )
     for i, c in enumerate(cols, 1):
         if c["header"] is None:  # IV stages and PSM matchers are named, other columns numbered
             c["header"] = f"({i})"
@@ -398,9 +485,16 @@ def _groups(cols) -> list[dict]:
     return groups
 
 
-def estimates_table_context(table_number: int, specs: list[dict], estimates: dict[str, dict], labels,
-                            decimals: int = 3, stars=DEFAULT_STARS, show_constant: bool | None = None,
-                            control_variables=None) -> dict:
+def estimates_table_context(
+    table_number: int,
+    specs: list[dict],
+    estimates: dict[str, dict],
+    labels,
+    decimals: int = 3,
+    stars=DEFAULT_STARS,
+    show_constant: bool | None = None,
+    control_variables=None,
+) -> dict:
     """Template variables of a regression table (Tables 3-7); see :func:`render_estimates_table`."""
     labels = load_labels(labels)
     thresholds = _check_thresholds(stars)
@@ -423,9 +517,13 @@ def estimates_table_context(table_number: int, specs: list[dict], estimates: dic
             inst = c["instruments"]
             p = extra.get("first_stage_F_p") if len(inst) == 1 else None
             for name in inst:
-                fs = ((extra.get("first_stage") or {}).get(est["regressor"]) or {})
-                coef = (fs.get("coef") or {}).get(name, extra.get("first_stage_coef") if len(inst) == 1 else None)
-                se = (fs.get("se") or {}).get(name, extra.get("first_stage_se") if len(inst) == 1 else None)
+                fs = (extra.get("first_stage") or {}).get(est["regressor"]) or {}
+                coef = (fs.get("coef") or {}).get(
+                    name, extra.get("first_stage_coef") if len(inst) == 1 else None
+                )
+                se = (fs.get("se") or {}).get(
+                    name, extra.get("first_stage_se") if len(inst) == 1 else None
+                )
                 cell[name] = (coef, se, p)
         else:
             names = [*c.get("main", []), est["regressor"]]
@@ -446,46 +544,91 @@ def estimates_table_context(table_number: int, specs: list[dict], estimates: dic
             ses.append(se_cell)
         coef_rows.append({"label": var_label(labels, name), "coefs": coefs, "ses": ses})
     if show_constant:
-        consts = [_term(c["est"], "_cons") if c["kind"] != "iv_first" else (None, None, None) for c in cols]
+        consts = [
+            _term(c["est"], "_cons") if c["kind"] != "iv_first" else (None, None, None)
+            for c in cols
+        ]
         if any(v[0] is not None for v in consts):
             cells = [fmt_estimate(co, se, p, decimals, thresholds) for co, se, p in consts]
-            coef_rows.append({"label": _label(labels, "rows", "constant"),
-                              "coefs": [c for c, _ in cells], "ses": [se for _, se in cells]})
+            coef_rows.append(
+                {
+                    "label": _label(labels, "rows", "constant"),
+                    "coefs": [c for c, _ in cells],
+                    "ses": [se for _, se in cells],
+                }
+            )
 
     def row(key, values):
         return {"label": _label(labels, "rows", key), "cells": values}
 
     iv_rows, stat_rows = [], []
     if any(c["kind"] == "iv_first" for c in cols):
+
         def iv(c, f):
             return f(c["est"].get("extra") or {}) if c["kind"] == "iv_first" else ""
+
         iv_rows = [
-            row("kp_lm", [iv(c, lambda x: fmt_coef(x.get("kp_lm"), x.get("kp_lm_p"), decimals, thresholds,
-                                                   significant=None)) for c in cols]),
+            row(
+                "kp_lm",
+                [
+                    iv(
+                        c,
+                        lambda x: fmt_coef(
+                            x.get("kp_lm"), x.get("kp_lm_p"), decimals, thresholds, significant=None
+                        ),
+                    )
+                    for c in cols
+                ],
+            ),
             row("kp_f", [iv(c, lambda x: fmt_number(x.get("kp_f"), decimals)) for c in cols]),
-            row("stock_yogo", [iv(c, lambda x: fmt_number((x.get("stock_yogo") or {}).get("10%"), decimals))
-                               for c in cols]),
+            row(
+                "stock_yogo",
+                [
+                    iv(c, lambda x: fmt_number((x.get("stock_yogo") or {}).get("10%"), decimals))
+                    for c in cols
+                ],
+            ),
         ]
     controls, custom_controls = [], []
     for c in cols:
-        cell, listed = controls_cell(labels, c["est"].get("controls"), control_variables,
-                                     c["entry"].get("controls"))
+        cell, listed = controls_cell(
+            labels, c["est"].get("controls"), control_variables, c["entry"].get("controls")
+        )
         controls.append(cell)
         if listed and (c["header"], listed) not in custom_controls:
             custom_controls.append((c["header"], listed))
     stat_rows.append(row("controls", controls))
     if any(c["est"].get("trends") for c in cols):
-        stat_rows.append(row("trends", [_yes_no(labels, bool(c["est"].get("trends"))) for c in cols]))
+        stat_rows.append(
+            row("trends", [_yes_no(labels, bool(c["est"].get("trends"))) for c in cols])
+        )
     fe = [set(c["est"].get("fixed_effects") or []) for c in cols]
     stat_rows.append(row("city_fe", [_yes_no(labels, "city" in f) for f in fe]))
     stat_rows.append(row("year_fe", [_yes_no(labels, "year" in f) for f in fe]))
-    stat_rows.append(row("nobs", [fmt_number(c["est"].get("nobs"), 0, thousands=True) for c in cols]))
+    stat_rows.append(
+        row("nobs", [fmt_number(c["est"].get("nobs"), 0, thousands=True) for c in cols])
+    )
     if any(c["kind"] == "psm" for c in cols):
-        stat_rows.append(row("matched_n", [
-            fmt_number((c["est"].get("extra") or {}).get("matched_n"), 0, thousands=True) if c["kind"] == "psm"
-            else "" for c in cols]))
-    stat_rows.append(row("r2", ["" if c["kind"] == "iv_first" else fmt_number(c["est"].get("r2"), decimals)
-                                for c in cols]))
+        stat_rows.append(
+            row(
+                "matched_n",
+                [
+                    fmt_number((c["est"].get("extra") or {}).get("matched_n"), 0, thousands=True)
+                    if c["kind"] == "psm"
+                    else ""
+                    for c in cols
+                ],
+            )
+        )
+    stat_rows.append(
+        row(
+            "r2",
+            [
+                "" if c["kind"] == "iv_first" else fmt_number(c["est"].get("r2"), decimals)
+                for c in cols
+            ],
+        )
+    )
 
     groups = _groups(cols)
     key = f"table{int(table_number)}"
@@ -498,8 +641,11 @@ def estimates_table_context(table_number: int, specs: list[dict], estimates: dic
     if any(c["kind"] == "psm" for c in cols):
         extra_notes.append(_label(labels, "notes", "psm"))
     for header, listed in custom_controls:
-        extra_notes.append(_label(labels, "notes", "controls_custom", "Controls of <column>: <list>.")
-                           .replace("<column>", header).replace("<list>", listed))
+        extra_notes.append(
+            _label(labels, "notes", "controls_custom", "Controls of <column>: <list>.")
+            .replace("<column>", header)
+            .replace("<list>", listed)
+        )
     return {
         "table": key,
         "caption": _caption(labels, key),
@@ -518,10 +664,18 @@ def estimates_table_context(table_number: int, specs: list[dict], estimates: dic
     }
 
 
-def render_estimates_table(table_number: int, specs: list[dict], estimates: dict[str, dict], labels,
-                           template_dir, decimals: int = 3, stars=DEFAULT_STARS,
-                           show_constant: bool | None = None, template: str | None = None,
-                           control_variables=None) -> str:
+def render_estimates_table(
+    table_number: int,
+    specs: list[dict],
+    estimates: dict[str, dict],
+    labels,
+    template_dir,
+    decimals: int = 3,
+    stars=DEFAULT_STARS,
+    show_constant: bool | None = None,
+    template: str | None = None,
+    control_variables=None,
+) -> str:
     """The ``.tex`` text of regression Table 3, 4, 5, 6 or 7.
 
     Parameters
@@ -555,8 +709,9 @@ def render_estimates_table(table_number: int, specs: list[dict], estimates: dict
     city-specific trends (when a spec has them), city and year fixed effects, N, matched N
     (PSM columns), R² (overall; blank for a first stage).
     """
-    context = estimates_table_context(table_number, specs, estimates, labels, decimals, stars, show_constant,
-                                      control_variables)
+    context = estimates_table_context(
+        table_number, specs, estimates, labels, decimals, stars, show_constant, control_variables
+    )
     return render_template(template_dir, template or TEMPLATES[int(table_number)], **context)
 
 
@@ -576,17 +731,26 @@ def unshown_specs(specs, template_dir="resources/templates", results_dir="result
         if spec.get("estimator") == "describe":
             if n == 2 and sid == "desc_stats":
                 continue
-            out.append(f"spec '{sid}' (describe, table {n}) is shown in no table: Table 2 shows the spec "
-                       f"'desc_stats' only; {where}")
+            out.append(
+                f"spec '{sid}' (describe, table {n}) is shown in no table: Table 2 shows the spec "
+                f"'desc_stats' only; {where}"
+            )
         elif n not in ESTIMATE_TABLES:
-            why = (f"Table {n} shows {'the indicator system' if n == 1 else 'the spec desc_stats'} only"
-                   if n in (1, 2) else f"there is no template {template}")
-            out.append(f"spec '{sid}' has table: {n}, but no table shows it ({why}; regression specs appear "
-                       f"in Tables {ESTIMATE_TABLES[0]}-{ESTIMATE_TABLES[-1]}); {where}. To show it, set its "
-                       f"table to one of {', '.join(map(str, ESTIMATE_TABLES))}")
+            why = (
+                f"Table {n} shows {'the indicator system' if n == 1 else 'the spec desc_stats'} only"
+                if n in (1, 2)
+                else f"there is no template {template}"
+            )
+            out.append(
+                f"spec '{sid}' has table: {n}, but no table shows it ({why}; regression specs appear "
+                f"in Tables {ESTIMATE_TABLES[0]}-{ESTIMATE_TABLES[-1]}); {where}. To show it, set its "
+                f"table to one of {', '.join(map(str, ESTIMATE_TABLES))}"
+            )
         elif not template.exists():
-            out.append(f"spec '{sid}' has table: {n}, but the template {template} is missing, so no table "
-                       f"shows it; {where}")
+            out.append(
+                f"spec '{sid}' has table: {n}, but the template {template} is missing, so no table "
+                f"shows it; {where}"
+            )
     return out
 
 
@@ -606,8 +770,9 @@ def _weights_by_node(weights_rows) -> tuple[dict, int]:
     return {k: sums[k] / counts[k] for k in sums}, len(scopes)
 
 
-def indicator_table_context(weights_rows, indicators_path, labels, decimals: int = 3,
-                            directions: dict | None = None) -> dict:
+def indicator_table_context(
+    weights_rows, indicators_path, labels, decimals: int = 3, directions: dict | None = None
+) -> dict:
     """Template variables of Table 1; see :func:`render_indicator_table`."""
     from nqp_resilience.indices.indicators import load_indicator_system
 
@@ -620,11 +785,15 @@ def indicator_table_context(weights_rows, indicators_path, labels, decimals: int
     def name(level, node_id, source_name):
         if node_id in (names.get(level) or {}):
             return str(names[level][node_id])
-        return latex_escape(source_name) if source_names else latex_escape(node_id.replace("_", " "))
+        return (
+            latex_escape(source_name) if source_names else latex_escape(node_id.replace("_", " "))
+        )
 
     def weight(level, node_id):
         if (level, node_id) not in weights:
-            raise KeyError(f"no entropy weight for {level} {node_id!r}: weights file and indicator system differ")
+            raise KeyError(
+                f"no entropy weight for {level} {node_id!r}: weights file and indicator system differ"
+            )
         return fmt_number(weights[(level, node_id)], decimals)
 
     by_tertiary: dict[str, list] = {}
@@ -634,36 +803,73 @@ def indicator_table_context(weights_rows, indicators_path, labels, decimals: int
     seen: set[tuple[str, str]] = set()
 
     def item(**cells):
-        return {"kind": "item", "secondary": "", "indicator": "", "direction": "", "weight": "", **cells}
+        return {
+            "kind": "item",
+            "secondary": "",
+            "indicator": "",
+            "direction": "",
+            "weight": "",
+            **cells,
+        }
 
     for m in system.measures:
         for depth, level in enumerate(("criterion", "primary")):
             node = m.path[depth]
             if (level, node) not in seen:
                 seen.add((level, node))
-                rows.append({"kind": level, "name": name(level, node, m.names[depth]), "weight": weight(level, node)})
+                rows.append(
+                    {
+                        "kind": level,
+                        "name": name(level, node, m.names[depth]),
+                        "weight": weight(level, node),
+                    }
+                )
         secondary = ""
         if ("secondary", m.path[2]) not in seen:
             seen.add(("secondary", m.path[2]))
-            secondary = f"{name('secondary', m.path[2], m.names[2])} ({weight('secondary', m.path[2])})"
+            secondary = (
+                f"{name('secondary', m.path[2], m.names[2])} ({weight('secondary', m.path[2])})"
+            )
         tertiary = m.path[3]
         if len(by_tertiary[tertiary]) == 1:
-            rows.append(item(secondary=secondary, indicator=name("tertiary", tertiary, m.names[3]),
-                             direction=_direction(m.direction), weight=weight("measure", m.id)))
+            rows.append(
+                item(
+                    secondary=secondary,
+                    indicator=name("tertiary", tertiary, m.names[3]),
+                    direction=_direction(m.direction),
+                    weight=weight("measure", m.id),
+                )
+            )
             continue
-        if ("tertiary", tertiary) not in seen:  # a composite indicator: its own row, then its measures
+        if (
+            "tertiary",
+            tertiary,
+        ) not in seen:  # a composite indicator: its own row, then its measures
             seen.add(("tertiary", tertiary))
-            rows.append(item(secondary=secondary, indicator=name("tertiary", tertiary, m.names[3]),
-                             weight=weight("tertiary", tertiary)))
-        rows.append(item(indicator=r"\quad " + name("measure", m.id, m.id), direction=_direction(m.direction),
-                         weight=weight("measure", m.id)))
+            rows.append(
+                item(
+                    secondary=secondary,
+                    indicator=name("tertiary", tertiary, m.names[3]),
+                    weight=weight("tertiary", tertiary),
+                )
+            )
+        rows.append(
+            item(
+                indicator=r"\quad " + name("measure", m.id, m.id),
+                direction=_direction(m.direction),
+                weight=weight("measure", m.id),
+            )
+        )
     total = sum(weights.get(("measure", m.id), 0.0) for m in system.measures)
     extra = [_label(labels, "notes", "weights_by_year")] if n_scopes > 1 else []
     return {
         "table": "table1",
         "caption": _caption(labels, "table1"),
         "label": "tab:table1",
-        "header": {k: _label(labels, "table1_header", k) for k in ("secondary", "indicator", "direction", "weight")},
+        "header": {
+            k: _label(labels, "table1_header", k)
+            for k in ("secondary", "indicator", "direction", "weight")
+        },
         "rows": rows,
         "total_label": _label(labels, "rows", "total"),
         "total": fmt_number(total, decimals),
@@ -676,8 +882,15 @@ def _direction(d: str) -> str:
     return "$+$" if d == "+" else "$-$"
 
 
-def render_indicator_table(weights_rows, indicators_path, labels, template_dir, decimals: int = 3,
-                           directions: dict | None = None, template: str | None = None) -> str:
+def render_indicator_table(
+    weights_rows,
+    indicators_path,
+    labels,
+    template_dir,
+    decimals: int = 3,
+    directions: dict | None = None,
+    template: str | None = None,
+) -> str:
     """The ``.tex`` text of Table 1: the NQP indicator system with its entropy weights.
 
     Parameters
@@ -714,33 +927,42 @@ def desc_table_context(desc_record: dict, labels, decimals: int = 3) -> dict:
     labels = load_labels(labels)
     rows = []
     for var, s in (desc_record.get("statistics") or {}).items():
-        rows.append({"variable": var_label(labels, var),
-                     "definition": (labels.get("definitions") or {}).get(var, ""),
-                     "n": fmt_number(s.get("N"), 0, thousands=True),
-                     **{k: fmt_number(s.get(k), decimals) for k in ("mean", "sd", "min", "max")}})
+        rows.append(
+            {
+                "variable": var_label(labels, var),
+                "definition": (labels.get("definitions") or {}).get(var, ""),
+                "n": fmt_number(s.get("N"), 0, thousands=True),
+                **{k: fmt_number(s.get(k), decimals) for k in ("mean", "sd", "min", "max")},
+            }
+        )
     if not rows:
         raise ValueError("desc_stats record has no 'statistics'")
     return {
         "table": "table2",
         "caption": _caption(labels, "table2"),
         "label": "tab:table2",
-        "header": {k: _label(labels, "table2_header", k)
-                   for k in ("variable", "definition", "n", "mean", "sd", "min", "max")},
+        "header": {
+            k: _label(labels, "table2_header", k)
+            for k in ("variable", "definition", "n", "mean", "sd", "min", "max")
+        },
         "rows": rows,
         "notes": _notes(labels, "table2"),
         "notes_label": _label(labels, "notes", "label"),
     }
 
 
-def render_desc_table(desc_record: dict, labels, template_dir, decimals: int = 3,
-                      template: str | None = None) -> str:
+def render_desc_table(
+    desc_record: dict, labels, template_dir, decimals: int = 3, template: str | None = None
+) -> str:
     """The ``.tex`` text of Table 2 from ``results/estimates/desc_stats.json``.
 
     Variables in the record's order (``variables`` of the ``desc_stats`` spec); columns N
     (with thousands separator), mean, SD, min, max; definitions from ``definitions`` in the
     label file.
     """
-    return render_template(template_dir, template or TEMPLATES[2], **desc_table_context(desc_record, labels, decimals))
+    return render_template(
+        template_dir, template or TEMPLATES[2], **desc_table_context(desc_record, labels, decimals)
+    )
 
 
 # --------------------------------------------------------------------------- PSM balance
@@ -751,36 +973,59 @@ def balance_table_context(psm_records: list[dict], labels, decimals: int = 1) ->
     labels = load_labels(labels)
     if not psm_records:
         raise ValueError("balance table: no PSM estimate records given")
-    matchers = [_label(labels, "psm_methods", _psm_method({}, r), latex_escape(_psm_method({}, r)))
-                for r in psm_records]
-    balances = [{b["variable"]: b for b in (r.get("extra") or {}).get("balance", [])} for r in psm_records]
+    matchers = [
+        _label(labels, "psm_methods", _psm_method({}, r), latex_escape(_psm_method({}, r)))
+        for r in psm_records
+    ]
+    balances = [
+        {b["variable"]: b for b in (r.get("extra") or {}).get("balance", [])} for r in psm_records
+    ]
     variables = list(balances[0])
     rows = []
     for var in variables:
         before = [bal[var]["bias_unmatched"] for bal in balances if var in bal]
         if max(before) - min(before) > 1e-6:
-            raise ValueError(f"balance table: unmatched bias of {var!r} differs between matchers "
-                             f"({', '.join(f'{b:.6f}' for b in before)}); they must share one sample")
-        rows.append({"label": var_label(labels, var), "before": fmt_number(before[0], decimals),
-                     "after": [fmt_number(bal.get(var, {}).get("bias_matched"), decimals) for bal in balances]})
+            raise ValueError(
+                f"balance table: unmatched bias of {var!r} differs between matchers "
+                f"({', '.join(f'{b:.6f}' for b in before)}); they must share one sample"
+            )
+        rows.append(
+            {
+                "label": var_label(labels, var),
+                "before": fmt_number(before[0], decimals),
+                "after": [
+                    fmt_number(bal.get(var, {}).get("bias_matched"), decimals) for bal in balances
+                ],
+            }
+        )
 
     def mean_abs(bal, key):
         vals = [abs(b[key]) for b in bal.values() if b.get(key) is not None]
         return sum(vals) / len(vals) if vals else None
 
     summary = [
-        {"label": _label(labels, "rows", "mean_abs_bias"), "before": fmt_number(mean_abs(balances[0], "bias_unmatched"),
-                                                                                 decimals),
-         "after": [fmt_number(mean_abs(bal, "bias_matched"), decimals) for bal in balances]},
-        {"label": _label(labels, "rows", "matched_n"), "before": "",
-         "after": [fmt_number((r.get("extra") or {}).get("matched_n"), 0, thousands=True) for r in psm_records]},
+        {
+            "label": _label(labels, "rows", "mean_abs_bias"),
+            "before": fmt_number(mean_abs(balances[0], "bias_unmatched"), decimals),
+            "after": [fmt_number(mean_abs(bal, "bias_matched"), decimals) for bal in balances],
+        },
+        {
+            "label": _label(labels, "rows", "matched_n"),
+            "before": "",
+            "after": [
+                fmt_number((r.get("extra") or {}).get("matched_n"), 0, thousands=True)
+                for r in psm_records
+            ],
+        },
     ]
     return {
         "table": "psm_balance",
         "caption": _caption(labels, "psm_balance"),
         "label": "tab:psm_balance",
         "matchers": matchers,
-        "header": {k: _label(labels, "balance_header", k) for k in ("covariate", "before", "after")},
+        "header": {
+            k: _label(labels, "balance_header", k) for k in ("covariate", "before", "after")
+        },
         "rows": rows,
         "summary": summary,
         "notes": _notes(labels, "psm_balance"),
@@ -788,8 +1033,9 @@ def balance_table_context(psm_records: list[dict], labels, decimals: int = 1) ->
     }
 
 
-def render_balance_table(psm_records: list[dict], labels, template_dir, decimals: int = 1,
-                         template: str | None = None) -> str:
+def render_balance_table(
+    psm_records: list[dict], labels, template_dir, decimals: int = 1, template: str | None = None
+) -> str:
     """The ``.tex`` text of the PSM balance table (``pstest``-style standardised % bias).
 
     Parameters
@@ -802,14 +1048,19 @@ def render_balance_table(psm_records: list[dict], labels, template_dir, decimals
     decimals : int
         Digits of the % bias (default 1, as ``pstest`` prints).
     """
-    return render_template(template_dir, template or TEMPLATES["psm_balance"],
-                           **balance_table_context(psm_records, labels, decimals))
+    return render_template(
+        template_dir,
+        template or TEMPLATES["psm_balance"],
+        **balance_table_context(psm_records, labels, decimals),
+    )
 
 
 # --------------------------------------------------------------------------- replication
 
 
-def replication_table_context(published: dict, estimates: dict[str, dict], labels, decimals: int = 3) -> dict:
+def replication_table_context(
+    published: dict, estimates: dict[str, dict], labels, decimals: int = 3
+) -> dict:
     """Template variables of the replication table; see :func:`render_replication_table`."""
     from nqp_resilience.outputs.replication import comparison_rows
 
@@ -840,13 +1091,28 @@ def replication_table_context(published: dict, estimates: dict[str, dict], label
     out, previous_table, previous_spec = [], None, None
     for r in rows:
         if r["table"] != previous_table:
-            out.append({"kind": "heading",
-                        "label": _label(labels, "replication_header", "table").replace("<n>", str(r["table"]))})
+            out.append(
+                {
+                    "kind": "heading",
+                    "label": _label(labels, "replication_header", "table").replace(
+                        "<n>", str(r["table"])
+                    ),
+                }
+            )
             previous_table = r["table"]
         spec = ""
-        if r["spec"] != previous_spec:  # the spec and its inconsistency letters on its first row only
-            marks = ",".join(letters[f] for f in (s.strip() for s in r["flags"].split(",")) if f in letters)
-            spec = r"\texttt{" + latex_escape(r["spec"]) + "}" + (f"$^{{\\mathrm{{{marks}}}}}$" if marks else "")
+        if (
+            r["spec"] != previous_spec
+        ):  # the spec and its inconsistency letters on its first row only
+            marks = ",".join(
+                letters[f] for f in (s.strip() for s in r["flags"].split(",")) if f in letters
+            )
+            spec = (
+                r"\texttt{"
+                + latex_escape(r["spec"])
+                + "}"
+                + (f"$^{{\\mathrm{{{marks}}}}}$" if marks else "")
+            )
             previous_spec = r["spec"]
         is_n = r["statistic"] == "N"
         stat = statistics.get(r["statistic"])
@@ -854,37 +1120,62 @@ def replication_table_context(published: dict, estimates: dict[str, dict], label
             stat = var_label(labels, r["statistic"])
         pub = number(r["published"], r["published_se"], is_n, published=True)
         ours = number(r["ours"], r["ours_se"], is_n, published=False)
-        out.append({"kind": "row", "spec": spec, "statistic": stat, "published": pub, "ours": ours,
-                    "z": fmt_number(r["z"], 2)})
+        out.append(
+            {
+                "kind": "row",
+                "spec": spec,
+                "statistic": stat,
+                "published": pub,
+                "ours": ours,
+                "z": fmt_number(r["z"], 2),
+            }
+        )
     coef_rows = [r for r in rows if r["within_2se"] is not None]
     within = sum(1 for r in coef_rows if r["within_2se"])
     flag_texts = labels.get("flags") or {}
-    legend = [f"({letters[k]}) " + str(flag_texts.get(k) or latex_escape(published["inconsistencies"].get(k, k)))
-              for k in used]
-    summary = (_label(labels, "notes", "replication_summary")
-               .replace("<within>", str(within)).replace("<total>", str(len(coef_rows))))
+    legend = [
+        f"({letters[k]}) "
+        + str(flag_texts.get(k) or latex_escape(published["inconsistencies"].get(k, k)))
+        for k in used
+    ]
+    summary = (
+        _label(labels, "notes", "replication_summary")
+        .replace("<within>", str(within))
+        .replace("<total>", str(len(coef_rows)))
+    )
     return {
         "table": "replication",
         "caption": _caption(labels, "replication"),
         "label": "tab:replication",
-        "header": {k: _label(labels, "replication_header", k)
-                   for k in ("spec", "statistic", "published", "ours", "z")},
+        "header": {
+            k: _label(labels, "replication_header", k)
+            for k in ("spec", "statistic", "published", "ours", "z")
+        },
         "rows": out,
         "notes": " ".join([_notes(labels, "replication"), *legend, summary]).strip(),
         "notes_label": _label(labels, "notes", "label"),
     }
 
 
-def render_replication_table(published: dict, estimates: dict[str, dict], labels, template_dir,
-                             decimals: int = 3, template: str | None = None) -> str:
+def render_replication_table(
+    published: dict,
+    estimates: dict[str, dict],
+    labels,
+    template_dir,
+    decimals: int = 3,
+    template: str | None = None,
+) -> str:
     """The ``.tex`` text of the replication table: published number (SE) vs ours (SE), Δ/SE.
 
     Rows come from :func:`nqp_resilience.outputs.replication.comparison_rows` (``resources/published.yaml``
     against the estimate records); the paper's inconsistencies that touch a row are marked by a
     letter explained in the notes (short texts from ``flags`` in the label file).
     """
-    return render_template(template_dir, template or TEMPLATES["replication"],
-                           **replication_table_context(published, estimates, labels, decimals))
+    return render_template(
+        template_dir,
+        template or TEMPLATES["replication"],
+        **replication_table_context(published, estimates, labels, decimals),
+    )
 
 
 # --------------------------------------------------------------------------- document
@@ -895,8 +1186,13 @@ _PREAMBLE = {
 }
 # \pdftrailerid{} drops the PDF /ID, which pdfTeX derives from the time and the output path
 # (a temporary folder per run): with it, tables.pdf is byte-identical across runs.
-_PACKAGES = ["\\usepackage{booktabs}", "\\usepackage{array}", "\\usepackage{tabularx}",
-             "\\usepackage{graphicx}", "\\ifdefined\\pdftrailerid\\pdftrailerid{}\\fi"]
+_PACKAGES = [
+    "\\usepackage{booktabs}",
+    "\\usepackage{array}",
+    "\\usepackage{tabularx}",
+    "\\usepackage{graphicx}",
+    "\\ifdefined\\pdftrailerid\\pdftrailerid{}\\fi",
+]
 
 
 def render_document(table_files: list[str], language: str = "en", *, relative_to=None) -> str:
@@ -909,8 +1205,13 @@ def render_document(table_files: list[str], language: str = "en", *, relative_to
     if language not in _PREAMBLE:
         raise ValueError(f"language must be one of {sorted(_PREAMBLE)}, got {language!r}")
     engine = "xelatex" if language == "zh" else "pdflatex"
-    lines = [f"% All tables of the replication; compile with {engine}. Generated by nqp_resilience.outputs.tables.",
-             *_PREAMBLE[language], *_PACKAGES, "", "\\begin{document}"]
+    lines = [
+        f"% All tables of the replication; compile with {engine}. Generated by nqp_resilience.outputs.tables.",
+        *_PREAMBLE[language],
+        *_PACKAGES,
+        "",
+        "\\begin{document}",
+    ]
     for f in table_files:
         path = os.path.relpath(f, relative_to) if relative_to is not None else str(f)
         path = Path(path).as_posix()

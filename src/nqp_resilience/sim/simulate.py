@@ -31,13 +31,48 @@ from nqp_resilience.data.io import read_yaml, write_bytes, write_text
 
 # Stream ids: each component draws from its own generator, so changing one block of the DGP
 # does not shift the random numbers of the others.
-_STREAMS = {name: i for i, name in enumerate(
-    ["city", "nqp", "ratios", "indicators", "outcomes", "missing", "format", "reports", "structure", "sparse",
-     "gdp", "mechanisms", "employment"])}
+_STREAMS = {
+    name: i
+    for i, name in enumerate(
+        [
+            "city",
+            "nqp",
+            "ratios",
+            "indicators",
+            "outcomes",
+            "missing",
+            "format",
+            "reports",
+            "structure",
+            "sparse",
+            "gdp",
+            "mechanisms",
+            "employment",
+        ]
+    )
+}
 
-_DECIMALS = {"万元": 0, "万美元": 0, "万人": 2, "人": 0, "个": 0, "件": 0, "台": 0, "吨": 0, "%": 2,
-             "公里": 0, "元": 0, "index": 4, "万户": 2, "人年": 0, "万吨标准煤": 2, "万标立方米/时": 1,
-             "米": 1, "部/万人": 2, "元/美元": 4}
+_DECIMALS = {
+    "万元": 0,
+    "万美元": 0,
+    "万人": 2,
+    "人": 0,
+    "个": 0,
+    "件": 0,
+    "台": 0,
+    "吨": 0,
+    "%": 2,
+    "公里": 0,
+    "元": 0,
+    "index": 4,
+    "万户": 2,
+    "人年": 0,
+    "万吨标准煤": 2,
+    "万标立方米/时": 1,
+    "米": 1,
+    "部/万人": 2,
+    "元/美元": 4,
+}
 
 _FULLWIDTH = str.maketrans("0123456789.,", "０１２３４５６７８９．，")
 
@@ -67,15 +102,24 @@ def _lognormal(rng, n_shape, mean, sd, z=None, load=0.0, persistence=0.0, city_i
 class Simulation:
     """The simulated city panel before formatting (all values in raw units)."""
 
-    def __init__(self, params: dict, attributes: list[dict], seed: int, codebook=None, indicators=None):
+    def __init__(
+        self, params: dict, attributes: list[dict], seed: int, codebook=None, indicators=None
+    ):
         self.p = params
         self.seed = seed
         self.cities = attributes
         self.t0, self.t1 = params["years"]["start"], params["years"]["end"]
         self.years = np.arange(self.t0, self.t1 + 1)
         self.n, self.T = len(attributes), len(self.years)
-        self.exists = np.array([[int(c["first_year_2010_2021"]) <= y <= int(c["last_year_2010_2021"])
-                                 for y in self.years] for c in attributes])
+        self.exists = np.array(
+            [
+                [
+                    int(c["first_year_2010_2021"]) <= y <= int(c["last_year_2010_2021"])
+                    for y in self.years
+                ]
+                for c in attributes
+            ]
+        )
         self.city_idx = np.repeat(np.arange(self.n), self.T).reshape(self.n, self.T)
         self.values: dict[str, np.ndarray] = {}  # canonical name -> (n, T) in raw units
         self.codebook, self.indicators = codebook, indicators
@@ -86,7 +130,9 @@ class Simulation:
         self._ratios_and_levels()
         self._static()
         self._mechanism_parts()
-        self._mechanisms(self.nqp, self.nqp[self.in_sample].mean())  # provisional: the index needs them
+        self._mechanisms(
+            self.nqp, self.nqp[self.in_sample].mean()
+        )  # provisional: the index needs them
         self._index()
         self._outcomes()
 
@@ -96,18 +142,37 @@ class Simulation:
         region = np.array([c["region"] for c in self.cities])
         adm = np.array([int(c["adm_high"] or 0) for c in self.cities])
         d = p["development"]
-        dev = np.array([d[r] for r in region]) + d["adm_high"] * adm + d["noise_sd"] * rng.standard_normal(self.n)
+        dev = (
+            np.array([d[r] for r in region])
+            + d["adm_high"] * adm
+            + d["noise_sd"] * rng.standard_normal(self.n)
+        )
         self.z_dev = (dev - dev.mean()) / dev.std()
-        self.log_pop = p["log_population_mean"] + 0.3 * adm + p["log_population_sd"] * rng.standard_normal(self.n)
-        log_relief = (p["log_relief_mean"] + p["relief_west"] * (region == "west") + p["relief_east"] * (region == "east")
-                      + p["log_relief_sd"] * rng.standard_normal(self.n))
+        self.log_pop = (
+            p["log_population_mean"]
+            + 0.3 * adm
+            + p["log_population_sd"] * rng.standard_normal(self.n)
+        )
+        log_relief = (
+            p["log_relief_mean"]
+            + p["relief_west"] * (region == "west")
+            + p["relief_east"] * (region == "east")
+            + p["log_relief_sd"] * rng.standard_normal(self.n)
+        )
         self.relief = np.exp(log_relief)
-        log_tel = (p["log_telephones_mean"] + p["telephones_development"] * self.z_dev
-                   + p["log_telephones_sd"] * rng.standard_normal(self.n))
+        log_tel = (
+            p["log_telephones_mean"]
+            + p["telephones_development"] * self.z_dev
+            + p["log_telephones_sd"] * rng.standard_normal(self.n)
+        )
         self.telephones = np.exp(log_tel)
         self.region = region
         trend = (1 + p["population_growth"]) ** (self.years - self.t0)
-        self.pop = np.exp(self.log_pop)[:, None] * trend[None, :] * np.exp(0.01 * rng.standard_normal((self.n, self.T)))
+        self.pop = (
+            np.exp(self.log_pop)[:, None]
+            * trend[None, :]
+            * np.exp(0.01 * rng.standard_normal((self.n, self.T)))
+        )
 
     # --------------------------------------------------------------- latent NQP
     def _nqp(self):
@@ -126,8 +191,13 @@ class Simulation:
         self.internet = (self.telephones / 100.0)[:, None] * lagged[None, :]
         # Relief x trend (km x years since the first year) moves it linearly too
         relief_trend = (self.relief / 1000.0)[:, None] * (self.years - self.t0)[None, :]
-        nqp = (base[:, None] + slope[:, None] * frac[None, :] + shocks
-               + p["internet_effect"] * (self.internet - self.internet[:, :1]) + p["relief_effect"] * relief_trend)
+        nqp = (
+            base[:, None]
+            + slope[:, None] * frac[None, :]
+            + shocks
+            + p["internet_effect"] * (self.internet - self.internet[:, :1])
+            + p["relief_effect"] * relief_trend
+        )
         self.nqp = np.clip(nqp, *p["clip"])
         self.z_nqp = (self.nqp - self.nqp.mean()) / self.nqp.std()
         self.z_city = np.repeat(self.z_nqp.mean(axis=1, keepdims=True), self.T, axis=1)
@@ -136,10 +206,19 @@ class Simulation:
     def _sparse(self):
         """Cities with sparse coverage in the extracts (the sample rule drops them)."""
         m, rng = self.p["missing"], _rng(self.seed, "sparse")
-        eligible = np.array([c["changed_2011"] != "1" and c["n_years_2010_2021"] == str(self.T) for c in self.cities])
+        eligible = np.array(
+            [
+                c["changed_2011"] != "1" and c["n_years_2010_2021"] == str(self.T)
+                for c in self.cities
+            ]
+        )
         weights = np.array([m["sparse_region_weight"][r] for r in self.region]) * eligible
         k = min(int(m["sparse_cities"]), int(eligible.sum()))
-        sparse = rng.choice(self.n, size=k, replace=False, p=weights / weights.sum()) if k else np.array([], int)
+        sparse = (
+            rng.choice(self.n, size=k, replace=False, p=weights / weights.sum())
+            if k
+            else np.array([], int)
+        )
         self.sparse_idx = np.sort(sparse)
         self.sparse_cities = sorted(self.cities[i]["city_code"] for i in sparse)
         self.in_sample = eligible.copy()
@@ -153,21 +232,32 @@ class Simulation:
         city_lp = rng.standard_normal(self.n)
         # controls load on the city's NQP level, not its year-to-year movements: otherwise they
         # would proxy the regressor within cities and make the paper's controls "bad controls"
-        self.log_gdp_pc = (lp["mean"] + lp["load"] * self.z_city
-                           + resid_sd * (0.85 * city_lp[:, None] + np.sqrt(1 - 0.85**2) * rng.standard_normal((self.n, self.T))))
+        self.log_gdp_pc = (
+            lp["mean"]
+            + lp["load"] * self.z_city
+            + resid_sd
+            * (
+                0.85 * city_lp[:, None]
+                + np.sqrt(1 - 0.85**2) * rng.standard_normal((self.n, self.T))
+            )
+        )
 
     def _canonical_panel(self):
         """The simulated values in canonical units as a long DataFrame (city-major, year-minor)."""
         import pandas as pd
 
-        cols = {"city_code": np.repeat([c["city_code"] for c in self.cities], self.T),
-                "year": np.tile(self.years, self.n)}
+        cols = {
+            "city_code": np.repeat([c["city_code"] for c in self.cities], self.T),
+            "year": np.tile(self.years, self.n),
+        }
         for src in ("yearbook", "patents", "innovation"):
             for name, var in self.codebook[src].variables.items():
                 if name in self.values:
                     cols[name] = (self.values[name] * var.factor).ravel()
         nat = self.p["national"]
-        cols["national_employment"] = np.tile([float(nat["employment_1e4"][int(y)]) * 1e4 for y in self.years], self.n)
+        cols["national_employment"] = np.tile(
+            [float(nat["employment_1e4"][int(y)]) * 1e4 for y in self.years], self.n
+        )
         return pd.DataFrame(cols)
 
     def _index(self):
@@ -204,16 +294,26 @@ class Simulation:
         slope = r["beta0"] + het["Asset"] * asset + het["GOVP"] * govp + het["ADM"] * adm
         alpha = r["city_sd"] * rng.standard_normal(self.n)
         tau = r["year_sd"] * rng.standard_normal(self.T)
-        resil = (r["mean"] + alpha[:, None] + tau[None, :] + slope * (q - qbar) + r["gdp_loading"] * gdp_ctrl
-                 + r["noise_sd"] * rng.standard_normal((self.n, self.T)))
+        resil = (
+            r["mean"]
+            + alpha[:, None]
+            + tau[None, :]
+            + slope * (q - qbar)
+            + r["gdp_loading"] * gdp_ctrl
+            + r["noise_sd"] * rng.standard_normal((self.n, self.T))
+        )
         self.resil = resil
         self.values["gdp_growth"] = g_nat[None, :] * (1 + resil)
         u = self.p["unemployment"]
         # the slope acts within city (q minus the city's mean q): a between-city slope would push
         # high-NQP cities against the lower bound, and city fixed effects absorb it anyway
         q_city = q.mean(axis=1, keepdims=True)
-        une = (u["mean"] + u["beta"] * (q - q_city) + u["city_sd"] * rng.standard_normal(self.n)[:, None]
-               + u["noise_sd"] * rng.standard_normal((self.n, self.T)))
+        une = (
+            u["mean"]
+            + u["beta"] * (q - q_city)
+            + u["city_sd"] * rng.standard_normal(self.n)[:, None]
+            + u["noise_sd"] * rng.standard_normal((self.n, self.T))
+        )
         self.une = np.clip(une, *u["clip"])
         v = self.values
         self._employment(q)
@@ -234,20 +334,35 @@ class Simulation:
         dq = q - q.mean(axis=1, keepdims=True)
         shape = (self.n, self.T)
         nat = np.array([float(self.p["national"]["employment_1e4"][int(y)]) for y in self.years])
-        nat_prev = np.array([float(self.p["national"]["employment_1e4"][int(y) - 1]) for y in self.years])
-        growth = (nat / nat_prev - 1)[None, :] + e["beta_mrd"] * dq + e["mrd_noise_sd"] * rng.standard_normal(shape)
+        nat_prev = np.array(
+            [float(self.p["national"]["employment_1e4"][int(y) - 1]) for y in self.years]
+        )
+        growth = (
+            (nat / nat_prev - 1)[None, :]
+            + e["beta_mrd"] * dq
+            + e["mrd_noise_sd"] * rng.standard_normal(shape)
+        )
         growth[:, 0] = 0.0
         v["urban_employment"] = st["uemp"][:, :1] * np.cumprod(1 + growth, axis=1)
         y1, l3 = st["y1"], st["l3"]
         a_city = np.clip((self._gap_share - y1).mean(axis=1, keepdims=True), 0.02, 0.5)
-        a = np.clip(a_city - e["beta_rat"] * dq + e["rat_noise_sd"] * rng.standard_normal(shape), 0.0, None)
+        a = np.clip(
+            a_city - e["beta_rat"] * dq + e["rat_noise_sd"] * rng.standard_normal(shape), 0.0, None
+        )
         l1 = np.clip(y1 + a, 0.01, 0.9)
         l2 = np.clip(1 - l1 - l3, 0.03, None)
         l1 = 1 - l2 - l3
-        level = np.exp(np.log(st["employed"]).mean(axis=1, keepdims=True)
-                       + np.log(nat / nat.mean())[None, :] - e["beta_adv"] * dq
-                       + e["adv_noise_sd"] * rng.standard_normal(shape))
-        v["employment_primary"], v["employment_secondary"], v["employment_tertiary"] = level * l1, level * l2, level * l3
+        level = np.exp(
+            np.log(st["employed"]).mean(axis=1, keepdims=True)
+            + np.log(nat / nat.mean())[None, :]
+            - e["beta_adv"] * dq
+            + e["adv_noise_sd"] * rng.standard_normal(shape)
+        )
+        v["employment_primary"], v["employment_secondary"], v["employment_tertiary"] = (
+            level * l1,
+            level * l2,
+            level * l3,
+        )
         v["robot_installations"] = self._robot_density * nat[None, :] / v["employment_secondary"]
 
     def _mechanism_parts(self):
@@ -257,7 +372,9 @@ class Simulation:
         for name, spec in self.p["mechanisms"].items():
             base = _lognormal(rng_m, self.n, spec["mean"], spec["between_sd"])[:, None]
             trend = spec.get("trend", 0.0) * (self.years - self.years.mean())[None, :]
-            self._mech[name] = base + trend + spec["noise_sd"] * rng_m.standard_normal((self.n, self.T))
+            self._mech[name] = (
+                base + trend + spec["noise_sd"] * rng_m.standard_normal((self.n, self.T))
+            )
         self._grant_ratio = np.clip(_lognormal(rng_m, (self.n, self.T), 0.35, 0.05), 0.05, 0.9)
 
     def _mechanisms(self, q, qbar):
@@ -268,13 +385,19 @@ class Simulation:
         v["invention_applications"] = inn * self.pop  # per 10,000 people x population in 10,000
         v["invention_grants"] = v["invention_applications"] * self._grant_ratio
         talent = np.maximum(self._mech["Talent"] + mech["Talent"]["beta"] * (q - qbar), 1e-3)
-        share = np.array([float(self.p["national"]["college_share_pct"][int(y)]) / 100 for y in self.years])
+        share = np.array(
+            [float(self.p["national"]["college_share_pct"][int(y)]) / 100 for y in self.years]
+        )
         v["college_educated"] = np.clip(talent * share[None, :], 0.005, 0.8) * self.pop
 
     # --------------------------------------------------------------- levels from ratios
     def _ratios_and_levels(self):
         shape, z = (self.n, self.T), self.z_nqp
-        rng_r, rng_i, rng_s = _rng(self.seed, "ratios"), _rng(self.seed, "indicators"), _rng(self.seed, "structure")
+        rng_r, rng_i, rng_s = (
+            _rng(self.seed, "ratios"),
+            _rng(self.seed, "indicators"),
+            _rng(self.seed, "structure"),
+        )
         pers = self.p["indicators"]["within_city_persistence"]
         ci = self.city_idx
         trend_years = (self.years - self.t0)[None, :]
@@ -282,7 +405,9 @@ class Simulation:
         def ratio(block, name, rng):
             spec = self.p[block][name]
             zz = self.z_city if block == "ratios" else z  # controls: city level only (see _gdp)
-            x = _lognormal(rng, shape, spec["mean"], spec["sd"], zz, spec.get("load", 0.0), pers, ci)
+            x = _lognormal(
+                rng, shape, spec["mean"], spec["sd"], zz, spec.get("load", 0.0), pers, ci
+            )
             return x * np.exp(spec.get("trend", 0.0) * (trend_years - (self.T - 1) / 2))
 
         v = self.values
@@ -296,17 +421,37 @@ class Simulation:
         st = self.p["structure"]
         # the structure (and so IND, a control) follows the city's NQP level, not its yearly moves
         zc = self.z_city
-        y1 = _lognormal(rng_s, shape, st["primary_share"]["mean"], st["primary_share"]["sd"], zc,
-                        st["primary_share"]["load"], pers, ci)
-        y3 = _lognormal(rng_s, shape, st["tertiary_share"]["mean"], st["tertiary_share"]["sd"], zc,
-                        st["tertiary_share"]["load"], pers, ci)
+        y1 = _lognormal(
+            rng_s,
+            shape,
+            st["primary_share"]["mean"],
+            st["primary_share"]["sd"],
+            zc,
+            st["primary_share"]["load"],
+            pers,
+            ci,
+        )
+        y3 = _lognormal(
+            rng_s,
+            shape,
+            st["tertiary_share"]["mean"],
+            st["tertiary_share"]["sd"],
+            zc,
+            st["tertiary_share"]["load"],
+            pers,
+            ci,
+        )
         y1 = np.clip(y1, 0.005, 0.45)
         y3 = np.clip(y3, 0.15, 0.80)
         y2 = 1 - y1 - y3
         bad = y2 < 0.12
         y3 = np.where(bad, y3 - (0.12 - y2), y3)
         y2 = 1 - y1 - y3
-        v["gdp_primary"], v["gdp_secondary"], v["gdp_tertiary"] = y1 * gdp_wan, y2 * gdp_wan, y3 * gdp_wan
+        v["gdp_primary"], v["gdp_secondary"], v["gdp_tertiary"] = (
+            y1 * gdp_wan,
+            y2 * gdp_wan,
+            y3 * gdp_wan,
+        )
         self.ind = y1 + 2 * y2 + 3 * y3
         uemp = ratio("indicators", "urban_employment_per_capita", rng_i) * pop_wan
         gap = st["employment_gap_primary"] + st["employment_gap_sd"] * rng_s.standard_normal(shape)
@@ -329,11 +474,15 @@ class Simulation:
         v["fiscal_expenditure"] = fiscal
         v["education_expenditure"] = ratio("ratios", "education_share_of_budget", rng_r) * fiscal
         v["science_expenditure"] = ratio("ratios", "science_share_of_budget", rng_r) * fiscal
-        v["environment_expenditure"] = ratio("ratios", "environment_share_of_budget", rng_r) * fiscal
+        v["environment_expenditure"] = (
+            ratio("ratios", "environment_share_of_budget", rng_r) * fiscal
+        )
         v["fixed_asset_investment"] = ratio("ratios", "investment_to_gdp", rng_r) * gdp_wan
         v["wholesale_retail_sales"] = ratio("ratios", "trade_to_gdp", rng_r) * gdp_wan
         v["loans"] = ratio("ratios", "loans_to_gdp", rng_r) * gdp_wan
-        rate = np.array([float(self.p["national"]["cny_per_usd"][int(y)]) for y in self.years])[None, :]
+        rate = np.array([float(self.p["national"]["cny_per_usd"][int(y)]) for y in self.years])[
+            None, :
+        ]
         v["fdi"] = ratio("ratios", "fdi_cny_to_gdp", rng_r) * gdp_wan / rate  # 万美元
         # environment and infrastructure
         gdp_1e8 = gdp_wan / 1e4
@@ -344,25 +493,38 @@ class Simulation:
         # patents (CNRDS)
         grants = ratio("indicators", "patents_per_10k", rng_i) * pop_wan
         v["patent_grants"] = grants
-        v["patent_applications"] = np.maximum(grants / np.clip(ratio("indicators", "grant_ratio", rng_i), 0.1, 0.95), 1.0)
+        v["patent_applications"] = np.maximum(
+            grants / np.clip(ratio("indicators", "grant_ratio", rng_i), 0.1, 0.95), 1.0
+        )
         v["green_invention_applications"] = v["patent_applications"] * np.clip(
-            ratio("indicators", "green_invention_share", rng_i), 0.0, 0.5)
+            ratio("indicators", "green_invention_share", rng_i), 0.0, 0.5
+        )
         # innovation and digital economy (CNRDS)
         v["rd_personnel_fte"] = ratio("indicators", "rd_fte", rng_i)
-        v["new_product_expenditure"] = ratio("indicators", "new_product_share_of_gdp", rng_i) * gdp_wan
+        v["new_product_expenditure"] = (
+            ratio("indicators", "new_product_share_of_gdp", rng_i) * gdp_wan
+        )
         v["digital_economy_index"] = ratio("indicators", "digital_economy_index", rng_i)
         v["enterprise_digitalization"] = ratio("indicators", "enterprise_digitalization", rng_i)
         v["new_firms"] = ratio("indicators", "new_firms_per_100", rng_i) * persons / 100
         ent = ratio("indicators", "enterprises_per_10k", rng_i) * pop_wan
         v["enterprises_total"] = np.maximum(ent, 10)
-        v["ecommerce_firms"] = v["enterprises_total"] * np.clip(ratio("indicators", "ecommerce_firm_share", rng_i), 0, 0.9)
-        v["strategic_emerging_value_added"] = ratio("indicators", "strategic_emerging_share", rng_i) * gdp_wan
+        v["ecommerce_firms"] = v["enterprises_total"] * np.clip(
+            ratio("indicators", "ecommerce_firm_share", rng_i), 0, 0.9
+        )
+        v["strategic_emerging_value_added"] = (
+            ratio("indicators", "strategic_emerging_share", rng_i) * gdp_wan
+        )
         # the CNRDS robot input is a Bartik-style exposure: installations attributed to the city's
         # industries, so that density = installations x (industrial employment / national employment)
-        nat_emp = np.array([float(self.p["national"]["employment_1e4"][int(y)]) for y in self.years])[None, :]
+        nat_emp = np.array(
+            [float(self.p["national"]["employment_1e4"][int(y)]) for y in self.years]
+        )[None, :]
         self._robot_density = ratio("indicators", "robot_density", rng_i)
         v["robot_installations"] = self._robot_density * nat_emp / v["employment_secondary"]
-        v["energy_consumption"] = ratio("indicators", "energy_tce_per_1e4_cny", rng_i) * gdp_wan / 1e4  # 万吨标准煤
+        v["energy_consumption"] = (
+            ratio("indicators", "energy_tce_per_1e4_cny", rng_i) * gdp_wan / 1e4
+        )  # 万吨标准煤
         v["low_carbon_energy_index"] = ratio("indicators", "low_carbon_index", rng_i)
         v["waste_gas_capacity"] = ratio("indicators", "waste_gas_capacity_1e4m3h", rng_i)
         v["fibre_length"] = ratio("indicators", "fibre_km", rng_i)
@@ -425,8 +587,16 @@ def _deterministic_xlsx(header, rows) -> bytes:
                 import re
 
                 text = data.decode("utf-8")
-                text = re.sub(r"(<dcterms:created[^>]*>)[^<]*(</dcterms:created>)", rf"\g<1>{fixed}\g<2>", text)
-                text = re.sub(r"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)", rf"\g<1>{fixed}\g<2>", text)
+                text = re.sub(
+                    r"(<dcterms:created[^>]*>)[^<]*(</dcterms:created>)",
+                    rf"\g<1>{fixed}\g<2>",
+                    text,
+                )
+                text = re.sub(
+                    r"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)",
+                    rf"\g<1>{fixed}\g<2>",
+                    text,
+                )
                 data = text.encode("utf-8")
             info = zipfile.ZipInfo(name, date_time=(2022, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -442,7 +612,9 @@ class Writer:
         self.sim, self.cb, self.keywords = sim, codebook, keywords
         self.fmt = sim.p["format"]
         self.files: dict[str, bytes] = {}
-        city_vars = [v for s in ("yearbook", "patents", "innovation") for v in codebook[s].variables]
+        city_vars = [
+            v for s in ("yearbook", "patents", "innovation") for v in codebook[s].variables
+        ]
         self.var_index = {v: i for i, v in enumerate(city_vars)}
         self.missing = _missing_mask(sim, self.var_index, _rng(sim.seed, "missing"))
 
@@ -456,7 +628,10 @@ class Writer:
             if year in self.fmt["thousands_separator_years"] and abs(value) >= 1000:
                 whole, _, frac = text.partition(".")
                 text = f"{int(whole):,}" + (f".{frac}" if frac else "")
-            if year in self.fmt["fullwidth_digit_years"] and rng.random() < self.fmt["fullwidth_digit_share"]:
+            if (
+                year in self.fmt["fullwidth_digit_years"]
+                and rng.random() < self.fmt["fullwidth_digit_share"]
+            ):
                 text = text.translate(_FULLWIDTH)
         return text
 
@@ -501,48 +676,80 @@ class Writer:
                 if extra:
                     row = [str(len(rows) + 1), self.sim.cities[i]["province_name"]] + row
                 for name in names:
-                    row.append(self._cell(name, i, t, src.variables[name].unit, rng, year, "yearbook"))
+                    row.append(
+                        self._cell(name, i, t, src.variables[name].unit, rng, year, "yearbook")
+                    )
                 rows.append(row)
             enc = str(self.fmt["yearbook_encoding"][year])
             if enc == "xlsx":
                 xrows = [[_xlsx_value(v) for v in r] for r in rows]
-                self.files[f"yearbook/city_yearbook_{year}.xlsx"] = _deterministic_xlsx(header, xrows)
+                self.files[f"yearbook/city_yearbook_{year}.xlsx"] = _deterministic_xlsx(
+                    header, xrows
+                )
             else:
-                self.files[f"yearbook/city_yearbook_{year}.csv"] = _csv_text(header, rows).encode(enc)
+                self.files[f"yearbook/city_yearbook_{year}.csv"] = _csv_text(header, rows).encode(
+                    enc
+                )
 
     def cnrds(self):
         rng = _rng(self.sim.seed, "format")
-        for source, fname in (("patents", "cnrds/patents.csv"), ("innovation", "cnrds/innovation.csv")):
+        for source, fname in (
+            ("patents", "cnrds/patents.csv"),
+            ("innovation", "cnrds/innovation.csv"),
+        ):
             src = self.cb[source]
-            header = ["年份", "城市代码", "城市名称"] + [v.headers[0] for v in src.variables.values()]
+            header = ["年份", "城市代码", "城市名称"] + [
+                v.headers[0] for v in src.variables.values()
+            ]
             rows = []
             for i in range(self.sim.n):
                 for t, year in enumerate(self.sim.years.tolist()):
                     if not self.sim.exists[i, t]:
                         continue
                     c = self.sim.cities[i]
-                    rows.append([str(year), c["city_code"], c["city_name"]]
-                                + [self._cell(n, i, t, v.unit, rng) for n, v in src.variables.items()])
+                    rows.append(
+                        [str(year), c["city_code"], c["city_name"]]
+                        + [self._cell(n, i, t, v.unit, rng) for n, v in src.variables.items()]
+                    )
             self.files[fname] = _csv_text(header, rows).encode("utf-8")
 
     def national(self):
         nat = self.sim.p["national"]
         src = self.cb["national"]
-        series = {"national_gdp_growth": "gdp_growth_pct", "national_internet_users": "internet_users_1e4",
-                  "cny_per_usd": "cny_per_usd", "national_employment": "employment_1e4",
-                  "national_college_share": "college_share_pct"}
+        series = {
+            "national_gdp_growth": "gdp_growth_pct",
+            "national_internet_users": "internet_users_1e4",
+            "cny_per_usd": "cny_per_usd",
+            "national_employment": "employment_1e4",
+            "national_college_share": "college_share_pct",
+        }
         header = ["年份"] + [src.variables[n].headers[0] for n in series]
         years = sorted(int(y) for y in nat["gdp_growth_pct"])
-        rows = [[str(y)] + [_fmt(float(nat[key][y]), _DECIMALS[src.variables[n].unit]) for n, key in series.items()]
-                for y in years]
+        rows = [
+            [str(y)]
+            + [
+                _fmt(float(nat[key][y]), _DECIMALS[src.variables[n].unit])
+                for n, key in series.items()
+            ]
+            for y in years
+        ]
         self.files["ceic/national.csv"] = _csv_text(header, rows).encode("utf-8")
 
     def static(self):
-        for name, fname in (("relief", "static/relief.csv"), ("telephones_1984", "static/telephones_1984.csv")):
+        for name, fname in (
+            ("relief", "static/relief.csv"),
+            ("telephones_1984", "static/telephones_1984.csv"),
+        ):
             var = self.cb[name].variables[name]
             header = ["城市代码", "城市名称", var.headers[0]]
-            rows = [[c["city_code"], c["city_name"], _fmt(self.sim.static[name][i], _DECIMALS[var.unit])]
-                    for i, c in enumerate(self.sim.cities)]
+            rows = [
+                [
+                    c["city_code"],
+                    c["city_name"],
+                    _fmt(self.sim.static[name][i], _DECIMALS[var.unit]),
+                ]
+                for i, c in enumerate(self.sim.cities)
+            ]
             self.files[fname] = _csv_text(header, rows).encode("utf-8")
 
     def reports(self):
@@ -557,8 +764,11 @@ class Writer:
         self.report_counts: dict[tuple[str, int], int] = {}
         for pc in ["000000"] + provinces:
             for t, year in enumerate(self.sim.years.tolist()):
-                rate = p["rate_per_10k"] * np.exp(p["rate_trend"] * (year - self.sim.t0 - (self.sim.T - 1) / 2)
-                                                  + p["rate_nqp_load"] * zp[pc] + p["rate_noise_sd"] * rng.standard_normal())
+                rate = p["rate_per_10k"] * np.exp(
+                    p["rate_trend"] * (year - self.sim.t0 - (self.sim.T - 1) / 2)
+                    + p["rate_nqp_load"] * zp[pc]
+                    + p["rate_noise_sd"] * rng.standard_normal()
+                )
                 n_chars = int(p["chars_mean"] * rng.uniform(0.8, 1.2))
                 count = int(rng.poisson(rate * n_chars / 1e4))
                 self.report_counts[(pc, year)] = count
@@ -577,7 +787,9 @@ class Writer:
 def _xlsx_value(cell: str):
     """Numbers become numeric xlsx cells; placeholders and codes stay text."""
     try:
-        return float(cell) if "." in cell else int(cell) if cell.isdigit() and len(cell) != 6 else cell
+        return (
+            float(cell) if "." in cell else int(cell) if cell.isdigit() and len(cell) != 6 else cell
+        )
     except ValueError:
         return cell
 
@@ -600,14 +812,24 @@ _FILLER = [
     "坚持房子是用来住的定位，促进房地产市场平稳运行。",
     "加强社会治理，人民群众安全感持续增强。",
 ]
-_KEYWORD_FRAMES = ["大力推动{kw}，", "加快{kw}步伐，", "着力培育{kw}，", "坚持{kw}，", "围绕{kw}持续发力，"]
+_KEYWORD_FRAMES = [
+    "大力推动{kw}，",
+    "加快{kw}步伐，",
+    "着力培育{kw}，",
+    "坚持{kw}，",
+    "围绕{kw}持续发力，",
+]
 
 
 def _report_text(rng, keywords, count, n_chars, year) -> str:
     parts = [f"{year}年政府工作报告\n"]
     kws = [keywords[int(k)] for k in rng.integers(len(keywords), size=count)]
     length = len(parts[0])
-    slots = set(rng.choice(max(n_chars // 30, count + 1), size=count, replace=False).tolist()) if count else set()
+    slots = (
+        set(rng.choice(max(n_chars // 30, count + 1), size=count, replace=False).tolist())
+        if count
+        else set()
+    )
     k = 0
     step = 0
     while length < n_chars or k < count:
@@ -634,15 +856,24 @@ def read_keywords(path) -> list[str]:
     return [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
 
 
-def simulate(seed: int, params_path, out_dir, *, attributes="resources/cities/city_attributes.csv",
-             codebook="resources/codebook.yaml", keywords="resources/nqp_keywords.txt",
-             indicators="resources/indicators.yaml") -> dict[str, bytes]:
+def simulate(
+    seed: int,
+    params_path,
+    out_dir,
+    *,
+    attributes="resources/cities/city_attributes.csv",
+    codebook="resources/codebook.yaml",
+    keywords="resources/nqp_keywords.txt",
+    indicators="resources/indicators.yaml",
+) -> dict[str, bytes]:
     """Simulate every raw file and write it under ``out_dir``; return {relative path: bytes}."""
     from nqp_resilience.indices.indicators import load_indicator_system
 
     params = read_yaml(params_path)
     cb = Codebook(codebook)
-    sim = Simulation(params, read_attributes(attributes), seed, cb, load_indicator_system(indicators))
+    sim = Simulation(
+        params, read_attributes(attributes), seed, cb, load_indicator_system(indicators)
+    )
     writer = Writer(sim, cb, read_keywords(keywords))
     files = writer.all()
     out = Path(out_dir)
@@ -669,17 +900,28 @@ def _sha256(data: bytes) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m nqp_resilience.sim.simulate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m nqp_resilience.sim.simulate", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--seed", type=int, required=True, help="random seed (integer)")
-    ap.add_argument("--params", required=True, help="parameter file, e.g. resources/simulation/params.yaml")
+    ap.add_argument(
+        "--params", required=True, help="parameter file, e.g. resources/simulation/params.yaml"
+    )
     ap.add_argument("--out", required=True, help="output folder (the raw-data layout)")
     ap.add_argument("--attributes", default="resources/cities/city_attributes.csv")
     ap.add_argument("--codebook", default="resources/codebook.yaml")
     ap.add_argument("--keywords", default="resources/nqp_keywords.txt")
     ap.add_argument("--indicators", default="resources/indicators.yaml")
     args = ap.parse_args(argv)
-    files = simulate(args.seed, args.params, args.out, attributes=args.attributes, codebook=args.codebook,
-                     keywords=args.keywords, indicators=args.indicators)
+    files = simulate(
+        args.seed,
+        args.params,
+        args.out,
+        attributes=args.attributes,
+        codebook=args.codebook,
+        keywords=args.keywords,
+        indicators=args.indicators,
+    )
     print(f"wrote {len(files)} files to {args.out}", file=sys.stderr)
     return 0
 
