@@ -22,7 +22,8 @@ YEARS = np.arange(2010, 2016)  # 6 years
             ["nearest_edge", "", "linear_interior", "", "", "nearest_edge"],
         ),
         # edges extend the line through the two nearest observations:
-        # before: slope (6-2)/2 = 2 per year -> 2010: 2 - 2 = 0; after: slope (4-6)/1 = -2 -> 2015: 4 - 2 = 2
+        # before: slope (6-2)/2 = 2 per year -> 2010: 2 - 2 = 0;
+        #   after: slope (4-6)/1 = -2 -> 2015: 4 - 2 = 2
         (
             "linear_extrapolate",
             [0, 2, 4, 6, 4, 2],
@@ -80,9 +81,9 @@ def _attributes():
                 "changed_2011": ch,
                 "changed_2011_type": t,
                 "first_year_2010_2021": f,
-                "last_year_2010_2021": l,
+                "last_year_2010_2021": last,
             }
-            for c, n, ch, t, f, l in rows
+            for c, n, ch, t, f, last in rows
         ]
     )
 
@@ -115,7 +116,7 @@ def test_build_panel_sample_decisions_and_audit():
     panel, audit, sample = build_panel(
         _tables(), static, national, _attributes(), options, ["a", "b"]
     )
-    reasons = dict(zip(sample.city_code, sample.reason))
+    reasons = dict(zip(sample.city_code, sample.reason, strict=True))
     assert reasons["100100"] == ""  # 2/12 = 16.7 % <= 20 %
     assert reasons["100200"].startswith("25.0% of required cells missing")
     assert "boundary changed in 2011" in reasons["100300"]
@@ -124,7 +125,8 @@ def test_build_panel_sample_decisions_and_audit():
     assert reasons["100600"] == ""  # 1/12 missing
     assert sorted(panel.city_code.unique()) == ["100100", "100600"]
     assert len(panel) == 12 and panel[["a", "b"]].notna().all().all()
-    # audit: 甲 a@2012 interior = (11 + 13) / 2 = 12; 甲 b@2015 edge = 104 (nearest); 己 b@2015 edge = 104
+    # audit: 甲 a@2012 interior = (11 + 13) / 2 = 12; 甲 b@2015 edge = 104 (nearest);
+    #   己 b@2015 edge = 104
     got = {(r.city_code, r.year, r.variable): (r.method, r.value) for r in audit.itertuples()}
     assert got == {
         ("100100", 2012, "a"): ("linear_interior", 12.0),

@@ -32,7 +32,8 @@ def test_hand_worked_4x2_example():
     A (+) = [0, 1, 1, 2]: z = [0, .5, .5, 1], Σz = 2, p = [0, .25, .25, .5]
         e_A = −(2·.25 ln .25 + .5 ln .5)/ln 4 = (.5 ln 4 + .5 ln 2)/ln 4 = .5 + .25 = 0.75
     B (−) = [4, 4, 2, 0]: z = (4 − x)/4 = [0, 0, .5, 1], Σz = 1.5, p = [0, 0, 1/3, 2/3]
-        e_B = (1/3 ln 3 + 2/3 ln 1.5)/ln 4 = (ln 3 − 2/3 ln 2)/(2 ln 2) = 0.7924813 − 0.3333333 = 0.4591479
+        e_B = (1/3 ln 3 + 2/3 ln 1.5)/ln 4 = (ln 3 − 2/3 ln 2)/(2 ln 2)
+            = 0.7924813 − 0.3333333 = 0.4591479
     d = 1 − e = [0.25, 0.5408521], Σd = 0.7908521
     w = [0.25/0.7908521, 0.5408521/0.7908521] = [0.3161148, 0.6838852]
     S = w_A z_A + w_B z_B = [0, 0.1580574, 0.1580574 + 0.3419426, 1] = [0, 0.1580574, 0.5, 1]
@@ -172,7 +173,7 @@ def test_index_is_the_weighted_sum_and_weights_are_consistent(system, aggregatio
     panel = _toy_panel(system)
     index, weights = nqp_index(panel, system, scope=scope, aggregation=aggregation)
     assert len(index) == len(panel) and index["nqp"].between(0, 1.0001).all()
-    for sc, w in weights.groupby("scope"):
+    for _sc, w in weights.groupby("scope"):
         measures = w[w.level == "measure"].set_index("id")
         assert measures["weight"].sum() == pytest.approx(1.0)
         for level in ("criterion", "primary", "secondary", "tertiary"):
@@ -183,7 +184,7 @@ def test_index_is_the_weighted_sum_and_weights_are_consistent(system, aggregatio
                 ids = [m.id for m in system.measures if m.path[depth] == node.id]
                 assert node.weight == pytest.approx(measures.loc[ids, "weight"].sum())
         # local weights within each parent sum to one
-        for (level, parent), g in w.groupby(["level", "parent"]):
+        for (_level, _parent), g in w.groupby(["level", "parent"]):
             assert g["local_weight"].sum() == pytest.approx(1.0)
     if scope == "pooled":
         # Nqp = Σ_j W_j x'_j with x' the normalised measures (flat and hierarchical alike)

@@ -67,7 +67,7 @@ def test_conda_env_matches_pyproject():
 
 def test_constraints_agree_with_pins():
     lines = (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
-    locked = _pins([l for l in lines if l.strip() and not l.startswith("#")])
+    locked = _pins([ln for ln in lines if ln.strip() and not ln.startswith("#")])
     project = _pyproject()["project"]
     for name, version in {
         **_pins(project["dependencies"]),
@@ -79,11 +79,13 @@ def test_constraints_agree_with_pins():
 
 
 def test_importing_the_package_is_cheap():
-    """Each Snakemake job is a fresh process: `import nqp_resilience` must not pull in heavy libraries."""
+    """Each Snakemake job is a new process: `import nqp_resilience` must not load heavy modules."""
     code = (
-        "import sys, nqp_resilience, nqp_resilience.runner, nqp_resilience.data.raw_files, nqp_resilience.errors;"
-        "heavy = [m for m in ('pandas', 'numpy', 'scipy', 'statsmodels', 'linearmodels', 'pyfixest',"
-        " 'matplotlib', 'jieba', 'openpyxl', 'pyarrow', 'jsonschema') if m in sys.modules];"
+        "import sys, nqp_resilience, nqp_resilience.runner, nqp_resilience.data.raw_files,"
+        " nqp_resilience.errors;"
+        "heavy = [m for m in ('pandas', 'numpy', 'scipy', 'statsmodels', 'linearmodels',"
+        " 'pyfixest', 'matplotlib', 'jieba', 'openpyxl', 'pyarrow', 'jsonschema')"
+        " if m in sys.modules];"
         "print(','.join(heavy))"
     )
     out = subprocess.run(

@@ -77,7 +77,7 @@ def _panel(n_cities=12, years=(2010, 2011, 2012, 2013), seed=3):
                 0.2 + 0.02 * t + 0.05 * level + 0.04 * x[0] + 0.03 * x[1] + 0.02 * rng.normal()
             )
             rows["Resil"].append(0.23 + 0.1 * rows["Nqp"][-1] + 0.01 * rng.normal())
-            for k, v in zip(CONTROLS, x):
+            for k, v in zip(CONTROLS, x, strict=True):
                 rows[k].append(float(v))
     return {k: np.asarray(v) for k, v in rows.items()}
 
@@ -338,7 +338,7 @@ def test_coefficient_plot_draws_the_rows(drawn):
     rows = F.coefficient_rows(ESTIMATES, sd=SD)
     axes = fig.axes
     assert [ax.get_title(loc="left") for ax in axes] == [F.TABLE_TITLES[t] for t in (3, 4, 5, 7)]
-    for ax, table in zip(axes, (3, 4, 5, 7)):
+    for ax, table in zip(axes, (3, 4, 5, 7), strict=True):
         tr = [r for r in rows if r["table"] == table]
         (ci,) = [c for c in ax.collections if c.get_gid() == "ci"]
         segments = [seg.tolist() for seg in ci.get_segments()]
@@ -381,9 +381,9 @@ def test_trends_figure_has_one_line_per_region(drawn):
     fig = drawn["a"]["trends_by_region"][2]
     panel = _panel()
     expected = F.region_year_means(panel)
-    for ax, var in zip(fig.axes, ("Nqp", "Resil")):
+    for ax, var in zip(fig.axes, ("Nqp", "Resil"), strict=True):
         assert len(ax.lines) == 4
-        for line, region in zip(ax.lines, F.REGIONS):
+        for line, region in zip(ax.lines, F.REGIONS, strict=True):
             assert line.get_label().startswith(region.capitalize())
             np.testing.assert_allclose(line.get_ydata(), expected["means"][var][region])
 

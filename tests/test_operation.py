@@ -34,7 +34,7 @@ def workflow(tmp_path_factory):
 
 
 def _config_of(output: str) -> dict:
-    line = next(l for l in output.splitlines() if l.startswith("CONFIG="))
+    line = next(ln for ln in output.splitlines() if ln.startswith("CONFIG="))
     return json.loads(line[len("CONFIG=") :])
 
 
@@ -151,7 +151,9 @@ def job(smk):
     if sys.argv[2] == "bug":
         {}["no such key"]
     if sys.argv[2] == "user":
-        raise DataError("raw/x.csv", "a cell is not a number", row="line 3", column="gdp", hint="fix the cell")
+        raise DataError(
+            "raw/x.csv", "a cell is not a number", row="line 3", column="gdp", hint="fix the cell"
+        )
 
 run(job, SimpleNamespace(log=[sys.argv[1]]))
 """
@@ -195,11 +197,11 @@ def test_third_party_info_stays_out_of_the_log(tmp_path):
 
 def test_makefile_install_shows_progress():
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
-    install = [l for l in text.splitlines() if "pip install" in l and "-e " in l]
-    assert install and all("--quiet" not in l and " -q" not in l for l in install)
+    install = [ln for ln in text.splitlines() if "pip install" in ln and "-e " in ln]
+    assert install and all("--quiet" not in ln and " -q" not in ln for ln in install)
 
 
-# ------------------------------------------------------------------------------ specs no table shows
+# -------------------------------------------------------------------------- specs no table shows
 
 
 def test_a_spec_no_table_shows_is_warned_about_at_parse_time(workflow, tmp_path):
@@ -220,7 +222,7 @@ def test_a_spec_no_table_shows_is_warned_about_at_parse_time(workflow, tmp_path)
     mine = tmp_path / "extra.yaml"
     mine.write_text(yaml.safe_dump({"specs": specs}), encoding="utf-8")
     out = snakemake(workflow, "-n", "--configfile", str(mine)).stdout
-    warnings = [l for l in out.splitlines() if l.startswith("warning: spec")]
+    warnings = [ln for ln in out.splitlines() if ln.startswith("warning: spec")]
     assert len(warnings) == 1, warnings
     assert "'rob_extra' has table: 8" in warnings[0] and "table8.tex.j2" in warnings[0]
     assert "results/estimates/rob_extra.json" in warnings[0]

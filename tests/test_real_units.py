@@ -159,7 +159,7 @@ def test_iv_twfe_is_equivariant_under_affine_rescaling(var, log_a, shift, negati
     ci_factor = {"y": a, "x": 1.0 / a}.get(var, 1.0)
     want = sorted(ci_factor * v for v in e0["ar_ci"][0])
     got = sorted(e["ar_ci"][0])
-    for g_, w_ in zip(got, want):
+    for g_, w_ in zip(got, want, strict=True):
         _close(g_, w_, abs(ci_factor) * base.se)
 
 

@@ -136,7 +136,7 @@ def test_missing_cells_share(tmp_path, regenerated):
     table = read_raw_table(out / "p.csv")
     cells = np.array([[c == "" for c in r[3:]] for r in table.rows])
     by_city: dict[str, list] = {}
-    for row, miss in zip(table.rows, cells):
+    for row, miss in zip(table.rows, cells, strict=True):
         by_city.setdefault(row[1], []).append(miss)
     shares = {c: np.mean(m) for c, m in by_city.items()}
     sparse = set(regenerated["SIMULATED.md"].decode().split("sparse_cities: ")[1].split())

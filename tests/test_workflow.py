@@ -102,7 +102,7 @@ def test_every_imputed_cell_is_in_the_audit(completed_workflow):
     before = raw.reindex(grid.index)
     missing = before.isna().stack()
     missing = set(missing[missing].index)
-    audited = set(zip(audit["city_code"], audit["year"], audit["variable"]))
+    audited = set(zip(audit["city_code"], audit["year"], audit["variable"], strict=True))
     assert missing == audited
     assert len(audited) > 500  # the default data does have gaps
     # audit values are the panel values; observed cells are untouched
@@ -510,7 +510,7 @@ def test_spec_with_unknown_variable_stops_early(workflow_copy):
     assert "unknown variable 'Nqpp'" in proc.stdout and "did you mean 'Nqp'" in proc.stdout
 
 
-# --------------------------------------------------------------------------- tables, figures, report
+# ----------------------------------------------------------------------- tables, figures, report
 
 
 def test_tables_and_figures_are_built(completed_workflow):
