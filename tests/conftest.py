@@ -46,7 +46,7 @@ def copy_workflow(dest: Path) -> Path:
 def snakemake(
     workdir: Path, *args: str, check: bool = True, timeout: int = 600
 ) -> subprocess.CompletedProcess:
-    """Run the real ``snakemake`` in ``workdir``; return the completed process (stdout+stderr merged)."""
+    """Run the real ``snakemake`` in ``workdir``; return the process (stdout+stderr merged)."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.run(
         [SNAKEMAKE, *args],

@@ -93,7 +93,7 @@ def test_reghdfe_small_sample_factor_by_hand():
 
 
 def test_city_trends_match_explicit_dummies():
-    """Group-specific linear trends = city dummies × t as regressors (statsmodels, same point estimate)."""
+    """City-specific linear trends = city dummies × t as regressors (statsmodels, same estimate)."""
     import statsmodels.api as sm
 
     df = _panel(n_ids=20, n_t=6, seed=4)

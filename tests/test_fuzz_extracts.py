@@ -44,7 +44,7 @@ YB_FILE = RAW / "yearbook" / f"city_yearbook_{YEAR}.csv"
 
 
 def read_shipped(path: Path, n: int | None = N_ROWS):
-    """Header and first ``n`` rows of a shipped CSV, read with the csv module (not the project's reader)."""
+    """Header and first ``n`` rows of a shipped CSV, read with the csv module (not our reader)."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")
@@ -90,7 +90,7 @@ class Extract:
 
 
 def xlsx_value(cell: str):
-    """A cell as a spreadsheet stores it: numbers as numbers (thousands separators gone), text as text."""
+    """A cell as a spreadsheet stores it: numbers as numbers (no thousands commas), text as text."""
     plain = cell.replace(",", "")
     if re.fullmatch(r"-?\d+", plain):
         return int(plain)
@@ -370,7 +370,9 @@ LOGGED = {
     "tab_delimiter": "delimiter: tab",
     "utf16_tab_unicode_text": "delimiter: tab, encoding: utf-16",
     "footnote_row_at_end": "skipped a note row",
-    "xlsx_notes_sheet_first": "sheet '数据' (its header maps to the codebook); skipped sheets: '说明'",
+    "xlsx_notes_sheet_first": (
+        "sheet '数据' (its header maps to the codebook); skipped sheets: '说明'"
+    ),
 }
 
 
@@ -444,7 +446,7 @@ def test_harmless_quirk_gives_the_clean_result(case, codebook, resolver, tmp_pat
         for rec in result.itertuples():
             value = getattr(rec, key)
             line = lines[getattr(rec, SOURCE_LINE) - 1].translate(
-                {ord(a): b for a, b in zip("０１２３４５６７８９", "0123456789")}
+                {ord(a): b for a, b in zip("０１２３４５６７８９", "0123456789", strict=True)}
             )
             if key == "city_code" and value in ("420600", "520500"):
                 continue  # alias codes and names
@@ -750,7 +752,7 @@ def e_unknown_city_code():
 
 
 def e_province_code_typo():
-    """130100 mistyped as 130000 (a province code): the city's row is reported, not skipped as a subtotal."""
+    """130100 typed as 130000 (a province code): the row is reported, not skipped as a subtotal."""
     header, rows = yearbook()
     i = row_of(rows, "130100")
     rows[i][0] = "130000"

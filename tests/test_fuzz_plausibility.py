@@ -62,7 +62,7 @@ class Panel:
         return self.codebook[self.tables[name].source].variables[variable].factor
 
     def city(self, variable, years, table_of=lambda y: f"yearbook_{y}", rank=0):
-        """A city (the ``rank``-th in code order) observed for ``variable`` in every one of ``years``."""
+        """A city (the ``rank``-th in code order) observed for ``variable`` in all of ``years``."""
         ok = None
         for y in years:
             df = self.df(table_of(y))
@@ -315,6 +315,7 @@ def test_planted_mistake_is_found_named_and_cleared(clean, tmp_path, plant):
     for f, (check, *where) in zip(
         sorted(found, key=lambda f: (f.table, f.variable, f.year)),
         sorted(expected, key=lambda e: _sort_key(e)),
+        strict=True,
     ):
         # a shifted cell is named by the neighbour pattern, or by its distance from the trend
         assert f.check == check or (check == "decimal_shift" and f.check == "jump"), f.full_text()
@@ -361,7 +362,7 @@ def _sort_key(e):
 
 
 def _plant_raw_population(raw_dir: Path, year: int, rank: int = 10):
-    """Multiply one population cell of a UTF-8 yearbook CSV by 10; return its line, city and values."""
+    """Multiply one population cell of a UTF-8 yearbook CSV by 10; return line, city and values."""
     path = raw_dir / "yearbook" / f"city_yearbook_{year}.csv"
     rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
     header = rows[0]
@@ -397,7 +398,8 @@ def test_workflow_stops_before_the_panel_and_a_replacement_lets_it_through(tmp_p
     # the user restores the value in the corrections file: the panel is built with it
     with (work / "resources" / "corrections.csv").open("a", encoding="utf-8") as fh:
         fh.write(
-            f"yearbook/city_yearbook_2017.csv,{city},,population,replace,{old},restored from the 2018 yearbook\n"
+            f"yearbook/city_yearbook_2017.csv,{city},,population,replace,{old},"
+            "restored from the 2018 yearbook\n"
         )
     snakemake(work, "--cores", "2", "results/panel/panel.parquet")
     panel = pd.read_parquet(

@@ -239,7 +239,8 @@ def test_replace_changes_the_value_downstream_and_is_listed(default_tables, tmp_
     new = round(old * 1.01, 2)
     path = _write(
         tmp_path,
-        f'city_yearbook_2015.csv,{row["city_code"]},,年末户籍人口(万人),replace,{new},"checked, by hand"',
+        f"city_yearbook_2015.csv,{row['city_code']},,年末户籍人口(万人),replace,"
+        f'{new},"checked, by hand"',
     )
     result = check_tables(default_tables, Codebook(CODEBOOK), corrections=read_corrections(path))
     df = result.tables["yearbook_2015"]
@@ -379,7 +380,10 @@ def test_table_source_of_interim_names():
 
 
 def test_import_is_cheap():
-    code = "import sys, nqp_resilience.data.plausibility; print(sorted({'numpy', 'pandas'} & set(sys.modules)))"
+    code = (
+        "import sys, nqp_resilience.data.plausibility;"
+        " print(sorted({'numpy', 'pandas'} & set(sys.modules)))"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

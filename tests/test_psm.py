@@ -414,7 +414,8 @@ def test_collinear_covariates_raise(nsw):
 # ------------------------------------------------------------------------------------------
 # Source: Stata output of the textbook example of Chen Qiang, 高级计量经济学及Stata应用
 # (2nd ed., 2014), ch. "倾向得分匹配", on ldw_exper.dta (NSW, Dehejia–Wahba):
-#   psmatch2 t age educ black hisp married re74 re75 u74 u75, outcome(re78) n(1) ate ties logit common
+#   psmatch2 t age educ black hisp married re74 re75 u74 u75, ///
+#       outcome(re78) n(1) ate ties logit common
 #   psmatch2 ..., outcome(re78) radius cal(0.01) ate ties logit common
 #   psmatch2 ..., outcome(re78) kernel ate ties logit common
 #   pstest age educ black hisp married re74 re75 u74 u75, both

@@ -1,4 +1,4 @@
-"""Tests of nqp_resilience.outputs.tables: number formatting, table content, golden .tex, LaTeX compilation.
+"""Tests of outputs.tables: number formatting, table content, golden .tex, LaTeX compilation.
 
 Tiers: (a) unit tests of the formatting functions with hand-written expectations;
 (e) golden tests pinning the full text of Tables 3 and 4 rendered from the fixed estimate set
@@ -707,7 +707,7 @@ ESCAPE_PROBE = "Escaping: " + "& % $ # _ { } ~ ^ \\ < > |"
 
 
 def write_all_tables(folder: Path, labels_path: Path) -> Path:
-    """Every table of the workflow, rendered from the fixture, plus tables.tex; returns tables.tex."""
+    """Every workflow table, rendered from the fixture, plus tables.tex; returns tables.tex."""
     labels = T.load_labels(labels_path)
     texts = {
         "table1.tex": T.render_indicator_table(FIXTURE["weights"], INDICATORS, labels, TEMPLATES),

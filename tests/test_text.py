@@ -48,8 +48,8 @@ def test_keyword_list(keywords):
         assert kw in keywords
 
 
-# 坚持 高质量发展 ， 发展 高新技术 产业 和 新技术 ， 推进 核心技术突破 与 重大突破 ， 培育 新质生产力 ，
-# 加快 数字化转型 数字经济 融合 发展 。 高新技术 企业 增长 。
+# 坚持 高质量发展 ， 发展 高新技术 产业 和 新技术 ， 推进 核心技术突破 与 重大突破 ，
+# 培育 新质生产力 ， 加快 数字化转型 数字经济 融合 发展 。 高新技术 企业 增长 。
 OVERLAP_TEXT = (
     "坚持高质量发展，发展高新技术产业和新技术，推进核心技术突破与重大突破，培育新质生产力，"
     "加快数字化转型数字经济融合发展。高新技术企业增长。"
@@ -57,19 +57,19 @@ OVERLAP_TEXT = (
 
 
 def test_count_overlapping_keywords(counter):
-    assert (
-        counter.count(OVERLAP_TEXT)
-        == {
-            "高质量发展": 1,  # once; "发展" alone and "融合发展" are not keywords
-            "高新技术": 2,  # twice, each as one token: the 新技术 inside 高新技术 is NOT counted again
-            "新技术": 1,  # only the free-standing 新技术 after 和
-            "核心技术突破": 1,  # one token; it contains no other keyword (技术, 突破, 核心技术 are not keywords)
-            "重大突破": 1,  # separate keyword after 与
-            "新质生产力": 1,  # not split (生产力 alone is no keyword; 提高生产力/提升生产力 do not occur)
-            "数字化转型": 1,  # 数字化转型 directly followed by 数字经济: both counted, once each
-            "数字经济": 1,
-        }
-    )
+    assert counter.count(OVERLAP_TEXT) == {
+        "高质量发展": 1,  # once; "发展" alone and "融合发展" are not keywords
+        # twice, each as one token: the 新技术 inside 高新技术 is NOT counted again
+        "高新技术": 2,
+        "新技术": 1,  # only the free-standing 新技术 after 和
+        # one token; it contains no other keyword (技术, 突破, 核心技术 are not keywords)
+        "核心技术突破": 1,
+        "重大突破": 1,  # separate keyword after 与
+        # not split (生产力 alone is no keyword; 提高生产力/提升生产力 do not occur)
+        "新质生产力": 1,
+        "数字化转型": 1,  # 数字化转型 directly followed by 数字经济: both counted, once each
+        "数字经济": 1,
+    }
     # total 1 + 2 + 1 + 1 + 1 + 1 + 1 + 1 = 9 keyword tokens; the jieba-free reference agrees
     assert sum(counter.count(OVERLAP_TEXT).values()) == 9
     assert longest_match_count(OVERLAP_TEXT, counter.keywords) == 9
@@ -123,9 +123,11 @@ FILL = "好"  # in no keyword
 
 def reports_frame(drop=()) -> pd.DataFrame:
     texts = {
-        # 2 keywords (新质生产力, 人工智能); 11 + 39 = 50 non-whitespace characters (the "\n" does not count)
+        # 2 keywords (新质生产力, 人工智能);
+        #   11 + 39 = 50 non-whitespace characters (the "\n" does not count)
         ("110000", 2015): "新质生产力，人工智能。\n" + FILL * 39,
-        # 2 keywords (高新技术, 新技术); 4 + 3 + 93 = 100 characters (the space and "\n" do not count)
+        # 2 keywords (高新技术, 新技术);
+        #   4 + 3 + 93 = 100 characters (the space and "\n" do not count)
         ("110000", 2016): "高新技术 新技术\n" + FILL * 93,
         # 1 keyword (数字经济); 4 + 196 = 200 characters
         ("130000", 2015): "数字经济" + FILL * 196,

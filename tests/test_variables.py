@@ -62,8 +62,8 @@ def make_panel() -> pd.DataFrame:
     """The 2-city × 3-year panel (sorted by city and year)."""
     rows = [
         # city, year, gdp, g, g_N, Y1, Y2, Y3, L1, L2, L3, P, U, urban_emp, fiscal, FAI, wholesale,
-        # science, education, loans, fdi (USD), CNY/USD, college, national college share, inventions,
-        # relief (m), telephones 1984 (per 10k)
+        # science, education, loans, fdi (USD), CNY/USD, college, national college share,
+        # inventions, relief (m), telephones 1984 (per 10k)
         (
             A,
             2010,
@@ -300,7 +300,7 @@ def panel():
 
 @pytest.fixture
 def panel_lag(panel):
-    """The panel with the national lag column analysis.derived_variables adds (g_N,t−1; 2009 = 0.08)."""
+    """The panel with the lag column analysis.derived_variables adds (g_N,t−1; 2009 = 0.08)."""
     return panel.assign(national_gdp_growth_lag=[0.08, 0.10, 0.08, 0.08, 0.10, 0.08])
 
 
@@ -323,8 +323,9 @@ def test_resilience_relative(panel):
 
 
 def test_resilience_relative_is_default_and_uses_absolute_national_growth():
-    # g = 0.01, g_N = −0.02 (a national recession): (0.01 − (−0.02)) / |−0.02| = 0.03 / 0.02 = 1.5 (positive:
-    # the city did better than the nation)
+    # g = 0.01, g_N = −0.02 (a national recession):
+    #   (0.01 − (−0.02)) / |−0.02| = 0.03 / 0.02 = 1.5
+    #   (positive: the city did better than the nation)
     close(V.resilience([0.01], [-0.02]), [1.5])
 
 
@@ -443,15 +444,20 @@ def test_controls(panel):
     #   A2010 .2 + .8 + 1.2 = 2.2;  A2011 .25 + 1.0 + .75 = 2.0;  A2012 .25 + .5 + 1.5 = 2.25
     #   B2010 .25 + 1.0 + .75 = 2.0; B2011 .25 + .5 + 1.5 = 2.25; B2012 .4 + .8 + .6 = 1.8
     close(c["IND"], [2.2, 2.0, 2.25, 2.0, 2.25, 1.8])
-    # INV = FAI / Y: 6e10/1e11, 8.4e10/1.2e11, 1.28e11/1.6e11, 1e10/2e10, 1.92e10/3.2e10, 3.6e10/4e10
+    # INV = FAI / Y:
+    #   6e10/1e11, 8.4e10/1.2e11, 1.28e11/1.6e11, 1e10/2e10, 1.92e10/3.2e10, 3.6e10/4e10
     close(c["INV"], [0.6, 0.7, 0.8, 0.5, 0.6, 0.9])
-    # TRADE = wholesale & retail / Y: 3e10/1e11, 4.8e10/1.2e11, 3.2e10/1.6e11, 2e9/2e10, 6.4e9/3.2e10, 1.2e10/4e10
+    # TRADE = wholesale & retail / Y:
+    #   3e10/1e11, 4.8e10/1.2e11, 3.2e10/1.6e11, 2e9/2e10, 6.4e9/3.2e10, 1.2e10/4e10
     close(c["TRADE"], [0.3, 0.4, 0.2, 0.1, 0.2, 0.3])
     # TEC = (science + education) / Y:
-    #   (7.5e8 + 2.25e9)/1e11 = 3e9/1e11; (1.2e9 + 2.4e9)/1.2e11 = 3.6e9/1.2e11; (1.92e9 + 4.48e9)/1.6e11 = 6.4e9/1.6e11
-    #   (4e8 + 2e8)/2e10 = 6e8/2e10; (4.8e8 + 1.12e9)/3.2e10 = 1.6e9/3.2e10; (1e9 + 2e9)/4e10 = 3e9/4e10
+    #   (7.5e8 + 2.25e9)/1e11 = 3e9/1e11; (1.2e9 + 2.4e9)/1.2e11 = 3.6e9/1.2e11;
+    #     (1.92e9 + 4.48e9)/1.6e11 = 6.4e9/1.6e11
+    #   (4e8 + 2e8)/2e10 = 6e8/2e10; (4.8e8 + 1.12e9)/3.2e10 = 1.6e9/3.2e10;
+    #     (1e9 + 2e9)/4e10 = 3e9/4e10
     close(c["TEC"], [0.03, 0.03, 0.04, 0.03, 0.05, 0.075])
-    # FIN = loans / Y: 1e11/1e11, 9.6e10/1.2e11, 1.92e11/1.6e11, 1e10/2e10, 2.24e10/3.2e10, 6e10/4e10
+    # FIN = loans / Y:
+    #   1e11/1e11, 9.6e10/1.2e11, 1.92e11/1.6e11, 1e10/2e10, 2.24e10/3.2e10, 6e10/4e10
     close(c["FIN"], [1.0, 0.8, 1.2, 0.5, 0.7, 1.5])
     # OPE = FDI (USD) × CNY/USD / Y:
     #   5e8 × 6.8 = 3.4e9 / 1e11;  7.5e8 × 6.4 = 4.8e9 / 1.2e11;  1.28e9 × 6.25 = 8e9 / 1.6e11
@@ -468,12 +474,12 @@ def test_controls(panel):
 HAMMING = [0.8, 0.85, 0.85, 0.75, 0.7, 0.85]
 
 # Theil T = Σ_k y_k ln((Y_k/L_k)/(Y/L)) = Σ_k y_k ln(y_k / l_k):
-#   A2010 .2 ln .5 + .4 ln 1 + .4 ln 2                  = 0.2 ln 2             = 0.13862943611198905
-#   A2011 .25 ln .625 + .5 ln 1.25 + .25 ln 1.25         = ln 1.25 − 0.25 ln 2  = 0.04985675617422343
-#   A2012 .25 ln .625 + .25 ln 1.25 + .5 ln 1.25         = ln 1.25 − 0.25 ln 2  = 0.04985675617422343
-#   B2010 .25 ln .5 + .5 ln 2 + .25 ln 1                 = 0.25 ln 2            = 0.17328679513998632
-#   B2011 .25 ln .625 + .25 ln .625 + .5 ln 2.5          = ln 1.25              = 0.22314355131420976
-#   B2012 .4 ln .8 + .4 ln 1.6 + .2 ln .8                = 0.4 ln 2 − ln 1.25   = 0.05411532090976840
+#   A2010 .2 ln .5 + .4 ln 1 + .4 ln 2           = 0.2 ln 2            = 0.13862943611198905
+#   A2011 .25 ln .625 + .5 ln 1.25 + .25 ln 1.25 = ln 1.25 − 0.25 ln 2 = 0.04985675617422343
+#   A2012 .25 ln .625 + .25 ln 1.25 + .5 ln 1.25 = ln 1.25 − 0.25 ln 2 = 0.04985675617422343
+#   B2010 .25 ln .5 + .5 ln 2 + .25 ln 1         = 0.25 ln 2           = 0.17328679513998632
+#   B2011 .25 ln .625 + .25 ln .625 + .5 ln 2.5  = ln 1.25             = 0.22314355131420976
+#   B2012 .4 ln .8 + .4 ln 1.6 + .2 ln .8        = 0.4 ln 2 − ln 1.25  = 0.05411532090976840
 THEIL = [
     0.13862943611198905,
     0.04985675617422343,
@@ -546,7 +552,8 @@ def test_rationalization_theil(panel):
 
 def test_rationalization_combined(panel):
     # minmax(H): min .7 (B2011), max .85 → (H − .7)/.15 = 2/3, 1, 1, 1/3, 0, 1
-    # minmax(−T): min −T = −ln 1.25 (B2011), max −T = −(ln 1.25 − .25 ln 2) (A2011/A2012), range .25 ln 2,
+    # minmax(−T): min −T = −ln 1.25 (B2011),
+    #   max −T = −(ln 1.25 − .25 ln 2) (A2011/A2012), range .25 ln 2,
     #   so (ln 1.25 − T)/(.25 ln 2) = 4λ − 4T/ln 2 with λ = log2(1.25) = 0.32192809488736235:
     #   A2010 4λ − 0.8 = 0.48771237954944935; A2011, A2012 1; B2010 4λ − 1 = 0.28771237954944940;
     #   B2011 0; B2012 (2 ln 1.25 − .4 ln 2)/(.25 ln 2) = 8λ − 1.6 = 0.97542475909889870
@@ -621,7 +628,8 @@ def test_innovation(panel):
 
 
 def test_relief_trend(panel):
-    # relief in km (A 250 m = .25 km, B 1000 m = 1 km) × (year − 2010); default first year = panel minimum
+    # relief in km (A 250 m = .25 km, B 1000 m = 1 km) × (year − 2010);
+    #   default first year = panel minimum
     expected = [0.0, 0.25, 0.5, 0.0, 1.0, 2.0]
     close(V.relief_instrument(panel, "trend"), expected)
     close(V.relief_instrument(panel), expected)
@@ -679,8 +687,9 @@ def test_internet_missing_previous_national_year(panel):
 
 
 def test_heterogeneity_two_cities(panel):
-    # science share of the budget: A 7.5e8/1.5e10 = .05, 1.2e9/2.4e10 = .05, 1.92e9/2.4e10 = .08 → mean .06
-    #                              B 4e8/4e9 = .1, 4.8e8/4.8e9 = .1, 1e9/1e10 = .1            → mean .10
+    # science share of the budget:
+    #   A 7.5e8/1.5e10 = .05, 1.2e9/2.4e10 = .05, 1.92e9/2.4e10 = .08 → mean .06
+    #   B 4e8/4e9 = .1, 4.8e8/4.8e9 = .1, 1e9/1e10 = .1            → mean .10
     # threshold: mean of city means (.06 + .10)/2 = .08 = median of the two → A 0, B 1
     for threshold in ("mean", "median"):
         h = V.heterogeneity(panel, make_attributes(), threshold)
