@@ -189,7 +189,10 @@ class CityResolver:
                 return alias.city_code
             if name in self.by_name or name in self.alias_names:
                 known = self.by_name.get(name) or self.alias_names[name].city_code
-                hint = f"the name {name} is city code {known} in the attribute table; is the code mistyped?"
+                hint = (
+                    f"the name {name} is city code {known} in the attribute table; "
+                    "is the code mistyped?"
+                )
             else:
                 hint = self._hint(name)
             raise DataError(

@@ -223,7 +223,10 @@ def _sample_decisions(data, attrs, options: SampleOptions, required, years):
             and a["changed_2011"] == 1
             and ctype in options.changed_2011_types
         ):
-            reason = f"prefecture-level {'status' if ctype != 'boundary_gain' else 'boundary'} changed in 2011 ({ctype})"
+            reason = (
+                f"prefecture-level {'status' if ctype != 'boundary_gain' else 'boundary'} "
+                f"changed in 2011 ({ctype})"
+            )
         elif options.drop_partial_period and (
             a["first_year_2010_2021"] > years[0] or a["last_year_2010_2021"] < years[-1]
         ):
@@ -277,13 +280,15 @@ def sample_report(sample, audit, panel, options: SampleOptions) -> str:
     lines = [
         "# Sample construction",
         "",
-        f"- Study period: {options.years[0]}–{options.years[1]} ({options.years[1] - options.years[0] + 1} years)",
+        f"- Study period: {options.years[0]}–{options.years[1]} "
+        f"({options.years[1] - options.years[0] + 1} years)",
         f"- Cities in the attribute table: {len(sample)}",
         f"- Cities kept: {int(sample['kept'].sum())}",
         f"- Cities dropped: {len(dropped)}",
         f"- Panel rows (city-years): {len(panel)}",
         f"- Imputed cells: {len(audit)} "
-        f"({len(audit) / max(panel.shape[0] * max(panel.shape[1] - len(IDENTIFIERS), 1), 1):.2%} of panel cells)",
+        f"({len(audit) / max(panel.shape[0] * max(panel.shape[1] - len(IDENTIFIERS), 1), 1):.2%}"
+        " of panel cells)",
         f"- Edge method: {options.edge}; missing-share limit: {options.max_missing_share:.0%}",
         "",
         "## Dropped cities by reason",

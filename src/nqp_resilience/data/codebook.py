@@ -157,7 +157,8 @@ class Codebook:
         return out
 
     def variables(self, grain: str | None = None) -> dict[str, Variable]:
-        """Every canonical variable (optionally of sources with a given grain), in codebook order."""
+        """Every canonical variable (optionally of sources with a given grain), in codebook
+        order."""
         out = {}
         for src in self.sources.values():
             if grain is None or src.grain == grain:

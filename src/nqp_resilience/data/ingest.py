@@ -408,7 +408,7 @@ def ingest_table(
         "title": "a title row above a repeated header",
         "note": "a note row",
     }
-    for cells, line, kind in zip(table.rows, table.line_numbers, kinds):
+    for cells, line, kind in zip(table.rows, table.line_numbers, kinds, strict=True):
         if kind != "data":
             if kind == "unit":
                 _check_unit_row(cells, line, table, var_pos, source)
@@ -450,7 +450,8 @@ def ingest_table(
                     row=_raw_label(line, cells, key_pos, rec.get("year")),
                     column="city code",
                     expected="a 6-digit city code (or a city name) in every data row",
-                    hint="if it is a title, unit or note row, delete it; otherwise fill in the code",
+                    hint="if it is a title, unit or note row, delete it; "
+                    "otherwise fill in the code",
                 )
             rec["city_code"] = resolver.resolve(
                 raw_code,
@@ -537,7 +538,8 @@ def _parse_year(cell, file, label, years) -> int:
             row=label,
             column="year",
             expected=f"years {years[0]}–{years[1]}",
-            hint="drop rows outside the study period from the extract, or widen `years` in config.yaml",
+            hint="drop rows outside the study period from the extract, "
+            "or widen `years` in config.yaml",
         )
     return value
 

@@ -94,7 +94,8 @@ def plausibility_job(smk) -> None:
     )
     action = smk.params.action
     log.info(
-        "plausibility: %d cells checked, %d findings, %d confirmed, %d corrections applied (action %s)",
+        "plausibility: %d cells checked, %d findings, %d confirmed, "
+        "%d corrections applied (action %s)",
         result.cells_checked,
         len(result.findings),
         len(result.confirmed),

@@ -459,7 +459,7 @@ def load_inputs(interim_paths, raw_paths, codebook) -> list[TableInput]:
     import pandas as pd
 
     out = []
-    for interim, raw in zip(interim_paths, raw_paths):
+    for interim, raw in zip(interim_paths, raw_paths, strict=True):
         name = Path(interim).stem
         source = table_source(name, codebook)
         out.append(
@@ -499,7 +499,8 @@ def read_corrections(path) -> list[dict]:
             path,
             "the corrections file does not exist",
             expected="a CSV with the header " + ",".join(CORRECTION_COLUMNS),
-            hint="create it with only that header line, or set plausibility.corrections in config.yaml",
+            hint="create it with only that header line, "
+            "or set plausibility.corrections in config.yaml",
         )
     lines = path.read_text(encoding="utf-8-sig").splitlines()
     rows, header = [], None
@@ -529,7 +530,7 @@ def read_corrections(path) -> list[dict]:
                 row=f"line {number}",
                 expected="one cell per column; quote a note that contains commas",
             )
-        row = dict(zip(header, cells + [""] * (len(header) - len(cells))))
+        row = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True))
         row["_line"] = number
         rows.append(row)
     return rows
@@ -580,7 +581,7 @@ def resolve_corrections(
         line = row["_line"]
         where = f"line {line}"
 
-        def fail(problem, column, expected, hint=None):
+        def fail(problem, column, expected, hint=None, *, where=where):
             raise DataError(path, problem, row=where, column=column, expected=expected, hint=hint)
 
         action = row.get("action", "").strip().lower()
@@ -601,8 +602,8 @@ def resolve_corrections(
             fail(
                 f"no ingested table matches {row.get('file_or_source', '')!r}",
                 "file_or_source",
-                "a raw file (e.g. yearbook/city_yearbook_2015.csv), its file name, or an interim table "
-                "name (e.g. yearbook_2015, patents)",
+                "a raw file (e.g. yearbook/city_yearbook_2015.csv), its file name, "
+                "or an interim table name (e.g. yearbook_2015, patents)",
                 hint="known tables: " + ", ".join(t.name for t in tables),
             )
         if len(matches) > 1:
@@ -682,7 +683,8 @@ def resolve_corrections(
                 current[~np.isnan(current)], value, rtol=1e-6, atol=0
             ):
                 fail(
-                    f"the confirmed value {_fmt(value)} differs from the cell ({_fmt(float(current[0]))})",
+                    f"the confirmed value {_fmt(value)} differs from the cell "
+                    f"({_fmt(float(current[0]))})",
                     "value",
                     "the value now in the file, or a blank value",
                     hint="the raw value changed since it was confirmed: check it again",
@@ -936,7 +938,7 @@ def _matrices(group: list[TableInput], source, flagged: set):
         x = np.full(shape, np.nan)
         x[ci, ti] = long[name].to_numpy(dtype=float) / var.factor
         excluded = np.zeros(shape, dtype=bool)
-        for c, t_ in zip(*np.nonzero(table >= 0)):
+        for c, t_ in zip(*np.nonzero(table >= 0), strict=True):
             if (group[table[c, t_]].name, str(line[c, t_]), name) in flagged:
                 excluded[c, t_] = True
         out[name] = _Matrix(var, variable_kind(var), cities, years, x, line, table, excluded)
@@ -1045,9 +1047,11 @@ def _swaps(mats: dict, ys: dict, group, th: Thresholds, names) -> list[Finding]:
                     for this, other in ((ma, mb), (mb, ma)):
                         other_header = tab.headers.get(other.var.name, other.var.headers[0])
                         cause = (
-                            f"looks swapped with column {other_header!r} ({other.var.name}) in this file: "
+                            f"looks swapped with column {other_header!r} ({other.var.name}) "
+                            f"in this file: "
                             f"its values fit that column's neighbouring years (median deviation "
-                            f"{_times(math.exp(cross))}) far better than their own ({_times(math.exp(own))})"
+                            f"{_times(math.exp(cross))}) far better than their own "
+                            f"({_times(math.exp(own))})"
                         )
                         f = _finding(
                             "swap",
@@ -1092,7 +1096,8 @@ def _year_effect(m: _Matrix, y, th: Thresholds):
 
 
 def _columns(m: _Matrix, y, group, th: Thresholds, names):
-    """Columns (one variable × one data year) off by ``column_factor`` from the neighbouring years."""
+    """Columns (one variable × one data year) off by ``column_factor`` from the neighbouring
+    years."""
     import numpy as np
 
     out = []
@@ -1189,8 +1194,8 @@ def _spread(dev, q: float = 0.99) -> float:
 
 
 def _linear_trend(m: _Matrix, y, f, th: Thresholds):
-    """Each city's Theil–Sen line on the raw scale, as predictions of every cell: a series growing linearly from a small base is smooth here even
-    where its logarithm bends sharply."""
+    """Each city's Theil–Sen line on the raw scale, as predictions of every cell: a series
+    growing linearly from a small base is smooth here even where its logarithm bends sharply."""
     import numpy as np
 
     years = np.asarray(m.years, dtype=float)
@@ -1234,7 +1239,7 @@ def _decimal_shifts(m: _Matrix, y, f, resid, s_var, group, th: Thresholds, names
         scale[m.excluded] = np.nan
     else:
         scale = y - np.where(np.isnan(f), 0.0, f)[None, :]  # the year's common movement removed
-    for c, t in zip(*np.nonzero(big & ~np.isnan(y))):
+    for c, t in zip(*np.nonzero(big & ~np.isnan(y)), strict=True):
         nb = _neighbours(scale, c, t)
         if nb is None:
             continue
@@ -1305,7 +1310,7 @@ def _jumps(m: _Matrix, y, f, z, resid, expected, group, th: Thresholds, names, d
             down = (resid <= -math.log(th.min_factor)) & (ratio_lin <= 1 / th.min_factor)
             hit &= up | down
     min_step = 0.0 if m.kind == "signed" else math.log(th.min_factor)
-    for c, t in zip(*np.nonzero(hit)):
+    for c, t in zip(*np.nonzero(hit), strict=True):
         tab, line, city, year = _cell(m, group, c, t)
         s = abs(resid[c, t] / z[c, t])
         half = max(th.z_jump * s, min_step)
@@ -1375,7 +1380,7 @@ def _cross_city(m: _Matrix, y, group, th: Thresholds, names, done) -> list[Findi
         dev = y - med[None, :]
         z = dev / s[None, :]
         hit = (np.abs(z) >= th.z_cross) & (np.abs(dev) >= min_step) & ok[None, :] & ~done
-    for c, t in zip(*np.nonzero(hit)):
+    for c, t in zip(*np.nonzero(hit), strict=True):
         tab, line, city, year = _cell(m, group, c, t)
         half = max(th.z_cross * s[t], min_step)
         if m.kind == "signed":
@@ -1424,7 +1429,7 @@ def _cross_section(t: TableInput, source, th: Thresholds, names, flagged) -> lis
             x[:, None],
             lines[:, None],
             np.zeros((len(df), 1), dtype=np.int64),
-            np.array([[(t.name, str(int(l)), name) in flagged] for l in lines]),
+            np.array([[(t.name, str(int(ln)), name) in flagged] for ln in lines]),
         )
         for f in _cross_city(
             m, _transform(m, th.min_count), [t], th, names, np.zeros((len(df), 1), dtype=bool)
@@ -1557,21 +1562,24 @@ def audit_markdown(result: Result, action: str) -> str:
     if result.confirmed:
         for f in result.confirmed:
             lines.append(
-                f"- {f.where()}: {_fmt(f.value) if f.value is not None else '—'} {f.unit} [{f.check}]"
+                f"- {f.where()}: {_fmt(f.value) if f.value is not None else '—'} "
+                f"{f.unit} [{f.check}]"
             )
     else:
         lines.append("None.")
     lines += ["", "## Corrections applied", ""]
     if result.corrections:
         lines += [
-            "| corrections line | table | city | year | variable | action | old value | new value | note |",
+            "| corrections line | table | city | year | variable | action "
+            "| old value | new value | note |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for c in result.corrections:
             old = _fmt(c.old_value) if c.old_value is not None else f"{c.cells} cells"
             new = _fmt(c.value) if c.action == "replace" else "(kept)"
             lines.append(
-                f"| {c.line} | {c.table} | {c.city_code or 'all'} | {c.year or ''} | {c.variable} | "
+                f"| {c.line} | {c.table} | {c.city_code or 'all'} | {c.year or ''} "
+                f"| {c.variable} | "
                 f"{c.action} | {old} | {new} | {c.note} |"
             )
     else:
