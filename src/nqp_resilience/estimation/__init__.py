@@ -1,1 +1,2 @@
-"""Estimation stage: fixed-effects OLS, IV, propensity-score matching, and the specification registry."""
+"""Estimation stage: fixed-effects OLS, IV, propensity-score matching, and the specification
+registry."""

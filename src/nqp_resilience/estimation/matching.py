@@ -251,7 +251,8 @@ def _separation(
         if nz.any() and (~nz).any() and np.ptp(tt[nz]) == 0:
             what = "success" if tt[nz][0] == 1 else "failure"
             notes.append(
-                f"{name} != 0 predicts {what} perfectly; {name} dropped and {int(nz.sum())} obs not used"
+                f"{name} != 0 predicts {what} perfectly; "
+                f"{name} dropped and {int(nz.sum())} obs not used"
             )
             used[rows[nz]] = False
             continue
@@ -262,16 +263,18 @@ def _separation(
                 c = lo.max()
                 if lo.max() < hi.min():
                     raise MatchingError(
-                        f"logit: outcome = {name} {op} {c:.6g} predicts data perfectly (complete separation "
-                        f"by covariate '{name}'; Stata stops with r(2000))",
-                        hint=f"drop '{name}' from the covariates or coarsen it; the propensity score of a "
+                        f"logit: outcome = {name} {op} {c:.6g} predicts data perfectly "
+                        f"(complete separation by covariate '{name}'; Stata stops with r(2000))",
+                        hint=f"drop '{name}' from the covariates or coarsen it; "
+                        "the propensity score of a "
                         "perfectly predicted unit is 0 or 1, so it cannot be matched",
                         variable=name,
                     )
                 if lo.max() == hi.min():
                     at = x == c
                     notes.append(
-                        f"outcome = {name} {op_q} {c:.6g} predicts data perfectly except for {name} == "
+                        f"outcome = {name} {op_q} {c:.6g} predicts data perfectly "
+                        f"except for {name} == "
                         f"{c:.6g} subsample; {name} dropped and {int((~at).sum())} obs not used"
                     )
                     used[rows[~at]] = False
@@ -403,7 +406,8 @@ class Matching:
     Attributes
     ----------
     sample : bool array, row used (psmatch2's ``touse``)
-    pscore, treated, support : psmatch2's ``_pscore``, ``_treated``, ``_support`` (NaN outside sample)
+    pscore, treated, support : psmatch2's ``_pscore``, ``_treated``, ``_support`` (NaN outside
+        sample)
     weight : psmatch2's ``_weight`` (NaN where psmatch2 leaves it missing)
     n1 : 0-based row number of the (first) nearest neighbour, NaN if none (``_n1``; psmatch2
         stores its own internal id instead)
@@ -412,7 +416,8 @@ class Matching:
     matched_outcome : ``Σ_j w_ij y_j`` per treated on support (and per control with ``ate``),
         psmatch2's ``_<outcome>``; NaN elsewhere or without an outcome
     att_weight : ATT weight per row: 1 for treated on support, ``W_j`` for controls, 0 otherwise
-    options : the options used (method, caliper, bandwidth, kernel, ties, common_support, ate, model)
+    options : the options used (method, caliper, bandwidth, kernel, ties, common_support, ate,
+        model)
     """
 
     sample: np.ndarray
@@ -623,7 +628,7 @@ def match(
         def one_way(frm_mask, to_mask):
             frm = pos[frm_mask][np.lexsort((pos[frm_mask], ps[frm_mask]))]
             to = pos[to_mask][np.lexsort((pos[to_mask], ps[to_mask]))]
-            for i, found in zip(frm, _nn_walk(ps[frm], ps[to], cal, ties)):
+            for i, found in zip(frm, _nn_walk(ps[frm], ps[to], cal, ties), strict=True):
                 if not found:
                     sup[i] = False
                     continue

@@ -70,7 +70,7 @@ def spec_samples(
 
     codes = analysis["city_code"].astype(str).to_numpy()
     years = analysis["year"].to_numpy()
-    names = dict(zip(panel["city_code"].astype(str), panel["city_name"]))
+    names = dict(zip(panel["city_code"].astype(str), panel["city_name"], strict=True))
     absent_rows = []
     for var, path in sorted(static_files.items()):
         if var not in panel:
@@ -184,7 +184,8 @@ def spec_samples_markdown(summary, lost, absent) -> str:
     ]
     for _, r in summary.iterrows():
         lines.append(
-            f"| {r['spec']} | {r['n_sample']} | {r['n_complete']} | {r['rows_lost']} | {r['cities_lost']} |"
+            f"| {r['spec']} | {r['n_sample']} | {r['n_complete']} | {r['rows_lost']} "
+            f"| {r['cities_lost']} |"
         )
     if not lost.empty:
         lines += [
@@ -197,11 +198,12 @@ def spec_samples_markdown(summary, lost, absent) -> str:
         for (sid, var), g in lost.groupby(["spec", "variable"], sort=False):
             yrs = sorted({y for text in g["years"] for y in text.split()})
             who = (
-                ", ".join(f"{c} {n}" for c, n in zip(g["city_code"], g["city_name"]))
+                ", ".join(f"{c} {n}" for c, n in zip(g["city_code"], g["city_name"], strict=True))
                 if len(g) <= MAX_LISTED
                 else f"{len(g)} cities (all listed in spec_samples.csv)"
             )
             lines.append(
-                f"| {sid} | {var} | {int(g['rows_lost'].sum())} | {len(g)} | {', '.join(yrs)} | {who} |"
+                f"| {sid} | {var} | {int(g['rows_lost'].sum())} | {len(g)} "
+                f"| {', '.join(yrs)} | {who} |"
             )
     return "\n".join(lines) + "\n"

@@ -305,7 +305,8 @@ def estimate(
             "df_resid": result.df_resid,
             "vcov_type": result.vcov_type,
             "extra": {**result.extra, **extra},
-            # controls the estimator omitted (absorbed by the fixed effects or collinear), with notes
+            # controls the estimator omitted (absorbed by the fixed effects or collinear),
+            # with notes
             "omitted": list(result.extra.get("omitted", [])),
             "notes": list(result.extra.get("notes", [])) + list(extra.get("psm_notes", [])),
         }

@@ -217,8 +217,10 @@ def codebook_markdown(analysis, defs: list[Definition]) -> str:
         "# Analysis panel codebook",
         "",
         f"`results/panel/analysis.parquet`: {analysis['city_code'].nunique()} cities × "
-        f"{analysis['year'].nunique()} years = {len(analysis)} rows; keys city_code (6-digit code) and year.",
-        "Identifiers: city_code, city_name, province_code, region (east/central/west/northeast), year.",
+        f"{analysis['year'].nunique()} years = {len(analysis)} rows; "
+        "keys city_code (6-digit code) and year.",
+        "Identifiers: city_code, city_name, province_code, "
+        "region (east/central/west/northeast), year.",
         "",
         "| name | definition | formula | unit | source variables | N | mean |",
         "|---|---|---|---|---|---|---|",
@@ -250,7 +252,8 @@ def descriptive_statistics(
     analysis, variables=DESC_VARIABLES, defs: list[Definition] | None = None
 ):
     """Table 2 as data: N, mean, sd (n − 1), min, max of each variable (the numbers of the
-    ``desc_stats`` spec, :func:`nqp_resilience.estimation.specs.describe`, with the codebook definitions)."""
+    ``desc_stats`` spec, :func:`nqp_resilience.estimation.specs.describe`, with the codebook
+    definitions)."""
     import pandas as pd
 
     from nqp_resilience.estimation.specs import describe

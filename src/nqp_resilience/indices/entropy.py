@@ -232,7 +232,8 @@ def entropy_weights(
 
 
 def _group_scores(scores, groups: dict[str, list[str]]):
-    """One entropy step: for each parent, weights of its children's score columns and the parent score."""
+    """One entropy step: for each parent, weights of its children's score columns and the parent
+    score."""
     import pandas as pd
 
     parent_scores = {}
@@ -245,7 +246,7 @@ def _group_scores(scores, groups: dict[str, list[str]]):
             e = entropy_of_columns(block)
             d, w = weights_from_entropy(e)
         parent_scores[parent] = block @ w
-        for child, ei, di, wi in zip(children, e, d, w):
+        for child, ei, di, wi in zip(children, e, d, w, strict=True):
             local[child] = (ei, di, wi)
     return pd.DataFrame(parent_scores, index=scores.index), local
 
@@ -287,7 +288,7 @@ def composite_index(measures, system, *, variant="shift", eps=1e-4, aggregation=
             )
         node_weight = {}
         for depth, level in enumerate(levels):
-            for (lv, node_id), name in system.nodes.items():
+            for (lv, node_id), _name in system.nodes.items():
                 if lv != level:
                     continue
                 w = sum(weight[m.id] for m in system.measures if m.path[depth] == node_id)

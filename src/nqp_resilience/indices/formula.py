@@ -30,7 +30,8 @@ class Formula:
     tree: ast.AST
 
     def evaluate(self, data):
-        """Evaluate on a mapping of variable -> array (or Series); division by zero gives inf/nan."""
+        """Evaluate on a mapping of variable -> array (or Series); division by zero gives
+        inf/nan."""
         import numpy as np
 
         def ev(node):

@@ -43,7 +43,8 @@ class IndicatorSystem:
         self.path = path
 
     def counts(self) -> dict[str, int]:
-        """Number of distinct nodes per level (criterion 3, primary 7, secondary 18, tertiary 24)."""
+        """Number of distinct nodes per level (criterion 3, primary 7, secondary 18,
+        tertiary 24)."""
         out = {level: sum(1 for (lv, _) in self.nodes if lv == level) for level in LEVELS[:-1]}
         out["measure"] = len(self.measures)
         return out

@@ -81,7 +81,8 @@ def derived_variables_job(smk) -> None:
 
 
 def analysis_panel_job(smk) -> None:
-    """Rule ``analysis_panel``: join panel ids, Nqp, Nqp1 and derived variables; write the codebook."""
+    """Rule ``analysis_panel``: join panel ids, Nqp, Nqp1 and derived variables; write the
+    codebook."""
     import pandas as pd
 
     from nqp_resilience.data.io import write_parquet, write_text

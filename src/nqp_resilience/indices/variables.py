@@ -192,7 +192,8 @@ def relief_instrument(panel, interact: str = "trend", first_year: int | None = N
 
     ``trend``: relief × (year − first year); ``national:<series>``: relief × the national
     series of that year (a canonical national variable); ``none``: relief alone, which is
-    time-invariant and therefore absorbed by city fixed effects (see :func:`check_instrument_config`).
+    time-invariant and therefore absorbed by city fixed effects (see
+    :func:`check_instrument_config`).
     """
     relief_km = panel["relief"].to_numpy(dtype=float) / 1000.0
     if interact == "none":
@@ -214,7 +215,8 @@ def relief_instrument(panel, interact: str = "trend", first_year: int | None = N
 
 
 def internet_instrument(panel, national, lag: int = 1):
-    """Internet = fixed telephones per 100 people in 1984 × national internet users (100 million) in t−lag."""
+    """Internet = fixed telephones per 100 people in 1984 × national internet users (100 million)
+    in t−lag."""
     users = national.set_index("year")["national_internet_users"]
     wanted = panel["year"].to_numpy() - lag
     missing = sorted(int(y) for y in set(wanted) - set(users.index))
@@ -225,7 +227,8 @@ def internet_instrument(panel, national, lag: int = 1):
             "ceic/national.csv",
             f"national internet users missing for year(s) {missing}",
             column="national_internet_users",
-            hint=f"the Internet instrument uses year t−{lag}: include those years in the CEIC extract",
+            hint=f"the Internet instrument uses year t−{lag}: "
+            "include those years in the CEIC extract",
         )
     return (
         panel["telephones_1984"].to_numpy(dtype=float) / 100.0 * users.loc[wanted].to_numpy() / 1e8
@@ -242,8 +245,10 @@ def check_instrument_config(relief_interact: str, fixed_effects) -> None:
     if relief_interact == "none" and "city" in list(fixed_effects):
         raise ConfigError(
             "iv.relief.interact",
-            "Relief (terrain relief) is time-invariant, so with city fixed effects it is absorbed by the "
-            "city dummies and cannot identify anything: the demeaned instrument is identically zero",
+            "Relief (terrain relief) is time-invariant, "
+            "so with city fixed effects it is absorbed by the "
+            "city dummies and cannot identify anything: "
+            "the demeaned instrument is identically zero",
             hint="set iv.relief.interact to 'trend' (Relief × (year − first year), the default) or "
             "'national:<series>' (e.g. national:national_internet_users), or remove 'city' from "
             "iv.fixed_effects",
