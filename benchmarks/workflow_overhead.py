@@ -66,13 +66,15 @@ def main() -> int:
                 row = next(csv.DictReader(fh, delimiter="\t"))
             per_rule.setdefault(tsv.parent.name, []).append(float(row["s"]))
     print(
-        f"reference: python -c 'import numpy, pyarrow' = {bare:.3f} s; snakemake --version = {version:.3f} s"
+        f"reference: python -c 'import numpy, pyarrow' = {bare:.3f} s; "
+        f"snakemake --version = {version:.3f} s"
     )
     print(f"{'measure':<34}{'seconds':>10}{'ratio':>10}  reference")
     for rule, times in sorted(per_rule.items()):
         med = statistics.median(times)
         print(
-            f"{'job ' + rule + f' (n={len(times)})':<34}{med:>10.3f}{med / bare:>10.2f}  bare python"
+            f"{'job ' + rule + f' (n={len(times)})':<34}"
+            f"{med:>10.3f}{med / bare:>10.2f}  bare python"
         )
     print(f"{'full cold run':<34}{cold:>10.3f}{cold / version:>10.2f}  snakemake --version")
     print(f"{'no-op rerun':<34}{noop:>10.3f}{noop / version:>10.2f}  snakemake --version")

@@ -47,7 +47,8 @@ def run(job, smk) -> None:
         _exit(handlers)
     except Exception as exc:
         log.critical(
-            "unexpected %s (a bug in the workflow, not a problem of the data or the configuration); "
+            "unexpected %s (a bug in the workflow, "
+            "not a problem of the data or the configuration); "
             "traceback:",
             type(exc).__name__,
             exc_info=True,

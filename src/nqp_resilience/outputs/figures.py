@@ -312,8 +312,9 @@ def coefficient_rows(estimates, *, labels=None, sd=None) -> list[dict]:
     ----------
     estimates : iterable of EstimateRecord or dict
         ``results/estimates/{spec}.json`` records
-        (:func:`nqp_resilience.estimation.record.read_estimate`). Records without a coefficient (``describe``)
-        are skipped. Rows follow the order given within each table; tables are sorted.
+        (:func:`nqp_resilience.estimation.record.read_estimate`). Records without a coefficient
+        (``describe``) are skipped. Rows follow the order given within each table; tables are
+        sorted.
     labels : mapping spec id -> label, optional
         Overrides :func:`spec_label`.
     sd : mapping variable -> standard deviation, optional
@@ -397,7 +398,7 @@ def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None):
         axes = fig.subplots(
             len(tables), 1, squeeze=False, gridspec_kw={"height_ratios": [n + 1.2 for n in counts]}
         )[:, 0]
-        for ax, table, n in zip(axes, tables, counts):
+        for ax, table, n in zip(axes, tables, counts, strict=True):
             tr = [r for r in rows if r["table"] == table]
             y = [r["position"] for r in tr]
             ax.axvline(0.0, color="0.45", lw=0.7, ls=(0, (3, 2)), zorder=1)
@@ -505,7 +506,7 @@ def trends_by_region(analysis_df, pdf_path, png_path, *, variables=("Nqp", "Resi
     with _style():
         fig = _new_figure(1.2 + 1.45 * len(variables))
         axes = fig.subplots(len(variables), 1, sharex=True, squeeze=False)[:, 0]
-        for ax, var in zip(axes, variables):
+        for ax, var in zip(axes, variables, strict=True):
             for r in data["regions"]:
                 colour, marker = styles[r]
                 n = data["n_entities"][r]
@@ -785,8 +786,9 @@ def pscore_overlap(
     treatment_rule : None, ``"above_yearly_median"`` or ``"above_median"``
         (:func:`nqp_resilience.estimation.matching.treatment_indicator`, medians by ``year``)
     year : the year column for ``"above_yearly_median"``
-    **match_options : passed to :func:`nqp_resilience.estimation.matching.match` (``caliper, bandwidth,
-        common_support, ties, model, kernel, pscore`` — ``pscore`` to plot precomputed scores)
+    **match_options : passed to :func:`nqp_resilience.estimation.matching.match`
+        (``caliper, bandwidth, common_support, ties, model, kernel, pscore`` — ``pscore`` to plot
+        precomputed scores)
 
     Returns
     -------

@@ -10,7 +10,8 @@ log = logging.getLogger("nqp_resilience")
 
 
 def replication_check_job(smk) -> None:
-    """Rule ``replication_check``: published numbers vs ours -> results/tables/replication_check.md."""
+    """Rule ``replication_check``: published numbers vs ours ->
+    results/tables/replication_check.md."""
     from nqp_resilience.data.io import read_yaml, write_text
     from nqp_resilience.estimation.record import read_estimates
     from nqp_resilience.outputs.replication import replication_report
@@ -55,7 +56,8 @@ def tables_pdf_job(smk) -> None:
             )
             if proc.returncode != 0:
                 first = next(
-                    (l for l in proc.stdout.splitlines() if l.startswith("!")), proc.stdout[-500:]
+                    (line for line in proc.stdout.splitlines() if line.startswith("!")),
+                    proc.stdout[-500:],
                 )
                 raise ProjectError(f"{engine} failed on {tex}: {first}")
         log.info("%s: compiled %s", engine, tex.name)
@@ -287,7 +289,8 @@ def entropy_weights_job(smk) -> None:
 
 
 def pscore_overlap_job(smk) -> None:
-    """input: ``panel``; params: ``spec`` (a psm_fe spec), ``control_variables``; output: ``pdf``, ``png``."""
+    """input: ``panel``; params: ``spec`` (a psm_fe spec), ``control_variables``;
+    output: ``pdf``, ``png``."""
     from nqp_resilience.data.parquet import read_columns
     from nqp_resilience.estimation.specs import spec_columns
     from nqp_resilience.outputs.figures import pscore_overlap_for_spec

@@ -21,8 +21,9 @@ def _fmt(x, digits=3) -> str:
 def comparison_rows(published: dict, estimates: dict) -> list[dict]:
     """One row per published statistic: spec, statistic, published (SE), ours (SE), diff in SEs.
 
-    ``estimates`` maps spec id to its record (:class:`~nqp_resilience.estimation.record.EstimateRecord`,
-    as :func:`~nqp_resilience.estimation.record.read_estimates` returns, or a dict with its keys).
+    ``estimates`` maps spec id to its record
+    (:class:`~nqp_resilience.estimation.record.EstimateRecord`, as
+    :func:`~nqp_resilience.estimation.record.read_estimates` returns, or a dict with its keys).
     """
     rows = []
     for sid, pub in published["specs"].items():
@@ -31,7 +32,7 @@ def comparison_rows(published: dict, estimates: dict) -> list[dict]:
             continue
         flags = ", ".join(pub.get("flags", []))
 
-        def add(stat, pval, pse, ours, ose):
+        def add(stat, pval, pse, ours, ose, *, sid=sid, est=est, flags=flags):
             z = (ours - pval) / ose if ose and ours is not None and pval is not None else None
             rows.append(
                 {
@@ -127,12 +128,16 @@ def replication_report(published: dict, estimates: dict) -> str:
     lines = [
         "# Replication check",
         "",
-        "Published numbers (`resources/published.yaml`) next to this workflow's estimates. `Δ/SE` is (ours − published) / "
-        "our standard error; a coefficient is reproduced when |Δ/SE| ≤ 2. On the embedded default data the "
-        "comparison checks that the pipeline recovers the effects planted in the simulation, not a fact "
+        "Published numbers (`resources/published.yaml`) next to this workflow's estimates. "
+        "`Δ/SE` is (ours − published) / "
+        "our standard error; a coefficient is reproduced when |Δ/SE| ≤ 2. "
+        "On the embedded default data the "
+        "comparison checks that the pipeline recovers the effects planted in the simulation, "
+        "not a fact "
         "about Chinese cities.",
         "",
-        f"Coefficients within 2 SEs: **{ok} of {len(coef_rows)}**; outside but touched by one of the paper's "
+        f"Coefficients within 2 SEs: **{ok} of {len(coef_rows)}**; "
+        f"outside but touched by one of the paper's "
         f"inconsistencies below: {flagged}.",
         "",
         "| table | column | spec | statistic | published | ours | Δ/SE | within 2 SE | flags |",

@@ -1,8 +1,8 @@
 """LaTeX tables (docs/tables.md): Tables 1-7, the PSM balance table and the replication table.
 
 Inputs: the estimate records ``results/estimates/{spec}.json`` (read by
-:func:`nqp_resilience.estimation.record.read_estimate`; any mapping with their keys), the spec registry
-entries of one table (``config.yaml: specs``, registry order), the entropy weights
+:func:`nqp_resilience.estimation.record.read_estimate`; any mapping with their keys), the spec
+registry entries of one table (``config.yaml: specs``, registry order), the entropy weights
 ``results/indices/nqp_weights.csv``, the indicator system ``resources/indicators.yaml``,
 ``resources/published.yaml``, a label file ``resources/labels/labels_{en,zh}.yaml`` and the
 jinja2 templates in ``resources/templates/``.
@@ -14,9 +14,9 @@ Layout. All number formatting happens here, in :func:`fmt_number` and the helper
 finished LaTeX cells and only arrange them. Estimates (coefficients and their standard errors)
 get adaptive decimals (:func:`estimate_decimals`): ``tables.decimals`` is the minimum, raised
 until the coefficient and its SE each show :data:`SIGNIFICANT_DIGITS` significant digits, so a
-nonzero estimate never prints as ``0.000``. Label values are LaTeX fragments (``R$^2$``); a name that has no label
-is printed verbatim through :func:`latex_escape`. The templates use LaTeX-safe jinja2
-delimiters: ``((* block *))``, ``((( variable )))``, ``((= comment =))``.
+nonzero estimate never prints as ``0.000``. Label values are LaTeX fragments (``R$^2$``); a name
+that has no label is printed verbatim through :func:`latex_escape`. The templates use LaTeX-safe
+jinja2 delimiters: ``((* block *))``, ``((( variable )))``, ``((= comment =))``.
 
 LaTeX requirements: ``booktabs`` (Debian: texlive-latex-recommended), ``array``, ``tabularx``
 and ``graphicx`` (texlive-latex-base); for Chinese labels ``ctex`` under XeLaTeX
@@ -531,7 +531,7 @@ def estimates_table_context(
         shown.append(cell)
     # regressors first (a main effect before its interaction), excluded instruments after them
     for first_stage in (False, True):
-        for c, cell in zip(cols, shown):
+        for c, cell in zip(cols, shown, strict=True):
             if (c["kind"] == "iv_first") == first_stage:
                 terms += [name for name in cell if name not in terms]
     coef_rows = []
@@ -737,13 +737,16 @@ def unshown_specs(specs, template_dir="resources/templates", results_dir="result
             )
         elif n not in ESTIMATE_TABLES:
             why = (
-                f"Table {n} shows {'the indicator system' if n == 1 else 'the spec desc_stats'} only"
+                f"Table {n} shows "
+                f"{'the indicator system' if n == 1 else 'the spec desc_stats'} only"
                 if n in (1, 2)
                 else f"there is no template {template}"
             )
             out.append(
-                f"spec '{sid}' has table: {n}, but no table shows it ({why}; regression specs appear "
-                f"in Tables {ESTIMATE_TABLES[0]}-{ESTIMATE_TABLES[-1]}); {where}. To show it, set its "
+                f"spec '{sid}' has table: {n}, but no table shows it "
+                f"({why}; regression specs appear "
+                f"in Tables {ESTIMATE_TABLES[0]}-{ESTIMATE_TABLES[-1]}); {where}. "
+                f"To show it, set its "
                 f"table to one of {', '.join(map(str, ESTIMATE_TABLES))}"
             )
         elif not template.exists():
@@ -758,7 +761,8 @@ def unshown_specs(specs, template_dir="resources/templates", results_dir="result
 
 
 def _weights_by_node(weights_rows) -> tuple[dict, int]:
-    """Mean weight per (level, id) over the scopes (one scope when pooled, one per year when by_year)."""
+    """Mean weight per (level, id) over the scopes (one scope when pooled, one per year when
+    by_year)."""
     sums: dict[tuple[str, str], float] = {}
     counts: dict[tuple[str, str], int] = {}
     scopes = set()
@@ -792,7 +796,8 @@ def indicator_table_context(
     def weight(level, node_id):
         if (level, node_id) not in weights:
             raise KeyError(
-                f"no entropy weight for {level} {node_id!r}: weights file and indicator system differ"
+                f"no entropy weight for {level} {node_id!r}: "
+                "weights file and indicator system differ"
             )
         return fmt_number(weights[(level, node_id)], decimals)
 
@@ -1167,8 +1172,9 @@ def render_replication_table(
 ) -> str:
     """The ``.tex`` text of the replication table: published number (SE) vs ours (SE), Δ/SE.
 
-    Rows come from :func:`nqp_resilience.outputs.replication.comparison_rows` (``resources/published.yaml``
-    against the estimate records); the paper's inconsistencies that touch a row are marked by a
+    Rows come from :func:`nqp_resilience.outputs.replication.comparison_rows`
+    (``resources/published.yaml`` against the estimate records); the paper's inconsistencies that
+    touch a row are marked by a
     letter explained in the notes (short texts from ``flags`` in the label file).
     """
     return render_template(
@@ -1206,7 +1212,8 @@ def render_document(table_files: list[str], language: str = "en", *, relative_to
         raise ValueError(f"language must be one of {sorted(_PREAMBLE)}, got {language!r}")
     engine = "xelatex" if language == "zh" else "pdflatex"
     lines = [
-        f"% All tables of the replication; compile with {engine}. Generated by nqp_resilience.outputs.tables.",
+        f"% All tables of the replication; compile with {engine}. "
+        "Generated by nqp_resilience.outputs.tables.",
         *_PREAMBLE[language],
         *_PACKAGES,
         "",

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m nqp_resilience.sim.simulate --seed 20240601 --params resources/simulation/params.yaml \
-        --out resources/raw
+    python -m nqp_resilience.sim.simulate --seed 20240601 \
+        --params resources/simulation/params.yaml --out resources/raw
 
 The data-generating process is structural (``docs/simulation.md``): a latent city-level NQP
 path drives the Table 1 indicators, and GDP growth, unemployment, the industrial structure, the
@@ -278,7 +278,8 @@ class Simulation:
         self.q[self.in_sample] = index["nqp"].to_numpy().reshape(-1, self.T)
 
     def _outcomes(self):
-        """Resil (through reported growth), Une, Talent, INN and the employment split, planted on q."""
+        """Resil (through reported growth), Une, Talent, INN and the employment split, planted
+        on q."""
         rng = _rng(self.seed, "outcomes")
         q, qbar = self.q, self.q[self.in_sample].mean()
         r = self.p["resil"]
@@ -516,7 +517,8 @@ class Simulation:
             ratio("indicators", "strategic_emerging_share", rng_i) * gdp_wan
         )
         # the CNRDS robot input is a Bartik-style exposure: installations attributed to the city's
-        # industries, so that density = installations x (industrial employment / national employment)
+        # industries, so that
+        # density = installations x (industrial employment / national employment)
         nat_emp = np.array(
             [float(self.p["national"]["employment_1e4"][int(y)]) for y in self.years]
         )[None, :]
@@ -649,7 +651,8 @@ class Writer:
         c = self.sim.cities[i]
         if self.sim.exists[i, t]:
             return True
-        # 毕节/铜仁: the 2010 yearbook reports the 地区 under its old code (changed_2011 status changes)
+        # 毕节/铜仁: the 2010 yearbook reports the 地区 under its old code
+        # (changed_2011 status changes)
         return c["changed_2011_type"] == "status_change" and bool(c["predecessor_code"])
 
     def yearbook(self):
@@ -763,7 +766,7 @@ class Writer:
         zp["000000"] = 0.0
         self.report_counts: dict[tuple[str, int], int] = {}
         for pc in ["000000"] + provinces:
-            for t, year in enumerate(self.sim.years.tolist()):
+            for _t, year in enumerate(self.sim.years.tolist()):
                 rate = p["rate_per_10k"] * np.exp(
                     p["rate_trend"] * (year - self.sim.t0 - (self.sim.T - 1) / 2)
                     + p["rate_nqp_load"] * zp[pc]
