@@ -156,6 +156,8 @@ def _sample(
     import numpy as np
     import pandas as pd
 
+    from nqp_resilience.estimation.core import drop_singletons
+
     if singletons not in ("drop", "keep"):
         raise ValueError("singletons must be 'drop' or 'keep'")
     names = list(dict.fromkeys(numeric))
@@ -185,17 +187,7 @@ def _sample(
     codes = {role: pd.factorize(s.iloc[idx], sort=True)[0] for role, s in raw_ids.items()}
     fe = [codes[r] for r in fe_roles if r in codes]
     if singletons == "drop" and fe:
-        alive = np.ones(len(idx), dtype=bool)
-        changed = True
-        while changed:  # a drop in one fixed effect can create singletons in another
-            changed = False
-            for g in fe:
-                counts = np.bincount(g[alive], minlength=g.max() + 1 if len(g) else 0)
-                single = alive & (counts[g] == 1)
-                if single.any():
-                    alive &= ~single
-                    changed = True
-        idx = idx[alive]
+        idx = idx[drop_singletons(fe)]  # the numpy engine's rule, so both use the same rows
         codes = {role: pd.factorize(s.iloc[idx], sort=True)[0] for role, s in raw_ids.items()}
     out = {v: c[idx] for v, c in cols.items()}
     if len(idx) == 0:
