@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from nqp_resilience.errors import ConfigError
-from nqp_resilience.estimation.engines import absorbed_dof, check_engine, statsmodels_binary
+from nqp_resilience.estimation.core import absorbed_dof
+from nqp_resilience.estimation.engines import check_engine, statsmodels_binary
 from nqp_resilience.estimation.matching import fit_binary
 from nqp_resilience.estimation.specs import estimate, validate_specs
 

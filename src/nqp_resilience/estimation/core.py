@@ -48,6 +48,7 @@ from nqp_resilience.errors import EstimationError, ProjectError, UnknownVariable
 
 __all__ = [
     "COLLIN_TOL",
+    "absorbed_dof",
     "OnCollinear",
     "ON_COLLINEAR",
     "OptionError",
@@ -617,12 +618,32 @@ def dof(prep: dict, k: int, n: int, clustered: bool) -> tuple[int, int, np.ndarr
         g, L, _ = prep["trends"]
         sets += [(g, L, True), (g, L, False)]
     sets += [(g, L, True) for g, L in prep["absorb"]]
-    if not sets:
-        return G, k + 1, clusters  # a constant is estimated
-    nested = [clustered and is_nested(g, clusters) for g, _, _ in sets]
+    return G, k + absorbed_dof(sets, clusters if clustered else None), clusters
+
+
+def absorbed_dof(sets: list[tuple], clusters=None) -> int:
+    """Degrees of freedom of the absorbed fixed effects as reghdfe counts them (``df_a``).
+
+    Parameters
+    ----------
+    sets : list of (codes, n_levels, is_intercept)
+        The sets of fixed-effect levels in order (the intercepts and slopes of group trends
+        first, then the fixed effects).
+    clusters : integer cluster codes, or None (heteroskedasticity-robust: nothing is nested)
+
+    Returns
+    -------
+    int
+        Σ_f (L_f − redundant_f): a set nested in the clusters is wholly redundant; the first set
+        that is not nested counts all its levels; every later one at least one redundant level,
+        and for a pair of intercept sets the number of mobility groups (connected components of
+        their bipartite graph, reghdfe's ``dofadjustments(pairwise)``). With every set nested
+        (or none at all) the constant is counted instead: 1.
+    """
+    nested = [clusters is not None and is_nested(g, clusters) for g, _, _ in sets]
     free = [i for i, nst in enumerate(nested) if not nst]
     if not free:
-        return G, k + 1, clusters
+        return 1  # a constant is estimated
     redundant = [L if nst else 0 for (_, L, _), nst in zip(sets, nested, strict=True)]
     for i in free[1:]:
         redundant[i] = 1
@@ -631,8 +652,7 @@ def dof(prep: dict, k: int, n: int, clustered: bool) -> tuple[int, int, np.ndarr
         for j in intercepts[pos + 1 :]:
             m = connected_components(sets[i][0], sets[j][0], sets[i][1], sets[j][1])
             redundant[j] = max(redundant[j], m)
-    K = k + sum(L - r for (_, L, _), r in zip(sets, redundant, strict=True))
-    return G, int(K), clusters
+    return int(sum(L - r for (_, L, _), r in zip(sets, redundant, strict=True)))
 
 
 def small_sample(G: int, n: int, K: int) -> float:

@@ -198,65 +198,6 @@ def _sample(
     return out, codes, len(idx)
 
 
-def _nested(fe, clusters) -> bool:
-    """Is every level of ``fe`` inside one cluster? (Both integer codes.)"""
-    import numpy as np
-
-    pairs = np.unique(np.column_stack([fe, clusters]), axis=0)
-    return len(pairs) == len(np.unique(fe))
-
-
-def absorbed_dof(sets: list[tuple], clusters=None) -> int:
-    """Degrees of freedom of the absorbed fixed effects as reghdfe counts them (``df_a``).
-
-    Parameters
-    ----------
-    sets : list of (codes, n_levels, is_intercept)
-        The sets of fixed-effect levels in order (the intercepts and slopes of group trends
-        first, then the fixed effects).
-    clusters : integer cluster codes, or None (heteroskedasticity-robust: nothing is nested)
-
-    Returns
-    -------
-    int
-        Σ_f (L_f − redundant_f): a set nested in the clusters is wholly redundant; the first set
-        that is not nested counts all its levels; every later one at least one redundant level,
-        and for a pair of intercept sets the number of mobility groups (connected components of
-        their bipartite graph, reghdfe's ``dofadjustments(pairwise)``). With every set nested
-        (or none at all) the constant is counted instead: 1.
-    """
-    import numpy as np
-
-    if not sets:
-        return 1
-    nested = [clusters is not None and _nested(g, clusters) for g, _, _ in sets]
-    free = [i for i, nst in enumerate(nested) if not nst]
-    if not free:
-        return 1
-    redundant = [L if nst else 0 for (_, L, _), nst in zip(sets, nested, strict=True)]
-    for i in free[1:]:
-        redundant[i] = 1
-    intercepts = [i for i in free if sets[i][2]]
-    for pos, i in enumerate(intercepts):
-        for j in intercepts[pos + 1 :]:
-            from scipy.sparse import coo_matrix
-            from scipy.sparse.csgraph import connected_components
-
-            a, b = np.asarray(sets[i][0]), np.asarray(sets[j][0]) + sets[i][1]
-            size = sets[i][1] + sets[j][1]
-            graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(size, size))
-            m = connected_components(graph, directed=False)[0]
-            redundant[j] = max(redundant[j], int(m))
-    return int(sum(L - r for (_, L, _), r in zip(sets, redundant, strict=True)))
-
-
-def _t_dist(t: float, df: int) -> tuple[float, float]:
-    """Two-sided p-value and the 97.5 % quantile of Student's t with ``df`` degrees of freedom."""
-    from scipy.special import stdtr, stdtrit
-
-    return float(2.0 * stdtr(df, -abs(t))), float(stdtrit(df, 0.975))
-
-
 def _partial_trends(m, g, t, n_groups: int):
     """Residuals of each column of ``m`` on (1, t) within each group g (closed form).
 
@@ -379,6 +320,8 @@ def linearmodels_twfe(
     import numpy as np
     import pandas as pd
 
+    from nqp_resilience.estimation.core import absorbed_dof, is_nested, t_dist
+
     source = "linearmodels_twfe"
     if on_collinear not in ("omit", "error"):
         raise ValueError(f"on_collinear must be 'omit' or 'error', not {on_collinear!r}")
@@ -414,7 +357,7 @@ def linearmodels_twfe(
             dummies = (codes["time"][:, None] == np.arange(int(codes["time"].max()) + 1)).astype(
                 float
             )
-        if "entity" in codes and not _nested(codes["entity"], g):
+        if "entity" in codes and not is_nested(codes["entity"], g):
             raise EstimationError(
                 f"{source}: entity effects that are not nested in the trend groups "
                 "are not supported with trends",
@@ -512,7 +455,7 @@ def linearmodels_twfe(
             float(se_lm["const"]) * math.sqrt(factor),
         )
     tvals = {v: params[v] / bse[v] if bse[v] > 0 else math.nan for v in params}
-    pvals = {v: _t_dist(tv, df_t)[0] for v, tv in tvals.items()}
+    pvals = {v: t_dist(tv, df_t)[0] for v, tv in tvals.items()}
     rss = float(res.resid_ss)
     tss = float(np.sum((yv - yv.mean()) ** 2))
     if y_within is None:
@@ -522,7 +465,7 @@ def linearmodels_twfe(
         r2_within = 1.0 - rss / tss_w if tss_w > 0 else math.nan
     b0, s0 = params[names[0]], bse[names[0]]
     t0 = tvals[names[0]]
-    p0, q = _t_dist(t0, df_t)
+    p0, q = t_dist(t0, df_t)
     extra = {
         "df_k": int(K),
         "t_stats": tvals,
@@ -600,6 +543,8 @@ def linearmodels_iv_twfe(
     """
     import numpy as np
     import pandas as pd
+
+    from nqp_resilience.estimation.core import absorbed_dof, t_dist
 
     source = "linearmodels_iv_twfe"
     endogs, instruments = _as_list(endog), _as_list(instrument)
@@ -728,7 +673,7 @@ def linearmodels_iv_twfe(
         "df_k_first_stage": int(K_fs),
         "absorbed_dof": int(absorbed),
         "t_stats": tvals,
-        "p_values": {v: _t_dist(tv, df_t)[0] for v, tv in tvals.items()},
+        "p_values": {v: t_dist(tv, df_t)[0] for v, tv in tvals.items()},
         "rss": float(res.resid_ss),
         "omitted": omitted,
         "engine_dof": {
@@ -759,7 +704,7 @@ def linearmodels_iv_twfe(
         extra[key] = ref.extra.get(key)
     extra["engine_sources"] = {"numpy": list(IV_NUMPY_KEYS)}
     b0, s0, t0 = params[endogs[0]], bse[endogs[0]], tvals[endogs[0]]
-    p0, q = _t_dist(t0, df_t)
+    p0, q = t_dist(t0, df_t)
     rss = float(res.resid_ss)
     tss = float(np.sum((cols[y] - cols[y].mean()) ** 2))
     tss_w = float(np.sum(demeaned[y].to_numpy() ** 2))
