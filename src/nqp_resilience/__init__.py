@@ -17,6 +17,7 @@ __all__ = [
     "iv_twfe",
     "psm",
     "twfe",
+    "wild_cluster_bootstrap",
 ]
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ _LAZY = {
     "iv_twfe": "nqp_resilience.estimation.iv",
     "psm": "nqp_resilience.estimation.matching",
     "entropy_weights": "nqp_resilience.indices.entropy",
+    "wild_cluster_bootstrap": "nqp_resilience.estimation.bootstrap",
 }
 
 

@@ -1,0 +1,406 @@
+"""Wild cluster bootstrap of the core coefficient of the fixed-effects model of
+:func:`~nqp_resilience.estimation.ols.twfe`, as Stata's ``boottest`` after ``reghdfe``.
+
+Built on the public functions of :mod:`nqp_resilience.estimation.core` only: the sample, the
+singleton rule, the within transformation, the collinearity rule, G, K and the CR1 factor are
+those of ``twfe``, so ``coef``, ``se``, ``t``, ``p`` and ``ci`` equal ``twfe``'s.
+
+Method (Roodman, MacKinnon, Nielsen and Webb 2019, "Fast and wild", Stata Journal 19(1))
+--------------------------------------------------------------------------------------
+Let M project off the fixed effects and the controls (Frisch–Waugh–Lovell), ẍ = Mx, ÿ = My,
+D = ẍ'ẍ. The restricted residuals under H0: β = β0 are ë(β0) = ÿ − β0·ẍ (linear in β0; the
+unrestricted ones are ë(β̂)). A bootstrap sample y* = fit + ë∘v (v_g one weight per bootstrap
+cluster g) gives, with S(β0)[h, g] = Σ_{i∈h} ẍ_i [M(ë(β0)∘1_g)]_i (h: the model's clusters,
+g: the bootstrap clusters), a = 1'S and c_h = Σ_{i∈h} ẍ_i²,
+
+    β* − β0 = a'v / D,      score*_h = (S v)_h − c_h (β* − β0),
+    V*(β) = q/D² Σ_h score*_h²  (q: the CR1 factor of ``twfe``).
+
+S is linear in β0 (S = S_y − β0 S_x, computed once by demeaning ÿ∘1_g and ẍ∘1_g), so each
+draw reduces to five numbers (n0, n1, AA, AB, BB) with β* − β0 = n0 − β0 n1 and
+Σ_h score*_h² = AA − 2β0 AB + β0² BB: the p-value at any β0 is O(B) and the confidence set is
+found by exact root finding (:func:`scipy.optimize.brentq`) over the same draws. The M(·∘1_g)
+term matters: the year effects are not nested in the clusters, so ë∘v is not orthogonal to
+them; the closed form equals the regression rerun on every draw (tests/test_bootstrap.py).
+
+Draws
+-----
+Draw j is row j mod 1024 of the block ``numpy.random.default_rng([seed, j // 1024])`` (a
+1024 × G matrix), so the draws do not depend on ``chunk_size``. Rademacher weights with
+2^G ≤ reps (Webb: 6^G ≤ reps) are enumerated instead (boottest's rule): all 2^G (6^G) weight
+vectors, each once, and the result is deterministic (``enumerated=True``). Mammen and normal
+weights are never enumerated.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, get_args
+
+import numpy as np
+
+from nqp_resilience.errors import EstimationError
+from nqp_resilience.estimation.core import (
+    SINGLETON_OPTIONS,
+    Singletons,
+    check_columns,
+    check_option,
+    cluster_sums,
+    codes,
+    demean,
+    dof,
+    id_column,
+    prepare,
+    sandwich,
+    select_regressors,
+    small_sample,
+    t_dist,
+    wls,
+    wresid,
+)
+from nqp_resilience.estimation.results import EstimationResult
+
+__all__ = [
+    "BLOCK",
+    "BootWeights",
+    "BootVariant",
+    "PType",
+    "WEIGHT_OPTIONS",
+    "VARIANT_OPTIONS",
+    "P_TYPE_OPTIONS",
+    "TIE_TOL",
+    "wild_cluster_bootstrap",
+]
+
+#: Weight distributions of the bootstrap.
+BootWeights = Literal["rademacher", "webb", "mammen", "normal"]
+#: Restricted (null imposed) or unrestricted wild cluster bootstrap.
+BootVariant = Literal["wcr", "wcu"]
+#: Symmetric (|t*| ≥ |t|) or equal-tailed p-value.
+PType = Literal["symmetric", "equal-tailed"]
+WEIGHT_OPTIONS: tuple[str, ...] = get_args(BootWeights)
+VARIANT_OPTIONS: tuple[str, ...] = get_args(BootVariant)
+P_TYPE_OPTIONS: tuple[str, ...] = get_args(PType)
+
+#: Draws per block of the random number streams (block b: ``default_rng([seed, b])``).
+BLOCK = 1024
+#: Relative tolerance of the comparisons t* ≥ t: the draw that reproduces the sample (all
+#: weights 1 under WCR) ties with t exactly in exact arithmetic and counts as ≥.
+TIE_TOL = 1e-10
+
+_SOURCE = "wild_cluster_bootstrap"
+_WEBB = np.array([-math.sqrt(1.5), -1.0, -math.sqrt(0.5), math.sqrt(0.5), 1.0, math.sqrt(1.5)])
+
+
+def _draws(kind: str, seed: int, start: int, stop: int, G: int, enumerate_: bool) -> np.ndarray:
+    """(G, stop − start) weights of the draws start..stop−1."""
+    idx = np.arange(start, stop, dtype=np.int64)
+    if enumerate_:
+        base = 2 if kind == "rademacher" else 6
+        digits = (idx[None, :] // (base ** np.arange(G, dtype=np.int64))[:, None]) % base
+        return (2.0 * digits - 1.0) if base == 2 else _WEBB[digits]
+    out = np.empty((G, stop - start))
+    for b in range(start // BLOCK, (stop - 1) // BLOCK + 1):
+        rng = np.random.default_rng([seed, b])
+        if kind == "rademacher":
+            block = 2.0 * rng.integers(0, 2, size=(BLOCK, G)) - 1.0
+        elif kind == "webb":
+            block = _WEBB[rng.integers(0, 6, size=(BLOCK, G))]
+        elif kind == "mammen":
+            s5 = math.sqrt(5.0)
+            low = rng.random(size=(BLOCK, G)) < (s5 + 1) / (2 * s5)
+            block = np.where(low, -(s5 - 1) / 2, (s5 + 1) / 2)
+        else:
+            block = rng.standard_normal(size=(BLOCK, G))
+        lo, hi = max(start, b * BLOCK), min(stop, (b + 1) * BLOCK)
+        out[:, lo - start : hi - start] = block[lo - b * BLOCK : hi - b * BLOCK].T
+    return out
+
+
+def _p_value(tstar: np.ndarray, t: float, p_type: str) -> float:
+    """Share of the draws at least as extreme as t (ties within ``TIE_TOL`` count)."""
+    tol = TIE_TOL * max(1.0, abs(t))
+    if p_type == "symmetric":
+        return float(np.mean(np.abs(tstar) >= abs(t) - tol))
+    lo, hi = np.mean(tstar <= t + tol), np.mean(tstar >= t - tol)
+    return float(min(1.0, 2.0 * min(lo, hi)))
+
+
+def wild_cluster_bootstrap(
+    df,
+    y: str,
+    x,
+    controls=None,
+    entity: str | None = "city_code",
+    time: str | None = "year",
+    cluster: str = "city_code",
+    reps: int = 9999,
+    seed: int = 0,
+    *,
+    weights: BootWeights = "rademacher",
+    variant: BootVariant = "wcr",
+    null: float = 0.0,
+    level: float = 0.95,
+    p_type: PType = "symmetric",
+    bootstrap_cluster: str | None = None,
+    singletons: Singletons = "drop",
+    chunk_size: int = 4096,
+) -> EstimationResult:
+    """Wild cluster bootstrap test and confidence set of the core regressor (first of ``x``).
+
+    Parameters
+    ----------
+    df, y, x, controls, entity, time, cluster, singletons
+        The model, as :func:`~nqp_resilience.estimation.ols.twfe` (``cluster`` is required: the
+        clusters of the CR1 variance of the t statistic).
+    reps : int
+        Bootstrap draws B (at least 99); fewer when the weights are enumerated (2^G ≤ reps).
+    seed : int
+        Non-negative seed: draw j comes from ``default_rng([seed, j // 1024])``.
+    weights : ``"rademacher"`` (default), ``"webb"`` (six-point), ``"mammen"``, ``"normal"``
+    variant : ``"wcr"`` (null imposed, default) or ``"wcu"`` (unrestricted)
+    null : β0 of H0: β = β0
+    level : confidence level of the bootstrap confidence set
+    p_type : ``"symmetric"`` (share of draws with |t*| ≥ |t|, default) or ``"equal-tailed"``
+        (2·min(share t* ≤ t, share t* ≥ t), at most 1)
+    bootstrap_cluster : column whose groups receive one weight each (default ``cluster``); may
+        be coarser than the model's clusters (province while the fixed effects are cities)
+    chunk_size : draws processed at a time (memory ~ chunk_size × (G_model + G_boot)); does not
+        change the result
+
+    Returns
+    -------
+    EstimationResult
+        ``coef``, ``se`` (CR1), ``t``, ``p`` and ``ci`` (Student's t with G − 1 df) as ``twfe``;
+        ``extra``: ``bootstrap_p`` (at ``null``), ``bootstrap_ci`` (the set of β0 with
+        p(β0) ≥ 1 − level, endpoints by root finding; ±inf when not bounded), ``reps`` (draws
+        used), ``reps_requested``, ``weights``, ``variant``, ``enumerated``, ``seed``, ``null``,
+        ``p_type``, ``bootstrap_clusters``.
+
+    Notes
+    -----
+    The p-value is the share of the B bootstrap draws whose t* is at least as extreme as the
+    sample t, as boottest computes it: the original sample is *not* counted as an extra draw
+    (no (1 + #)/(1 + B)). Under WCR t*(β0) = (β* − β0)/se*, under WCU t* = (β* − β̂)/se*; the
+    sample statistic is t(β0) = (β̂ − β0)/se. Comparisons allow a relative tolerance
+    ``TIE_TOL`` = 1e-10, so exact ties (the all-ones draw under WCR) count as at least as
+    extreme. With enumeration the all-ones vector is one of the 2^G draws.
+
+    Raises
+    ------
+    OptionError
+        ``weights``, ``variant``, ``p_type`` or ``singletons`` outside the allowed values.
+    EstimationError
+        reps < 99, a bad seed or level, fewer than two bootstrap clusters, a missing value of the
+        bootstrap cluster in the estimation sample, and everything ``twfe`` raises.
+    """
+    check_option(weights, WEIGHT_OPTIONS, "weights", _SOURCE)
+    check_option(variant, VARIANT_OPTIONS, "variant", _SOURCE)
+    check_option(p_type, P_TYPE_OPTIONS, "p_type", _SOURCE)
+    check_option(singletons, SINGLETON_OPTIONS, "singletons", _SOURCE)
+    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 99:
+        raise EstimationError(
+            f"{_SOURCE}: reps must be an integer of at least 99, not {reps!r}",
+            hint="use reps=999 for a quick look and reps=9999 for a table",
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise EstimationError(
+            f"{_SOURCE}: seed must be a non-negative integer, not {seed!r}",
+            hint="pass e.g. seed=12345 (the same seed gives the same draws)",
+        )
+    if not 0.0 < level < 1.0:
+        raise EstimationError(
+            f"{_SOURCE}: level must be between 0 and 1, not {level!r}", hint="e.g. level=0.95"
+        )
+    if cluster is None:
+        raise EstimationError(
+            f"{_SOURCE}: the wild cluster bootstrap needs a cluster variable",
+            hint="pass cluster='city_code' (the clusters of the CR1 standard errors)",
+        )
+    if int(chunk_size) < 1:
+        raise EstimationError(f"{_SOURCE}: chunk_size must be positive", hint="e.g. 4096")
+    bcluster = bootstrap_cluster if bootstrap_cluster is not None else cluster
+    xs = [x] if isinstance(x, str) else list(x)
+    controls = list(controls or [])
+    regressors = xs + [c for c in controls if c not in xs]
+    fes = [f for f in (entity, time) if f is not None]
+    roles = {
+        y: "outcome",
+        **{v: "regressor" for v in xs},
+        **{c: "control" for c in controls},
+        **{f: "fixed effect" for f in fes},
+        cluster: "cluster",
+        bcluster: "bootstrap cluster",
+    }
+    check_columns(df, roles, _SOURCE)
+    prep = prepare(df, [y] + regressors, fes, cluster, None, None, None, singletons)
+    data = prep["X"]
+    n = data.shape[0]
+    if n == 0:
+        raise EstimationError(
+            f"{_SOURCE}: no complete observations for this specification",
+            hint="check the sample filter and the missing values of the variables used",
+        )
+    braw, ok = id_column(df, bcluster)
+    braw, ok = braw[prep["mask"]], ok[prep["mask"]]
+    if not ok.all():
+        raise EstimationError(
+            f"{_SOURCE}: bootstrap cluster '{bcluster}' is missing in {int((~ok).sum())} "
+            "observations of the estimation sample",
+            hint=f"fill in '{bcluster}' or drop those rows before the call",
+            variable=bcluster,
+        )
+    bcodes, Gb = codes(braw)
+    if Gb < 2:
+        raise EstimationError(
+            f"{_SOURCE}: the wild cluster bootstrap needs at least two bootstrap clusters; "
+            f"'{bcluster}' has {Gb} in the estimation sample",
+            hint="choose a bootstrap cluster with several groups (e.g. the city)",
+            variable=bcluster,
+        )
+
+    # --- the model, as twfe -----------------------------------------------------------------
+    w = np.ones(n)
+    tilde = demean(data, prep["absorb"], None, None)
+    kept, omitted, notes = select_regressors(
+        tilde[:, 1:], data[:, 1:], w, regressors, len(xs), prep, "omit", source=_SOURCE
+    )
+    regs = [regressors[j] for j in kept]
+    k = len(regs)
+    if n <= k + 1:
+        raise EstimationError(
+            f"{_SOURCE}: only {n} observations for {k} regressors",
+            hint="use fewer controls or a larger sample",
+        )
+    yt, Xt = tilde[:, 0], tilde[:, [1 + j for j in kept]]
+    G, K, clusters = dof(prep, k, n, True)
+    beta, bread = wls(Xt, yt, w, regs)
+    V = sandwich(Xt, yt - Xt @ beta, w, bread, clusters, G, n, K)
+    se = math.sqrt(V[0, 0])
+    t = beta[0] / se if se > 0 else math.nan
+    p, tq = t_dist(t, G - 1)
+    q = small_sample(G, n, K)
+
+    # --- FWL: the core coefficient as a scalar regression --------------------------------------
+    Z = Xt[:, 1:]
+    xdd, ydd = wresid(np.column_stack([Xt[:, 0], yt]), Z, w).T
+    D = float(xdd @ xdd)
+    b_hat = float(xdd @ ydd) / D
+
+    def project(v: np.ndarray) -> np.ndarray:
+        """M(v∘1_g) for every bootstrap cluster g: (n, Gb)."""
+        E = np.zeros((n, Gb))
+        E[np.arange(n), bcodes] = v
+        return wresid(demean(E, prep["absorb"], None, None), Z, w)
+
+    S_y = cluster_sums(xdd[:, None] * project(ydd), clusters, G)  # (G, Gb)
+    S_x = cluster_sums(xdd[:, None] * project(xdd), clusters, G)
+    a_y, a_x = S_y.sum(axis=0) / D, S_x.sum(axis=0) / D
+    c = np.bincount(clusters, weights=xdd * xdd, minlength=G)
+    u_hat = S_y.sum(axis=1) - b_hat * S_x.sum(axis=1)  # Σ_{i∈h} ẍ ê
+    se_fwl = math.sqrt(q * float(u_hat @ u_hat)) / D
+
+    # --- draws ---------------------------------------------------------------------------------
+    n_dist = {"rademacher": 2, "webb": 6}.get(weights)
+    enumerated = n_dist is not None and Gb * math.log(n_dist) <= math.log(reps) + 1e-12
+    B = int(n_dist**Gb) if enumerated else int(reps)
+    stats = np.empty((5, B))  # n0, n1, AA, AB, BB per draw
+    step = int(chunk_size)
+    for start in range(0, B, step):
+        stop = min(B, start + step)
+        v = _draws(weights, int(seed), start, stop, Gb, enumerated)
+        n0, n1 = a_y @ v, a_x @ v
+        A = S_y @ v - np.outer(c, n0)
+        Bm = S_x @ v - np.outer(c, n1)
+        stats[:, start:stop] = (n0, n1, (A * A).sum(0), (A * Bm).sum(0), (Bm * Bm).sum(0))
+    n0, n1, AA, AB, BB = stats
+
+    def tstar_at(b0: float) -> np.ndarray:
+        var = q * np.maximum(AA - 2.0 * b0 * AB + b0 * b0 * BB, 0.0) / (D * D)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (n0 - b0 * n1) / np.sqrt(var)
+
+    t_wcu = tstar_at(b_hat) if variant == "wcu" else None
+
+    def pval(b0: float) -> float:
+        ts = t_wcu if t_wcu is not None else tstar_at(b0)
+        return _p_value(ts, (b_hat - b0) / se_fwl, p_type)
+
+    boot_p = pval(float(null))
+    alpha = 1.0 - level
+    ci = (
+        _endpoint(pval, b_hat, se_fwl * tq, alpha, -1),
+        _endpoint(pval, b_hat, se_fwl * tq, alpha, 1),
+    )
+
+    extra = {
+        "df_k": int(K),
+        "omitted": omitted,
+        "bootstrap_p": boot_p,
+        "bootstrap_ci": ci,
+        "reps": B,
+        "reps_requested": int(reps),
+        "weights": weights,
+        "variant": variant,
+        "enumerated": bool(enumerated),
+        "seed": int(seed),
+        "null": float(null),
+        "p_type": p_type,
+        "level": float(level),
+        "bootstrap_cluster": bcluster,
+        "bootstrap_clusters": int(Gb),
+    }
+    if notes:
+        extra["notes"] = notes
+    params = {r: float(b) for r, b in zip(regs, beta, strict=True)}
+    bse = {r: float(s) for r, s in zip(regs, np.sqrt(np.diag(V)), strict=True)}
+    return EstimationResult(
+        coef=float(beta[0]),
+        se=se,
+        t=float(t),
+        p=p,
+        ci=(float(beta[0] - tq * se), float(beta[0] + tq * se)),
+        nobs=int(n),
+        n_clusters=int(G),
+        r2=None,
+        r2_within=None,
+        regressor=regs[0],
+        params=params,
+        bse=bse,
+        df_resid=int(G - 1),
+        vcov_type="CR1",
+        extra=extra,
+        estimator=_SOURCE,
+        dependent=y,
+        fixed_effects=list(fes),
+        cluster_var=cluster,
+        controls=regs[len(xs) :],
+        vcov_values=V,
+        vcov_names=list(regs),
+    )
+
+
+def _endpoint(pval, b_hat: float, half: float, alpha: float, side: int) -> float:
+    """The confidence-set endpoint on ``side`` (−1 lower, +1 upper): the β0 where p(β0) falls
+    below α, bracketed from the CR1 endpoint b̂ ± half outward (or inward) and found by
+    :func:`scipy.optimize.brentq` on p(β0) − α (a step function: brentq converges to the jump,
+    to ``xtol``). ±inf if p never falls below α within 2^40 half-widths."""
+    from scipy.optimize import brentq
+
+    if not pval(b_hat) >= alpha:  # the estimate itself rejected (possible with equal tails)
+        return math.nan
+    half = half if half > 0 and math.isfinite(half) else max(abs(b_hat), 1.0)
+    inner, outer = b_hat, b_hat + side * half
+    if pval(outer) >= alpha:
+        for _ in range(40):
+            inner, outer = outer, b_hat + side * 2.0 * abs(outer - b_hat)
+            if pval(outer) < alpha:
+                break
+        else:
+            return side * math.inf
+
+    def f(b0: float) -> float:
+        return 1.0 if pval(b0) >= alpha else -1.0
+
+    xtol = 1e-14 * max(abs(inner), abs(outer), half)
+    return float(brentq(f, inner, outer, xtol=xtol, rtol=4 * np.finfo(float).eps, maxiter=500))
