@@ -16,7 +16,7 @@ def _api_blocks() -> list[str]:
 def test_every_api_function_has_a_runnable_example(capsys):
     blocks = _api_blocks()
     joined = "\n".join(blocks)
-    for name in ("twfe(", "iv_twfe(", "psm(", "entropy_weights("):
+    for name in ("twfe(", "iv_twfe(", "psm(", "entropy_weights(", "wild_cluster_bootstrap("):
         assert name in joined, name
     namespace: dict = {}
     for block in blocks:
