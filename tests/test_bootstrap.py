@@ -173,3 +173,14 @@ def test_recovery(seed):
     assert big.extra["bootstrap_p"] < 0.01
     lo, hi = big.extra["bootstrap_ci"]
     assert lo < 0.5 < hi
+
+
+def test_regressor_list_webb_enumeration_and_result_object():
+    df = _panel(20, 5, 0.2, seed=3)
+    a = _wcb(df, reps=199)
+    b = wild_cluster_bootstrap(df, "y", ["x", "c"], None, "city", "year", "city", 199, 1)
+    assert b.extra["bootstrap_p"] == a.extra["bootstrap_p"]
+    assert b.extra["bootstrap_ci"] == pytest.approx(a.extra["bootstrap_ci"], rel=1e-10)
+    assert "wild_cluster_bootstrap" in repr(a) and "CR1" in a.summary()
+    w = _wcb(_panel(3, 6, 0.2, seed=1), weights="webb", reps=999)
+    assert w.extra["enumerated"] and w.extra["reps"] == 6**3
