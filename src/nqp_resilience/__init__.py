@@ -18,6 +18,7 @@ __all__ = [
     "psm",
     "twfe",
     "wild_cluster_bootstrap",
+    "wild_restricted_efficient_bootstrap",
 ]
 __version__ = "0.1.0"
 
@@ -27,6 +28,7 @@ _LAZY = {
     "psm": "nqp_resilience.estimation.matching",
     "entropy_weights": "nqp_resilience.indices.entropy",
     "wild_cluster_bootstrap": "nqp_resilience.estimation.bootstrap",
+    "wild_restricted_efficient_bootstrap": "nqp_resilience.estimation.iv_bootstrap",
 }
 
 
