@@ -126,6 +126,62 @@ def _p_value(tstar: np.ndarray, t: float, p_type: str) -> float:
     return float(min(1.0, 2.0 * min(lo, hi)))
 
 
+def check_arguments(source: str, reps, seed, level, cluster) -> None:
+    """The checks every wild bootstrap makes of its arguments (project errors with hints)."""
+    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 99:
+        raise EstimationError(
+            f"{source}: reps must be an integer of at least 99, not {reps!r}",
+            hint="use reps=999 for a quick look and reps=9999 for a table",
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise EstimationError(
+            f"{source}: seed must be a non-negative integer, not {seed!r}",
+            hint="pass e.g. seed=12345 (the same seed gives the same draws)",
+        )
+    if not 0.0 < level < 1.0:
+        raise EstimationError(
+            f"{source}: level must be between 0 and 1, not {level!r}", hint="e.g. level=0.95"
+        )
+    if cluster is None:
+        raise EstimationError(
+            f"{source}: the wild cluster bootstrap needs a cluster variable",
+            hint="pass cluster='city_code' (the clusters of the CR1 standard errors)",
+        )
+
+
+def bootstrap_cluster_codes(df, bcluster: str, mask, source: str):
+    """Integer codes 0..Gb−1 of the bootstrap clusters on the estimation sample ``mask``, and Gb.
+
+    A missing value in the sample, or fewer than two clusters, is an :class:`EstimationError`.
+    """
+    braw, ok = id_column(df, bcluster)
+    braw, ok = braw[mask], ok[mask]
+    if not ok.all():
+        raise EstimationError(
+            f"{source}: bootstrap cluster '{bcluster}' is missing in {int((~ok).sum())} "
+            "observations of the estimation sample",
+            hint=f"fill in '{bcluster}' or drop those rows before the call",
+            variable=bcluster,
+        )
+    bcodes, Gb = codes(braw)
+    if Gb < 2:
+        raise EstimationError(
+            f"{source}: the wild cluster bootstrap needs at least two bootstrap clusters; "
+            f"'{bcluster}' has {Gb} in the estimation sample",
+            hint="choose a bootstrap cluster with several groups (e.g. the city)",
+            variable=bcluster,
+        )
+    return bcodes, Gb
+
+
+def draw_count(weights: str, Gb: int, reps: int) -> tuple[bool, int]:
+    """(enumerated, B): boottest's rule enumerates all 2^Gb Rademacher (6^Gb Webb) weight
+    vectors when there are at most ``reps`` of them; otherwise B = reps random draws."""
+    n_dist = {"rademacher": 2, "webb": 6}.get(weights)
+    enumerated = n_dist is not None and Gb * math.log(n_dist) <= math.log(reps) + 1e-12
+    return enumerated, int(n_dist**Gb) if enumerated else int(reps)
+
+
 def wild_cluster_bootstrap(
     df,
     y: str,
@@ -198,25 +254,7 @@ def wild_cluster_bootstrap(
     check_option(variant, VARIANT_OPTIONS, "variant", _SOURCE)
     check_option(p_type, P_TYPE_OPTIONS, "p_type", _SOURCE)
     check_option(singletons, SINGLETON_OPTIONS, "singletons", _SOURCE)
-    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 99:
-        raise EstimationError(
-            f"{_SOURCE}: reps must be an integer of at least 99, not {reps!r}",
-            hint="use reps=999 for a quick look and reps=9999 for a table",
-        )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise EstimationError(
-            f"{_SOURCE}: seed must be a non-negative integer, not {seed!r}",
-            hint="pass e.g. seed=12345 (the same seed gives the same draws)",
-        )
-    if not 0.0 < level < 1.0:
-        raise EstimationError(
-            f"{_SOURCE}: level must be between 0 and 1, not {level!r}", hint="e.g. level=0.95"
-        )
-    if cluster is None:
-        raise EstimationError(
-            f"{_SOURCE}: the wild cluster bootstrap needs a cluster variable",
-            hint="pass cluster='city_code' (the clusters of the CR1 standard errors)",
-        )
+    check_arguments(_SOURCE, reps, seed, level, cluster)
     if int(chunk_size) < 1:
         raise EstimationError(f"{_SOURCE}: chunk_size must be positive", hint="e.g. 4096")
     bcluster = bootstrap_cluster if bootstrap_cluster is not None else cluster
@@ -241,23 +279,7 @@ def wild_cluster_bootstrap(
             f"{_SOURCE}: no complete observations for this specification",
             hint="check the sample filter and the missing values of the variables used",
         )
-    braw, ok = id_column(df, bcluster)
-    braw, ok = braw[prep["mask"]], ok[prep["mask"]]
-    if not ok.all():
-        raise EstimationError(
-            f"{_SOURCE}: bootstrap cluster '{bcluster}' is missing in {int((~ok).sum())} "
-            "observations of the estimation sample",
-            hint=f"fill in '{bcluster}' or drop those rows before the call",
-            variable=bcluster,
-        )
-    bcodes, Gb = codes(braw)
-    if Gb < 2:
-        raise EstimationError(
-            f"{_SOURCE}: the wild cluster bootstrap needs at least two bootstrap clusters; "
-            f"'{bcluster}' has {Gb} in the estimation sample",
-            hint="choose a bootstrap cluster with several groups (e.g. the city)",
-            variable=bcluster,
-        )
+    bcodes, Gb = bootstrap_cluster_codes(df, bcluster, prep["mask"], _SOURCE)
 
     # --- the model, as twfe -----------------------------------------------------------------
     w = np.ones(n)
@@ -301,9 +323,7 @@ def wild_cluster_bootstrap(
     se_fwl = math.sqrt(q * float(u_hat @ u_hat)) / D
 
     # --- draws ---------------------------------------------------------------------------------
-    n_dist = {"rademacher": 2, "webb": 6}.get(weights)
-    enumerated = n_dist is not None and Gb * math.log(n_dist) <= math.log(reps) + 1e-12
-    B = int(n_dist**Gb) if enumerated else int(reps)
+    enumerated, B = draw_count(weights, Gb, reps)
     stats = np.empty((5, B))  # n0, n1, AA, AB, BB per draw
     step = int(chunk_size)
     for start in range(0, B, step):

@@ -50,6 +50,9 @@ from nqp_resilience.estimation.bootstrap import (
     _draws,
     _endpoint,
     _p_value,
+    bootstrap_cluster_codes,
+    check_arguments,
+    draw_count,
 )
 from nqp_resilience.estimation.core import (
     SINGLETON_OPTIONS,
@@ -57,9 +60,7 @@ from nqp_resilience.estimation.core import (
     check_columns,
     check_option,
     cluster_sums,
-    codes,
     demean,
-    id_column,
     small_sample,
     t_dist,
     wresid,
@@ -70,28 +71,6 @@ from nqp_resilience.estimation.results import EstimationResult
 __all__ = ["wild_restricted_efficient_bootstrap"]
 
 _SOURCE = "wild_restricted_efficient_bootstrap"
-
-
-def _check_args(reps, seed, level, cluster) -> None:
-    if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 99:
-        raise EstimationError(
-            f"{_SOURCE}: reps must be an integer of at least 99, not {reps!r}",
-            hint="use reps=999 for a quick look and reps=9999 for a table",
-        )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise EstimationError(
-            f"{_SOURCE}: seed must be a non-negative integer, not {seed!r}",
-            hint="pass e.g. seed=12345 (the same seed gives the same draws)",
-        )
-    if not 0.0 < level < 1.0:
-        raise EstimationError(
-            f"{_SOURCE}: level must be between 0 and 1, not {level!r}", hint="e.g. level=0.95"
-        )
-    if cluster is None:
-        raise EstimationError(
-            f"{_SOURCE}: the wild bootstrap needs a cluster variable",
-            hint="pass cluster='city_code' (the clusters of the CR1 standard errors)",
-        )
 
 
 def wild_restricted_efficient_bootstrap(
@@ -146,7 +125,7 @@ def wild_restricted_efficient_bootstrap(
     check_option(weights, WEIGHT_OPTIONS, "weights", _SOURCE)
     check_option(p_type, P_TYPE_OPTIONS, "p_type", _SOURCE)
     check_option(singletons, SINGLETON_OPTIONS, "singletons", _SOURCE)
-    _check_args(reps, seed, level, cluster)
+    check_arguments(_SOURCE, reps, seed, level, cluster)
     if int(chunk_size) < 1:
         raise EstimationError(f"{_SOURCE}: chunk_size must be positive", hint="e.g. 1024")
     if not isinstance(endog, str) and len(list(endog)) != 1:
@@ -159,23 +138,7 @@ def wild_restricted_efficient_bootstrap(
     check_columns(df, {bcluster: "bootstrap cluster"}, _SOURCE)
     ss = second_stage(d)
     n, L = d.n, d.L
-    braw, ok = id_column(df, bcluster)
-    braw, ok = braw[d.prep["mask"]], ok[d.prep["mask"]]
-    if not ok.all():
-        raise EstimationError(
-            f"{_SOURCE}: bootstrap cluster '{bcluster}' is missing in {int((~ok).sum())} "
-            "observations of the estimation sample",
-            hint=f"fill in '{bcluster}' or drop those rows before the call",
-            variable=bcluster,
-        )
-    bcodes, Gb = codes(braw)
-    if Gb < 2:
-        raise EstimationError(
-            f"{_SOURCE}: the wild bootstrap needs at least two bootstrap clusters; "
-            f"'{bcluster}' has {Gb} in the estimation sample",
-            hint="choose a bootstrap cluster with several groups (e.g. the city)",
-            variable=bcluster,
-        )
+    bcodes, Gb = bootstrap_cluster_codes(df, bcluster, d.prep["mask"], _SOURCE)
 
     # --- the sample statistic on the partialled data (equals second_stage's) ----------------
     G, clusters = ss.G, ss.clusters
@@ -208,9 +171,7 @@ def wild_restricted_efficient_bootstrap(
     Czz = Czz.reshape(G, L, L)  # Σ_{i∈h} z_i z_i'
 
     # --- draws: store T_c v and F_c v ------------------------------------------------------
-    n_dist = {"rademacher": 2, "webb": 6}.get(weights)
-    enumerated = n_dist is not None and Gb * math.log(n_dist) <= math.log(reps) + 1e-12
-    B = int(n_dist**Gb) if enumerated else int(reps)
+    enumerated, B = draw_count(weights, Gb, reps)
     # the CR1 scores are s_h = Σ_l w_l Σ_c a_c T_c[h, l] v over the sources c = ÿ, ẍ, z_l and
     # the constant columns Czz[:, :, l] (coefficients a_c depend on β0 and the draw): keep the
     # per-draw Gram matrix of the sources over h, so p(β0) costs O(B·(L(2 + 2L))²)
