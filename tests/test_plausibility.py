@@ -33,7 +33,7 @@ def ingest_folder(raw_dir) -> list[TableInput]:
     from nqp_resilience.data.cities import CityResolver
     from nqp_resilience.data.ingest import ingest_table
     from nqp_resilience.data.plausibility import raw_headers
-    from nqp_resilience.data.raw_files import RAW_FILES, raw_source_path, yearbook_path
+    from nqp_resilience.data.raw_files import raw_file_table, raw_source_path, yearbook_path
 
     codebook = Codebook(CODEBOOK)
     resolver = CityResolver(ATTRIBUTES, ALIASES)
@@ -46,7 +46,7 @@ def ingest_folder(raw_dir) -> list[TableInput]:
                 f"yearbook_{year}", "yearbook", path, df, raw_headers(path, codebook["yearbook"])
             )
         )
-    for name in RAW_FILES:
+    for name in raw_file_table():
         source = codebook[name]
         path = raw_source_path(raw_dir, name)
         df = ingest_table(

@@ -3,8 +3,9 @@
 The file of every source but the yearbook is its ``file`` in the codebook
 (``resources/codebook.yaml``), read once per process by :func:`raw_file_table`; the workflow
 derives its ingest jobs and the inputs of the plausibility and panel jobs from it, so a new
-source is one codebook entry. ``RAW_FILES`` is that table for the codebook of the current
-folder (the workflow folder), else of the project the package belongs to.
+source is one codebook entry (``rules/common.smk`` keeps it as ``RAW_FILES``). Without a
+codebook path, the codebook of the current folder (the workflow folder) is read, else that of
+the project the package belongs to.
 """
 
 from __future__ import annotations
@@ -46,13 +47,6 @@ def raw_sources_by_grain(codebook=None) -> dict[str, list[str]]:
     """The sources of :func:`raw_file_table` by grain: ``city_year`` (joined to the yearbook
     panel), ``city`` (time-invariant, e.g. the instruments' base) and ``year`` (national series)."""
     return {grain: list(names) for grain, names in _read(codebook)[1].items()}
-
-
-def __getattr__(name):
-    # RAW_FILES is read from the codebook on first use, not when the module is imported
-    if name == "RAW_FILES":
-        return raw_file_table()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def yearbook_path(raw_dir, year) -> str:
