@@ -37,12 +37,16 @@ def _p(tstar, t, p_type):
     return float(min(1.0, 2 * min(np.mean(tstar <= t + tol), np.mean(tstar >= t - tol))))
 
 
-def _brute(df, null, variant, p_type, bcl="city"):
-    """p-value by rerunning the regression with explicit dummies for every Rademacher draw."""
+def _brute(df, null, variant, p_type, bcl="city", trends=False):
+    """p-value by rerunning the regression with explicit dummies (and city trends) for every
+    Rademacher draw."""
     n_year = df["year"].nunique()
     cities = pd.get_dummies(df["city"]).to_numpy(float)
     years = pd.get_dummies(df["year"]).to_numpy(float)[:, 1:]
     X = np.column_stack([df["x"], df["c"], cities, years])
+    if trends:  # city-specific slopes in the year (nested in the city clusters: K unchanged);
+        # the first city's slope is collinear with the year effects (Σ slopes = year)
+        X = np.column_stack([X, (cities * (df["year"].to_numpy(float) - 2010)[:, None])[:, 1:]])
     Xr = X[:, 1:]
     y, x = df["y"].to_numpy(), df["x"].to_numpy()
     cl = df["city"].to_numpy()
@@ -111,6 +115,17 @@ def test_coarser_bootstrap_cluster_equals_brute_force():
         assert abs(res.extra["bootstrap_p"] - brute) < 1e-10
 
 
+def test_city_trends_equal_brute_force():
+    df = _panel(9, 6, 0.2, seed=13)
+    for variant in ("wcr", "wcu"):
+        res = _wcb(df, variant=variant, null=0.1, trends="city")
+        assert res.extra["enumerated"]
+        brute = _brute(df, 0.1, variant, "symmetric", trends=True)
+        assert abs(res.extra["bootstrap_p"] - brute) < 1e-10
+    ref = twfe(df, "y", "x", ["c"], "city", "year", "city", trends="city")
+    assert abs(res.coef - ref.coef) < 1e-12 and abs(res.se - ref.se) < 1e-12
+
+
 def test_t_and_se_equal_twfe():
     df = _panel(30, 6, 0.3, seed=7)
     ref = twfe(df, "y", "x", ["c"], "city", "year", "city")
@@ -121,15 +136,16 @@ def test_t_and_se_equal_twfe():
     assert (res.nobs, res.n_clusters) == (ref.nobs, ref.n_clusters)
 
 
-def test_determinism_and_chunking():
+def test_determinism_and_streams():
     df = _panel(25, 5, 0.1, seed=11)
     a = _wcb(df, reps=2500, seed=4)
     b = _wcb(df, reps=2500, seed=4)
-    c = _wcb(df, reps=2500, seed=4, chunk_size=333)
     assert a.extra == b.extra
     assert not a.extra["enumerated"] and a.extra["reps"] == 2500
-    assert c.extra["bootstrap_p"] == a.extra["bootstrap_p"]
-    assert c.extra["bootstrap_ci"] == pytest.approx(a.extra["bootstrap_ci"], rel=1e-12)
+    assert a.extra["p"] == a.extra["bootstrap_p"] and a.extra["ci"] == a.extra["bootstrap_ci"]
+    c = _wcb(df, reps=2500, seed=4, stream="baseline")  # another spec: other draws
+    assert c.extra["stream"] == "baseline" and c.extra["bootstrap_ci"] != a.extra["bootstrap_ci"]
+    assert _wcb(df, reps=2500, seed=4, stream="baseline").extra == c.extra
     d = _wcb(df, reps=2500, seed=5)
     assert d.extra["seed"] == 5 and d.extra["bootstrap_ci"] != a.extra["bootstrap_ci"]
     for w in ("webb", "mammen", "normal"):

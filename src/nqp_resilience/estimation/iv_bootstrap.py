@@ -30,7 +30,8 @@ demeaning of an N × (2 + L)·G_boot matrix). ũ, ṽ and zπ̃ are linear combi
 columns with coefficients that depend on β0 (π̃ is re-estimated for every β0), so s_h is a
 per-draw linear form in the sources T_c v and Σ_{i∈h} z_i z_i': each draw keeps the Gram matrix
 of the sources over h ((L(2 + 2L))² numbers) and z'(c∘v), and p(β0) is recomputed exactly for
-any β0 in O(B·L⁴) without touching the N observations again. The confidence set is found by
+any β0 in O(B·L⁴) without touching the N observations again (π̃(β0) comes from the cross
+products of [ÿ, ẍ, z], kept among the problem's scalars). The confidence set is found by
 :func:`scipy.optimize.brentq` on that step function over the same draws. B = 9,999 at
 N = 2,769, G = 277, L = 1 takes about 0.6 s including the confidence set.
 """
@@ -47,12 +48,11 @@ from nqp_resilience.estimation.bootstrap import (
     WEIGHT_OPTIONS,
     BootWeights,
     PType,
-    _draws,
-    _endpoint,
-    _p_value,
+    WildProblem,
     bootstrap_cluster_codes,
     check_arguments,
     draw_count,
+    run_problem,
 )
 from nqp_resilience.estimation.core import (
     SINGLETON_OPTIONS,
@@ -68,12 +68,12 @@ from nqp_resilience.estimation.core import (
 from nqp_resilience.estimation.iv import iv_design, second_stage
 from nqp_resilience.estimation.results import EstimationResult
 
-__all__ = ["wild_restricted_efficient_bootstrap"]
+__all__ = ["wild_restricted_efficient_bootstrap", "wre_problem", "wre_tstar"]
 
 _SOURCE = "wild_restricted_efficient_bootstrap"
 
 
-def wild_restricted_efficient_bootstrap(
+def wre_problem(
     df,
     y: str,
     endog: str,
@@ -86,48 +86,15 @@ def wild_restricted_efficient_bootstrap(
     seed: int = 0,
     *,
     weights: BootWeights = "rademacher",
-    null: float = 0.0,
-    level: float = 0.95,
-    p_type: PType = "symmetric",
+    stream: str | None = None,
     bootstrap_cluster: str | None = None,
     singletons: Singletons = "drop",
-    chunk_size: int = 1024,
-) -> EstimationResult:
-    """WRE bootstrap test and confidence set of the 2SLS coefficient of ``endog``.
-
-    Parameters
-    ----------
-    df, y, endog, instrument, controls, entity, time, cluster, singletons
-        The model, as :func:`~nqp_resilience.estimation.iv.iv_twfe` (one endogenous regressor,
-        one or more excluded instruments; ``cluster`` is required).
-    reps, seed, weights, null, level, p_type, bootstrap_cluster, chunk_size
-        As :func:`~nqp_resilience.estimation.bootstrap.wild_cluster_bootstrap` (the same draws
-        for the same seed, the same enumeration rule and p-value conventions).
-
-    Returns
-    -------
-    EstimationResult
-        ``coef``, ``se`` (CR1), ``t``, ``p``, ``ci`` as ``iv_twfe``; ``extra``: ``bootstrap_p``
-        (at ``null``), ``bootstrap_ci`` (β0 with p(β0) ≥ 1 − level; ±inf when unbounded),
-        ``reps`` (draws used), ``reps_requested``, ``weights``, ``variant`` (``"wre"``),
-        ``enumerated``, ``seed``, ``null``, ``p_type``, ``level``, ``bootstrap_cluster``,
-        ``bootstrap_clusters``, ``df_k``.
-
-    Raises
-    ------
-    OptionError
-        ``weights``, ``p_type`` or ``singletons`` outside the allowed values.
-    EstimationError
-        reps < 99, a bad seed or level, fewer than two bootstrap clusters, a missing bootstrap
-        cluster in the estimation sample, more than one endogenous regressor, and everything
-        ``iv_twfe`` raises.
-    """
+) -> WildProblem:
+    """Set up the WRE bootstrap (step 1 of :mod:`~nqp_resilience.estimation.bootstrap`;
+    arguments as :func:`wild_restricted_efficient_bootstrap`)."""
     check_option(weights, WEIGHT_OPTIONS, "weights", _SOURCE)
-    check_option(p_type, P_TYPE_OPTIONS, "p_type", _SOURCE)
     check_option(singletons, SINGLETON_OPTIONS, "singletons", _SOURCE)
-    check_arguments(_SOURCE, reps, seed, level, cluster)
-    if int(chunk_size) < 1:
-        raise EstimationError(f"{_SOURCE}: chunk_size must be positive", hint="e.g. 1024")
+    check_arguments(_SOURCE, reps, seed, 0.5, cluster)
     if not isinstance(endog, str) and len(list(endog)) != 1:
         raise EstimationError(
             f"{_SOURCE}: the WRE bootstrap handles one endogenous regressor, not {endog!r}",
@@ -170,86 +137,37 @@ def wild_restricted_efficient_bootstrap(
     Czz = cluster_sums((z[:, :, None] * z[:, None, :]).reshape(n, -1), clusters, G)
     Czz = Czz.reshape(G, L, L)  # Σ_{i∈h} z_i z_i'
 
-    # --- draws: store T_c v and F_c v ------------------------------------------------------
-    enumerated, B = draw_count(weights, Gb, reps)
     # the CR1 scores are s_h = Σ_l w_l Σ_c a_c T_c[h, l] v over the sources c = ÿ, ẍ, z_l and
     # the constant columns Czz[:, :, l] (coefficients a_c depend on β0 and the draw): keep the
-    # per-draw Gram matrix of the sources over h, so p(β0) costs O(B·(L(2 + 2L))²)
+    # per-draw Gram matrix of the sources over h (upper triangle), and z'(c∘v)
     ns = nc + L
     P = ns * L
-    gram = np.empty((P, P, B))
-    FV = np.empty((nc, L, B))
+    iu = np.triu_indices(P)
     const = np.transpose(Czz, (2, 0, 1))  # (L, G, L): source l', cluster h, row l
-    step = int(chunk_size)
-    for start in range(0, B, step):
-        stop = min(B, start + step)
-        v = _draws(weights, int(seed), start, stop, Gb, enumerated)
-        m = stop - start
+
+    def block_stats(v: np.ndarray) -> np.ndarray:
+        m = v.shape[1]
         src = np.empty((ns, G, L, m))
+        FV = np.empty((nc, L, m))
         for c in range(nc):
             src[c] = (T[:, c, :] @ v).reshape(G, L, m)
-            FV[c, :, start:stop] = F[:, c, :] @ v
+            FV[c] = F[:, c, :] @ v
         src[nc:] = const[..., None]
         X = src.transpose(0, 2, 1, 3).reshape(P, G, m)  # row c·L + l
-        gram[:, :, start:stop] = np.einsum("ahm,bhm->abm", X, X)
+        gram = np.einsum("ahm,bhm->abm", X, X)
+        return np.concatenate([gram[iu], FV.reshape(nc * L, m)])
 
-    def tstar_at(b0: float) -> np.ndarray:
-        u = yd - b0 * xd
-        pi = np.linalg.lstsq(np.column_stack([z, u]), xd, rcond=None)[0][:L]
-        # ũ = ÿ − b0 ẍ and ṽ = ẍ − zπ̃ as combinations of the columns [ÿ, ẍ, z]
-        cu = np.concatenate([[1.0, -b0], np.zeros(L)])
-        cv = np.concatenate([[0.0, 1.0], -pi])
-        Fu = np.tensordot(cu, FV, 1)  # z'(ũ∘v): (L, B)
-        p = (Q @ pi)[:, None] + np.tensordot(cv, FV, 1)  # z'x*
-        w = A @ p
-        D = np.sum(p * w, axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            delta = np.sum(w * Fu, axis=0) / D
-            # R = T_ũ − δ(Czz π̃ + T_ṽ) in the sources ÿ, ẍ, z_l, Czz_l
-            coef = np.empty((ns, B))
-            coef[0] = 1.0
-            coef[1] = -b0 - delta
-            coef[2:nc] = pi[:, None] * delta
-            coef[nc:] = -pi[:, None] * delta
-            a = (coef[:, None, :] * w[None, :, :]).reshape(P, B)
-            ss = np.einsum("pb,pqb,qb->b", a, gram, a)
-            return delta / np.sqrt(q * np.maximum(ss, 0.0) / (D * D))
-
-    def pval(b0: float) -> float:
-        return _p_value(tstar_at(b0), (b_hat - b0) / se_hat, p_type)
-
-    b0_null = float(null) / unit
-    boot_p = pval(b0_null)
-    alpha = 1.0 - level
-    _, tq = t_dist(0.0, G - 1)
-    ends = [_endpoint(pval, b_hat, se_hat * tq, alpha, side) for side in (-1, 1)]
-    ci = (float(ends[0]) * unit, float(ends[1]) * unit)  # unit = s_y / s_x > 0
-
+    enumerated, B = draw_count(weights, Gb, reps)
+    cp = cols.T @ cols  # cross products of [ÿ, ẍ, z]: π̃(β0) in the reduce step
     beta0, se0 = float(ss.beta[0]) * unit, float(ss.se[0]) * unit
     t0 = float(ss.beta[0] / ss.se[0]) if ss.se[0] > 0 else math.nan
     p0, qt = t_dist(t0, ss.df)
     names2 = d.endogenous + d.controls
     unit2 = d.unit2
-    extra = {
-        "df_k": int(ss.K),
-        "omitted": d.omitted,
-        "bootstrap_p": boot_p,
-        "bootstrap_ci": ci,
-        "reps": B,
-        "reps_requested": int(reps),
-        "weights": weights,
-        "variant": "wre",
-        "enumerated": bool(enumerated),
-        "seed": int(seed),
-        "null": float(null),
-        "p_type": p_type,
-        "level": float(level),
-        "bootstrap_cluster": bcluster,
-        "bootstrap_clusters": int(Gb),
-    }
+    extra = {"df_k": int(ss.K), "omitted": d.omitted, "bootstrap_cluster": bcluster}
     if d.notes:
         extra["notes"] = d.notes
-    return EstimationResult(
+    result = EstimationResult(
         coef=beta0,
         se=se0,
         t=t0,
@@ -273,3 +191,144 @@ def wild_restricted_efficient_bootstrap(
         vcov_values=ss.V * np.outer(unit2, unit2),
         vcov_names=names2,
     )
+    _, tq = t_dist(0.0, G - 1)
+    names = [f"gram_{a}_{b}" for a, b in zip(*iu, strict=True)]
+    names += [f"zv_{c}_{l}" for c in range(nc) for l in range(L)]  # noqa: E741
+    return WildProblem(
+        method="wre",
+        stat_names=tuple(names),
+        scalars={
+            "b_hat": b_hat,
+            "se": se_hat,
+            "half": se_hat * tq,
+            "q": q,
+            "unit": unit,
+            "L": int(L),
+            "cross": cp.tolist(),
+        },
+        B=B,
+        enumerated=enumerated,
+        Gb=Gb,
+        weights=weights,
+        seed=int(seed),
+        stream=stream,
+        result=result,
+        block_stats=block_stats,
+    )
+
+
+def wre_tstar(scalars: dict, stats: np.ndarray):
+    """t*(β0) of the WRE bootstrap (a function of β0 in the scaled units of the design) from
+    the per-draw statistics of :func:`wre_problem` and its scalars."""
+    L, q = int(scalars["L"]), float(scalars["q"])
+    cp = np.asarray(scalars["cross"], dtype=float)
+    nc = 2 + L
+    ns, B = nc + L, stats.shape[1]
+    P = ns * L
+    iu = np.triu_indices(P)
+    gram = np.empty((P, P, B))
+    gram[iu] = stats[: len(iu[0])]
+    gram[iu[1], iu[0]] = stats[: len(iu[0])]
+    FV = stats[len(iu[0]) :].reshape(nc, L, B)
+    Q = cp[2:, 2:]
+    A = np.linalg.inv(Q)
+    zy, zx = cp[2:, 0], cp[2:, 1]
+    yy, yx, xx = cp[0, 0], cp[0, 1], cp[1, 1]
+
+    def tstar_at(b0: float) -> np.ndarray:
+        # π̃: OLS of ẍ on [z, ũ], ũ = ÿ − b0 ẍ, by its normal equations
+        zu = zy - b0 * zx
+        M = np.empty((L + 1, L + 1))
+        M[:L, :L], M[:L, L], M[L, :L] = Q, zu, zu
+        M[L, L] = yy - 2.0 * b0 * yx + b0 * b0 * xx
+        pi = np.linalg.solve(M, np.concatenate([zx, [yx - b0 * xx]]))[:L]
+        # ũ = ÿ − b0 ẍ and ṽ = ẍ − zπ̃ as combinations of the columns [ÿ, ẍ, z]
+        cu = np.concatenate([[1.0, -b0], np.zeros(L)])
+        cv = np.concatenate([[0.0, 1.0], -pi])
+        Fu = np.tensordot(cu, FV, 1)  # z'(ũ∘v): (L, B)
+        p = (Q @ pi)[:, None] + np.tensordot(cv, FV, 1)  # z'x*
+        w = A @ p
+        D = np.sum(p * w, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            delta = np.sum(w * Fu, axis=0) / D
+            # R = T_ũ − δ(Czz π̃ + T_ṽ) in the sources ÿ, ẍ, z_l, Czz_l
+            coef = np.empty((ns, B))
+            coef[0] = 1.0
+            coef[1] = -b0 - delta
+            coef[2:nc] = pi[:, None] * delta
+            coef[nc:] = -pi[:, None] * delta
+            a = (coef[:, None, :] * w[None, :, :]).reshape(P, B)
+            ss = np.einsum("pb,pqb,qb->b", a, gram, a)
+            return delta / np.sqrt(q * np.maximum(ss, 0.0) / (D * D))
+
+    return tstar_at
+
+
+def wild_restricted_efficient_bootstrap(
+    df,
+    y: str,
+    endog: str,
+    instrument,
+    controls=None,
+    entity: str | None = "city_code",
+    time: str | None = "year",
+    cluster: str = "city_code",
+    reps: int = 9999,
+    seed: int = 0,
+    *,
+    weights: BootWeights = "rademacher",
+    null: float = 0.0,
+    level: float = 0.95,
+    p_type: PType = "symmetric",
+    bootstrap_cluster: str | None = None,
+    singletons: Singletons = "drop",
+    stream: str | None = None,
+) -> EstimationResult:
+    """WRE bootstrap test and confidence set of the 2SLS coefficient of ``endog``.
+
+    Parameters
+    ----------
+    df, y, endog, instrument, controls, entity, time, cluster, singletons
+        The model, as :func:`~nqp_resilience.estimation.iv.iv_twfe` (one endogenous regressor,
+        one or more excluded instruments; ``cluster`` is required).
+    reps, seed, weights, null, level, p_type, bootstrap_cluster, stream
+        As :func:`~nqp_resilience.estimation.bootstrap.wild_cluster_bootstrap` (the same draws
+        for the same seed and stream, the same enumeration rule and p-value conventions).
+
+    Returns
+    -------
+    EstimationResult
+        ``coef``, ``se`` (CR1), ``t``, ``p``, ``ci`` as ``iv_twfe``; ``extra``: ``bootstrap_p``
+        (at ``null``; also ``p``), ``bootstrap_ci`` (β0 with p(β0) ≥ 1 − level; ±inf when
+        unbounded; also ``ci``), ``reps`` (draws used), ``reps_requested``, ``weights``,
+        ``variant`` (``"wre"``), ``enumerated``, ``seed``, ``stream``, ``null``, ``p_type``,
+        ``level``, ``bootstrap_cluster``, ``bootstrap_clusters``, ``df_k``.
+
+    Raises
+    ------
+    OptionError
+        ``weights``, ``p_type`` or ``singletons`` outside the allowed values.
+    EstimationError
+        reps < 99, a bad seed or level, fewer than two bootstrap clusters, a missing bootstrap
+        cluster in the estimation sample, more than one endogenous regressor, and everything
+        ``iv_twfe`` raises.
+    """
+    check_option(p_type, P_TYPE_OPTIONS, "p_type", _SOURCE)
+    check_arguments(_SOURCE, reps, seed, level, cluster)
+    problem = wre_problem(
+        df,
+        y,
+        endog,
+        instrument,
+        controls,
+        entity,
+        time,
+        cluster,
+        reps,
+        seed,
+        weights=weights,
+        stream=stream,
+        bootstrap_cluster=bootstrap_cluster,
+        singletons=singletons,
+    )
+    return run_problem(problem, reps, null=null, level=level, p_type=p_type)
