@@ -21,6 +21,7 @@ wildcard_constraints:
 include: "rules/data.smk"
 include: "rules/indices.smk"
 include: "rules/estimation.smk"
+include: "rules/bootstrap.smk"
 include: "rules/outputs.smk"
 
 
@@ -35,6 +36,7 @@ rule all:
         weights=rules.nqp_index.output.weights,
         desc_stats=rules.desc_stats.output.table,
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=SPECS),
+        bootstrap=[bootstrap_file(spec) for spec in BOOTSTRAP_SPECS],
         replication=rules.replication_check.output.report,
         spec_samples=rules.spec_samples.output.report,
         tables=TABLE_FILES,

@@ -1,6 +1,7 @@
 # Shared definitions: config validation, paths, wildcard constraints and input functions.
 # Included first by the Snakefile.
 
+import math
 import shutil
 import sys
 
@@ -17,7 +18,7 @@ from nqp_resilience.data.raw_files import (
     report_paths,
     yearbook_path,
 )
-from nqp_resilience.estimation.specs import ESTIMATORS, validate_specs
+from nqp_resilience.estimation.specs import ESTIMATORS, bootstrap_spec_ids, validate_specs
 from nqp_resilience.indices.variables import check_instrument_config
 from nqp_resilience.outputs.tables import unshown_specs
 from nqp_resilience.runner import stop_on_user_error
@@ -67,6 +68,8 @@ with stop_on_user_error():
     PUBLISHED_SPECS = [s for s in read_yaml("resources/published.yaml")["specs"] if s in SPECS]
     REGRESSION_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] != "describe"]
     PSM_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] == "psm_fe"]
+    # the specs with a wild bootstrap (bootstrap.specs): WCR/WCU for ols_fe, WRE for iv_fe
+    BOOTSTRAP_SPECS = bootstrap_spec_ids(config["bootstrap"]["specs"], SPECS)
 
 
 def yearbook_input(wildcards):
@@ -130,3 +133,16 @@ def table_specs(wildcards):
 def table_estimate_files(wildcards):
     """Exactly the estimates a table shows."""
     return [f"{RESULTS}/estimates/{spec['id']}.json" for spec in table_specs(wildcards)]
+
+
+def bootstrap_file(spec):
+    """The combined wild bootstrap result of one spec."""
+    return f"{RESULTS}/bootstrap/{spec}.json"
+
+
+def table_bootstrap_files(wildcards):
+    """The bootstrap results a table shows under its coefficients (tables.bootstrap_p), else
+    none, so that the tables do not wait for (or rerun after) the bootstrap."""
+    if not config["tables"]["bootstrap_p"]:
+        return []
+    return [bootstrap_file(s["id"]) for s in table_specs(wildcards) if s["id"] in BOOTSTRAP_SPECS]

@@ -99,3 +99,56 @@ def spec_samples_job(smk) -> None:
         )
     write_csv(lost, smk.output.table)
     write_text(smk.output.report, spec_samples_markdown(summary, lost, absent))
+
+
+def bootstrap_shard_job(smk) -> None:
+    """Rule ``bootstrap_shard``: shard {k} of the wild bootstrap of spec {spec} ->
+    ``results/bootstrap/{spec}/shard_{k}.parquet`` (see
+    :mod:`nqp_resilience.estimation.bootstrap_shards`)."""
+    from nqp_resilience.data.parquet import read_columns
+    from nqp_resilience.estimation.bootstrap_shards import (
+        bootstrap_columns,
+        spec_problem,
+        write_shard,
+    )
+
+    spec = dict(smk.params.spec)
+    controls = list(smk.params.control_variables)
+    draws = dict(smk.params.draws)
+    data = read_columns(smk.input.panel, bootstrap_columns(spec, controls, draws.get("cluster")))
+    problem = spec_problem(spec, data, controls, draws, singletons=smk.params.singletons)
+    k, shards = int(smk.wildcards.k), int(smk.params.shards)
+    n = write_shard(
+        smk.output.shard,
+        problem,
+        spec,
+        draws,
+        k,
+        shards,
+        software=software_versions(),
+        inputs={"analysis_panel": _sha256(smk.input.panel)},
+    )
+    log.info("%s: shard %d of %d, %d of %d draws", spec["id"], k, shards, n, problem.B)
+
+
+def bootstrap_reduce_job(smk) -> None:
+    """Rule ``bootstrap_reduce``: every shard of spec {spec} -> the p-value and the inverted
+    confidence interval, ``results/bootstrap/{spec}.json``."""
+    import json
+
+    from nqp_resilience.data.io import write_text
+    from nqp_resilience.estimation.bootstrap_shards import read_shards, reduce_record
+    from nqp_resilience.estimation.specs import _clean
+
+    meta, stats = read_shards(list(smk.input.shards))
+    record = _clean(reduce_record(meta, stats, dict(smk.params.inference), dict(smk.params.spec)))
+    write_text(smk.output.result, json.dumps(record, indent=2, allow_nan=False) + "\n")
+    log.info(
+        "%s: %s p = %s, %s%% CI %s (%d draws)",
+        record["spec"],
+        record["method"].upper(),
+        record["bootstrap_p"],
+        round(100 * record["level"]),
+        record["bootstrap_ci"],
+        record["reps"],
+    )

@@ -161,6 +161,58 @@ def validate_specs(
     return by_id
 
 
+#: Estimators with a wild bootstrap: WCR/WCU for ``ols_fe``, WRE for ``iv_fe``.
+BOOTSTRAP_ESTIMATORS = ("ols_fe", "iv_fe")
+
+
+def bootstrap_spec_ids(selection, specs: dict[str, dict]) -> list[str]:
+    """The spec ids of ``bootstrap.specs`` in registry order: ``"all-ols-and-iv"`` = every
+    ``ols_fe`` and ``iv_fe`` spec clustered by city; a list names them.
+
+    Raises :class:`ConfigError` for an unknown id (with the closest one), a ``psm_fe`` spec (the
+    wild bootstrap is not valid for nearest-neighbour matching, Abadie and Imbens 2008), a
+    ``describe`` spec, or a spec without clusters (``cluster: none``).
+    """
+
+    def bootstrappable(spec: dict) -> bool:
+        return spec["estimator"] in BOOTSTRAP_ESTIMATORS and spec.get("cluster", "city") != "none"
+
+    if selection == "all-ols-and-iv":
+        return [sid for sid, spec in specs.items() if bootstrappable(spec)]
+    for j, sid in enumerate(selection):
+        key = f"bootstrap.specs[{j}]"
+        if sid not in specs:
+            close = closest_variable(sid, list(specs))
+            raise ConfigError(
+                key,
+                f"unknown spec id {sid!r}",
+                hint=(f"did you mean '{close}'? " if close else "")
+                + "bootstrap.specs names ids of config.yaml: specs, or is all-ols-and-iv",
+            )
+        spec = specs[sid]
+        if spec["estimator"] == "psm_fe":
+            raise ConfigError(
+                key,
+                f"spec {sid!r} is a matching estimator (psm_fe), which has no wild bootstrap: "
+                "the bootstrap is not valid for nearest-neighbour matching (Abadie and Imbens "
+                "2008), so PSM specs keep their analytic standard errors",
+                hint=f"remove {sid!r} from bootstrap.specs",
+            )
+        if spec["estimator"] not in BOOTSTRAP_ESTIMATORS:
+            raise ConfigError(
+                key,
+                f"spec {sid!r} ({spec['estimator']}) has no coefficient to bootstrap",
+                hint="bootstrap.specs takes ols_fe and iv_fe specs",
+            )
+        if not bootstrappable(spec):
+            raise ConfigError(
+                key,
+                f"spec {sid!r} has cluster: none; the wild cluster bootstrap needs clusters",
+                hint=f"set cluster: city in spec {sid!r} or remove it from bootstrap.specs",
+            )
+    return [sid for sid in specs if sid in set(selection)]
+
+
 def apply_sample(data: dict, filters: list[dict]) -> np.ndarray:
     """Boolean mask of rows passing every ``{column, op, value}`` filter."""
     n = len(next(iter(data.values())))
@@ -214,6 +266,31 @@ def describe(data: dict, variables: list[str]) -> dict:
     return out
 
 
+class SpecModel:
+    """The model of one regression spec on column arrays: the sample (filters applied), the
+    interaction column (``{D}_x_{x}``, the core regressor of a heterogeneity spec), the
+    regressors (core first), controls, fixed effects and cluster, as ``twfe`` takes them."""
+
+    def __init__(self, spec: dict, data: dict, control_variables: list[str]):
+        mask = apply_sample(data, spec.get("sample", []))
+        self.data = {k: v[mask] for k, v in data.items()}
+        self.controls = spec_controls(spec, control_variables)
+        self.x = x = spec["regressor"]
+        self.regressors, self.core = [x], x
+        if spec.get("interact"):
+            d = spec["interact"]
+            self.core = interaction_name(d, x)
+            self.data[self.core] = np.asarray(self.data[d], dtype=float) * np.asarray(
+                self.data[x], dtype=float
+            )
+            self.regressors = [self.core, x]
+        fes = [FE_COLUMNS[f] for f in spec.get("fixed_effects", ["city", "year"])]
+        self.entity = "city_code" if "city_code" in fes else None
+        self.time = "year" if "year" in fes else None
+        self.cluster = None if spec.get("cluster", "city") == "none" else "city_code"
+        self.trends = "city_code" if spec.get("trends") == "city" else None
+
+
 def estimate(
     spec: dict, data: dict, control_variables: list[str], singletons: str = "drop"
 ) -> dict:
@@ -227,21 +304,9 @@ def estimate(
     if spec["estimator"] == "describe":
         record["statistics"] = describe(data, spec["variables"])
         return _clean(record)
-    mask = apply_sample(data, spec.get("sample", []))
-    data = {k: v[mask] for k, v in data.items()}
-    controls = spec_controls(spec, control_variables)
-    x = spec["regressor"]
-    regressors = [x]
-    core = x
-    if spec.get("interact"):
-        d = spec["interact"]
-        core = interaction_name(d, x)
-        data[core] = np.asarray(data[d], dtype=float) * np.asarray(data[x], dtype=float)
-        regressors = [core, x]
-    fes = [FE_COLUMNS[f] for f in spec.get("fixed_effects", ["city", "year"])]
-    entity = "city_code" if "city_code" in fes else None
-    time = "year" if "year" in fes else None
-    cluster = None if spec.get("cluster", "city") == "none" else "city_code"
+    m = SpecModel(spec, data, control_variables)
+    data, controls, x, regressors, core = m.data, m.controls, m.x, m.regressors, m.core
+    entity, time, cluster = m.entity, m.time, m.cluster
     extra: dict = {}
     engine = check_engine(spec)  # numpy (default) | linearmodels | statsmodels
     if spec["estimator"] == "ols_fe":
@@ -258,7 +323,7 @@ def estimate(
             entity,
             time,
             cluster,
-            trends="city_code" if spec.get("trends") == "city" else None,
+            trends=m.trends,
             singletons=singletons,
             on_collinear=spec.get("on_collinear", "omit"),
         )

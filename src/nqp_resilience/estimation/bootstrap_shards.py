@@ -1,0 +1,272 @@
+"""The wild bootstrap of a spec split into jobs: shard files and their reduction.
+
+Rule ``bootstrap_shard`` (one job per spec and shard k of ``bootstrap.shards``) sets the
+bootstrap problem of the spec up (:func:`spec_problem`), computes the per-draw statistics of its
+contiguous range of blocks of draws (:func:`~nqp_resilience.estimation.bootstrap.shard_blocks`)
+and writes them to ``results/bootstrap/{spec}/shard_{k}.parquet`` (:func:`write_shard`). Rule
+``bootstrap_reduce`` reads every shard of the spec (:func:`read_shards`), checks that they
+belong together and cover every draw once, and computes the p-value and the inverted
+confidence interval (:func:`reduce_record`) with the same function as the single-process API
+call, so the result is the same bytes whatever the shard count.
+
+Shard file
+----------
+One row per draw, in draw order: ``draw`` (int64) and the per-draw statistics (float64; stored
+exactly): ``n0, n1, AA, AB, BB`` for OLS specs (WCR and WCU use the same numbers), the upper
+triangle of the Gram matrix of the CR1 score sources and z'(c∘v) for IV specs (WRE; see
+:mod:`~nqp_resilience.estimation.iv_bootstrap`). The Parquet key-value metadata
+``nqp_bootstrap`` holds a JSON object: the method, the scalars of the sample the reduce step
+needs, the number of draws and blocks, the draw options, the CR1 estimate and the shard's
+blocks. Everything but the shard's own index and blocks must agree across the shards of a spec.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from nqp_resilience.errors import DataError, EstimationError
+
+__all__ = [
+    "BOOTSTRAP_CLUSTERS",
+    "META_KEY",
+    "bootstrap_columns",
+    "read_shards",
+    "reduce_record",
+    "spec_problem",
+    "write_shard",
+]
+
+#: ``bootstrap.cluster`` -> analysis-panel column (None: the spec's clusters, the city).
+BOOTSTRAP_CLUSTERS = {None: "city_code", "city": "city_code", "province": "province_code"}
+#: Parquet key-value metadata key of a shard file.
+META_KEY = b"nqp_bootstrap"
+
+
+def bootstrap_columns(spec: dict, control_variables: list[str], cluster: str | None) -> list[str]:
+    """The analysis-panel columns the bootstrap of a spec reads."""
+    from nqp_resilience.estimation.specs import spec_columns
+
+    cols = spec_columns(spec, control_variables)
+    return list(dict.fromkeys([*cols, BOOTSTRAP_CLUSTERS[cluster]]))
+
+
+def spec_problem(
+    spec: dict, data: dict, control_variables: list[str], draws: dict, singletons: str = "drop"
+):
+    """The :class:`~nqp_resilience.estimation.bootstrap.WildProblem` of one ``ols_fe`` (WCR/WCU)
+    or ``iv_fe`` (WRE) spec on column arrays, with ``draws`` = ``{reps, seed, weights,
+    cluster}`` of ``config.yaml: bootstrap``. The random stream is the spec id, so that the
+    specs do not share draws."""
+    from nqp_resilience.estimation.specs import SpecModel
+
+    m = SpecModel(spec, data, control_variables)
+    if m.cluster is None:
+        raise EstimationError(
+            f"spec {spec['id']!r} has cluster: none; the wild cluster bootstrap needs clusters",
+            hint=f"set cluster: city in spec {spec['id']!r} or remove it from bootstrap.specs",
+        )
+    common = dict(
+        reps=int(draws["reps"]),
+        seed=int(draws["seed"]),
+        weights=draws["weights"],
+        stream=spec["id"],
+        bootstrap_cluster=BOOTSTRAP_CLUSTERS[draws.get("cluster")],
+        singletons=singletons,
+    )
+    if spec["estimator"] == "ols_fe":
+        from nqp_resilience.estimation.bootstrap import wild_problem
+
+        return wild_problem(
+            m.data,
+            spec["dependent"],
+            m.regressors,
+            m.controls,
+            m.entity,
+            m.time,
+            m.cluster,
+            trends=m.trends,
+            **common,
+        )
+    if spec["estimator"] == "iv_fe":
+        from nqp_resilience.estimation.iv_bootstrap import wre_problem
+
+        return wre_problem(
+            m.data,
+            spec["dependent"],
+            m.x,
+            spec["instrument"],
+            m.controls,
+            m.entity,
+            m.time,
+            m.cluster,
+            **common,
+        )
+    raise EstimationError(
+        f"spec {spec['id']!r} ({spec['estimator']}) has no wild bootstrap",
+        hint="the bootstrap covers ols_fe (WCR/WCU) and iv_fe (WRE) specs",
+    )
+
+
+def _meta(problem, spec: dict, draws: dict, reps: int) -> dict:
+    """The shard metadata every shard of a spec shares."""
+    res = problem.result
+    return {
+        "spec": spec["id"],
+        "estimator": spec["estimator"],
+        "method": problem.method,
+        "stat_names": list(problem.stat_names),
+        "scalars": problem.scalars,
+        "n_blocks": problem.n_blocks,
+        "draws": {
+            **problem.draw_info(reps),
+            "bootstrap_cluster": draws.get("cluster") or "city",
+        },
+        "estimate": {
+            "dependent": res.dependent,
+            "regressor": res.regressor,
+            "coef": res.coef,
+            "se": res.se,
+            "t": res.t,
+            "p": res.p,
+            "ci": list(res.ci),
+            "nobs": res.nobs,
+            "n_clusters": res.n_clusters,
+        },
+    }
+
+
+def write_shard(path, problem, spec: dict, draws: dict, shard: int, shards: int, **extra) -> int:
+    """Compute shard ``shard`` of ``shards`` of ``problem`` and write it to ``path``
+    (atomically); ``extra`` (JSON-safe, e.g. the input hashes) goes into the metadata. Returns
+    the number of draws written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nqp_resilience.data.io import atomic_write
+    from nqp_resilience.estimation.bootstrap import BLOCK, shard_blocks
+
+    first, stop = shard_blocks(problem.n_blocks, shards, shard)
+    stats = problem.stats(first, stop)
+    lo = first * BLOCK
+    meta = {
+        **_meta(problem, spec, draws, int(draws["reps"])),
+        **extra,
+        "shard": int(shard),
+        "shards": int(shards),
+        "blocks": [int(first), int(stop)],
+    }
+    columns = {"draw": pa.array(np.arange(lo, lo + stats.shape[1], dtype=np.int64))}
+    columns.update({name: pa.array(stats[j]) for j, name in enumerate(problem.stat_names)})
+    table = pa.table(columns).replace_schema_metadata(
+        {META_KEY: json.dumps(meta, sort_keys=True, allow_nan=True).encode()}
+    )
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    return stats.shape[1]
+
+
+_OWN_KEYS = ("shard", "shards", "blocks")
+
+
+def read_shards(paths) -> tuple[dict, np.ndarray]:
+    """The shared metadata and the (n_stats, B) statistics of all the shards of one spec.
+
+    Raises
+    ------
+    DataError
+        A file that is not a shard, shards of different runs (other draws, data or model), a
+        shard missing or present twice, or draws that do not cover 0..B−1 exactly once (naming
+        the files).
+    """
+    import pyarrow.parquet as pq
+
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise DataError("no bootstrap shard files to reduce", hint="check bootstrap.shards")
+    metas, tables = [], []
+    for path in paths:
+        try:
+            table = pq.read_table(path)
+            meta = json.loads((table.schema.metadata or {})[META_KEY])
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(
+                f"{path}: not a bootstrap shard file ({exc})",
+                hint="delete it and rerun: the bootstrap_shard job writes it again",
+            ) from exc
+        metas.append(meta)
+        tables.append(table)
+    shared = {k: v for k, v in metas[0].items() if k not in _OWN_KEYS}
+    for path, meta in zip(paths[1:], metas[1:], strict=True):
+        other = {k: v for k, v in meta.items() if k not in _OWN_KEYS}
+        if other != shared:
+            diff = sorted(k for k in set(other) | set(shared) if other.get(k) != shared.get(k))
+            raise DataError(
+                f"{path}: this bootstrap shard does not belong with {paths[0]} "
+                f"(they differ in {', '.join(diff)})",
+                hint="rerun the bootstrap of this spec: snakemake --forcerun bootstrap_shard",
+            )
+    shards = {m["shards"] for m in metas}
+    order = sorted(range(len(paths)), key=lambda i: metas[i]["shard"])
+    got = [metas[i]["shard"] for i in order]
+    if len(shards) != 1 or got != list(range(len(paths))) or got and shards != {len(paths)}:
+        raise DataError(
+            f"bootstrap shards {got} of {sorted(shards)} do not make one complete set "
+            f"({', '.join(paths)})",
+            hint="rerun the bootstrap of this spec: snakemake --forcerun bootstrap_shard",
+        )
+    names = shared["stat_names"]
+    draws = np.concatenate([tables[i].column("draw").to_numpy() for i in order])
+    B = int(shared["draws"]["reps"])
+    if draws.shape != (B,) or not np.array_equal(draws, np.arange(B, dtype=np.int64)):
+        raise DataError(
+            f"bootstrap shards of spec {shared['spec']!r} hold {draws.size} draws, not each of "
+            f"the {B} draws once ({', '.join(paths)})",
+            hint="rerun the bootstrap of this spec: snakemake --forcerun bootstrap_shard",
+        )
+    stats = np.stack(
+        [np.concatenate([tables[i].column(n).to_numpy() for i in order]) for n in names]
+    )
+    return shared, stats
+
+
+def reduce_record(meta: dict, stats: np.ndarray, inference: dict, spec: dict) -> dict:
+    """The JSON record of a spec's bootstrap, ``results/bootstrap/{spec}.json``, from the
+    shards' metadata and statistics and ``inference`` = ``{variant, null_value, level,
+    p_type}`` of ``config.yaml: bootstrap`` (IV specs always use WRE)."""
+    from nqp_resilience.estimation.bootstrap import bootstrap_inference
+
+    out = bootstrap_inference(
+        meta["method"],
+        meta["scalars"],
+        stats,
+        variant=inference.get("variant", "wcr"),
+        null=float(inference.get("null_value", 0.0)),
+        level=float(inference.get("level", 0.95)),
+        p_type=inference.get("p_type", "symmetric"),
+    )
+    est = meta["estimate"]
+    record = {
+        "spec": spec["id"],
+        "table": spec["table"],
+        "column": spec.get("column", ""),
+        "estimator": spec["estimator"],
+        "method": out["variant"],
+        **est,
+        "bootstrap_p": out["bootstrap_p"],
+        "bootstrap_ci": [_finite(v) for v in out["bootstrap_ci"]],
+        "level": out["level"],
+        "p_type": out["p_type"],
+        "null_value": out["null"],
+        **meta["draws"],
+    }
+    for key in ("software", "inputs"):
+        if key in meta:
+            record[key] = meta[key]
+    return record
+
+
+def _finite(v: float):
+    """JSON: an unbounded (±inf) or undefined (nan) endpoint is null."""
+    return float(v) if math.isfinite(v) else None
