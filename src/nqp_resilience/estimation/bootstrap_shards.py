@@ -184,7 +184,9 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
 
     paths = [str(p) for p in paths]
     if not paths:
-        raise DataError("no bootstrap shard files to reduce", hint="check bootstrap.shards")
+        raise DataError(
+            "(none)", "no bootstrap shard files to reduce", hint="check bootstrap.shards"
+        )
     metas, tables = [], []
     for path in paths:
         try:
@@ -192,7 +194,8 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
             meta = json.loads((table.schema.metadata or {})[META_KEY])
         except (OSError, KeyError, ValueError) as exc:
             raise DataError(
-                f"{path}: not a bootstrap shard file ({exc})",
+                path,
+                f"not a bootstrap shard file ({exc})",
                 hint="delete it and rerun: the bootstrap_shard job writes it again",
             ) from exc
         metas.append(meta)
@@ -203,7 +206,8 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
         if other != shared:
             diff = sorted(k for k in set(other) | set(shared) if other.get(k) != shared.get(k))
             raise DataError(
-                f"{path}: this bootstrap shard does not belong with {paths[0]} "
+                path,
+                f"this bootstrap shard does not belong with {paths[0]} "
                 f"(they differ in {', '.join(diff)})",
                 hint="rerun the bootstrap of this spec: snakemake --forcerun bootstrap_shard",
             )
@@ -212,8 +216,8 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
     got = [metas[i]["shard"] for i in order]
     if len(shards) != 1 or got != list(range(len(paths))) or got and shards != {len(paths)}:
         raise DataError(
-            f"bootstrap shards {got} of {sorted(shards)} do not make one complete set "
-            f"({', '.join(paths)})",
+            ", ".join(paths),
+            f"bootstrap shards {got} of {sorted(shards)} do not make one complete set",
             hint="rerun the bootstrap of this spec: snakemake --forcerun bootstrap_shard",
         )
     names = shared["stat_names"]
@@ -221,8 +225,9 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
     B = int(shared["draws"]["reps"])
     if draws.shape != (B,) or not np.array_equal(draws, np.arange(B, dtype=np.int64)):
         raise DataError(
+            ", ".join(paths),
             f"bootstrap shards of spec {shared['spec']!r} hold {draws.size} draws, not each of "
-            f"the {B} draws once ({', '.join(paths)})",
+            f"the {B} draws once",
             hint="rerun the bootstrap of this spec: snakemake --forcerun bootstrap_shard",
         )
     stats = np.stack(

@@ -1,0 +1,208 @@
+"""The bootstrap split into shard jobs (estimation/bootstrap_shards.py): the combined result is
+the same bytes whatever the shard count and equals the single-process API call; shard files
+that do not belong together are refused; the spec selection of config.yaml: bootstrap."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nqp_resilience import wild_cluster_bootstrap, wild_restricted_efficient_bootstrap
+from nqp_resilience.errors import ConfigError, DataError
+from nqp_resilience.estimation.bootstrap import BLOCK, shard_blocks
+from nqp_resilience.estimation.bootstrap_shards import (
+    read_shards,
+    reduce_record,
+    spec_problem,
+    write_shard,
+)
+from nqp_resilience.estimation.specs import _clean, bootstrap_spec_ids
+
+CONTROLS = ["c1", "c2"]
+OLS = {
+    "id": "het",
+    "table": 7,
+    "column": "(1)",
+    "estimator": "ols_fe",
+    "dependent": "y",
+    "regressor": "x",
+    "controls": True,
+    "interact": "d",
+    "sample": [{"column": "keep", "op": "==", "value": 1}],
+}
+TRENDS = {**OLS, "id": "trend", "interact": None, "trends": "city", "sample": []}
+IV = {
+    "id": "iv",
+    "table": 4,
+    "column": "IV",
+    "estimator": "iv_fe",
+    "dependent": "y",
+    "regressor": "x",
+    "controls": True,
+    "instrument": "z",
+}
+DRAWS = {"reps": 2500, "seed": 7, "weights": "rademacher", "cluster": None}
+INFERENCE = {"variant": "wcr", "null_value": 0.0, "level": 0.95, "p_type": "symmetric"}
+
+
+def _data(seed: int = 0, n_city: int = 40, n_year: int = 8) -> dict:
+    rng = np.random.default_rng(seed)
+    city = np.repeat(np.arange(100, 100 + n_city), n_year)
+    year = np.tile(np.arange(2010, 2010 + n_year), n_city)
+    ce = rng.normal(size=n_city)[city - 100]
+    z = rng.normal(size=city.size) + 0.5 * ce
+    x = 0.6 * z + rng.normal(size=city.size) + ce
+    c1, c2 = rng.normal(size=city.size), rng.normal(size=city.size)
+    d = (city % 3 == 0).astype(float)
+    y = 0.2 * x + 0.1 * d * x + 0.3 * c1 + ce + rng.normal(size=city.size)
+    keep = (rng.random(city.size) > 0.05).astype(float)
+    return {
+        "city_code": city.astype(np.int64),
+        "year": year.astype(np.int64),
+        "province_code": (city // 10).astype(np.int64),
+        "y": y,
+        "x": x,
+        "z": z,
+        "c1": c1,
+        "c2": c2,
+        "d": d,
+        "keep": keep,
+    }
+
+
+def _sharded(tmp_path, spec, data, shards, draws=DRAWS, inference=INFERENCE) -> bytes:
+    problem = spec_problem(spec, data, CONTROLS, draws)
+    paths = [tmp_path / f"{spec['id']}_{shards}_{k}.parquet" for k in range(shards)]
+    for k, path in enumerate(paths):
+        write_shard(path, problem, spec, draws, k, shards, inputs={"panel": "abc"})
+    meta, stats = read_shards(paths)
+    record = _clean(reduce_record(meta, stats, inference, spec))
+    return json.dumps(record, indent=2, allow_nan=False).encode()
+
+
+@pytest.mark.parametrize("spec", [OLS, TRENDS, IV], ids=lambda s: s["id"])
+def test_shard_count_does_not_change_the_result(tmp_path, spec):
+    data = _data()
+    one = _sharded(tmp_path, spec, data, 1)
+    assert _sharded(tmp_path, spec, data, 3) == one
+    assert _sharded(tmp_path, spec, data, 8) == one  # 3 blocks: five shards are empty
+    record = json.loads(one)
+    assert record["reps"] == 2500 and not record["enumerated"] and record["stream"] == spec["id"]
+    assert record["method"] == ("wre" if spec["estimator"] == "iv_fe" else "wcr")
+
+
+def _api(spec, data, **kw):
+    """The single-process API call on the spec's sample (the interaction built by hand)."""
+    keep = data["keep"] == 1 if spec.get("sample") else np.ones(len(data["y"]), bool)
+    df = {k: v[keep] for k, v in data.items()}
+    common = dict(reps=2500, seed=7, stream=spec["id"], **kw)
+    if spec["estimator"] == "iv_fe":
+        return wild_restricted_efficient_bootstrap(
+            df, "y", "x", "z", CONTROLS, "city_code", "year", "city_code", **common
+        )
+    x = ["x"]
+    if spec.get("interact"):
+        df["d_x_x"] = df["d"] * df["x"]
+        x = ["d_x_x", "x"]
+    return wild_cluster_bootstrap(
+        df,
+        "y",
+        x,
+        CONTROLS,
+        "city_code",
+        "year",
+        "city_code",
+        trends="city_code" if spec.get("trends") else None,
+        **common,
+    )
+
+
+@pytest.mark.parametrize("spec", [OLS, TRENDS, IV], ids=lambda s: s["id"])
+def test_sharded_result_equals_the_api_call(tmp_path, spec):
+    data = _data(seed=3)
+    record = json.loads(_sharded(tmp_path, spec, data, 3))
+    res = _api(spec, data)
+    assert record["bootstrap_p"] == res.extra["bootstrap_p"]
+    assert record["bootstrap_ci"] == list(res.extra["bootstrap_ci"])
+    assert (record["coef"], record["se"], record["p"]) == (res.coef, res.se, res.p)
+    assert record["regressor"] == res.regressor and record["nobs"] == res.nobs
+
+
+def test_options_of_the_reduce_step_and_province_clusters(tmp_path):
+    data = _data(seed=5)
+    inference = {**INFERENCE, "variant": "wcu", "null_value": 0.1, "level": 0.9}
+    draws = {**DRAWS, "cluster": "province", "weights": "webb"}
+    record = json.loads(_sharded(tmp_path, OLS, data, 2, draws, inference))
+    res = _api(
+        OLS,
+        data,
+        variant="wcu",
+        null=0.1,
+        level=0.9,
+        weights="webb",
+        bootstrap_cluster="province_code",
+    )
+    assert record["bootstrap_p"] == res.extra["bootstrap_p"]
+    assert record["bootstrap_ci"] == list(res.extra["bootstrap_ci"])
+    assert record["bootstrap_cluster"] == "province" and record["bootstrap_clusters"] == 4
+    assert record["enumerated"] and record["reps"] == 6**4  # 6^4 = 1,296 ≤ 2,500
+    assert (record["method"], record["null_value"], record["level"]) == ("wcu", 0.1, 0.9)
+
+
+def test_shard_blocks_partition_the_draws():
+    for n_blocks in (1, 3, 10, 98):
+        for shards in (1, 2, 3, 8, 13):
+            ranges = [shard_blocks(n_blocks, shards, k) for k in range(shards)]
+            assert ranges[0][0] == 0 and ranges[-1][1] == n_blocks
+            assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+            sizes = [b - a for a, b in ranges]
+            assert max(sizes) - min(sizes) <= 1
+    assert BLOCK == 1024
+
+
+def test_shards_that_do_not_belong_together_are_refused(tmp_path):
+    data = _data()
+    problem = spec_problem(OLS, data, CONTROLS, DRAWS)
+    paths = [tmp_path / f"s{k}.parquet" for k in range(3)]
+    for k, path in enumerate(paths):
+        write_shard(path, problem, OLS, DRAWS, k, 3)
+    with pytest.raises(DataError, match="complete set") as info:
+        read_shards(paths[:2])  # one missing
+    assert info.value.hint and "forcerun" in info.value.hint
+    with pytest.raises(DataError, match="complete set"):
+        read_shards([paths[0], paths[1], paths[1]])  # one twice
+    other = spec_problem(OLS, data, CONTROLS, {**DRAWS, "seed": 8})
+    write_shard(paths[2], other, OLS, {**DRAWS, "seed": 8}, 2, 3)
+    with pytest.raises(DataError, match="does not belong") as info:
+        read_shards(paths)
+    assert "draws" in str(info.value) and str(paths[2]) in str(info.value)
+    bad = tmp_path / "bad.parquet"
+    bad.write_text("not parquet")
+    with pytest.raises(DataError, match="not a bootstrap shard"):
+        read_shards([bad])
+
+
+SPECS = {
+    "desc": {"id": "desc", "estimator": "describe"},
+    "base": {"id": "base", "estimator": "ols_fe"},
+    "iv": {"id": "iv", "estimator": "iv_fe"},
+    "psm": {"id": "psm", "estimator": "psm_fe"},
+    "hc": {"id": "hc", "estimator": "ols_fe", "cluster": "none"},
+}
+
+
+def test_spec_selection():
+    assert bootstrap_spec_ids("all-ols-and-iv", SPECS) == ["base", "iv"]
+    assert bootstrap_spec_ids(["iv", "base"], SPECS) == ["base", "iv"]  # registry order
+    cases = {
+        "psm": ("Abadie and Imbens", "remove 'psm'"),
+        "desc": ("no coefficient", "ols_fe and iv_fe"),
+        "hc": ("cluster: none", "cluster: city"),
+        "bse": ("unknown spec id", "did you mean 'base'"),
+    }
+    for sid, (message, hint) in cases.items():
+        with pytest.raises(ConfigError, match=message) as info:
+            bootstrap_spec_ids(["base", sid], SPECS)
+        assert "bootstrap.specs[1]" in str(info.value) and hint in info.value.hint
