@@ -158,13 +158,23 @@ def write_shard(path, problem, spec: dict, draws: dict, shard: int, shards: int,
         "shards": int(shards),
         "blocks": [int(first), int(stop)],
     }
-    columns = {"draw": pa.array(np.arange(lo, lo + stats.shape[1], dtype=np.int64))}
-    columns.update({name: pa.array(stats[j]) for j, name in enumerate(problem.stat_names)})
-    table = pa.table(columns).replace_schema_metadata(
-        {META_KEY: json.dumps(meta, sort_keys=True, allow_nan=True).encode()}
-    )
+    columns = {"draw": np.arange(lo, lo + stats.shape[1], dtype=np.int64)}
+    columns.update({name: stats[j] for j, name in enumerate(problem.stat_names)})
+    table = pa.Table.from_arrays(
+        [_arrow(v) for v in columns.values()], names=list(columns)
+    ).replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
     atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     return stats.shape[1]
+
+
+def _arrow(values: np.ndarray):
+    """An Arrow array over a numpy int64/float64 vector (``pyarrow.array`` would import
+    pandas, about 0.4 s per job)."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    kind = pa.int64() if values.dtype == np.int64 else pa.float64()
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
 _OWN_KEYS = ("shard", "shards", "blocks")
@@ -182,16 +192,17 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
     """
     import pyarrow.parquet as pq
 
+    from nqp_resilience.data.parquet import read_columns
+
     paths = [str(p) for p in paths]
     if not paths:
         raise DataError(
             "(none)", "no bootstrap shard files to reduce", hint="check bootstrap.shards"
         )
-    metas, tables = [], []
+    metas = []
     for path in paths:
-        try:
-            table = pq.read_table(path)
-            meta = json.loads((table.schema.metadata or {})[META_KEY])
+        try:  # the metadata only (reading the table through pyarrow would import pandas)
+            meta = json.loads((pq.ParquetFile(path).schema_arrow.metadata or {})[META_KEY])
         except (OSError, KeyError, ValueError) as exc:
             raise DataError(
                 path,
@@ -199,7 +210,6 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
                 hint="delete it and rerun: the bootstrap_shard job writes it again",
             ) from exc
         metas.append(meta)
-        tables.append(table)
     shared = {k: v for k, v in metas[0].items() if k not in _OWN_KEYS}
     for path, meta in zip(paths[1:], metas[1:], strict=True):
         other = {k: v for k, v in meta.items() if k not in _OWN_KEYS}
@@ -221,7 +231,8 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
             hint="rerun the bootstrap of this spec: snakemake --forcerun bootstrap_shard",
         )
     names = shared["stat_names"]
-    draws = np.concatenate([tables[i].column("draw").to_numpy() for i in order])
+    tables = [read_columns(paths[i], ["draw", *names]) for i in order]
+    draws = np.concatenate([t["draw"] for t in tables])
     B = int(shared["draws"]["reps"])
     if draws.shape != (B,) or not np.array_equal(draws, np.arange(B, dtype=np.int64)):
         raise DataError(
@@ -230,9 +241,7 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
             f"the {B} draws once",
             hint="rerun the bootstrap of this spec: snakemake --forcerun bootstrap_shard",
         )
-    stats = np.stack(
-        [np.concatenate([tables[i].column(n).to_numpy() for i in order]) for n in names]
-    )
+    stats = np.stack([np.concatenate([t[n] for t in tables]) for n in names])
     return shared, stats
 
 
