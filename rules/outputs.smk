@@ -78,6 +78,8 @@ rule table_desc:
 rule table_estimates:
     input:
         estimates=table_estimate_files,
+        # the wild bootstrap results of the table's specs, only with tables.bootstrap_p
+        bootstrap=table_bootstrap_files,
         labels=LABELS,
         template="resources/templates/table{number}.tex.j2",
         layout="resources/templates/_estimates.tex.j2",
@@ -104,8 +106,36 @@ rule table_estimates:
         decimals=config["tables"]["decimals"],
         stars=config["tables"]["stars"],
         control_variables=config["control_variables"],
+        bootstrap_p=config["tables"]["bootstrap_p"],
     script:
         "../scripts/outputs/table_estimates.py"
+
+
+# Table 8: the wild cluster bootstrap of every spec of bootstrap.specs (one row each)
+rule table_bootstrap:
+    input:
+        bootstrap=[bootstrap_file(spec) for spec in BOOTSTRAP_SPECS],
+        labels=LABELS,
+        template="resources/templates/table8.tex.j2",
+    output:
+        table=report(
+            f"{RESULTS}/tables/table8.tex",
+            caption="../report/tables/table8.rst",
+            category="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/table_bootstrap/table_bootstrap.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table_bootstrap/table_bootstrap.tsv"
+    conda:
+        "../envs/workflow.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        decimals=config["tables"]["decimals"],
+    script:
+        "../scripts/outputs/table_bootstrap.py"
 
 
 rule table_balance:

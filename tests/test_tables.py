@@ -284,6 +284,14 @@ def test_label_files_parse_yes_no_as_text_and_share_their_keys(en, zh):
         "table2_header",
         "balance_header",
         "replication_header",
+        "table8_header",
+        "bootstrap",
+        "bootstrap_methods",
+        "bootstrap_method_notes",
+        "bootstrap_p_types",
+        "bootstrap_p_notes",
+        "bootstrap_weights",
+        "bootstrap_clusters",
     ):
         assert set(en[section]) == set(zh[section]), section
 
@@ -480,10 +488,15 @@ def test_estimates_table_job_passes_the_default_control_set(tmp_path):
             {"id": "extra", "table": 8, "estimator": "ols_fe"},
             [
                 "spec 'extra' has table: 8",
-                "table8.tex.j2",
+                "table8.tex.j2) is the wild bootstrap table",
+                "not estimates",
                 "results/estimates/extra.json",
                 "3, 4, 5, 6, 7",
             ],
+        ),
+        (
+            {"id": "extra", "table": 9, "estimator": "ols_fe"},
+            ["spec 'extra' has table: 9", "there is no template", "table9.tex.j2"],
         ),
         (
             {"id": "extra", "table": 2, "estimator": "ols_fe"},
@@ -720,6 +733,7 @@ def write_all_tables(folder: Path, labels_path: Path) -> Path:
         "replication.tex": T.render_replication_table(
             read_yaml(PUBLISHED), ESTIMATES, labels, TEMPLATES
         ),
+        "table8.tex": T.render_bootstrap_table(fixture_bootstraps(), labels, TEMPLATES),
         "escape_probe.tex": T.latex_escape(ESCAPE_PROBE) + "\n",
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -828,3 +842,402 @@ def test_compiled_pdf_is_byte_identical_in_another_folder(tmp_path):
         pdfs.append(doc.with_suffix(".pdf").read_bytes())
     assert b"/ID [" not in pdfs[0]
     assert pdfs[0] == pdfs[1]
+
+
+# ------------------------------------------------------------------------------------------
+# the wild bootstrap: Table 8 and the bracketed p-values of Tables 3-7
+# ------------------------------------------------------------------------------------------
+
+BOOTSTRAP_SPECS = [s["id"] for s in SPECS if s["estimator"] in ("ols_fe", "iv_fe")]
+
+
+def bootstrap_record(sid: str, **changes) -> dict:
+    """A wild bootstrap result (``results/bootstrap/{spec}.json``) of one fixture spec: the CR1
+    numbers of its estimate, a bootstrap p-value 1.2 times the CR1 one and an interval 10 %
+    wider than the CR1 one, 9,999 Rademacher draws, 230 city clusters; ``changes`` override."""
+    spec = next(s for s in SPECS if s["id"] == sid)
+    est = ESTIMATES[sid]
+    lo, hi = est["ci"]
+    record = {
+        "spec": sid,
+        "table": spec["table"],
+        "column": spec["column"],
+        "estimator": spec["estimator"],
+        "method": "wre" if spec["estimator"] == "iv_fe" else "wcr",
+        "dependent": est["dependent"],
+        "regressor": est["regressor"],
+        "coef": est["coef"],
+        "se": est["se"],
+        "t": est["coef"] / est["se"],
+        "p": est["p"],
+        "ci": [lo, hi],
+        "nobs": est["nobs"],
+        "n_clusters": 230,
+        "bootstrap_p": min(1.0, 1.2 * est["p"]),
+        "bootstrap_ci": [lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)],
+        "level": 0.95,
+        "p_type": "symmetric",
+        "null_value": 0.0,
+        "reps": 9999,
+        "reps_requested": 9999,
+        "weights": "rademacher",
+        "enumerated": False,
+        "seed": 20240601,
+        "stream": sid,
+        "bootstrap_cluster": "city",
+        "bootstrap_clusters": 230,
+        "software": {"python": "3.11"},
+        "inputs": {"panel": "0" * 64},
+    }
+    return {**record, **changes}
+
+
+def write_bootstrap_fixture(path: Path, record: dict) -> str:
+    """Write a bootstrap result as the bootstrap stage does (JSON, ``null`` for an unbounded
+    endpoint); returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+    return str(path)
+
+
+def fixture_bootstraps() -> dict[str, dict]:
+    """Every OLS and IV spec of the fixture with a bootstrap; IV Internet's interval is unbounded
+    below and Une's weight vectors enumerated (Webb)."""
+    out = {sid: bootstrap_record(sid) for sid in BOOTSTRAP_SPECS}
+    out["iv_internet"]["bootstrap_ci"] = [None, 0.5]
+    out["rob_une"].update(enumerated=True, reps=4096, weights="webb")
+    return out
+
+
+@pytest.fixture(scope="module")
+def boot():
+    return fixture_bootstraps()
+
+
+def rows_of(ctx):
+    return {r["spec"]: r for r in ctx["rows"] if r["kind"] == "row"}
+
+
+def test_bootstrap_table_numbers_of_one_row(en):
+    record = bootstrap_record("baseline", bootstrap_p=0.0123, bootstrap_ci=[0.0211, 0.1099])
+    ctx = T.bootstrap_table_context([record], en)
+    assert [r["kind"] for r in ctx["rows"]] == ["heading", "row"]
+    assert ctx["rows"][0]["label"] == "Table 3"
+    row = ctx["rows"][1]
+    assert row == {
+        "kind": "row",
+        "spec": "(2) baseline",
+        "coef": "0.065",  # CR1, as Table 3 prints it (no stars: the p-values have columns)
+        "se": "0.019",
+        "p": "0.001",
+        "method": "WCR",
+        "bootstrap_p": "0.012",
+        "ci": "[0.021, 0.110]",
+        "draws": "9{,}999",
+        "weights": "Rademacher",
+        "clusters": "230",
+    }
+    assert ctx["header"]["ci"] == "95\\% CI" and ctx["label"] == "tab:table8"
+    assert ctx["caption"] == "Wild cluster bootstrap inference"
+
+
+def test_bootstrap_table_groups_rows_by_table_in_registry_order(en, boot):
+    ctx = T.bootstrap_table_context(boot, en)
+    headings = [r["label"] for r in ctx["rows"] if r["kind"] == "heading"]
+    assert headings == ["Table 3", "Table 4", "Table 5", "Table 6", "Table 7"]
+    assert list(rows_of(ctx)) == [
+        "(1) baseline nocontrols",
+        "(2) baseline",
+        "IV Relief",
+        "IV Internet",
+        "(1) Une on Nqp",
+        "(2) Mrd on Nqp",
+        "(3) Resil on Nqp1",
+        "(4) drop municipalities",
+        "(5) city trends",
+        "(1) Rat on Nqp",
+        "(2) Adv on Nqp",
+        "(3) Talent on Nqp",
+        "(4) INN on Nqp",
+        r"(1) Asset $\times$ Nqp",
+        r"(2) GOVP $\times$ Nqp",
+        r"(3) ADM $\times$ Nqp",
+    ]
+    rows = rows_of(ctx)
+    # the estimate's adaptive decimals: Une needs four for two significant digits of its SE
+    une = rows["(1) Une on Nqp"]
+    assert (une["coef"], une["se"]) == ("$-$0.1000", "0.0055")
+    assert une["ci"].startswith("[$-$0.1") and une["ci"].count(".") == 2
+    adm = rows[r"(3) ADM $\times$ Nqp"]  # the tested coefficient of a het spec: the interaction
+    assert adm["coef"] == T.fmt_number(ESTIMATES["het_adm"]["coef"], 3)
+
+
+def test_bootstrap_table_wre_for_iv_and_method_notes(en, boot):
+    ctx = T.bootstrap_table_context(boot, en)
+    rows = rows_of(ctx)
+    assert rows["IV Relief"]["method"] == rows["IV Internet"]["method"] == "WRE"
+    assert {r["method"] for k, r in rows.items() if not k.startswith("IV")} == {"WCR"}
+    notes = ctx["notes"]
+    assert (
+        "WCR: wild cluster bootstrap, null imposed (Roodman, MacKinnon, Nielsen and Webb" in notes
+    )
+    assert "WRE: wild restricted efficient bootstrap of 2SLS (Davidson and MacKinnon 2010)" in notes
+    assert "WCU" not in notes
+    wcu = [bootstrap_record(s, method="wcu") for s in ("baseline", "rob_une")]
+    notes = T.bootstrap_table_context(wcu, en)["notes"]
+    assert "WCU: wild cluster bootstrap, unrestricted" in notes
+    assert "WRE" not in notes and "WCR" not in notes
+    assert {r["method"] for r in rows_of(T.bootstrap_table_context(wcu, en)).values()} == {"WCU"}
+
+
+def test_bootstrap_table_unbounded_intervals(en):
+    records = [
+        bootstrap_record("baseline", bootstrap_ci=[None, 0.5]),
+        bootstrap_record("baseline_nocontrols", bootstrap_ci=[0.1, None]),
+        bootstrap_record("rob_mrd", bootstrap_ci=[None, None]),
+        bootstrap_record("rob_nqp1", bootstrap_ci=[-math.inf, math.inf]),
+    ]
+    rows = rows_of(T.bootstrap_table_context(records, en))
+    assert rows["(2) baseline"]["ci"] == r"($-\infty$, 0.500]"
+    assert rows["(1) baseline nocontrols"]["ci"] == r"[0.100, $\infty$)"
+    assert (
+        rows["(2) Mrd on Nqp"]["ci"]
+        == rows["(3) Resil on Nqp1"]["ci"]
+        == (r"($-\infty$, $\infty$)")
+    )
+    assert r"$\pm\infty$: unbounded" in T.bootstrap_table_context(records, en)["notes"]
+
+
+def test_bootstrap_table_enumerated_draws(en, boot):
+    ctx = T.bootstrap_table_context(boot, en)
+    une = rows_of(ctx)["(1) Une on Nqp"]
+    assert (une["draws"], une["weights"]) == ("enumerated", "Webb")
+    assert rows_of(ctx)["(2) Mrd on Nqp"]["draws"] == "9{,}999"
+    assert "Enumerated: every weight vector used once" in ctx["notes"]
+    plain = T.bootstrap_table_context([bootstrap_record("baseline")], en)
+    assert "Enumerated" not in plain["notes"]
+
+
+def test_bootstrap_table_notes_p_value_convention_null_level_clusters_and_psm(en):
+    notes = T.bootstrap_table_context([bootstrap_record("baseline")], en)["notes"]
+    assert notes.startswith("CR1: the estimate of Tables 3--7")
+    assert (
+        "Bootstrap $p$ of $H_0$: coefficient $=$ 0: the share of draws with $|t^*| \\ge |t|$ "
+        "(symmetric)." in notes
+    )
+    assert "95\\% CI: the coefficients not rejected at the 5\\% level (test inversion)" in notes
+    assert "$G^*$: bootstrap clusters (cities)." in notes
+    assert (
+        "PSM specifications (Table 4) keep their analytic standard errors: the bootstrap is not "
+        "valid for nearest-neighbour matching (Abadie and Imbens 2008)." in notes
+    )
+    other = bootstrap_record(
+        "baseline",
+        p_type="equal-tailed",
+        level=0.9,
+        null_value=-0.05,
+        bootstrap_cluster="province",
+        bootstrap_clusters=31,
+    )
+    ctx = T.bootstrap_table_context([other], en)
+    assert "twice the smaller share of draws with $t^* \\le t$ or $t^* \\ge t$" in ctx["notes"]
+    assert "coefficient $=$ $-$0.05" in ctx["notes"]
+    assert "90\\% CI: the coefficients not rejected at the 10\\% level" in ctx["notes"]
+    assert "(provinces)" in ctx["notes"] and ctx["header"]["ci"] == "90\\% CI"
+    assert rows_of(ctx)["(2) baseline"]["clusters"] == "31"
+
+
+def test_bootstrap_table_needs_one_setting_of_level_p_type_and_null(en):
+    records = [bootstrap_record("baseline"), bootstrap_record("rob_une", level=0.9)]
+    with pytest.raises(ValueError, match=r"differ in 'level' \(baseline: 0.95, rob_une: 0.9\)"):
+        T.bootstrap_table_context(records, en)
+    with pytest.raises(ValueError, match="no bootstrap results"):
+        T.bootstrap_table_context([], en)
+
+
+def test_bootstrap_table_puts_a_spec_of_no_other_table_last(en):
+    extra = bootstrap_record("baseline", spec="rob_extra", table=8, column="(6)")
+    ctx = T.bootstrap_table_context([extra, bootstrap_record("baseline")], en)
+    assert [r["label"] for r in ctx["rows"] if r["kind"] == "heading"] == [
+        "Table 3",
+        "Specifications of no other table",
+    ]
+    assert ctx["rows"][-1]["spec"] == "(6) extra"  # rob_extra without its family prefix
+
+
+def test_bootstrap_table_renders_with_both_label_files(en, zh, boot):
+    text = T.render_bootstrap_table(boot, LABELS_EN, TEMPLATES)
+    assert text.count("\\toprule") == 1 and "\\label{tab:table8}" in text
+    assert "\\multicolumn{9}{@{}l}{\\textit{Table 4}} \\\\" in text
+    row = "0.107 & 0.030 & 0.000 & WRE & 0.001 & ($-\\infty$, 0.500] & 9{,}999 & Rademacher & 230"
+    assert row in text  # IV Internet: unbounded below
+    assert "enumerated & Webb & 230 \\\\" in text
+    zh_text = T.render_bootstrap_table(boot, zh, TEMPLATES)
+    assert "野聚类自助法推断" in zh_text and "穷举" in zh_text and "表 5" in zh_text
+    assert T.render_bootstrap_table(
+        json.loads(json.dumps(list(boot.values()))), en, TEMPLATES
+    ) == T.render_bootstrap_table(boot, en, TEMPLATES)
+
+
+def test_read_bootstrap_checks_the_file(tmp_path):
+    from nqp_resilience.errors import DataError
+
+    good = write_bootstrap_fixture(tmp_path / "baseline.json", bootstrap_record("baseline"))
+    assert T.read_bootstrap(good)["bootstrap_p"] == pytest.approx(1.2 * ESTIMATES["baseline"]["p"])
+    unbounded = bootstrap_record("baseline", bootstrap_ci=[None, 0.5])
+    path = write_bootstrap_fixture(tmp_path / "u.json", unbounded)
+    assert T.read_bootstrap(path)["bootstrap_ci"] == [None, 0.5]
+    assert list(T.read_bootstraps([good, path])) == ["baseline"]  # by spec id
+    missing = {k: v for k, v in bootstrap_record("baseline").items() if k != "bootstrap_p"}
+    bad = write_bootstrap_fixture(tmp_path / "m.json", missing)
+    with pytest.raises(DataError, match="(?s)m.json.*has no 'bootstrap_p'"):
+        T.read_bootstrap(bad)
+    bad = write_bootstrap_fixture(tmp_path / "x.json", bootstrap_record("baseline", method="x"))
+    with pytest.raises(DataError, match="unknown bootstrap method 'x'"):
+        T.read_bootstrap(bad)
+    (tmp_path / "j.json").write_text("{", encoding="utf-8")
+    with pytest.raises(DataError, match="not valid JSON"):
+        T.read_bootstrap(tmp_path / "j.json")
+
+
+def test_bootstrap_table_job_writes_the_rendered_table(tmp_path, boot):
+    files = [write_bootstrap_fixture(tmp_path / f"{s}.json", boot[s]) for s in BOOTSTRAP_SPECS]
+    out = tmp_path / "tables" / "table8.tex"
+    jobs.bootstrap_table_job(
+        SimpleNamespace(
+            input=SimpleNamespace(
+                bootstrap=files, labels=str(LABELS_EN), template=str(TEMPLATES / "table8.tex.j2")
+            ),
+            params=SimpleNamespace(decimals=3),
+            output=SimpleNamespace(table=str(out)),
+        )
+    )
+    assert out.read_text(encoding="utf-8") == T.render_bootstrap_table(boot, LABELS_EN, TEMPLATES)
+
+
+def test_bootstrap_p_off_leaves_every_table_as_before(boot):
+    """tables.bootstrap_p: false (the default) must not change a byte of Tables 3-7."""
+    for n in range(3, 8):
+        before = T.render_estimates_table(n, specs_of(n), ESTIMATES, LABELS_EN, TEMPLATES)
+        for off in (None, {}):
+            assert (
+                T.render_estimates_table(
+                    n, specs_of(n), ESTIMATES, LABELS_EN, TEMPLATES, bootstrap=off
+                )
+                == before
+            )
+        assert "[" not in before.split("\\midrule")[1]  # no bracket row
+    assert T.render_estimates_table(3, specs_of(3), ESTIMATES, LABELS_EN, TEMPLATES) == (
+        GOLDEN / "table3.tex"
+    ).read_text(encoding="utf-8")
+
+
+def test_bootstrap_p_in_brackets_under_the_tested_coefficients(en, boot):
+    ctx = T.estimates_table_context(3, specs_of(3), ESTIMATES, en, bootstrap=boot)
+    nqp, constant = ctx["coef_rows"]
+    p = [T.fmt_number(boot[s]["bootstrap_p"]) for s in ("baseline_nocontrols", "baseline")]
+    assert nqp["boots"] == [f"[{p[0]}]", f"[{p[1]}]"]
+    assert constant["boots"] == []  # the constant has no bootstrap
+    assert (
+        "Wild cluster bootstrap $p$-values in brackets (WCR; Rademacher weights, 9{,}999 draws; "
+        "symmetric, the share of draws with $|t^*| \\ge |t|$; details in the bootstrap table)."
+        in ctx["notes"]
+    )
+    text = T.render_estimates_table(3, specs_of(3), ESTIMATES, LABELS_EN, TEMPLATES, bootstrap=boot)
+    assert f" & (0.019) & (0.019) \\\\\n & [{p[0]}] & [{p[1]}] \\\\\nConstant" in text
+    # Table 7: only under the interaction each spec tests, not under the main effect
+    ctx = T.estimates_table_context(7, specs_of(7), ESTIMATES, en, bootstrap=boot)
+    boots = {r["label"]: r["boots"] for r in ctx["coef_rows"]}
+    assert boots["Nqp"] == []
+    assert boots[r"ADM $\times$ Nqp"] == [
+        "",
+        "",
+        f"[{T.fmt_number(boot['het_adm']['bootstrap_p'])}]",
+    ]
+    # Table 4: the second stage of each IV spec (WRE); no first stage, no PSM column
+    ctx = T.estimates_table_context(4, specs_of(4), ESTIMATES, en, bootstrap=boot)
+    nqp = ctx["coef_rows"][0]
+    assert [bool(c) for c in nqp["boots"]] == [False, True, False, True, False, False, False]
+    assert all(r["boots"] == [] for r in ctx["coef_rows"][1:])
+    assert "(WRE; Rademacher weights" in ctx["notes"]
+    # Table 5 mixes Rademacher and (enumerated) Webb weights
+    notes = T.estimates_table_context(5, specs_of(5), ESTIMATES, en, bootstrap=boot)["notes"]
+    assert (
+        "Webb and Rademacher weights, 9{,}999 draws (every weight vector where there are fewer);"
+        in notes
+    )
+
+
+def test_bootstrap_p_ignores_other_specs_and_rejects_a_stale_result(en, boot):
+    only_other_tables = {k: v for k, v in boot.items() if not k.startswith("baseline")}
+    assert T.render_estimates_table(
+        3, specs_of(3), ESTIMATES, en, TEMPLATES, bootstrap=only_other_tables
+    ) == T.render_estimates_table(3, specs_of(3), ESTIMATES, en, TEMPLATES)
+    stale = {**boot, "baseline": {**boot["baseline"], "coef": 0.5}}
+    with pytest.raises(ValueError, match="bootstrap result of spec 'baseline'.*out of date"):
+        T.estimates_table_context(3, specs_of(3), ESTIMATES, en, bootstrap=stale)
+    other = {**boot, "het_adm": {**boot["het_adm"], "regressor": "Nqp"}}
+    with pytest.raises(ValueError, match="'het_adm' tests 'Nqp'"):
+        T.estimates_table_context(7, specs_of(7), ESTIMATES, en, bootstrap=other)
+
+
+@pytest.mark.parametrize("bootstrap_p", [False, True])
+def test_estimates_table_job_with_bootstrap_p(tmp_path, boot, bootstrap_p):
+    est_files = [
+        write_estimate_fixture(tmp_path / f"{s['id']}.json", ESTIMATES[s["id"]])
+        for s in specs_of(3)
+    ]
+    boot_files = [
+        write_bootstrap_fixture(tmp_path / "bootstrap" / f"{s['id']}.json", boot[s["id"]])
+        for s in specs_of(3)
+    ]
+    out = tmp_path / "table3.tex"
+    jobs.estimates_table_job(
+        SimpleNamespace(
+            input=SimpleNamespace(
+                estimates=est_files,
+                bootstrap=boot_files if bootstrap_p else [],
+                labels=str(LABELS_EN),
+                template=str(TEMPLATES / "table3.tex.j2"),
+            ),
+            params=SimpleNamespace(
+                table=3,
+                specs=specs_of(3),
+                decimals=3,
+                stars=[0.1, 0.05, 0.01],
+                bootstrap_p=bootstrap_p,
+            ),
+            output=SimpleNamespace(table=str(out)),
+        )
+    )
+    text = out.read_text(encoding="utf-8")
+    if bootstrap_p:
+        assert text == T.render_estimates_table(
+            3, specs_of(3), ESTIMATES, LABELS_EN, TEMPLATES, bootstrap=boot
+        )
+    else:
+        assert text == (GOLDEN / "table3.tex").read_text(encoding="utf-8")
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_bootstrap_tables_compile_with_pdflatex(tmp_path, boot):
+    """Table 8 and Tables 3-7 with bracketed bootstrap p-values: no overfull box, no table scaled
+    down, no float larger than the page."""
+    names = []
+    for n in range(3, 8):
+        text = T.render_estimates_table(
+            n, specs_of(n), ESTIMATES, LABELS_EN, TEMPLATES, bootstrap=boot
+        )
+        (tmp_path / f"table{n}.tex").write_text(text, encoding="utf-8")
+        names.append(f"table{n}.tex")
+    (tmp_path / "table8.tex").write_text(
+        T.render_bootstrap_table(boot, LABELS_EN, TEMPLATES), encoding="utf-8"
+    )
+    names.append("table8.tex")
+    doc = tmp_path / "tables.tex"
+    doc.write_text(
+        T.render_document([str(tmp_path / n) for n in names], relative_to=tmp_path),
+        encoding="utf-8",
+    )
+    check_log(run_tex("pdflatex", doc))
+    assert doc.with_suffix(".pdf").stat().st_size > 10_000

@@ -131,15 +131,21 @@ def _stars_param(params) -> tuple[float, ...]:
 
 
 def estimates_table_job(smk) -> None:
-    """Rule of Tables 3-7. input: ``estimates`` (that table's JSONs), ``labels``, ``template``;
-    params: ``table`` (int), ``specs`` (that table's registry entries), ``decimals``, ``stars``,
-    ``control_variables``; output: ``table``."""
+    """Rule of Tables 3-7. input: ``estimates`` (that table's JSONs), ``labels``, ``template``,
+    optional ``bootstrap`` (the wild bootstrap JSONs of that table's specs); params: ``table``
+    (int), ``specs`` (that table's registry entries), ``decimals``, ``stars``,
+    ``control_variables``, optional ``bootstrap_p`` (tables.bootstrap_p: show the bootstrap
+    p-values in brackets); output: ``table``."""
     from nqp_resilience.data.io import write_text
     from nqp_resilience.estimation.record import read_estimates
-    from nqp_resilience.outputs.tables import render_estimates_table
+    from nqp_resilience.outputs.tables import read_bootstraps, render_estimates_table
 
     p = smk.params
     default_controls = getattr(p, "control_variables", None)
+    bootstrap = None
+    if getattr(p, "bootstrap_p", False):
+        bootstrap = read_bootstraps(list(getattr(smk.input, "bootstrap", None) or []))
+        log.info("table %s: bootstrap p-values of %d specs", p.table, len(bootstrap))
     text = render_estimates_table(
         int(p.table),
         list(p.specs),
@@ -150,6 +156,24 @@ def estimates_table_job(smk) -> None:
         _stars_param(p),
         template=Path(smk.input.template).name,
         control_variables=list(default_controls) if default_controls else None,
+        bootstrap=bootstrap,
+    )
+    write_text(smk.output.table, text)
+
+
+def bootstrap_table_job(smk) -> None:
+    """Rule ``table_bootstrap`` (Table 8). input: ``bootstrap`` (the wild bootstrap JSONs,
+    registry order), ``labels``, ``template``; params: ``decimals``; output: ``table``."""
+    from nqp_resilience.data.io import write_text
+    from nqp_resilience.outputs.tables import read_bootstraps, render_bootstrap_table
+
+    records = read_bootstraps(list(smk.input.bootstrap))
+    text = render_bootstrap_table(
+        records,
+        smk.input.labels,
+        Path(smk.input.template).parent,
+        int(smk.params.decimals),
+        template=Path(smk.input.template).name,
     )
     write_text(smk.output.table, text)
 

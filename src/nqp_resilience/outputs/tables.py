@@ -1,7 +1,9 @@
-"""LaTeX tables (docs/tables.md): Tables 1-7, the PSM balance table and the replication table.
+"""LaTeX tables (docs/tables.md): Tables 1-7, the PSM balance table, the replication table and
+the wild bootstrap table (Table 8).
 
 Inputs: the estimate records ``results/estimates/{spec}.json`` (read by
-:func:`nqp_resilience.estimation.record.read_estimate`; any mapping with their keys), the spec
+:func:`nqp_resilience.estimation.record.read_estimate`; any mapping with their keys), the wild
+bootstrap results ``results/bootstrap/{spec}.json`` (:func:`read_bootstrap`), the spec
 registry entries of one table (``config.yaml: specs``, registry order), the entropy weights
 ``results/indices/nqp_weights.csv``, the indicator system ``resources/indicators.yaml``,
 ``resources/published.yaml``, a label file ``resources/labels/labels_{en,zh}.yaml`` and the
@@ -47,6 +49,7 @@ TEMPLATES = {
     5: "table5.tex.j2",
     6: "table6.tex.j2",
     7: "table7.tex.j2",
+    8: "table8.tex.j2",
     "psm_balance": "psm_balance.tex.j2",
     "replication": "replication.tex.j2",
 }
@@ -494,6 +497,7 @@ def estimates_table_context(
     stars=DEFAULT_STARS,
     show_constant: bool | None = None,
     control_variables=None,
+    bootstrap: dict[str, dict] | None = None,
 ) -> dict:
     """Template variables of a regression table (Tables 3-7); see :func:`render_estimates_table`."""
     labels = load_labels(labels)
@@ -502,6 +506,7 @@ def estimates_table_context(
     if not specs:
         raise ValueError(f"table {table_number}: no specs given")
     cols = _columns(specs, estimates, labels)
+    bootstrap = _matching_bootstraps(cols, bootstrap or {})
     if show_constant is None:
         show_constant = int(table_number) in CONSTANT_TABLES
     n = len(cols)
@@ -536,13 +541,23 @@ def estimates_table_context(
                 terms += [name for name in cell if name not in terms]
     coef_rows = []
     for name in terms:
-        coefs, ses = [], []
-        for cell in shown:
+        coefs, ses, boots = [], [], []
+        for c, cell in zip(cols, shown, strict=True):
             coef, se, p = cell.get(name, (None, None, None))
             c_cell, se_cell = fmt_estimate(coef, se, p, decimals, thresholds)
             coefs.append(c_cell)
             ses.append(se_cell)
-        coef_rows.append({"label": var_label(labels, name), "coefs": coefs, "ses": ses})
+            boot = bootstrap.get(c["spec"]) if c["kind"] != "iv_first" else None
+            shows = boot is not None and boot["regressor"] == name
+            boots.append(fmt_bootstrap_p(boot["bootstrap_p"], decimals) if shows else "")
+        coef_rows.append(
+            {
+                "label": var_label(labels, name),
+                "coefs": coefs,
+                "ses": ses,
+                "boots": boots if any(boots) else [],
+            }
+        )
     if show_constant:
         consts = [
             _term(c["est"], "_cons") if c["kind"] != "iv_first" else (None, None, None)
@@ -555,6 +570,7 @@ def estimates_table_context(
                     "label": _label(labels, "rows", "constant"),
                     "coefs": [c for c, _ in cells],
                     "ses": [se for _, se in cells],
+                    "boots": [],
                 }
             )
 
@@ -636,6 +652,8 @@ def estimates_table_context(
     clustered = all(c["est"].get("cluster", "city") == "city" for c in cols)
     se_note = _label(labels, "notes", "se" if clustered else "se_other")
     extra_notes = []
+    if bootstrap:
+        extra_notes.append(bootstrap_brackets_note(list(bootstrap.values()), labels))
     if any(c["kind"] == "iv_first" for c in cols):
         extra_notes.append(_label(labels, "notes", "iv"))
     if any(c["kind"] == "psm" for c in cols):
@@ -675,6 +693,7 @@ def render_estimates_table(
     show_constant: bool | None = None,
     template: str | None = None,
     control_variables=None,
+    bootstrap: dict[str, dict] | None = None,
 ) -> str:
     """The ``.tex`` text of regression Table 3, 4, 5, 6 or 7.
 
@@ -702,6 +721,12 @@ def render_estimates_table(
     control_variables : list of str, optional
         The default control set (``config.yaml: control_variables``): the "Controls" row says
         "Yes" for it, "No" without controls and names any other set (:func:`controls_cell`).
+    bootstrap : dict, optional
+        ``{spec id: wild bootstrap result}`` (``results/bootstrap/{spec}.json``, see
+        :func:`read_bootstrap`; ``tables.bootstrap_p``). Each coefficient a result tests (its
+        ``regressor``; the second stage of an IV spec) gets the bootstrap p-value in brackets
+        under its SE, ``[0.012]``, and the notes say what the brackets are. Without it (the
+        default) the table is exactly the table without a bootstrap.
 
     Rows: the core regressor (for an ``interact`` spec the main effect, then ``D × regressor``),
     SEs in parentheses below; the constant (Table 3); for IV columns KP rk LM (stars from its
@@ -710,9 +735,369 @@ def render_estimates_table(
     (PSM columns), R² (overall; blank for a first stage).
     """
     context = estimates_table_context(
-        table_number, specs, estimates, labels, decimals, stars, show_constant, control_variables
+        table_number,
+        specs,
+        estimates,
+        labels,
+        decimals,
+        stars,
+        show_constant,
+        control_variables,
+        bootstrap,
     )
     return render_template(template_dir, template or TEMPLATES[int(table_number)], **context)
+
+
+# --------------------------------------------------------------------------- wild bootstrap
+
+#: The wild bootstrap table (``table8.tex.j2``): one row per bootstrapped spec.
+BOOTSTRAP_TABLE = 8
+
+#: Keys a wild bootstrap result (``results/bootstrap/{spec}.json``) must have for the tables.
+BOOTSTRAP_KEYS = (
+    "spec",
+    "table",
+    "column",
+    "estimator",
+    "method",
+    "dependent",
+    "regressor",
+    "coef",
+    "se",
+    "p",
+    "bootstrap_p",
+    "bootstrap_ci",
+    "level",
+    "p_type",
+    "null_value",
+    "reps",
+    "reps_requested",
+    "weights",
+    "enumerated",
+    "bootstrap_cluster",
+    "bootstrap_clusters",
+)
+
+#: Methods of a bootstrap result: WCR/WCU (``ols_fe``), WRE (``iv_fe``).
+BOOTSTRAP_METHODS = ("wcr", "wcu", "wre")
+
+_BOOTSTRAP_HINT = "rerun the bootstrap of that spec (rule bootstrap_reduce) to rewrite the file"
+
+
+def read_bootstrap(path) -> dict:
+    """Read one wild bootstrap result, ``results/bootstrap/{spec}.json``, as a dict.
+
+    JSON ``null`` in ``bootstrap_ci`` is an unbounded endpoint (``None``). Raises
+    :class:`~nqp_resilience.errors.DataError` naming the file for invalid JSON, a missing key
+    of :data:`BOOTSTRAP_KEYS` or an unknown ``method``.
+    """
+    import json
+
+    from nqp_resilience.errors import DataError
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            path, f"not valid JSON: {exc.msg}", row=f"line {exc.lineno}", hint=_BOOTSTRAP_HINT
+        ) from None
+    if not isinstance(data, dict):
+        raise DataError(path, "a bootstrap result must be a JSON object", hint=_BOOTSTRAP_HINT)
+    missing = [k for k in BOOTSTRAP_KEYS if k not in data]
+    if missing:
+        raise DataError(
+            path,
+            f"the bootstrap result has no {', '.join(repr(k) for k in missing)}",
+            expected="the keys " + ", ".join(BOOTSTRAP_KEYS),
+            hint=_BOOTSTRAP_HINT,
+        )
+    if data["method"] not in BOOTSTRAP_METHODS:
+        raise DataError(
+            path,
+            f"unknown bootstrap method {data['method']!r}",
+            expected=" | ".join(BOOTSTRAP_METHODS),
+            hint=_BOOTSTRAP_HINT,
+        )
+    ci = data["bootstrap_ci"]
+    if not isinstance(ci, list) or len(ci) != 2:
+        raise DataError(
+            path,
+            f"bootstrap_ci must be a pair [lo, hi], got {ci!r}",
+            hint=_BOOTSTRAP_HINT,
+        )
+    return data
+
+
+def read_bootstraps(paths) -> dict[str, dict]:
+    """Bootstrap results by spec id, in the order of ``paths``."""
+    out: dict[str, dict] = {}
+    for path in paths:
+        record = read_bootstrap(path)
+        out[str(record["spec"])] = record
+    return out
+
+
+def fmt_bootstrap_p(p, decimals: int = 3) -> str:
+    """A bootstrap p-value in brackets, ``[0.012]``; empty when there is none."""
+    cell = fmt_number(p, decimals)
+    return f"[{cell}]" if cell else ""
+
+
+def _matching_bootstraps(cols, bootstrap: dict) -> dict[str, dict]:
+    """The bootstrap results of the table's columns, checked against their estimates: the same
+    tested regressor and coefficient (a result of another regression is an error, not a
+    silently wrong p-value). Results of specs the table does not show are ignored."""
+    out = {}
+    for c in cols:
+        boot = bootstrap.get(c["spec"])
+        if boot is None or c["spec"] in out:
+            continue
+        est = c["est"]
+        coef, boot_coef = est.get("coef"), boot.get("coef")
+        same = boot.get("regressor") == est.get("regressor") and (
+            coef is None
+            or boot_coef is None
+            or math.isclose(float(coef), float(boot_coef), rel_tol=1e-6, abs_tol=1e-12)
+        )
+        if not same:
+            raise ValueError(
+                f"the bootstrap result of spec {c['spec']!r} tests {boot.get('regressor')!r} = "
+                f"{boot_coef!r}, but its estimate is {est.get('regressor')!r} = {coef!r}: "
+                "the bootstrap result is out of date; rerun it"
+            )
+        out[c["spec"]] = boot
+    return out
+
+
+def _common(records, key: str):
+    """The one value of ``key`` that every record shares; ValueError naming the specs if not."""
+    values = list(dict.fromkeys(r.get(key) for r in records))
+    if len(values) != 1:
+        by = ", ".join(f"{r.get('spec')}: {r.get(key)!r}" for r in records)
+        raise ValueError(
+            f"the bootstrap results differ in {key!r} ({by}); one table shows one setting of "
+            "the bootstrap section, so rerun the bootstrap of every spec"
+        )
+    return values[0]
+
+
+def _join(labels, items: list[str]) -> str:
+    sep, last = _label(labels, "notes", "list_sep"), _label(labels, "notes", "list_last")
+    return items[0] if len(items) == 1 else sep.join(items[:-1]) + last + items[-1]
+
+
+def _bootstrap_weights(labels, weights) -> str:
+    return _label(labels, "bootstrap_weights", str(weights), latex_escape(weights))
+
+
+def _methods_in(records) -> list[str]:
+    present = {str(r["method"]) for r in records}
+    return [m for m in BOOTSTRAP_METHODS if m in present]
+
+
+def bootstrap_brackets_note(records, labels) -> str:
+    """The note of a regression table that shows bootstrap p-values in brackets.
+
+    From ``notes.bootstrap_p`` with ``<methods>`` (e.g. "WCR" or "WCR and WRE"), ``<weights>``,
+    ``<draws>`` (the draws requested; enumeration noted) and ``<p_type>`` (the p-value
+    convention, ``bootstrap_p_types``).
+    """
+    labels = load_labels(labels)
+    records = list(records)
+    methods = _join(labels, [_label(labels, "bootstrap_methods", m) for m in _methods_in(records)])
+    weights = _join(
+        labels,
+        [_bootstrap_weights(labels, w) for w in dict.fromkeys(r["weights"] for r in records)],
+    )
+    requested = list(dict.fromkeys(int(r["reps_requested"]) for r in records))
+    draws = _label(labels, "bootstrap", "draws").replace(
+        "<n>", _join(labels, [fmt_number(n, 0, thousands=True) for n in requested])
+    )
+    if any(r.get("enumerated") for r in records):
+        draws += _label(labels, "bootstrap", "enumerated_where")
+    p_type = _common(records, "p_type")
+    return (
+        _label(labels, "notes", "bootstrap_p")
+        .replace("<methods>", methods)
+        .replace("<weights>", weights)
+        .replace("<draws>", draws)
+        .replace("<p_type>", _label(labels, "bootstrap_p_types", str(p_type)))
+    )
+
+
+def _bootstrap_row_label(record, labels, main_pair) -> str:
+    """The column and a short name: ``(3) ADM $\\times$ Nqp`` for an interaction, ``(1) Une on
+    Nqp`` for another outcome or regressor than the most common pair, else the spec id without
+    its family prefix (``(4) drop municipalities``); a descriptive column (``IV Relief``) alone.
+    The same rule as the coefficient plot's row labels."""
+    col = str(record.get("column") or "").strip()
+    if col and not col.startswith("("):
+        return latex_escape(col)
+    dep, reg = str(record["dependent"]), str(record["regressor"])
+    if "_x_" in reg:
+        short = var_label(labels, reg)
+    elif (dep, reg) != main_pair:
+        short = (
+            _label(labels, "bootstrap", "regression")
+            .replace("<y>", var_label(labels, dep))
+            .replace("<x>", var_label(labels, reg))
+        )
+    else:
+        sid = str(record["spec"])
+        for prefix in ("rob_", "mech_", "het_", "iv_"):
+            if sid.startswith(prefix):
+                sid = sid[len(prefix) :]
+                break
+        short = latex_escape(sid.replace("_", " "))
+    return f"{latex_escape(col)} {short}".strip()
+
+
+def _bootstrap_ci(ci, decimals: int) -> str:
+    """``[lo, hi]``; an unbounded endpoint (``None`` or infinite) is ``$-\\infty$`` or
+    ``$\\infty$`` with an open parenthesis."""
+
+    def finite(v):
+        return v is not None and math.isfinite(float(v))
+
+    lo, hi = ci
+    left = f"[{fmt_number(lo, decimals)}" if finite(lo) else r"($-\infty$"
+    right = f"{fmt_number(hi, decimals)}]" if finite(hi) else r"$\infty$)"
+    return f"{left}, {right}"
+
+
+def _table_order(table) -> tuple:
+    try:
+        return (0, int(table))
+    except (TypeError, ValueError):
+        return (1, 0)
+
+
+def bootstrap_table_context(records, labels, decimals: int = 3) -> dict:
+    """Template variables of the wild bootstrap table; see :func:`render_bootstrap_table`."""
+    from collections import Counter
+
+    labels = load_labels(labels)
+    records = list(records.values()) if isinstance(records, dict) else list(records)
+    if not records:
+        raise ValueError("bootstrap table: no bootstrap results given")
+    level = float(_common(records, "level"))
+    p_type = str(_common(records, "p_type"))
+    null = _common(records, "null_value")
+    main_pair = Counter((str(r["dependent"]), str(r["regressor"])) for r in records).most_common(1)[
+        0
+    ][0]
+    rows: list[dict] = []
+    for table in sorted(dict.fromkeys(r.get("table") for r in records), key=_table_order):
+        n = _table_order(table)[1]
+        heading = (
+            _label(labels, "table8_header", "table").replace("<n>", str(n))
+            if n in ESTIMATE_TABLES
+            else _label(labels, "table8_header", "other")
+        )
+        rows.append({"kind": "heading", "label": heading})
+        for r in (x for x in records if x.get("table") == table):
+            d = estimate_decimals([r["coef"], r["se"]], decimals)
+            coef, se = fmt_estimate(r["coef"], r["se"], None, decimals)
+            reps = fmt_number(r["reps"], 0, thousands=True)
+            rows.append(
+                {
+                    "kind": "row",
+                    "spec": _bootstrap_row_label(r, labels, main_pair),
+                    "coef": coef,
+                    "se": se[1:-1],
+                    "p": fmt_number(r["p"], decimals),
+                    "method": _label(labels, "bootstrap_methods", str(r["method"])),
+                    "bootstrap_p": fmt_number(r["bootstrap_p"], decimals),
+                    "ci": _bootstrap_ci(r["bootstrap_ci"], d),
+                    "draws": (
+                        _label(labels, "bootstrap", "enumerated").replace("<reps>", reps)
+                        if r.get("enumerated")
+                        else reps
+                    ),
+                    "weights": _bootstrap_weights(labels, r["weights"]),
+                    "clusters": fmt_number(r["bootstrap_clusters"], 0, thousands=True),
+                }
+            )
+    percent = _percent(level)
+    notes = [_label(labels, "bootstrap_method_notes", m) for m in _methods_in(records)]
+    notes.append(
+        _label(labels, "bootstrap_p_notes", p_type).replace(
+            "<null>", format(float(null), ".10g").replace("-", "$-$")
+        )
+    )
+    notes.append(
+        _label(labels, "bootstrap", "ci")
+        .replace("<level>", percent)
+        .replace("<alpha>", _percent(1 - level))
+    )
+    if any(r.get("enumerated") for r in records):
+        notes.append(_label(labels, "bootstrap", "enumerated_note"))
+    kinds = list(dict.fromkeys(str(r["bootstrap_cluster"]) for r in records))
+    notes.append(
+        _label(labels, "bootstrap", "clusters").replace(
+            "<clusters>",
+            _join(
+                labels, [_label(labels, "bootstrap_clusters", k, latex_escape(k)) for k in kinds]
+            ),
+        )
+    )
+    notes.append(_label(labels, "bootstrap", "psm"))
+    key = f"table{BOOTSTRAP_TABLE}"
+    header = {
+        k: _label(labels, "table8_header", k)
+        for k in (
+            "spec",
+            "cr1",
+            "bootstrap",
+            "coef",
+            "se",
+            "p",
+            "method",
+            "bootstrap_p",
+            "draws",
+            "weights",
+            "clusters",
+        )
+    }
+    header["ci"] = _label(labels, "table8_header", "ci").replace("<level>", percent)
+    return {
+        "table": key,
+        "caption": _caption(labels, key),
+        "label": f"tab:{key}",
+        "header": header,
+        "rows": rows,
+        "notes": _notes(labels, key, None, notes),
+        "notes_label": _label(labels, "notes", "label"),
+    }
+
+
+def render_bootstrap_table(
+    records, labels, template_dir, decimals: int = 3, template: str | None = None
+) -> str:
+    """The ``.tex`` text of Table 8: the wild cluster bootstrap of every bootstrapped spec.
+
+    Parameters
+    ----------
+    records : list of dict, or dict spec id -> dict
+        Wild bootstrap results (``results/bootstrap/{spec}.json``, :func:`read_bootstrap`), in
+        registry order; rows are grouped by the table of the spec (heading rows), in the given
+        order within a table.
+    labels, template_dir, decimals
+        As in :func:`render_estimates_table`.
+
+    Columns: the spec (its column and a short name), the CR1 coefficient, SE and p-value (as in
+    Tables 3-7), the method (WCR, WCU or WRE), the bootstrap p-value, the bootstrap confidence
+    interval at ``level`` by test inversion (an unbounded endpoint prints as ∞), the draws
+    ("enumerated" when every weight vector was used), the weights and the number of bootstrap
+    clusters. The notes name the methods, the p-value convention, the null, the interval, the
+    clusters, and why the PSM specs have no bootstrap. The results must share ``level``,
+    ``p_type`` and ``null_value`` (one bootstrap configuration); otherwise ``ValueError``.
+    """
+    return render_template(
+        template_dir,
+        template or TEMPLATES[BOOTSTRAP_TABLE],
+        **bootstrap_table_context(records, labels, decimals),
+    )
 
 
 def unshown_specs(specs, template_dir="resources/templates", results_dir="results") -> list[str]:
@@ -721,7 +1106,9 @@ def unshown_specs(specs, template_dir="resources/templates", results_dir="result
     Table 2 shows the ``describe`` spec ``desc_stats``; Tables 3-7 (:data:`ESTIMATE_TABLES`,
     each with a template ``table{n}.tex.j2`` in ``template_dir``) show the regression specs
     whose ``table`` is n. Any other spec, e.g. ``table: 8``, is still estimated (its JSON is
-    written) but appears in no table, which is easy to miss.
+    written) but appears in no table, which is easy to miss. Table 8 has a template too, but it
+    is the wild bootstrap table (:func:`render_bootstrap_table`), which shows no estimates: a
+    spec with ``table: 8`` is warned about like any other.
     """
     out = []
     for spec in specs:
@@ -736,12 +1123,18 @@ def unshown_specs(specs, template_dir="resources/templates", results_dir="result
                 f"'desc_stats' only; {where}"
             )
         elif n not in ESTIMATE_TABLES:
-            why = (
-                f"Table {n} shows "
-                f"{'the indicator system' if n == 1 else 'the spec desc_stats'} only"
-                if n in (1, 2)
-                else f"there is no template {template}"
-            )
+            if n in (1, 2):
+                why = (
+                    f"Table {n} shows "
+                    f"{'the indicator system' if n == 1 else 'the spec desc_stats'} only"
+                )
+            elif n == BOOTSTRAP_TABLE:
+                why = (
+                    f"Table {n} ({template}) is the wild bootstrap table: it lists the bootstrap "
+                    "p-values of the specs in bootstrap.specs, not estimates"
+                )
+            else:
+                why = f"there is no template {template}"
             out.append(
                 f"spec '{sid}' has table: {n}, but no table shows it "
                 f"({why}; regression specs appear "
