@@ -240,6 +240,8 @@ rule tables_pdf:
 rule figure_coefficients:
     input:
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=REGRESSION_SPECS),
+        # the bootstrap CI of every spec that has one, drawn next to its CR1 CI
+        bootstrap=[bootstrap_file(spec) for spec in BOOTSTRAP_SPECS],
         panel=rules.analysis_panel.output.panel,
     output:
         pdf=f"{RESULTS}/figures/coefficients.pdf",

@@ -11,6 +11,7 @@ nor pandas.
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 import subprocess
@@ -59,6 +60,43 @@ ESTIMATES = [
     _estimate("het_adm", 7, "(3)", "Resil", "ADM_x_Nqp", 0.04, [0.01, 0.07], 0.015),
 ]
 SD = {"Resil": 0.05, "Nqp": 0.10, "Une": 0.02}
+
+
+def _bootstrap(spec, regressor, lo, hi, method="wcr", level=0.95):
+    """A wild bootstrap result (results/bootstrap/{spec}.json) with the keys the plot reads and
+    the rest of the record, so that the job can read it from a file too."""
+    return {
+        "spec": spec,
+        "table": 3,
+        "column": "(1)",
+        "estimator": "iv_fe" if method == "wre" else "ols_fe",
+        "method": method,
+        "dependent": "Resil",
+        "regressor": regressor,
+        "coef": 0.0,
+        "se": 1.0,
+        "p": 1.0,
+        "bootstrap_p": 0.5,
+        "bootstrap_ci": [lo, hi],
+        "level": level,
+        "p_type": "symmetric",
+        "null_value": 0.0,
+        "reps": 999,
+        "reps_requested": 999,
+        "weights": "rademacher",
+        "enumerated": False,
+        "bootstrap_cluster": "city",
+        "bootstrap_clusters": 30,
+    }
+
+
+# baseline_nocontrols, rob_city_trends: no bootstrap; IV Relief unbounded below, ADM x Nqp above
+BOOTSTRAP = [
+    _bootstrap("baseline", "Nqp", 0.01, 0.12),
+    _bootstrap("iv_relief", "Nqp", None, 0.15, method="wre"),
+    _bootstrap("rob_une", "Nqp", -0.13, -0.07),
+    _bootstrap("het_adm", "ADM_x_Nqp", 0.0, None),
+]
 
 
 def _panel(n_cities=12, years=(2010, 2011, 2012, 2013), seed=3):
@@ -123,6 +161,8 @@ def _make(name, folder: Path):
         fig = F.coefficient_plot(ESTIMATES, pdf, png, sd=SD)
     elif name == "coefficients_raw":
         fig = F.coefficient_plot(ESTIMATES, pdf, png)
+    elif name == "coefficients_bootstrap":
+        fig = F.coefficient_plot(ESTIMATES, pdf, png, sd=SD, bootstrap=BOOTSTRAP)
     elif name == "trends_by_region":
         fig = F.trends_by_region(_panel(), pdf, png)
     elif name == "entropy_weights":
@@ -144,6 +184,7 @@ def _make(name, folder: Path):
 FIGURE_NAMES = [
     "coefficients",
     "coefficients_raw",
+    "coefficients_bootstrap",
     "trends_by_region",
     "entropy_weights",
     "pscore_overlap",
@@ -351,6 +392,98 @@ def test_coefficient_plot_draws_the_rows(drawn):
         assert ax.get_ylim()[0] > ax.get_ylim()[1]
         lo, hi = ax.get_xlim()
         assert lo < 0 < hi
+
+
+def test_coefficient_rows_with_bootstrap_intervals():
+    plain = F.coefficient_rows(ESTIMATES, sd=SD)
+    rows = F.coefficient_rows(ESTIMATES, sd=SD, bootstrap=BOOTSTRAP)
+    by = {r["spec"]: r for r in rows}
+    # scaled like the CR1 interval: Resil on Nqp by 2, Une on Nqp by 5
+    assert (by["baseline"]["boot_lo"], by["baseline"]["boot_hi"]) == pytest.approx((0.02, 0.24))
+    assert (by["rob_une"]["boot_lo"], by["rob_une"]["boot_hi"]) == pytest.approx((-0.65, -0.35))
+    # null endpoints are unbounded
+    assert by["iv_relief"]["boot_lo"] == -math.inf and by["iv_relief"]["boot_hi"] == pytest.approx(
+        0.30
+    )
+    assert by["het_adm"]["boot_lo"] == 0.0 and by["het_adm"]["boot_hi"] == math.inf
+    assert [by[s]["method"] for s in ("baseline", "iv_relief")] == ["wcr", "wre"]
+    for spec in ("baseline_nocontrols", "rob_city_trends"):  # no bootstrap
+        assert by[spec]["boot_lo"] is None and by[spec]["boot_hi"] is None
+        assert by[spec]["method"] is None
+    # the rest of each row is unchanged, and a mapping by spec id is the same as a list
+    keys = ("spec", "table", "label", "factor", "coef", "lo", "hi", "position")
+    assert [{k: r[k] for k in keys} for r in rows] == [{k: r[k] for k in keys} for r in plain]
+    assert F.coefficient_rows(ESTIMATES, sd=SD, bootstrap={b["spec"]: b for b in BOOTSTRAP}) == rows
+    # a result of another regression is an error, a result of a spec not drawn is ignored
+    wrong = [_bootstrap("het_adm", "Nqp", 0.0, 0.1)]
+    with pytest.raises(ValueError, match="het_adm: the bootstrap result tests 'Nqp'"):
+        F.coefficient_rows(ESTIMATES, bootstrap=wrong)
+    assert F.coefficient_rows(ESTIMATES, bootstrap=[_bootstrap("other", "Nqp", 0, 1)]) == [
+        {**r, "boot_lo": None, "boot_hi": None, "method": None}
+        for r in F.coefficient_rows(ESTIMATES)
+    ]
+
+
+def test_coefficient_plot_draws_the_bootstrap_intervals(drawn):
+    fig = drawn["a"]["coefficients_bootstrap"][2]
+    rows = F.coefficient_rows(ESTIMATES, sd=SD, bootstrap=BOOTSTRAP)
+    off = F.BOOTSTRAP_OFFSET
+    for ax, table in zip(fig.axes, (3, 4, 5, 7), strict=True):
+        tr = [r for r in rows if r["table"] == table]
+        bt = [r for r in tr if r["boot_lo"] is not None]
+        xmin, xmax = ax.get_xlim()
+        # CR1 above the row's tick when the row has a bootstrap, on it otherwise
+        (ci,) = [c for c in ax.collections if c.get_gid() == "ci"]
+        ys = [r["position"] - (off if r["boot_lo"] is not None else 0.0) for r in tr]
+        assert [seg.tolist() for seg in ci.get_segments()] == [
+            [[r["lo"], y], [r["hi"], y]] for r, y in zip(tr, ys, strict=True)
+        ]
+        (pts,) = [ln for ln in ax.lines if ln.get_gid() == "coef"]
+        assert list(pts.get_ydata()) == ys
+        assert [t.get_text() for t in ax.get_yticklabels()] == [r["label"] for r in tr]
+        # the bootstrap bar below the tick, an unbounded side clipped to the panel's edge
+        (boot,) = [c for c in ax.collections if c.get_gid() == "bootstrap_ci"]
+        assert [seg.tolist() for seg in boot.get_segments()] == [
+            [
+                [max(r["boot_lo"], xmin), r["position"] + off],
+                [min(r["boot_hi"], xmax), r["position"] + off],
+            ]
+            for r in bt
+        ]
+        arrows = [ln for ln in ax.lines if ln.get_gid() == "bootstrap_open"]
+        opened = [(r, side) for r in bt for side in ("boot_lo", "boot_hi") if math.isinf(r[side])]
+        assert len(arrows) == len(opened)
+        for arrow, (_, side) in zip(arrows, opened, strict=True):
+            assert list(arrow.get_xdata()) == [xmin if side == "boot_lo" else xmax]
+            assert arrow.get_marker() == ("<" if side == "boot_lo" else ">")
+        # finite bootstrap ends are in view, and so is zero
+        for r in bt:
+            for v in (r["boot_lo"], r["boot_hi"]):
+                assert math.isinf(v) or xmin <= v <= xmax
+        assert xmin < 0 < xmax
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == [
+        "coefficient, CR1 95 % CI (cluster-robust)",
+        "wild cluster bootstrap 95 % CI (WCR; WRE for IV)",
+    ]
+
+
+def test_coefficient_plot_without_bootstrap_results_is_unchanged(tmp_path, drawn):
+    pdf, png = tmp_path / "c.pdf", tmp_path / "c.png"
+    fig = F.coefficient_plot(ESTIMATES, pdf, png, sd=SD, bootstrap=[])
+    assert png.read_bytes() == drawn["a"]["coefficients"][1].read_bytes()
+    assert pdf.read_bytes() == drawn["a"]["coefficients"][0].read_bytes()
+    assert not fig.legends
+    assert drawn["a"]["coefficients_bootstrap"][1].read_bytes() != png.read_bytes()
+
+
+def test_bootstrap_legend_names_methods_and_level():
+    assert F._bootstrap_legend({"a": _bootstrap("a", "Nqp", 0, 1, "wcu", 0.9)}) == (
+        "wild cluster bootstrap 90 % CI (WCU)"
+    )
+    assert F._bootstrap_legend({"a": _bootstrap("a", "Nqp", 0, 1, "wre")}) == (
+        "wild cluster bootstrap 95 % CI (WRE)"
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -565,6 +698,19 @@ def test_jobs_write_their_outputs(tmp_path):
             output=out("coef"),
         )
     )
+    boot_paths = []
+    for b in BOOTSTRAP:
+        path = tmp_path / "bootstrap" / f"{b['spec']}.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(b), encoding="utf-8")
+        boot_paths.append(str(path))
+    jobs.coefficients_job(
+        SimpleNamespace(
+            input=SimpleNamespace(estimates=est_paths, bootstrap=boot_paths),
+            params=SimpleNamespace(),
+            output=out("coef_boot"),
+        )
+    )
     jobs.trends_job(SimpleNamespace(input=SimpleNamespace(panel=str(panel)), output=out("trends")))
     jobs.entropy_weights_job(
         SimpleNamespace(input=SimpleNamespace(weights=str(weights)), output=out("weights"))
@@ -593,6 +739,11 @@ def test_jobs_write_their_outputs(tmp_path):
     # the job standardises with the panel's standard deviations (same bytes as calling directly)
     F.coefficient_plot(ESTIMATES[:3], tmp_path / "direct.pdf", tmp_path / "direct.png", sd=sd_all)
     assert (tmp_path / "direct.png").read_bytes() == (tmp_path / "coef.png").read_bytes()
+    # ... and draws the bootstrap intervals of the files it is given (raw coefficients here)
+    pdf_raw, png_raw, _ = _make("coefficients_raw", tmp_path / "raw")
+    F.coefficient_plot(ESTIMATES, tmp_path / "b.pdf", tmp_path / "b.png", bootstrap=BOOTSTRAP)
+    assert (tmp_path / "b.png").read_bytes() == (tmp_path / "coef_boot.png").read_bytes()
+    assert (tmp_path / "b.png").read_bytes() != png_raw.read_bytes()
     # the CSV path (strings) and the DataFrame give the same figure
     F.entropy_weights_plot(pd.read_csv(weights), tmp_path / "w2.pdf", tmp_path / "w2.png")
     assert (tmp_path / "w2.png").read_bytes() == (tmp_path / "weights.png").read_bytes()

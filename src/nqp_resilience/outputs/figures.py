@@ -78,6 +78,11 @@ TABLE_TITLES = {
     7: "Table 7 · heterogeneity",
 }
 METHOD_NAMES = {"nearest": "nearest-neighbour", "radius": "radius", "kernel": "kernel"}
+#: Names of the wild bootstrap methods (``method`` of a bootstrap result), in legend order.
+BOOTSTRAP_METHOD_NAMES = {"wcr": "WCR", "wcu": "WCU", "wre": "WRE"}
+#: Vertical offset (in rows) of the two bars of a spec with a bootstrap: CR1 above the row's
+#: tick, bootstrap below it.
+BOOTSTRAP_OFFSET = 0.17
 _Z975 = 1.959963984540054
 
 #: Figure name -> caption, for ``snakemake --report`` (``pscore_overlap`` is one figure per
@@ -89,7 +94,10 @@ FIGURES = {
         "panel per table. Effects are standardised, β·sd(x)/sd(y) with the standard deviations "
         "of the analysis panel, so that outcomes and regressors on different scales share one "
         "axis; for an interaction D×Nqp the factor is sd(Nqp)/sd(y), i.e. the difference in the "
-        "standardised slope between the two groups."
+        "standardised slope between the two groups. Where a specification has a wild cluster "
+        "bootstrap, its bootstrap confidence interval by test inversion is drawn under the CR1 "
+        "interval (vermillion, with end caps; WCR or WCU for OLS, WRE for IV); an unbounded "
+        "side runs to the edge of the panel and ends in an arrowhead."
     ),
     "trends_by_region": (
         "Mean new quality productivity (Nqp, left) and mean urban economic resilience (Resil, "
@@ -305,7 +313,15 @@ def spec_label(e: dict, main_pair: tuple[str, str] | None = None) -> str:
     return f"{col} {short}".strip()
 
 
-def coefficient_rows(estimates, *, labels=None, sd=None) -> list[dict]:
+def _bootstrap_bound(v, side: float) -> float:
+    """A bootstrap CI endpoint: JSON ``null`` (or a non-finite value) is unbounded, ±inf."""
+    if v is None:
+        return side * math.inf
+    v = float(v)
+    return v if math.isfinite(v) else side * math.inf
+
+
+def coefficient_rows(estimates, *, labels=None, sd=None, bootstrap=None) -> list[dict]:
     """What the coefficient plot draws, row by row (pure; unit-tested).
 
     Parameters
@@ -320,12 +336,19 @@ def coefficient_rows(estimates, *, labels=None, sd=None) -> list[dict]:
     sd : mapping variable -> standard deviation, optional
         If given, every coefficient and CI bound is multiplied by
         ``sd[base_regressor(regressor)] / sd[dependent]`` (standardised effect).
+    bootstrap : mapping spec id -> wild bootstrap result, or iterable of results, optional
+        ``results/bootstrap/{spec}.json`` records (``regressor``, ``bootstrap_ci``, ``method``,
+        ``level``): a spec with one gets its bootstrap CI, scaled like the CR1 CI; a ``null``
+        endpoint is unbounded (±inf). A result whose regressor is not the estimate's raises
+        ``ValueError``; results of specs not drawn are ignored.
 
     Returns
     -------
     list of dict
-        ``spec, table, label, dependent, regressor, factor, coef, lo, hi, position`` where
-        ``position`` is the 0-based row within the table's panel, top first.
+        ``spec, table, label, dependent, regressor, factor, coef, lo, hi, position,
+        boot_lo, boot_hi, method`` where ``position`` is the 0-based row within the table's
+        panel, top first, and ``boot_lo``, ``boot_hi`` (possibly ±inf), ``method`` (``wcr``,
+        ``wcu`` or ``wre``) are None for a spec without a bootstrap.
     """
     from collections import Counter
 
@@ -335,6 +358,9 @@ def coefficient_rows(estimates, *, labels=None, sd=None) -> list[dict]:
     pairs = Counter((e.get("dependent"), e.get("regressor")) for e in recs)
     main_pair = pairs.most_common(1)[0][0]
     labels = dict(labels or {})
+    if bootstrap is not None and not isinstance(bootstrap, dict):
+        bootstrap = {b["spec"]: b for b in bootstrap}
+    bootstrap = dict(bootstrap or {})
     rows = []
     for table in sorted(dict.fromkeys(e.get("table") for e in recs), key=_table_key):
         for pos, e in enumerate(x for x in recs if x.get("table") == table):
@@ -348,6 +374,18 @@ def coefficient_rows(estimates, *, labels=None, sd=None) -> list[dict]:
                     )
                 factor = float(sd[x]) / float(sd[y])
             lo, hi = _ci(e)
+            boot = bootstrap.get(e["spec"])
+            boot_lo = boot_hi = method = None
+            if boot is not None:
+                if boot.get("regressor") != e.get("regressor"):
+                    raise ValueError(
+                        f"spec {e['spec']}: the bootstrap result tests {boot.get('regressor')!r},"
+                        f" the estimate is of {e.get('regressor')!r}; rerun the bootstrap"
+                    )
+                b_lo, b_hi = boot["bootstrap_ci"]
+                boot_lo = _bootstrap_bound(b_lo, -1.0) * factor
+                boot_hi = _bootstrap_bound(b_hi, 1.0) * factor
+                method = str(boot.get("method"))
             rows.append(
                 {
                     "spec": e["spec"],
@@ -360,12 +398,33 @@ def coefficient_rows(estimates, *, labels=None, sd=None) -> list[dict]:
                     "lo": lo * factor,
                     "hi": hi * factor,
                     "position": pos,
+                    "boot_lo": boot_lo,
+                    "boot_hi": boot_hi,
+                    "method": method,
                 }
             )
     return rows
 
 
-def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None):
+def _bootstrap_legend(bootstrap) -> str:
+    """Legend text of the bootstrap CIs: level and methods of the results, e.g. "wild cluster
+    bootstrap 95 % CI (WCR; WRE for IV)"."""
+    records = list(bootstrap.values())
+    levels = {float(b.get("level", 0.95)) for b in records}
+    level = f"{_fmt_level(levels.pop())} % CI" if len(levels) == 1 else "CI"
+    present = [m for m in BOOTSTRAP_METHOD_NAMES if any(b.get("method") == m for b in records)]
+    ols = [BOOTSTRAP_METHOD_NAMES[m] for m in present if m != "wre"]
+    methods = ", ".join(ols)
+    if "wre" in present:
+        methods = f"{methods}; WRE for IV" if methods else "WRE"
+    return f"wild cluster bootstrap {level}" + (f" ({methods})" if methods else "")
+
+
+def _fmt_level(level: float) -> str:
+    return f"{level * 100:.4f}".rstrip("0").rstrip(".")
+
+
+def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None, bootstrap=None):
     """Every spec's core coefficient with its 95 % CI, one panel per table.
 
     Parameters
@@ -382,17 +441,32 @@ def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None):
         raw coefficients are drawn (in Table 5 the Nqp1 row, per keyword per character, a unit
         far outside its range of 0–0.018, then dwarfs the others). Either way each panel has its
         own x-axis, zero always in view.
+    bootstrap : mapping spec id -> wild bootstrap result, or iterable of results, optional
+        ``results/bootstrap/{spec}.json`` records. Each spec with one gets a second bar under
+        its CR1 interval: the bootstrap CI (vermillion, with end caps), the CR1 bar moving up
+        by :data:`BOOTSTRAP_OFFSET` and the bootstrap bar sitting as far below the row's tick.
+        An unbounded side runs to the edge of the panel and ends in an arrowhead. A legend at
+        the top names both intervals. Without results the figure is exactly as before.
 
     Returns
     -------
     matplotlib.figure.Figure
         The coefficient markers of each panel are the ``Line2D`` with gid ``"coef"``, the CIs
-        the ``LineCollection`` with gid ``"ci"``.
+        the ``LineCollection`` with gid ``"ci"``; the bootstrap CIs the ``LineCollection`` with
+        gid ``"bootstrap_ci"``, their finite ends the ``Line2D`` ``"bootstrap_cap"`` and the
+        arrowheads of unbounded sides ``"bootstrap_open"``.
     """
-    rows = coefficient_rows(estimates, labels=labels, sd=sd)
+    from matplotlib.lines import Line2D
+
+    if bootstrap is not None and not isinstance(bootstrap, dict):
+        bootstrap = {b["spec"]: b for b in bootstrap}
+    rows = coefficient_rows(estimates, labels=labels, sd=sd, bootstrap=bootstrap)
+    boot_colour = OKABE_ITO["vermillion"]
+    any_boot = any(r["boot_lo"] is not None for r in rows)
     tables = list(dict.fromkeys(r["table"] for r in rows))
     counts = [sum(r["table"] == t for r in rows) for t in tables]
-    height = 0.45 + sum(0.16 * n + 0.32 for n in counts)
+    row_height = 0.22 if any_boot else 0.16
+    height = 0.45 + sum(row_height * n + 0.32 for n in counts) + (0.2 if any_boot else 0.0)
     with _style():
         fig = _new_figure(height)
         axes = fig.subplots(
@@ -400,7 +474,10 @@ def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None):
         )[:, 0]
         for ax, table, n in zip(axes, tables, counts, strict=True):
             tr = [r for r in rows if r["table"] == table]
-            y = [r["position"] for r in tr]
+            bt = [r for r in tr if r["boot_lo"] is not None]
+            y = [
+                r["position"] - (BOOTSTRAP_OFFSET if r["boot_lo"] is not None else 0.0) for r in tr
+            ]
             ax.axvline(0.0, color="0.45", lw=0.7, ls=(0, (3, 2)), zorder=1)
             ax.hlines(
                 y,
@@ -415,22 +492,111 @@ def coefficient_plot(estimates, pdf_path, png_path, *, labels=None, sd=None):
                 [r["coef"] for r in tr], y, "o", ms=3.2, color=OKABE_ITO["black"], zorder=3
             )
             pt.set_gid("coef")
-            ax.set_yticks(y, [r["label"] for r in tr])
+            ticks = [r["position"] for r in tr]
+            ax.set_yticks(ticks, [r["label"] for r in tr])
             ax.set_ylim(n - 0.5, -0.5)
             ax.tick_params(axis="y", length=0)
             ax.spines["left"].set_visible(False)
             ax.grid(axis="x", color="0.9", lw=0.5)
             ax.set_axisbelow(True)
+            if bt:  # the finite bootstrap ends count for the panel's scale
+                ends = [
+                    (v, r["position"])
+                    for r in bt
+                    for v in (r["boot_lo"], r["boot_hi"])
+                    if math.isfinite(v)
+                ]
+                if ends:
+                    ax.update_datalim(ends)
+                    ax.autoscale_view(scaley=False)
             lo, hi = ax.get_xlim()  # keep the zero line in view
             ax.set_xlim(min(lo, -0.05 * (hi - lo)), max(hi, 0.05 * (hi - lo)))
+            if bt:
+                _draw_bootstrap(ax, bt, boot_colour)
             ax.set_title(TABLE_TITLES.get(_table_key(table)[1], f"Table {table}"), pad=2)
         axes[-1].set_xlabel(
             "standardised effect, SD(y) per SD(x), with 95 % CI\n(each panel has its own scale)"
             if sd is not None
             else "coefficient, y units per x unit, with 95 % CI\n(each panel has its own scale)"
         )
+        if any_boot:
+            handles = [
+                Line2D(
+                    [],
+                    [],
+                    color=OKABE_ITO["blue"],
+                    lw=1.1,
+                    marker="o",
+                    ms=3.2,
+                    mfc=OKABE_ITO["black"],
+                    mec=OKABE_ITO["black"],
+                    label="coefficient, CR1 95 % CI (cluster-robust)",
+                ),
+                Line2D(
+                    [],
+                    [],
+                    color=boot_colour,
+                    lw=1.1,
+                    marker="|",
+                    ms=3.5,
+                    mew=1.0,
+                    label=_bootstrap_legend(bootstrap),
+                ),
+            ]
+            fig.legend(handles=handles, loc="outside upper center", ncol=1, handlelength=1.8)
         _save(fig, pdf_path, png_path)
     return fig
+
+
+def _draw_bootstrap(ax, rows, colour) -> None:
+    """The bootstrap CIs of one panel, below each row's tick: bars clipped to the panel's
+    x-range (fixed before this is called), caps at finite ends, arrowheads at unbounded ones."""
+    xmin, xmax = ax.get_xlim()
+    yb = [r["position"] + BOOTSTRAP_OFFSET for r in rows]
+    ax.hlines(
+        yb,
+        [max(r["boot_lo"], xmin) for r in rows],
+        [min(r["boot_hi"], xmax) for r in rows],
+        color=colour,
+        lw=1.1,
+        zorder=2,
+        gid="bootstrap_ci",
+    )
+    caps = [
+        (v, y)
+        for r, y in zip(rows, yb, strict=True)
+        for v in (r["boot_lo"], r["boot_hi"])
+        if math.isfinite(v)
+    ]
+    if caps:
+        (cap,) = ax.plot(
+            [c[0] for c in caps],
+            [c[1] for c in caps],
+            "|",
+            ms=3.5,
+            mew=1.0,
+            color=colour,
+            zorder=3,
+        )
+        cap.set_gid("bootstrap_cap")
+    for side, edge, marker in ((-1, xmin, "<"), (1, xmax, ">")):
+        open_y = [
+            y
+            for r, y in zip(rows, yb, strict=True)
+            if math.isinf(r["boot_lo" if side < 0 else "boot_hi"])
+        ]
+        if open_y:
+            (arrow,) = ax.plot(
+                [edge] * len(open_y),
+                open_y,
+                marker,
+                ms=3.0,
+                color=colour,
+                zorder=3,
+                clip_on=False,
+            )
+            arrow.set_gid("bootstrap_open")
+    ax.set_xlim(xmin, xmax)
 
 
 # --------------------------------------------------------------------------------------------

@@ -266,7 +266,8 @@ def document_job(smk) -> None:
 
 
 def coefficients_job(smk) -> None:
-    """input: ``estimates`` (JSON files, registry order), optional ``panel`` (standardise);
+    """input: ``estimates`` (JSON files, registry order), optional ``panel`` (standardise),
+    optional ``bootstrap`` (wild bootstrap JSONs: their CIs are drawn next to the CR1 CIs);
     params: optional ``labels``; output: ``pdf``, ``png``."""
     from nqp_resilience.estimation.record import read_estimate
     from nqp_resilience.outputs.figures import (
@@ -274,7 +275,9 @@ def coefficients_job(smk) -> None:
         coefficient_plot,
         standard_deviations,
     )
+    from nqp_resilience.outputs.tables import read_bootstraps
 
+    bootstrap = read_bootstraps(list(getattr(smk.input, "bootstrap", None) or [])) or None
     records = [read_estimate(p) for p in smk.input.estimates]
     records = [r for r in records if not r.is_describe and r.coef is not None]
     sd = None
@@ -288,7 +291,12 @@ def coefficients_job(smk) -> None:
         )
         sd = standard_deviations(read_columns(smk.input.panel, variables), variables)
     coefficient_plot(
-        records, smk.output.pdf, smk.output.png, labels=getattr(smk.params, "labels", None), sd=sd
+        records,
+        smk.output.pdf,
+        smk.output.png,
+        labels=getattr(smk.params, "labels", None),
+        sd=sd,
+        bootstrap=bootstrap,
     )
 
 
