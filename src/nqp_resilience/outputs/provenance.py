@@ -41,6 +41,13 @@ def script_of(rule: str, workdir=".") -> str:
     return found[0].relative_to(workdir).as_posix() if found else f"scripts/{rule}.py"
 
 
+def _is_result_of_spec(path: str) -> bool:
+    """An estimate (``results/estimates/{spec}.json``) or a wild bootstrap result
+    (``results/bootstrap/{spec}.json``): the specs an output shows."""
+    parent = Path(path).parent.name
+    return parent in ("estimates", "bootstrap") and path.endswith(".json")
+
+
 def output_map(summary_tsv: str) -> list[dict]:
     """Tables and figures with the rule, script, templates and inputs that make them."""
     out = []
@@ -58,7 +65,7 @@ def output_map(summary_tsv: str) -> list[dict]:
                 "rule": r["rule"],
                 "script": script_of(r["rule"]),
                 "templates": templates,
-                "estimates": sorted(Path(p).stem for p in inputs if "/estimates/" in p),
+                "estimates": sorted({Path(p).stem for p in inputs if _is_result_of_spec(p)}),
             }
         )
     return sorted(out, key=lambda x: (x["kind"] != "table", x["output"]))
