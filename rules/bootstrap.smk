@@ -4,24 +4,6 @@
 # per draw index, so the result does not depend on the shard count.
 
 
-# Options each rule depends on, passed as params: changing reps, seed, weights or the bootstrap
-# cluster reruns the shards; changing the variant, the null, the level or the p-value type reruns
-# only the reduce jobs.
-BOOTSTRAP_DRAWS = {key: config["bootstrap"][key] for key in ("reps", "seed", "weights", "cluster")}
-BOOTSTRAP_INFERENCE = {
-    key: config["bootstrap"][key] for key in ("variant", "null_value", "level", "p_type")
-}
-BOOTSTRAP_SHARDS = config["bootstrap"]["shards"]
-
-
-def bootstrap_shard_runtime(wildcards, attempt):
-    """Minutes for one shard: the set-up (under a minute at 2,760 rows) plus the draws
-    (about 0.1 s per 1,000 at 230 clusters; see benchmarks/bootstrap.py), with a wide margin
-    that grows with every retry."""
-    draws = config["bootstrap"]["reps"] / BOOTSTRAP_SHARDS
-    return attempt * (5 + math.ceil(draws / 200_000))
-
-
 rule bootstrap_shard:
     input:
         panel=rules.analysis_panel.output.panel,

@@ -109,6 +109,7 @@ TABLE_NUMBERS = sorted({spec["table"] for spec in SPECS.values() if 3 <= spec["t
 TABLE_FILES = (
     [f"{RESULTS}/tables/table1.tex", f"{RESULTS}/tables/table2.tex"]
     + [f"{RESULTS}/tables/table{n}.tex" for n in TABLE_NUMBERS]
+    + ([f"{RESULTS}/tables/table8.tex"] if BOOTSTRAP_SPECS else [])
     + [f"{RESULTS}/tables/psm_balance.tex", f"{RESULTS}/tables/replication.tex"]
 )
 # a spec no table shows (e.g. table: 8) is still estimated: say so, once, before any job runs
@@ -141,8 +142,26 @@ def bootstrap_file(spec):
 
 
 def table_bootstrap_files(wildcards):
-    """The bootstrap results a table shows under its coefficients (tables.bootstrap_p), else
-    none, so that the tables do not wait for (or rerun after) the bootstrap."""
-    if not config["tables"]["bootstrap_p"]:
+    """The bootstrap results Tables 3 and 5-7 show under their coefficients (tables.bootstrap_p),
+    else none, so that the tables do not wait for (or rerun after) the bootstrap. Table 4 mixes
+    IV and matching columns; its bootstrap results are in Table 8."""
+    if not config["tables"]["bootstrap_p"] or int(wildcards.number) == 4:
         return []
     return [bootstrap_file(s["id"]) for s in table_specs(wildcards) if s["id"] in BOOTSTRAP_SPECS]
+
+
+# Bootstrap options, passed as params of the jobs that use them. Changing reps, seed, weights or
+# the bootstrap cluster reruns the shards; changing the variant, the null, the level or the
+# p-value type reruns only the reduce jobs.
+BOOTSTRAP_DRAWS = {key: config["bootstrap"][key] for key in ("reps", "seed", "weights", "cluster")}
+BOOTSTRAP_INFERENCE = {
+    key: config["bootstrap"][key] for key in ("variant", "null_value", "level", "p_type")
+}
+BOOTSTRAP_SHARDS = config["bootstrap"]["shards"]
+
+
+def bootstrap_shard_runtime(wildcards, attempt):
+    """Minutes for one shard job: start-up and set-up take seconds, the draws about 0.01 s per
+    1,000 at 230 clusters (docs/bootstrap.md); a wide margin that grows with every retry."""
+    draws = config["bootstrap"]["reps"] / BOOTSTRAP_SHARDS
+    return attempt * (5 + math.ceil(draws / 200_000))

@@ -89,7 +89,10 @@ def test_partial_block_keeps_other_defaults():
         ({"tabels.decimals": 4}, "tabels.decimals", "unknown key"),
         ({"tables": 3, "tables.decimals": 4}, "tables", "treats it as a section"),
         ({"years": {"start": 2010, "end": "x"}}, "years.end", "wrong type"),
-        ({"bootstrap": {"reps": 10}}, "bootstrap", "unknown key"),
+        ({"bootstrap": {"reps": 10}}, "bootstrap.reps", "less than the minimum of 99"),
+        ({"bootstrap": {"weights": "gauss"}}, "bootstrap.weights", "not allowed"),
+        ({"bootstrap": {"shards": 0}}, "bootstrap.shards", "less than the minimum"),
+        ({"bootstrap": {"bootstrap_p": True}}, "bootstrap.bootstrap_p", "unknown key"),
     ],
 )
 def test_invalid_configs_name_the_key(bad, key, words):

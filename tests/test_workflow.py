@@ -29,9 +29,26 @@ HAVE_TEX = bool(shutil.which("pdflatex") and shutil.which("pdftoppm"))
 DOCUMENT_JOBS = {("tables_document", "")} | ({("tables_pdf", "")} if HAVE_TEX else set())
 TABLE_JOBS = (
     {("table_estimates", f"number={n}") for n in range(3, 8)}
-    | {("table_desc", ""), ("table_balance", ""), ("table_replication", "")}
+    | {
+        ("table_desc", ""),
+        ("table_balance", ""),
+        ("table_replication", ""),
+        ("table_bootstrap", ""),
+    }
     | DOCUMENT_JOBS
 )
+#: the wild bootstrap of every OLS and IV spec: its shards and the reduce job
+BOOT_IDS = [s for s in SPEC_IDS if ESTIMATOR[s] in ("ols_fe", "iv_fe")]
+SHARDS = CONFIG["bootstrap"]["shards"]
+
+
+def bootstrap_jobs(*spec_ids: str) -> set[tuple[str, str]]:
+    """The shard and reduce jobs of the bootstrap of these specs."""
+    return {("bootstrap_shard", f"spec={s}, k={k}") for s in spec_ids for k in range(SHARDS)} | {
+        ("bootstrap_reduce", f"spec={s}") for s in spec_ids
+    }
+
+
 FIGURE_JOBS = {("figure_coefficients", ""), ("figure_trends", "")} | {
     ("figure_pscore", f"spec={s}") for s in PSM_IDS
 }
@@ -41,6 +58,7 @@ AFTER_INDEX = (
     | SPEC_JOBS
     | TABLE_JOBS
     | FIGURE_JOBS
+    | bootstrap_jobs(*BOOT_IDS)
 )
 AFTER_PANEL = {
     ("build_panel", ""),
@@ -467,14 +485,21 @@ def test_adding_a_spec_adds_exactly_one_job(workflow_copy):
         yaml.safe_dump(config, allow_unicode=True), encoding="utf-8"
     )
     jobs = dry_run_jobs(workflow_copy, "--configfile", "extra.yaml")
-    # one new estimation job; the coefficient plot and the spec-sample audit cover every spec, so
-    # they are redone (the audit takes about a second)
-    assert jobs == {
-        ("ols_fe", "spec=extra_spec"),
-        ("figure_coefficients", ""),
-        ("spec_samples", ""),
-        ("all", ""),
-    }
+    # one new estimation job and its bootstrap; the coefficient plot, the bootstrap table (and
+    # the document that collects it) and the spec-sample audit cover every spec, so they are
+    # redone (the audit takes about a second)
+    assert (
+        jobs
+        == {
+            ("ols_fe", "spec=extra_spec"),
+            ("figure_coefficients", ""),
+            ("table_bootstrap", ""),
+            ("spec_samples", ""),
+            ("all", ""),
+        }
+        | bootstrap_jobs("extra_spec")
+        | DOCUMENT_JOBS
+    )
 
 
 def test_editing_one_spec_reruns_only_that_job(workflow_copy):
@@ -492,9 +517,11 @@ def test_editing_one_spec_reruns_only_that_job(workflow_copy):
             ("table_estimates", "number=3"),
             ("table_replication", ""),
             ("figure_coefficients", ""),
+            ("table_bootstrap", ""),
             ("spec_samples", ""),
             ("all", ""),
         }
+        | bootstrap_jobs("baseline")
         | DOCUMENT_JOBS
     )
 

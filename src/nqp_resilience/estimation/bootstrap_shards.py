@@ -193,6 +193,7 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
     import pyarrow.parquet as pq
 
     from nqp_resilience.data.parquet import read_columns
+    from nqp_resilience.estimation.record import parse_json_metadata
 
     paths = [str(p) for p in paths]
     if not paths:
@@ -202,8 +203,9 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
     metas = []
     for path in paths:
         try:  # the metadata only (reading the table through pyarrow would import pandas)
-            meta = json.loads((pq.ParquetFile(path).schema_arrow.metadata or {})[META_KEY])
-        except (OSError, KeyError, ValueError) as exc:
+            raw = (pq.ParquetFile(path).schema_arrow.metadata or {})[META_KEY]
+            meta = parse_json_metadata(raw, path)
+        except (OSError, KeyError, ValueError, DataError) as exc:
             raise DataError(
                 path,
                 f"not a bootstrap shard file ({exc})",

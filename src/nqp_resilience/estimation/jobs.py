@@ -134,15 +134,13 @@ def bootstrap_shard_job(smk) -> None:
 def bootstrap_reduce_job(smk) -> None:
     """Rule ``bootstrap_reduce``: every shard of spec {spec} -> the p-value and the inverted
     confidence interval, ``results/bootstrap/{spec}.json``."""
-    import json
-
-    from nqp_resilience.data.io import write_text
     from nqp_resilience.estimation.bootstrap_shards import read_shards, reduce_record
+    from nqp_resilience.estimation.record import write_bootstrap
     from nqp_resilience.estimation.specs import _clean
 
     meta, stats = read_shards(list(smk.input.shards))
     record = _clean(reduce_record(meta, stats, dict(smk.params.inference), dict(smk.params.spec)))
-    write_text(smk.output.result, json.dumps(record, indent=2, allow_nan=False) + "\n")
+    write_bootstrap(record, smk.output.result)
     log.info(
         "%s: %s p = %s, %s%% CI %s (%d draws)",
         record["spec"],

@@ -342,3 +342,105 @@ def read_estimates(paths) -> dict[str, EstimateRecord]:
         record = read_estimate(path)
         out[record.spec] = record
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# The wild bootstrap result results/bootstrap/{spec}.json and the shard metadata
+# --------------------------------------------------------------------------------------------
+
+#: Keys a wild bootstrap result (``results/bootstrap/{spec}.json``) must have for the tables.
+BOOTSTRAP_KEYS = (
+    "spec",
+    "table",
+    "column",
+    "estimator",
+    "method",
+    "dependent",
+    "regressor",
+    "coef",
+    "se",
+    "p",
+    "bootstrap_p",
+    "bootstrap_ci",
+    "level",
+    "p_type",
+    "null_value",
+    "reps",
+    "reps_requested",
+    "weights",
+    "enumerated",
+    "bootstrap_cluster",
+    "bootstrap_clusters",
+)
+
+#: Methods of a bootstrap result: WCR/WCU (``ols_fe``), WRE (``iv_fe``).
+BOOTSTRAP_METHODS = ("wcr", "wcu", "wre")
+
+_BOOTSTRAP_HINT = "rerun the bootstrap of that spec (rule bootstrap_reduce) to rewrite the file"
+
+
+def read_bootstrap(path) -> dict:
+    """Read one wild bootstrap result, ``results/bootstrap/{spec}.json``, as a dict.
+
+    JSON ``null`` in ``bootstrap_ci`` is an unbounded endpoint (``None``). Raises
+    :class:`~nqp_resilience.errors.DataError` naming the file for invalid JSON, a missing key
+    of :data:`BOOTSTRAP_KEYS` or an unknown ``method``.
+    """
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            path, f"not valid JSON: {exc.msg}", row=f"line {exc.lineno}", hint=_BOOTSTRAP_HINT
+        ) from None
+    if not isinstance(data, dict):
+        raise DataError(path, "a bootstrap result must be a JSON object", hint=_BOOTSTRAP_HINT)
+    missing = [k for k in BOOTSTRAP_KEYS if k not in data]
+    if missing:
+        raise DataError(
+            path,
+            f"the bootstrap result has no {', '.join(repr(k) for k in missing)}",
+            expected="the keys " + ", ".join(BOOTSTRAP_KEYS),
+            hint=_BOOTSTRAP_HINT,
+        )
+    if data["method"] not in BOOTSTRAP_METHODS:
+        raise DataError(
+            path,
+            f"unknown bootstrap method {data['method']!r}",
+            expected=" | ".join(BOOTSTRAP_METHODS),
+            hint=_BOOTSTRAP_HINT,
+        )
+    ci = data["bootstrap_ci"]
+    if not isinstance(ci, list) or len(ci) != 2:
+        raise DataError(
+            path,
+            f"bootstrap_ci must be a pair [lo, hi], got {ci!r}",
+            hint=_BOOTSTRAP_HINT,
+        )
+    return data
+
+
+def write_bootstrap(record: dict, path) -> None:
+    """Write one wild bootstrap result (JSON-safe: unbounded endpoints as null) atomically."""
+    import json
+
+    from nqp_resilience.data.io import write_text
+
+    missing = [k for k in BOOTSTRAP_KEYS if k not in record]
+    if missing:
+        raise DataError(path, f"the bootstrap result has no {', '.join(missing)}")
+    write_text(path, json.dumps(record, indent=2, allow_nan=False) + "\n")
+
+
+def parse_json_metadata(raw: bytes, source) -> dict:
+    """A JSON object stored as file metadata (the bootstrap shards' Parquet metadata)."""
+    import json
+
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise DataError(source, f"metadata is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataError(source, "metadata must be a JSON object")
+    return data

@@ -36,6 +36,7 @@ import os
 from pathlib import Path
 
 from nqp_resilience.errors import ConfigError
+from nqp_resilience.estimation.record import BOOTSTRAP_METHODS, read_bootstrap
 
 #: Default significance thresholds for one, two and three stars (10 %, 5 %, 1 %).
 DEFAULT_STARS = (0.10, 0.05, 0.01)
@@ -752,80 +753,6 @@ def render_estimates_table(
 
 #: The wild bootstrap table (``table8.tex.j2``): one row per bootstrapped spec.
 BOOTSTRAP_TABLE = 8
-
-#: Keys a wild bootstrap result (``results/bootstrap/{spec}.json``) must have for the tables.
-BOOTSTRAP_KEYS = (
-    "spec",
-    "table",
-    "column",
-    "estimator",
-    "method",
-    "dependent",
-    "regressor",
-    "coef",
-    "se",
-    "p",
-    "bootstrap_p",
-    "bootstrap_ci",
-    "level",
-    "p_type",
-    "null_value",
-    "reps",
-    "reps_requested",
-    "weights",
-    "enumerated",
-    "bootstrap_cluster",
-    "bootstrap_clusters",
-)
-
-#: Methods of a bootstrap result: WCR/WCU (``ols_fe``), WRE (``iv_fe``).
-BOOTSTRAP_METHODS = ("wcr", "wcu", "wre")
-
-_BOOTSTRAP_HINT = "rerun the bootstrap of that spec (rule bootstrap_reduce) to rewrite the file"
-
-
-def read_bootstrap(path) -> dict:
-    """Read one wild bootstrap result, ``results/bootstrap/{spec}.json``, as a dict.
-
-    JSON ``null`` in ``bootstrap_ci`` is an unbounded endpoint (``None``). Raises
-    :class:`~nqp_resilience.errors.DataError` naming the file for invalid JSON, a missing key
-    of :data:`BOOTSTRAP_KEYS` or an unknown ``method``.
-    """
-    import json
-
-    from nqp_resilience.errors import DataError
-
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            path, f"not valid JSON: {exc.msg}", row=f"line {exc.lineno}", hint=_BOOTSTRAP_HINT
-        ) from None
-    if not isinstance(data, dict):
-        raise DataError(path, "a bootstrap result must be a JSON object", hint=_BOOTSTRAP_HINT)
-    missing = [k for k in BOOTSTRAP_KEYS if k not in data]
-    if missing:
-        raise DataError(
-            path,
-            f"the bootstrap result has no {', '.join(repr(k) for k in missing)}",
-            expected="the keys " + ", ".join(BOOTSTRAP_KEYS),
-            hint=_BOOTSTRAP_HINT,
-        )
-    if data["method"] not in BOOTSTRAP_METHODS:
-        raise DataError(
-            path,
-            f"unknown bootstrap method {data['method']!r}",
-            expected=" | ".join(BOOTSTRAP_METHODS),
-            hint=_BOOTSTRAP_HINT,
-        )
-    ci = data["bootstrap_ci"]
-    if not isinstance(ci, list) or len(ci) != 2:
-        raise DataError(
-            path,
-            f"bootstrap_ci must be a pair [lo, hi], got {ci!r}",
-            hint=_BOOTSTRAP_HINT,
-        )
-    return data
 
 
 def read_bootstraps(paths) -> dict[str, dict]:
