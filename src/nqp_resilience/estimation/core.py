@@ -202,13 +202,20 @@ def drop_singletons(groups: list[np.ndarray]) -> np.ndarray:
     return keep
 
 
+def group_sums(x: np.ndarray, g: np.ndarray, n_groups: int) -> np.ndarray:
+    """(n_groups, k) sums of the rows of ``x`` (n, k) by group code ``g``: one ``bincount`` over
+    the flattened matrix, which adds each column's values in row order, exactly as a
+    ``bincount`` per column or ``np.add.at`` would (the same bits), several times faster for
+    wide matrices."""
+    x = np.ascontiguousarray(x, dtype=float)
+    n, k = x.shape
+    idx = (np.asarray(g, dtype=np.int64)[:, None] * k + np.arange(k, dtype=np.int64)).ravel()
+    return np.bincount(idx, weights=x.ravel(), minlength=n_groups * k).reshape(n_groups, k)
+
+
 def _group_means(x: np.ndarray, g: np.ndarray, w: np.ndarray | None, n_groups: int) -> np.ndarray:
     sw = np.bincount(g, weights=w, minlength=n_groups)
-    out = np.empty_like(x)
-    for j in range(x.shape[1]):
-        col = x[:, j] if w is None else w * x[:, j]
-        out[:, j] = (np.bincount(g, weights=col, minlength=n_groups) / sw)[g]
-    return out
+    return (group_sums(x if w is None else w[:, None] * x, g, n_groups) / sw[:, None])[g]
 
 
 def _group_trend_fit(
@@ -223,14 +230,11 @@ def _group_trend_fit(
         raise EstimationError(
             "a group-specific trend needs at least two distinct periods in every group"
         )
-    out = np.empty_like(x)
-    for j in range(x.shape[1]):
-        b0 = np.bincount(g, weights=w * x[:, j], minlength=n_groups)
-        b1 = np.bincount(g, weights=w * t * x[:, j], minlength=n_groups)
-        a = (s2 * b0 - s1 * b1) / det
-        b = (s0 * b1 - s1 * b0) / det
-        out[:, j] = a[g] + b[g] * t
-    return out
+    b0 = group_sums(w[:, None] * x, g, n_groups)
+    b1 = group_sums((w * t)[:, None] * x, g, n_groups)
+    a = (s2[:, None] * b0 - s1[:, None] * b1) / det[:, None]
+    b = (s0[:, None] * b1 - s1[:, None] * b0) / det[:, None]
+    return a[g] + b[g] * t[:, None]
 
 
 def demean(
@@ -726,6 +730,4 @@ def cluster_sums(scores: np.ndarray, clusters: np.ndarray | None, G: int) -> np.
     """(G, m) matrix of within-cluster sums of the rows of ``scores`` (rows themselves if HC)."""
     if clusters is None:
         return scores
-    out = np.zeros((G, scores.shape[1]))
-    np.add.at(out, clusters, scores)
-    return out
+    return group_sums(scores, clusters, G)
