@@ -37,7 +37,7 @@ lint: $(STAMP)
 
 # the bench extra (benchmarks/bootstrap.py) is pinned too, so it is installed before freezing
 lock: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
+	$(BIN)/python -m pip install --progress-bar on --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
 	( echo "# Exact versions of every package in the tested environment (pip constraints)."; \
 	  echo "# Regenerate with: make lock"; \
 	  $(BIN)/python -m pip freeze --exclude-editable ) > constraints.txt
