@@ -20,7 +20,8 @@ rule bootstrap_shard:
         "../envs/workflow.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
+        # peak RSS about 160 MB at the default size; more on each retry
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
         runtime=bootstrap_shard_runtime,
         cpus_per_task=1,
     params:
@@ -50,8 +51,8 @@ rule bootstrap_reduce:
         "../envs/workflow.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
         cpus_per_task=1,
     params:
         spec=spec_of,

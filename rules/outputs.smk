@@ -2,6 +2,24 @@
 # document that collects them, and the figures.
 
 
+# Tables, figures, the replication check and the document take about a second each: on a
+# cluster they run where Snakemake runs, not through the queue.
+localrules:
+    replication_check,
+    table_indicators,
+    table_desc,
+    table_estimates,
+    table_bootstrap,
+    table_balance,
+    table_replication,
+    tables_document,
+    tables_pdf,
+    figure_coefficients,
+    figure_trends,
+    figure_weights,
+    figure_pscore,
+
+
 rule replication_check:
     input:
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=PUBLISHED_SPECS),

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -644,3 +645,31 @@ def test_readme_output_map_is_current(completed_workflow):
     assert block in readme, (
         "README output map is stale: run python -m nqp_resilience.outputs.provenance README.md"
     )
+
+
+#: declared resources against the measured ones (results/benchmarks/) on the default data:
+#: memory at least MEM_MARGIN times the peak resident set, run time at least TIME_MARGIN times the
+#: wall time (a cluster is slower to start a job, and a retry doubles both)
+MEM_MARGIN, TIME_MARGIN = 3.0, 20.0
+
+
+def test_declared_resources_cover_the_measured_ones_with_a_margin(workflow_copy):
+    out = snakemake(workflow_copy, "-n", "-F").stdout
+    declared = {}
+    for m in re.finditer(r"^rule (\w+):\n(?P<body>(?:\s{4}.*\n?)*)", out, re.M):
+        body = m.group("body")
+        bench = re.search(r"^\s+benchmark: (\S+)$", body, re.M)
+        res = re.search(r"^\s+resources: (.*)$", body, re.M)
+        if bench and res:
+            values = dict(kv.split("=", 1) for kv in res.group(1).split(", "))
+            declared[bench.group(1)] = (
+                m.group(1),
+                float(values["mem_mb"]),
+                float(values["runtime"]),
+            )
+    assert len(declared) > 100
+    for path, (rule, mem_mb, runtime) in declared.items():
+        rows = list(csv.DictReader((workflow_copy / path).open(), delimiter="\t"))
+        rss, wall = float(rows[-1]["max_rss"]), float(rows[-1]["s"])
+        assert mem_mb >= MEM_MARGIN * rss, (rule, path, mem_mb, rss)
+        assert runtime * 60 >= TIME_MARGIN * wall, (rule, path, runtime, wall)

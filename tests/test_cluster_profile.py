@@ -1,0 +1,56 @@
+"""The SLURM profiles (profiles/slurm, profiles/slurm-noacct) and the check made before a run
+submits its first job. The real cluster runs are in tests/test_slurm_cluster.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from nqp_resilience.cluster import check_cluster_environment
+from nqp_resilience.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _workflow(executor: str | None, no_account: bool = False):
+    plugin = None if executor is None else SimpleNamespace(name=executor)
+    return SimpleNamespace(
+        executor_plugin=plugin, executor_settings=SimpleNamespace(no_account=no_account)
+    )
+
+
+def test_the_check_stops_a_slurm_run_without_partition_or_account():
+    env = {"NQP_SLURM_PARTITION": "debug", "NQP_SLURM_ACCOUNT": "proj"}
+    check_cluster_environment(_workflow("slurm"), env)
+    check_cluster_environment(_workflow("slurm", no_account=True), {"NQP_SLURM_PARTITION": "x"})
+    for executor in (None, "local", "slurm-jobstep"):  # local runs and the jobs inside SLURM
+        check_cluster_environment(_workflow(executor), {})
+    with pytest.raises(ConfigError, match="NQP_SLURM_PARTITION, NQP_SLURM_ACCOUNT") as info:
+        check_cluster_environment(_workflow("slurm"), {})
+    assert "export NQP_SLURM_PARTITION" in info.value.hint and "slurm-noacct" in info.value.hint
+    with pytest.raises(ConfigError, match="NQP_SLURM_ACCOUNT"):
+        check_cluster_environment(_workflow("slurm"), {"NQP_SLURM_PARTITION": "debug"})
+
+
+def _profile(name: str) -> dict:
+    return yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text(encoding="utf-8"))
+
+
+def test_the_slurm_profile_packs_jobs_and_retries():
+    p = _profile("slurm")
+    assert p["executor"] == "slurm" and p["retries"] >= 1 and p["rerun-incomplete"] is True
+    assert "$NQP_SLURM_ACCOUNT" in p["default-resources"]["slurm_account"]
+    assert "$NQP_SLURM_PARTITION" in p["default-resources"]["slurm_partition"]
+    # every spec job and every bootstrap shard is packed into a group of the profile
+    assert {p["groups"][r] for r in ("describe", "ols_fe", "iv_fe", "psm_fe")} == {"specs"}
+    assert set(p["groups"].values()) <= set(p["group-components"])
+    assert isinstance(p["cores"], int)  # caps the CPUs one group asks for
+    noacct = _profile("slurm-noacct")
+    assert noacct["slurm-status-command"] == "squeue" and noacct["slurm-no-account"] is True
+    assert "slurm_account" not in noacct["default-resources"]
+    # the local workflow profile is read after --profile: it must not override cluster settings
+    local = _profile("default")
+    assert not set(local) & {"latency-wait", "jobs", "executor", "retries", "default-resources"}
