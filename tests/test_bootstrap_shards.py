@@ -206,3 +206,20 @@ def test_spec_selection():
         with pytest.raises(ConfigError, match=message) as info:
             bootstrap_spec_ids(["base", sid], SPECS)
         assert "bootstrap.specs[1]" in str(info.value) and hint in info.value.hint
+
+
+def test_the_test_only_failure_switch(tmp_path):
+    from nqp_resilience.errors import EstimationError
+    from nqp_resilience.estimation.jobs import FAIL_SWITCH, injected_failure
+
+    injected_failure("baseline", 0, {})  # no switch: nothing
+    injected_failure("baseline", 1, {FAIL_SWITCH: "baseline/0:always"})  # another shard
+    with pytest.raises(EstimationError, match="injected failure") as info:
+        injected_failure("baseline", 0, {FAIL_SWITCH: "baseline/0:always"})
+    assert FAIL_SWITCH in info.value.hint
+    marker = tmp_path / "failed"
+    once = {FAIL_SWITCH: f"baseline/0:once:{marker}"}
+    with pytest.raises(EstimationError):
+        injected_failure("baseline", 0, once)
+    assert marker.exists()
+    injected_failure("baseline", 0, once)  # the retry succeeds

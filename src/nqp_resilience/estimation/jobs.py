@@ -101,10 +101,41 @@ def spec_samples_job(smk) -> None:
     write_text(smk.output.report, spec_samples_markdown(summary, lost, absent))
 
 
+#: Test-only switch (the cluster tests inject failures with it): ``{spec}/{k}:always`` makes
+#: that shard job fail every time; ``{spec}/{k}:once:{marker file}`` makes it fail once, when
+#: the marker file does not exist yet (the failure creates it), so that a retry succeeds.
+FAIL_SWITCH = "NQP_TEST_FAIL_SHARD"
+
+
+def injected_failure(spec_id: str, k: int, environ=None) -> None:
+    """Raise the failure the test-only switch :data:`FAIL_SWITCH` asks for, if any."""
+    import os
+
+    from nqp_resilience.errors import EstimationError
+
+    value = (os.environ if environ is None else environ).get(FAIL_SWITCH, "")
+    target, _, mode = value.partition(":")
+    if not value or target != f"{spec_id}/{k}":
+        return
+    if mode.startswith("once:"):
+        marker = mode[len("once:") :]
+        if os.path.exists(marker):
+            return
+        with open(marker, "w", encoding="utf-8") as fh:
+            fh.write("failed once\n")
+    elif mode != "always":
+        return
+    raise EstimationError(
+        f"injected failure of bootstrap shard {spec_id}/{k} ({FAIL_SWITCH}={value})",
+        hint=f"a test switch: unset {FAIL_SWITCH} for a normal run",
+    )
+
+
 def bootstrap_shard_job(smk) -> None:
     """Rule ``bootstrap_shard``: shard {k} of the wild bootstrap of spec {spec} ->
     ``results/bootstrap/{spec}/shard_{k}.parquet`` (see
     :mod:`nqp_resilience.estimation.bootstrap_shards`)."""
+    injected_failure(str(smk.wildcards.spec), int(smk.wildcards.k))
     from nqp_resilience.data.parquet import read_columns
     from nqp_resilience.estimation.bootstrap_shards import (
         bootstrap_columns,
