@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 8
 
-.PHONY: run test test-fast lint report lock clean-results
+.PHONY: run test test-fast lint report lock clean-results cluster-env
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,15 @@ lock: $(STAMP)
 	( echo "# Exact versions of every package in the tested environment (pip constraints)."; \
 	  echo "# Regenerate with: make lock"; \
 	  $(BIN)/python -m pip freeze --exclude-editable ) > constraints.txt
+
+# A separate virtualenv with the SLURM executor plugin (the `cluster` extra) for runs on a SLURM
+# cluster and for tests/test_slurm_cluster.py. It stays out of .venv because the plugin slows every
+# snakemake start. The .gitignore written into it keeps git from listing the whole folder.
+cluster-env:
+	test -x .venv-cluster/bin/python || $(PYTHON) -m venv .venv-cluster
+	echo '*' > .venv-cluster/.gitignore
+	.venv-cluster/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	.venv-cluster/bin/python -m pip install --progress-bar on --disable-pip-version-check -c constraints.txt -e ".[test,cluster]"
 
 clean-results:
 	rm -rf results logs .snakemake
