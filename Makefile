@@ -35,12 +35,14 @@ lint: $(STAMP)
 	done; \
 	exit $$status
 
-# the bench extra (benchmarks/bootstrap.py) is pinned too, so it is installed before freezing
-lock: $(STAMP)
+# the bench extra (benchmarks/bootstrap.py) and the cluster extra (.venv-cluster) are pinned
+# too: both environments are frozen and merged
+lock: $(STAMP) cluster-env
 	$(BIN)/python -m pip install --progress-bar on --disable-pip-version-check -c constraints.txt -e ".[test,bench]"
 	( echo "# Exact versions of every package in the tested environment (pip constraints)."; \
 	  echo "# Regenerate with: make lock"; \
-	  $(BIN)/python -m pip freeze --exclude-editable ) > constraints.txt
+	  ( $(BIN)/python -m pip freeze --exclude-editable; \
+	    .venv-cluster/bin/python -m pip freeze --exclude-editable ) | sort -u -f ) > constraints.txt
 
 # A separate virtualenv with the SLURM executor plugin (the `cluster` extra) for runs on a SLURM
 # cluster and for tests/test_slurm_cluster.py. It stays out of .venv because the plugin slows every

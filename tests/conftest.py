@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# the session fixture `slurm_cluster` (a real single-node SLURM), registered once for every module
+from slurm import slurm_cluster_fixture  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = [
     "Snakefile",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from slurm import ClusterInfo, slurm_cluster_fixture  # noqa: F401 (the fixture slurm_cluster)
+from slurm import ClusterInfo
 
 pytestmark = pytest.mark.slow
 
