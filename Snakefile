@@ -25,6 +25,15 @@ include: "rules/bootstrap.smk"
 include: "rules/outputs.smk"
 
 
+# a run that submits to SLURM (profiles/slurm) needs the partition and account in the
+# environment: checked once, before the first job is submitted (nqp_resilience.cluster)
+onstart:
+    from nqp_resilience.cluster import check_cluster_environment
+
+    with stop_on_user_error():
+        check_cluster_environment(workflow)
+
+
 rule all:
     default_target: True
     input:

@@ -7,7 +7,6 @@ import sys
 
 # Only light modules here (standard library, PyYAML, jsonschema): Snakemake imports this file each
 # time it reads the workflow, dry runs included (tests/test_registry.py keeps it so).
-from nqp_resilience.cluster import check_cluster_environment
 from nqp_resilience.config import validate_config
 from nqp_resilience.data.io import read_yaml
 from nqp_resilience.data.raw_files import (
@@ -166,10 +165,3 @@ def bootstrap_shard_runtime(wildcards, attempt):
     1,000 at 230 clusters (docs/bootstrap.md); a wide margin that grows with every retry."""
     draws = config["bootstrap"]["reps"] / BOOTSTRAP_SHARDS
     return attempt * (5 + math.ceil(draws / 200_000))
-
-
-# a run that submits to SLURM (profiles/slurm) needs the partition and account in the
-# environment: checked once, before the first job is submitted
-onstart:
-    with stop_on_user_error():
-        check_cluster_environment(workflow)

@@ -19,7 +19,7 @@ rule ingest_yearbook:
     conda:
         "../envs/workflow.yaml"
     resources:
-        mem_mb=500,
+        mem_mb=1000,
         runtime=5,
     params:
         years=YEAR_RANGE,
@@ -42,7 +42,7 @@ rule ingest_source:
     conda:
         "../envs/workflow.yaml"
     resources:
-        mem_mb=500,
+        mem_mb=1000,
         runtime=5,
     params:
         years=YEAR_RANGE,
@@ -63,7 +63,7 @@ rule ingest_reports:
     conda:
         "../envs/workflow.yaml"
     resources:
-        mem_mb=500,
+        mem_mb=1000,
         runtime=5,
     params:
         years=YEAR_RANGE,

@@ -6,9 +6,9 @@
 # Memory (MB) and run time (min) of one job of each estimator; matching holds the distances
 # between treated and control cities in memory.
 ESTIMATOR_RESOURCES = {
-    "describe": dict(mem_mb=500, runtime=5),
-    "ols_fe": dict(mem_mb=500, runtime=5),
-    "iv_fe": dict(mem_mb=500, runtime=5),
+    "describe": dict(mem_mb=1000, runtime=5),
+    "ols_fe": dict(mem_mb=1000, runtime=5),
+    "iv_fe": dict(mem_mb=1000, runtime=5),
     "psm_fe": dict(mem_mb=1000, runtime=10),
 }
 
@@ -58,7 +58,7 @@ rule spec_samples:
     conda:
         "../envs/workflow.yaml"
     resources:
-        mem_mb=500,
+        mem_mb=1000,
         runtime=5,
     params:
         specs=list(SPECS.values()),

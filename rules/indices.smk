@@ -104,7 +104,7 @@ rule desc_stats:
     conda:
         "../envs/workflow.yaml"
     resources:
-        mem_mb=500,
+        mem_mb=1000,
         runtime=5,
     params:
         options=CODEBOOK_OPTIONS,
