@@ -18,7 +18,7 @@ from nqp_resilience.estimation.bootstrap_shards import (
     spec_problem,
     write_shard,
 )
-from nqp_resilience.estimation.specs import _clean, bootstrap_spec_ids
+from nqp_resilience.estimation.specs import bootstrap_spec_ids, json_safe
 
 CONTROLS = ["c1", "c2"]
 OLS = {
@@ -78,7 +78,7 @@ def _sharded(tmp_path, spec, data, shards, draws=DRAWS, inference=INFERENCE) -> 
     for k, path in enumerate(paths):
         write_shard(path, problem, spec, draws, k, shards, inputs={"panel": "abc"})
     meta, stats = read_shards(paths)
-    record = _clean(reduce_record(meta, stats, inference, spec))
+    record = json_safe(reduce_record(meta, stats, inference, spec))
     return json.dumps(record, indent=2, allow_nan=False).encode()
 
 

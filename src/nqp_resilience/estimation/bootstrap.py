@@ -160,7 +160,7 @@ def _p_value(tstar: np.ndarray, t: float, p_type: str) -> float:
     return float(min(1.0, 2.0 * min(lo, hi)))
 
 
-def check_arguments(source: str, reps, seed, level, cluster) -> None:
+def check_arguments(source: str, reps, seed, cluster) -> None:
     """The checks every wild bootstrap makes of its arguments (project errors with hints)."""
     if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 99:
         raise EstimationError(
@@ -172,14 +172,18 @@ def check_arguments(source: str, reps, seed, level, cluster) -> None:
             f"{source}: seed must be a non-negative integer, not {seed!r}",
             hint="pass e.g. seed=12345 (the same seed gives the same draws)",
         )
-    if not 0.0 < level < 1.0:
-        raise EstimationError(
-            f"{source}: level must be between 0 and 1, not {level!r}", hint="e.g. level=0.95"
-        )
     if cluster is None:
         raise EstimationError(
             f"{source}: the wild cluster bootstrap needs a cluster variable",
             hint="pass cluster='city_code' (the clusters of the CR1 standard errors)",
+        )
+
+
+def check_level(source: str, level) -> None:
+    """The confidence level of the inverted interval: strictly between 0 and 1."""
+    if not 0.0 < level < 1.0:
+        raise EstimationError(
+            f"{source}: level must be between 0 and 1, not {level!r}", hint="e.g. level=0.95"
         )
 
 
@@ -307,7 +311,7 @@ def wild_problem(
     :func:`wild_cluster_bootstrap`)."""
     check_option(weights, WEIGHT_OPTIONS, "weights", source)
     check_option(singletons, SINGLETON_OPTIONS, "singletons", source)
-    check_arguments(source, reps, seed, 0.5, cluster)
+    check_arguments(source, reps, seed, cluster)
     bcluster = bootstrap_cluster if bootstrap_cluster is not None else cluster
     xs = [x] if isinstance(x, str) else list(x)
     controls = list(controls or [])
@@ -459,10 +463,7 @@ def bootstrap_inference(
     interval's endpoints are ±inf when it is not bounded on that side).
     """
     check_option(p_type, P_TYPE_OPTIONS, "p_type", _SOURCE)
-    if not 0.0 < level < 1.0:
-        raise EstimationError(
-            f"{_SOURCE}: level must be between 0 and 1, not {level!r}", hint="e.g. level=0.95"
-        )
+    check_level(_SOURCE, level)
     unit = float(scalars.get("unit", 1.0))  # WRE: β in the scaled units of the design
     if method == "ols":
         check_option(variant, VARIANT_OPTIONS, "variant", _SOURCE)
@@ -577,7 +578,7 @@ def wild_cluster_bootstrap(
     """
     check_option(variant, VARIANT_OPTIONS, "variant", _SOURCE)
     check_option(p_type, P_TYPE_OPTIONS, "p_type", _SOURCE)
-    check_arguments(_SOURCE, reps, seed, level, cluster)
+    check_level(_SOURCE, level)
     problem = wild_problem(
         df,
         y,

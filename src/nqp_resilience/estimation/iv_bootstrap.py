@@ -51,6 +51,7 @@ from nqp_resilience.estimation.bootstrap import (
     WildProblem,
     bootstrap_cluster_codes,
     check_arguments,
+    check_level,
     draw_count,
     run_problem,
 )
@@ -94,7 +95,7 @@ def wre_problem(
     arguments as :func:`wild_restricted_efficient_bootstrap`)."""
     check_option(weights, WEIGHT_OPTIONS, "weights", _SOURCE)
     check_option(singletons, SINGLETON_OPTIONS, "singletons", _SOURCE)
-    check_arguments(_SOURCE, reps, seed, 0.5, cluster)
+    check_arguments(_SOURCE, reps, seed, cluster)
     if not isinstance(endog, str) and len(list(endog)) != 1:
         raise EstimationError(
             f"{_SOURCE}: the WRE bootstrap handles one endogenous regressor, not {endog!r}",
@@ -314,7 +315,7 @@ def wild_restricted_efficient_bootstrap(
         ``iv_twfe`` raises.
     """
     check_option(p_type, P_TYPE_OPTIONS, "p_type", _SOURCE)
-    check_arguments(_SOURCE, reps, seed, level, cluster)
+    check_level(_SOURCE, level)
     problem = wre_problem(
         df,
         y,

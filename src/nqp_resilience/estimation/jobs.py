@@ -167,10 +167,12 @@ def bootstrap_reduce_job(smk) -> None:
     confidence interval, ``results/bootstrap/{spec}.json``."""
     from nqp_resilience.estimation.bootstrap_shards import read_shards, reduce_record
     from nqp_resilience.estimation.record import write_bootstrap
-    from nqp_resilience.estimation.specs import _clean
+    from nqp_resilience.estimation.specs import json_safe
 
     meta, stats = read_shards(list(smk.input.shards))
-    record = _clean(reduce_record(meta, stats, dict(smk.params.inference), dict(smk.params.spec)))
+    record = json_safe(
+        reduce_record(meta, stats, dict(smk.params.inference), dict(smk.params.spec))
+    )
     write_bootstrap(record, smk.output.result)
     log.info(
         "%s: %s p = %s, %s%% CI %s (%d draws)",

@@ -234,19 +234,19 @@ def apply_sample(data: dict, filters: list[dict]) -> np.ndarray:
     return mask
 
 
-def _clean(value):
+def json_safe(value):
     """JSON-safe: nan/inf -> None, numpy scalars -> Python, recursively."""
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
         v = float(value)
         return v if math.isfinite(v) else None
     if isinstance(value, np.ndarray):
-        return _clean(value.tolist())
+        return json_safe(value.tolist())
     return value
 
 
@@ -303,7 +303,7 @@ def estimate(
     }
     if spec["estimator"] == "describe":
         record["statistics"] = describe(data, spec["variables"])
-        return _clean(record)
+        return json_safe(record)
     m = SpecModel(spec, data, control_variables)
     data, controls, x, regressors, core = m.data, m.controls, m.x, m.regressors, m.core
     entity, time, cluster = m.entity, m.time, m.cluster
@@ -378,7 +378,7 @@ def estimate(
     )
     if engine != DEFAULT_ENGINE:  # the default writes no key: its records stay as they were
         record["engine"], record["engine_version"] = engine, engine_version(engine)
-    return _clean(record)
+    return json_safe(record)
 
 
 def _psm_fe(spec, data, controls, entity, time, cluster, singletons, engine="numpy"):
