@@ -172,8 +172,10 @@ MailProg=/bin/true
 SchedulerType=sched/backfill
 # finished jobs stay in squeue -t all for 5 minutes (the executor's squeue status checks need it)
 MinJobAge=300
-# a node that was down comes back by itself once slurmd registers with a valid configuration
-ReturnToService=2
+# a node that was down because it stopped responding comes back by itself once slurmd registers
+# again; one set DOWN by an administrator (scontrol update ... state=down) stays down until
+# `scontrol update nodename=NODE state=resume`, as on most clusters
+ReturnToService=1
 SlurmctldTimeout=30
 SlurmdTimeout=30
 $node_line

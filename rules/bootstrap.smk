@@ -30,6 +30,11 @@ rule bootstrap_shard:
         singletons=config["estimation"]["singletons"],
         draws=BOOTSTRAP_DRAWS,
         shards=BOOTSTRAP_SHARDS,
+        # the completed shard is also kept here (a hard link): a job of the same shard with the
+        # same fingerprint links it back instead of computing it (a retried or requeued group)
+        completed=lambda wildcards: (
+            f"{RESULTS}/bootstrap/.completed/{wildcards.spec}/shard_{wildcards.k}.parquet"
+        ),
     script:
         "../scripts/bootstrap/bootstrap_shard.py"
 

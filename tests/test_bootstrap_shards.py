@@ -5,11 +5,13 @@ that do not belong together are refused; the spec selection of config.yaml: boot
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
 
 from nqp_resilience import wild_cluster_bootstrap, wild_restricted_efficient_bootstrap
+from nqp_resilience.data.parquet import read_columns
 from nqp_resilience.errors import ConfigError, DataError
 from nqp_resilience.estimation.bootstrap import BLOCK, shard_blocks
 from nqp_resilience.estimation.bootstrap_shards import (
@@ -223,3 +225,69 @@ def test_the_test_only_failure_switch(tmp_path):
         injected_failure("baseline", 0, once)
     assert marker.exists()
     injected_failure("baseline", 0, once)  # the retry succeeds
+
+
+def test_a_completed_shard_is_linked_back_not_recomputed(tmp_path, monkeypatch):
+    data = _data()
+    problem = spec_problem(OLS, data, CONTROLS, DRAWS)
+    identity = {"code": "abc", "controls": CONTROLS}
+    out, kept = tmp_path / "out" / "shard_1.parquet", tmp_path / "kept" / "shard_1.parquet"
+    n, restored = write_shard(out, problem, OLS, DRAWS, 1, 3, completed=kept, identity=identity)
+    assert not restored and n > 0
+    assert os.path.samefile(out, kept)  # a hard link: no second copy on disk
+    first = out.read_bytes()
+    plain = tmp_path / "plain.parquet"
+    write_shard(plain, problem, OLS, DRAWS, 1, 3)  # without a kept copy: no fingerprint
+    assert read_columns(plain, ["AB"])["AB"].tobytes() == read_columns(out, ["AB"])["AB"].tobytes()
+
+    # the scheduler deleted the output (a failed group job); the next attempt does not compute
+    out.unlink()
+    calls = []
+    real = type(problem).stats
+    monkeypatch.setattr(
+        type(problem), "stats", lambda self, a, b: calls.append((a, b)) or real(self, a, b)
+    )
+    assert write_shard(out, problem, OLS, DRAWS, 1, 3, completed=kept, identity=identity) == (
+        n,
+        True,
+    )
+    assert calls == [] and out.read_bytes() == first and os.path.samefile(out, kept)
+
+    # anything that changes the draws, the shard, the inputs or the code computes it again
+    for case in [
+        dict(draws={**DRAWS, "seed": 8}, k=1, identity=identity),
+        dict(draws=DRAWS, k=2, identity=identity),
+        dict(draws=DRAWS, k=1, identity={**identity, "code": "abd"}),
+    ]:
+        calls.clear()
+        prob = spec_problem(OLS, data, CONTROLS, case["draws"])
+        _, restored = write_shard(
+            out, prob, OLS, case["draws"], case["k"], 3, completed=kept, identity=case["identity"]
+        )
+        assert not restored and len(calls) == 1, case
+    # a damaged kept file is computed again, not trusted
+    kept.unlink()
+    kept.write_bytes(b"PAR1 damaged")
+    calls.clear()
+    assert write_shard(out, problem, OLS, DRAWS, 1, 3, completed=kept, identity=identity) == (
+        n,
+        False,
+    )
+    assert len(calls) == 1 and out.read_bytes() == first
+
+    # kept shards read back like computed ones: the reduce step gives the same bytes
+    paths = [tmp_path / "set" / f"shard_{k}.parquet" for k in range(3)]
+    for k, path in enumerate(paths):
+        keep = tmp_path / "set_kept" / path.name
+        write_shard(path, problem, OLS, DRAWS, k, 3, completed=keep, identity=identity)
+        path.unlink()
+        assert write_shard(path, problem, OLS, DRAWS, k, 3, completed=keep, identity=identity)[1]
+    meta, stats = read_shards(paths)
+    plain_paths = [tmp_path / "plain_set" / f"shard_{k}.parquet" for k in range(3)]
+    for k, path in enumerate(plain_paths):
+        write_shard(path, problem, OLS, DRAWS, k, 3)
+    meta2, stats2 = read_shards(plain_paths)
+    assert stats.tobytes() == stats2.tobytes()
+    assert json_safe(reduce_record(meta, stats, INFERENCE, OLS)) == json_safe(
+        reduce_record(meta2, stats2, INFERENCE, OLS)
+    )

@@ -48,9 +48,13 @@ def test_the_slurm_profile_packs_jobs_and_retries():
     assert {p["groups"][r] for r in ("describe", "ols_fe", "iv_fe", "psm_fe")} == {"specs"}
     assert set(p["groups"].values()) <= set(p["group-components"])
     assert isinstance(p["cores"], int)  # caps the CPUs one group asks for
+    # the completed members of a failed group are kept, and a lost node's job is not requeued
+    # by SLURM behind Snakemake's retries
+    assert p["keep-incomplete"] is True and p["slurm-no-requeue"] is True
     noacct = _profile("slurm-noacct")
     assert noacct["slurm-status-command"] == "squeue" and noacct["slurm-no-account"] is True
     assert "slurm_account" not in noacct["default-resources"]
     # the local workflow profile is read after --profile: it must not override cluster settings
+    # (a key both set must have the same value)
     local = _profile("default")
-    assert not set(local) & {"latency-wait", "jobs", "executor", "retries", "default-resources"}
+    assert {k: local[k] for k in set(local) & set(p)} == {k: p[k] for k in set(local) & set(p)}

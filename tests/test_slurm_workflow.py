@@ -6,9 +6,12 @@ SLURM job id, rule, wildcards and log. Every run is bounded (`timeout -s INT`)."
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -26,17 +29,11 @@ BOOT_SPECS = ["baseline", "iv_relief", "rob_city_trends", "het_adm"]
 ONLY_THESE = "bootstrap={specs: [" + ", ".join(BOOT_SPECS) + "]}"
 
 
-def cluster_snakemake(
-    cluster: ClusterInfo, workdir: Path, *args: str, bound: int = 600, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    """Snakemake with the SLURM profiles in ``workdir``, bounded by ``timeout -s INT``."""
+def _cluster_command(
+    cluster: ClusterInfo, *args: str, env: dict | None = None
+) -> tuple[list[str], dict]:
+    """Snakemake with the SLURM profiles, and its environment."""
     cmd = [
-        "timeout",
-        "-s",
-        "INT",
-        "-k",
-        "20",
-        str(bound),
         str(cluster.snakemake),
         "--profile",
         "profiles/slurm",
@@ -56,8 +53,16 @@ def cluster_snakemake(
         "OPENBLAS_NUM_THREADS": "1",
         **(env or {}),
     }
+    return cmd, run_env
+
+
+def cluster_snakemake(
+    cluster: ClusterInfo, workdir: Path, *args: str, bound: int = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Snakemake with the SLURM profiles in ``workdir``, bounded by ``timeout -s INT``."""
+    cmd, run_env = _cluster_command(cluster, *args, env=env)
     return subprocess.run(
-        cmd,
+        ["timeout", "-s", "INT", "-k", "20", str(bound), *cmd],
         cwd=workdir,
         env=run_env,
         stdout=subprocess.PIPE,
@@ -75,6 +80,15 @@ def submissions(output: str) -> dict[str, str]:
 def _copy_completed(completed_workflow: Path, dest: Path) -> Path:
     shutil.copytree(completed_workflow, dest, copy_function=shutil.copy2, symlinks=True)
     return dest
+
+
+def _forget_bootstrap(work: Path, specs) -> None:
+    """Delete the bootstrap of ``specs`` (shards, kept shards, result): it is computed again."""
+    boot = work / "results" / "bootstrap"
+    for spec in specs:
+        shutil.rmtree(boot / spec)
+        shutil.rmtree(boot / ".completed" / spec)
+        (boot / f"{spec}.json").unlink()
 
 
 def _same_files(a: Path, b: Path, pattern: str) -> list[str]:
@@ -115,8 +129,7 @@ def test_whole_workflow_on_slurm_equals_the_local_run(completed_workflow, slurm_
 
 def test_a_shard_that_fails_once_is_retried(completed_workflow, slurm_cluster, tmp_path):
     work = _copy_completed(completed_workflow, tmp_path / "wf")
-    shutil.rmtree(work / "results" / "bootstrap" / "baseline")
-    (work / "results" / "bootstrap" / "baseline.json").unlink()
+    _forget_bootstrap(work, ["baseline"])
     marker = tmp_path / "failed_once"
     env = {"NQP_TEST_FAIL_SHARD": f"baseline/1:once:{marker}"}
     proc = cluster_snakemake(slurm_cluster, work, "results/bootstrap/baseline.json", env=env)
@@ -130,8 +143,7 @@ def test_a_shard_that_always_fails_ends_the_run_with_job_id_rule_and_log(
     completed_workflow, slurm_cluster, tmp_path
 ):
     work = _copy_completed(completed_workflow, tmp_path / "wf")
-    shutil.rmtree(work / "results" / "bootstrap" / "baseline")
-    (work / "results" / "bootstrap" / "baseline.json").unlink()
+    _forget_bootstrap(work, ["baseline"])
     env = {"NQP_TEST_FAIL_SHARD": "baseline/2:always"}
     proc = cluster_snakemake(
         slurm_cluster, work, "results/bootstrap/baseline.json", "--retries", "0", env=env
@@ -148,3 +160,185 @@ def test_a_shard_that_always_fails_ends_the_run_with_job_id_rule_and_log(
     # the shards that succeeded are kept for the rerun
     kept = sorted(p.name for p in (work / "results" / "bootstrap" / "baseline").glob("*.parquet"))
     assert "shard_2.parquet" not in kept
+
+
+# --------------------------------------------------------------------------- interruptions
+# The bootstrap of BOOT_SPECS (16 shards: one group job) is interrupted once a few shards are
+# complete: by setting the node DOWN, or by Ctrl-C on the submitting Snakemake. Every wait has a
+# bound, and the node is brought back whatever happens.
+
+
+def _wait(predicate, bound: float, what: str, step: float = 0.1):
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    pytest.fail(f"waited {bound:.0f} s for {what}", pytrace=False)
+
+
+def _scontrol(cluster: ClusterInfo, *args: str) -> None:
+    subprocess.run(["scontrol", *args], env=cluster.env(), check=True, timeout=30)
+
+
+def _node_state(cluster: ClusterInfo) -> str:
+    proc = subprocess.run(
+        ["sinfo", "--noheader", "--nodes", cluster.node, "--format", "%T"],
+        env=cluster.env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return proc.stdout.strip()
+
+
+def _resume_node(cluster: ClusterInfo) -> None:
+    """Bring the node back (if it is down) and wait until it takes jobs again."""
+    if _node_state(cluster).startswith(("down", "drain")):
+        _scontrol(cluster, "update", f"nodename={cluster.node}", "state=resume")
+    _wait(lambda: _node_state(cluster) in ("idle", "mixed"), 60, "the node to be idle", 0.5)
+
+
+def _done_shards(work: Path) -> dict[str, tuple[int, int]]:
+    """Completed shard outputs -> (inode, mtime): a shard computed again gets a new inode."""
+    out = {}
+    for spec in BOOT_SPECS:
+        for path in (work / "results" / "bootstrap" / spec).glob("shard_*.parquet"):
+            st = path.stat()
+            out[f"{spec}/{path.name}"] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def _job_counts(output: str) -> dict[str, int]:
+    """Snakemake's "Job stats" table: rule -> number of jobs the run had to do."""
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+class _Run:
+    """A bounded background Snakemake run through SLURM, its output in a file."""
+
+    def __init__(self, cluster: ClusterInfo, work: Path, log: Path, *args: str, env=None):
+        cmd, run_env = _cluster_command(cluster, *args, env=env)
+        self.log = log
+        with open(log, "w", encoding="utf-8") as fh:
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=work,
+                env=run_env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def interrupt(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def wait(self, bound: float) -> int:
+        try:
+            return self.proc.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"Snakemake did not end within {bound:.0f} s:\n{self.output()[-4000:]}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+
+def _interrupted_after_some_shards(cluster, work, tmp_path, how: str, *args) -> tuple[_Run, dict]:
+    """Start the bootstrap of BOOT_SPECS, interrupt it (``how``: node-down or ctrl-c) once two
+    shards are complete; the shards complete at that moment, with their inodes and mtimes."""
+    targets = [f"results/bootstrap/{s}.json" for s in BOOT_SPECS]
+    run = _Run(cluster, work, tmp_path / f"{how}.log", *targets, *args)
+    try:
+        _wait(
+            lambda: len(_done_shards(work)) >= 2 or run.proc.poll() is not None,
+            300,
+            "two completed shards",
+        )
+        before = _done_shards(work)
+        assert run.proc.poll() is None, run.output()[-4000:]
+        if how == "node-down":
+            _scontrol(
+                cluster, "update", f"nodename={cluster.node}", "state=down", "reason=nqp-test"
+            )
+        else:
+            run.interrupt()
+    except BaseException:
+        run.kill()
+        raise
+    return run, before
+
+
+@pytest.mark.parametrize("how", ["node-down", "ctrl-c"])
+def test_after_an_interruption_the_rerun_does_only_the_missing_jobs(
+    completed_workflow, slurm_cluster, tmp_path, how
+):
+    work = _copy_completed(completed_workflow, tmp_path / "wf")
+    _forget_bootstrap(work, BOOT_SPECS)
+    try:
+        # no retry: the node failure ends the run (Ctrl-C ends it anyway)
+        first, before = _interrupted_after_some_shards(
+            slurm_cluster, work, tmp_path, how, "--retries", "0"
+        )
+        code = first.wait(300)
+        out = first.output()
+        assert code != 0, out[-4000:]
+        if how == "node-down":
+            # the group's SLURM log, printed with the error, names the cause
+            assert "DUE TO NODE FAILURE" in out, out[-4000:]
+    finally:
+        _resume_node(slurm_cluster)
+    kept = _done_shards(work)
+    # the shards that had completed are still there, and the interruption hit mid-run
+    assert set(before) <= set(kept) and len(kept) < 4 * len(BOOT_SPECS), (before, kept)
+
+    proc = cluster_snakemake(
+        slurm_cluster, work, *[f"results/bootstrap/{s}.json" for s in BOOT_SPECS]
+    )
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    counts = _job_counts(proc.stdout)
+    assert counts.get("bootstrap_shard") == 4 * len(BOOT_SPECS) - len(kept), counts
+    assert counts.get("bootstrap_reduce") == len(BOOT_SPECS), counts
+    after = _done_shards(work)
+    assert {k: after[k] for k in kept} == kept  # never computed again, not even touched
+    assert _same_files(work / "results", completed_workflow / "results", "bootstrap/*.json") == []
+
+
+def test_a_group_retried_after_a_node_failure_links_its_completed_shards_back(
+    completed_workflow, slurm_cluster, tmp_path
+):
+    work = _copy_completed(completed_workflow, tmp_path / "wf")
+    _forget_bootstrap(work, BOOT_SPECS)
+    try:
+        run, before = _interrupted_after_some_shards(slurm_cluster, work, tmp_path, "node-down")
+        try:  # the profile's retries: Snakemake submits the group again, which waits for the node
+            _wait(
+                lambda: "Trying to restart job" in run.output() or run.proc.poll() is not None,
+                300,
+                "Snakemake to submit the failed group again",
+                0.5,
+            )
+        finally:
+            _resume_node(slurm_cluster)
+        code = run.wait(600)
+    finally:
+        _resume_node(slurm_cluster)
+    out = run.output()
+    assert code == 0, out[-6000:]
+    assert "DUE TO NODE FAILURE" in out, out[-4000:]
+    after = _done_shards(work)
+    assert len(after) == 4 * len(BOOT_SPECS)
+    for name, (inode, _) in before.items():
+        # the retried group job ran these shards again, and they linked the completed file back
+        assert after[name][0] == inode, name
+        spec, shard = name.split("/")
+        log = work / "results" / "logs" / "bootstrap_shard" / f"{spec}_{shard[6:-8]}.log"
+        assert "not recomputed" in log.read_text(encoding="utf-8"), name
+    assert _same_files(work / "results", completed_workflow / "results", "bootstrap/*.json") == []

@@ -16,8 +16,17 @@ exactly): ``n0, n1, AA, AB, BB`` for OLS specs (WCR and WCU use the same numbers
 triangle of the Gram matrix of the CR1 score sources and z'(c∘v) for IV specs (WRE; see
 :mod:`~nqp_resilience.estimation.iv_bootstrap`). The Parquet key-value metadata
 ``nqp_bootstrap`` holds a JSON object: the method, the scalars of the sample the reduce step
-needs, the number of draws and blocks, the draw options, the CR1 estimate and the shard's
-blocks. Everything but the shard's own index and blocks must agree across the shards of a spec.
+needs, the number of draws and blocks, the draw options, the CR1 estimate, the shard's blocks
+and, in the workflow, the shard's fingerprint. Everything but the shard's own index, blocks and
+fingerprint must agree across the shards of a spec.
+
+Completed shards
+----------------
+The workflow also keeps each shard under ``results/bootstrap/.completed/{spec}/shard_{k}.parquet``
+(a hard link to the output, so no extra space) with a fingerprint of its inputs, options and
+code. A shard job whose fingerprint matches the kept file links it into place instead of
+computing it: after an interruption, a node failure or a retried group job on a cluster, only
+the shards that never completed are computed.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ __all__ = [
     "bootstrap_columns",
     "read_shards",
     "reduce_record",
+    "shard_fingerprint",
     "spec_problem",
     "write_shard",
 ]
@@ -138,10 +148,30 @@ def _meta(problem, spec: dict, draws: dict, reps: int) -> dict:
     }
 
 
-def write_shard(path, problem, spec: dict, draws: dict, shard: int, shards: int, **extra) -> int:
+def write_shard(
+    path,
+    problem,
+    spec: dict,
+    draws: dict,
+    shard: int,
+    shards: int,
+    *,
+    completed=None,
+    identity=None,
+    **extra,
+) -> tuple[int, bool]:
     """Compute shard ``shard`` of ``shards`` of ``problem`` and write it to ``path``
-    (atomically); ``extra`` (JSON-safe, e.g. the input hashes) goes into the metadata. Returns
-    the number of draws written."""
+    (atomically); ``extra`` (JSON-safe, e.g. the input hashes) goes into the metadata.
+
+    With ``completed`` (a path outside Snakemake's outputs), the shard is also kept there,
+    hard-linked to ``path``, under a fingerprint of everything that determines its draws: the
+    metadata, ``identity`` (JSON-safe, e.g. the job's parameters and a hash of the code) and the
+    shard's blocks. A later job of the same shard whose fingerprint matches links the kept file
+    into place instead of computing it again: a shard that completed once is never recomputed,
+    even where the scheduler deleted its output (a failed or requeued group job, a retry).
+
+    Returns the number of draws and whether the shard was restored rather than computed.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -149,8 +179,6 @@ def write_shard(path, problem, spec: dict, draws: dict, shard: int, shards: int,
     from nqp_resilience.estimation.bootstrap import BLOCK, shard_blocks
 
     first, stop = shard_blocks(problem.n_blocks, shards, shard)
-    stats = problem.stats(first, stop)
-    lo = first * BLOCK
     meta = {
         **_meta(problem, spec, draws, int(draws["reps"])),
         **extra,
@@ -158,13 +186,82 @@ def write_shard(path, problem, spec: dict, draws: dict, shard: int, shards: int,
         "shards": int(shards),
         "blocks": [int(first), int(stop)],
     }
+    if completed is not None:
+        meta["fingerprint"] = shard_fingerprint(meta, identity)
+        n = _restore(completed, path, meta["fingerprint"])
+        if n is not None:
+            return n, True
+    stats = problem.stats(first, stop)
+    lo = first * BLOCK
     columns = {"draw": np.arange(lo, lo + stats.shape[1], dtype=np.int64)}
     columns.update({name: stats[j] for j, name in enumerate(problem.stat_names)})
     table = pa.Table.from_arrays(
         [_arrow(v) for v in columns.values()], names=list(columns)
     ).replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True).encode()})
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-    return stats.shape[1]
+    atomic_write(
+        path if completed is None else completed,
+        lambda tmp: pq.write_table(table, tmp, compression="zstd"),
+    )
+    if completed is not None:
+        _link_into_place(completed, path)
+    return stats.shape[1], False
+
+
+def shard_fingerprint(meta: dict, identity=None) -> str:
+    """SHA-256 of a shard's metadata (without a previous fingerprint) and ``identity``."""
+    import hashlib
+
+    body = {k: v for k, v in meta.items() if k != "fingerprint"}
+    text = json.dumps({"meta": body, "identity": identity}, sort_keys=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _restore(completed, path, fingerprint: str) -> int | None:
+    """Link the kept shard ``completed`` into ``path`` if it is a readable shard file with
+    this ``fingerprint``; its number of draws, or None (nothing kept, another fingerprint, or
+    a damaged file: the shard is then computed again)."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    from nqp_resilience.estimation.record import parse_json_metadata
+
+    if not os.path.exists(completed):
+        return None
+    try:
+        parquet = pq.ParquetFile(completed)
+        meta = parse_json_metadata((parquet.schema_arrow.metadata or {})[META_KEY], completed)
+        rows = parquet.metadata.num_rows
+    except (OSError, KeyError, ValueError, DataError):
+        return None
+    if meta.get("fingerprint") != fingerprint:
+        return None
+    _link_into_place(completed, path)
+    return int(rows)
+
+
+def _link_into_place(source, path) -> None:
+    """Make ``path`` a hard link to ``source`` atomically (a copy where links fail)."""
+    import os
+    import secrets
+    import shutil
+    from pathlib import Path
+
+    from nqp_resilience.data.io import atomic_write
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.link"
+    try:
+        os.link(source, tmp)
+    except OSError:  # a file system without hard links, or another device
+        atomic_write(path, lambda t: shutil.copyfile(source, t))
+        return
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def _arrow(values: np.ndarray):
@@ -177,7 +274,7 @@ def _arrow(values: np.ndarray):
     return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
 
 
-_OWN_KEYS = ("shard", "shards", "blocks")
+_OWN_KEYS = ("shard", "shards", "blocks", "fingerprint")
 
 
 def read_shards(paths) -> tuple[dict, np.ndarray]:

@@ -131,10 +131,27 @@ def injected_failure(spec_id: str, k: int, environ=None) -> None:
     )
 
 
+def source_hash() -> str:
+    """SHA-256 of the package's Python sources (part of a kept shard's fingerprint, so that a
+    change of the code computes the shards again)."""
+    import hashlib
+    from pathlib import Path
+
+    import nqp_resilience
+
+    root = Path(nqp_resilience.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def bootstrap_shard_job(smk) -> None:
     """Rule ``bootstrap_shard``: shard {k} of the wild bootstrap of spec {spec} ->
     ``results/bootstrap/{spec}/shard_{k}.parquet`` (see
-    :mod:`nqp_resilience.estimation.bootstrap_shards`)."""
+    :mod:`nqp_resilience.estimation.bootstrap_shards`). A shard completed before with the same
+    fingerprint (kept at ``params.completed``) is linked into place, not computed again."""
     injected_failure(str(smk.wildcards.spec), int(smk.wildcards.k))
     from nqp_resilience.data.parquet import read_columns
     from nqp_resilience.estimation.bootstrap_shards import (
@@ -149,17 +166,27 @@ def bootstrap_shard_job(smk) -> None:
     data = read_columns(smk.input.panel, bootstrap_columns(spec, controls, draws.get("cluster")))
     problem = spec_problem(spec, data, controls, draws, singletons=smk.params.singletons)
     k, shards = int(smk.wildcards.k), int(smk.params.shards)
-    n = write_shard(
+    identity = {
+        "spec": spec,
+        "control_variables": controls,
+        "draws": draws,
+        "singletons": smk.params.singletons,
+        "code": source_hash(),
+    }
+    n, restored = write_shard(
         smk.output.shard,
         problem,
         spec,
         draws,
         k,
         shards,
+        completed=smk.params.completed,
+        identity=identity,
         software=software_versions(),
         inputs={"analysis_panel": _sha256(smk.input.panel)},
     )
-    log.info("%s: shard %d of %d, %d of %d draws", spec["id"], k, shards, n, problem.B)
+    how = f"restored from {smk.params.completed}, not recomputed" if restored else "computed"
+    log.info("%s: shard %d of %d, %d of %d draws, %s", spec["id"], k, shards, n, problem.B, how)
 
 
 def bootstrap_reduce_job(smk) -> None:
