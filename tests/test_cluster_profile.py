@@ -15,10 +15,12 @@ from nqp_resilience.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _workflow(executor: str | None, no_account: bool = False):
+def _workflow(executor: str | None, no_account: bool = False, cores=None):
     plugin = None if executor is None else SimpleNamespace(name=executor)
     return SimpleNamespace(
-        executor_plugin=plugin, executor_settings=SimpleNamespace(no_account=no_account)
+        executor_plugin=plugin,
+        executor_settings=SimpleNamespace(no_account=no_account),
+        resource_settings=SimpleNamespace(cores=cores),
     )
 
 
@@ -33,6 +35,21 @@ def test_the_check_stops_a_slurm_run_without_partition_or_account():
     assert "export NQP_SLURM_PARTITION" in info.value.hint and "slurm-noacct" in info.value.hint
     with pytest.raises(ConfigError, match="NQP_SLURM_ACCOUNT"):
         check_cluster_environment(_workflow("slurm"), {"NQP_SLURM_PARTITION": "debug"})
+
+
+def test_the_check_stops_a_group_larger_than_any_node():
+    env = {"NQP_SLURM_PARTITION": "debug", "NQP_SLURM_ACCOUNT": "proj"}
+    nodes = {"debug": [(2, 7000), (8, 64000)], "empty": []}.get
+    check_cluster_environment(_workflow("slurm", cores=8), env, nodes)
+    with pytest.raises(ConfigError, match="largest node of partition 'debug' has 8") as info:
+        check_cluster_environment(_workflow("slurm", cores=16), env, nodes)
+    assert "cores: 8" in info.value.hint
+    with pytest.raises(ConfigError, match="has no nodes"):
+        check_cluster_environment(
+            _workflow("slurm", cores=2), {**env, "NQP_SLURM_PARTITION": "empty"}, nodes
+        )
+    # sinfo did not answer: skipped (sbatch reports what it refuses)
+    check_cluster_environment(_workflow("slurm", cores=64), env, lambda p: None)
 
 
 def _profile(name: str) -> dict:

@@ -200,6 +200,30 @@ def _resume_node(cluster: ClusterInfo) -> None:
     _wait(lambda: _node_state(cluster) in ("idle", "mixed"), 60, "the node to be idle", 0.5)
 
 
+def _kill_job_processes(work: Path) -> int:
+    """What a dead node does to the jobs it ran: kill every process of a SLURM job (it has
+    SLURM_JOB_ID in its environment) still running in ``work``. The private cluster's node is
+    this machine, so the processes of a job whose node was set DOWN can outlive it (Snakemake
+    inside a group job waits for its steps on SIGTERM). The submitting Snakemake is spared."""
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        in_job = any(item.startswith(b"SLURM_JOB_ID=") for item in environ)
+        if in_job and (cwd == work or work in cwd.parents):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+    return killed
+
+
 def _done_shards(work: Path) -> dict[str, tuple[int, int]]:
     """Completed shard outputs -> (inode, mtime): a shard computed again gets a new inode."""
     out = {}
@@ -291,6 +315,8 @@ def test_after_an_interruption_the_rerun_does_only_the_missing_jobs(
         out = first.output()
         assert code != 0, out[-4000:]
         if how == "node-down":
+            _kill_job_processes(work)
+        if how == "node-down":
             # the group's SLURM log, printed with the error, names the cause
             assert "DUE TO NODE FAILURE" in out, out[-4000:]
     finally:
@@ -325,6 +351,7 @@ def test_a_group_retried_after_a_node_failure_links_its_completed_shards_back(
                 "Snakemake to submit the failed group again",
                 0.5,
             )
+            _kill_job_processes(work)
         finally:
             _resume_node(slurm_cluster)
         code = run.wait(600)
@@ -342,3 +369,20 @@ def test_a_group_retried_after_a_node_failure_links_its_completed_shards_back(
         log = work / "results" / "logs" / "bootstrap_shard" / f"{spec}_{shard[6:-8]}.log"
         assert "not recomputed" in log.read_text(encoding="utf-8"), name
     assert _same_files(work / "results", completed_workflow / "results", "bootstrap/*.json") == []
+
+
+def test_a_group_larger_than_the_node_is_an_error_not_a_wait(
+    completed_workflow, slurm_cluster, tmp_path
+):
+    # --cores 64: the group of baseline's 4 shards asks for 4 CPUs, the node has 2
+    work = _copy_completed(completed_workflow, tmp_path / "wf")
+    _forget_bootstrap(work, ["baseline"])
+    t0 = time.monotonic()
+    proc = cluster_snakemake(
+        slurm_cluster, work, "results/bootstrap/baseline.json", "--cores", "64", bound=300
+    )
+    # the cluster would accept that job and keep it pending: the check before the first
+    # submission stops the run instead
+    assert proc.returncode != 0 and time.monotonic() - t0 < 120, proc.stdout[-4000:]
+    assert "the largest node of partition 'debug' has 2" in proc.stdout, proc.stdout[-4000:]
+    assert not submissions(proc.stdout)
