@@ -194,10 +194,18 @@ def _node_state(cluster: ClusterInfo) -> str:
 
 
 def _resume_node(cluster: ClusterInfo) -> None:
-    """Bring the node back (if it is down) and wait until it takes jobs again."""
+    """Bring the node back (if it is down) and wait until it takes jobs again. A node that is
+    still finishing a job ("completing") or running one takes jobs: only a node that is down,
+    drained or not responding is waited for."""
     if _node_state(cluster).startswith(("down", "drain")):
         _scontrol(cluster, "update", f"nodename={cluster.node}", "state=resume")
-    _wait(lambda: _node_state(cluster) in ("idle", "mixed"), 60, "the node to be idle", 0.5)
+    _wait(
+        lambda: _node_state(cluster).rstrip("*~#$@+")
+        in ("idle", "mixed", "allocated", "completing"),
+        120,
+        "the node to take jobs again",
+        0.5,
+    )
 
 
 def _kill_job_processes(work: Path) -> int:

@@ -222,22 +222,28 @@ def _restore(completed, path, fingerprint: str) -> int | None:
     a damaged file: the shard is then computed again)."""
     import os
 
-    import pyarrow.parquet as pq
-
-    from nqp_resilience.estimation.record import parse_json_metadata
-
     if not os.path.exists(completed):
         return None
     try:
-        parquet = pq.ParquetFile(completed)
-        meta = parse_json_metadata((parquet.schema_arrow.metadata or {})[META_KEY], completed)
-        rows = parquet.metadata.num_rows
+        meta, rows = _shard_meta(completed)
     except (OSError, KeyError, ValueError, DataError):
         return None
     if meta.get("fingerprint") != fingerprint:
         return None
     _link_into_place(completed, path)
     return int(rows)
+
+
+def _shard_meta(path) -> tuple[dict, int]:
+    """A shard file's metadata and number of rows, from its footer only (reading the table
+    through pyarrow would import pandas)."""
+    import pyarrow.parquet as pq
+
+    from nqp_resilience.estimation.record import parse_json_metadata
+
+    parquet = pq.ParquetFile(path)
+    meta = parse_json_metadata((parquet.schema_arrow.metadata or {})[META_KEY], path)
+    return meta, parquet.metadata.num_rows
 
 
 def _link_into_place(source, path) -> None:
@@ -287,10 +293,7 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
         shard missing or present twice, or draws that do not cover 0..B−1 exactly once (naming
         the files).
     """
-    import pyarrow.parquet as pq
-
     from nqp_resilience.data.parquet import read_columns
-    from nqp_resilience.estimation.record import parse_json_metadata
 
     paths = [str(p) for p in paths]
     if not paths:
@@ -299,9 +302,8 @@ def read_shards(paths) -> tuple[dict, np.ndarray]:
         )
     metas = []
     for path in paths:
-        try:  # the metadata only (reading the table through pyarrow would import pandas)
-            raw = (pq.ParquetFile(path).schema_arrow.metadata or {})[META_KEY]
-            meta = parse_json_metadata(raw, path)
+        try:
+            meta, _ = _shard_meta(path)
         except (OSError, KeyError, ValueError, DataError) as exc:
             raise DataError(
                 path,
