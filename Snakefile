@@ -23,6 +23,7 @@ include: "rules/indices.smk"
 include: "rules/estimation.smk"
 include: "rules/bootstrap.smk"
 include: "rules/outputs.smk"
+include: "rules/monte_carlo.smk"
 
 
 # a run that submits to SLURM (profiles/slurm) needs the partition and account in the

@@ -18,10 +18,16 @@ from nqp_resilience.data.raw_files import (
     report_paths,
     yearbook_path,
 )
-from nqp_resilience.estimation.specs import ESTIMATORS, bootstrap_spec_ids, validate_specs
+from nqp_resilience.estimation.specs import (
+    ESTIMATORS,
+    bootstrap_spec_ids,
+    validate_specs,
+    with_imputed_dependent,
+)
 from nqp_resilience.indices.variables import check_instrument_config
 from nqp_resilience.outputs.tables import unshown_specs
 from nqp_resilience.runner import stop_on_user_error
+from nqp_resilience.sim.montecarlo import monte_carlo_config
 
 # the checks below stop the run with the message of a user error (no traceback) before any job
 with stop_on_user_error():
@@ -65,11 +71,17 @@ with stop_on_user_error():
 
     # the specification registry, checked against the analysis-panel variables before any job runs
     SPECS = validate_specs(config["specs"], config["control_variables"])
+    # estimation.imputed_dependent: drop adds the filter imputed_<dependent> == 0 to every
+    # regression spec whose dependent has the flag (keep, the default, leaves the specs as given)
+    SPECS = with_imputed_dependent(SPECS, config["estimation"]["imputed_dependent"])
     PUBLISHED_SPECS = [s for s in read_yaml("resources/published.yaml")["specs"] if s in SPECS]
     REGRESSION_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] != "describe"]
     PSM_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] == "psm_fe"]
     # the specs with a wild bootstrap (bootstrap.specs): WCR/WCU for ols_fe, WRE for iv_fe
     BOOTSTRAP_SPECS = bootstrap_spec_ids(config["bootstrap"]["specs"], SPECS)
+
+    # the Monte Carlo study's settings (its specs, planted parameters and parameter files checked)
+    MONTE_CARLO_CONFIG = monte_carlo_config(config)
 
 
 def yearbook_input(wildcards):

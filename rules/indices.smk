@@ -51,6 +51,7 @@ rule derived_variables:
         panel=rules.build_panel.output.panel,
         national=f"{CHECKED}/national.parquet",
         attributes="resources/cities/city_attributes.csv",
+        audit=rules.build_panel.output.audit,
     output:
         table=f"{RESULTS}/indices/variables.parquet",
     log:

@@ -394,3 +394,44 @@ def test_a_group_larger_than_the_node_is_an_error_not_a_wait(
     assert proc.returncode != 0 and time.monotonic() - t0 < 120, proc.stdout[-4000:]
     assert "the largest node of partition 'debug' has 2" in proc.stdout, proc.stdout[-4000:]
     assert not submissions(proc.stdout)
+
+
+def _small_study(work: Path, seeds: int) -> None:
+    """Make the copy's Monte Carlo study small: ``seeds`` seeds of the default set, the
+    bootstrap of one spec."""
+    import yaml
+
+    path = work / "config.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    mc = config["monte_carlo"]
+    mc["seeds"] = {"first": 1, "count": seeds}
+    mc["params"] = {"default": mc["params"]["default"]}
+    mc["bootstrap"]["specs"] = ["baseline"]
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), "utf-8")
+
+
+def test_monte_carlo_stage_on_slurm_equals_the_local_run(slurm_cluster, tmp_path):
+    """The Monte Carlo target runs unchanged with the cluster profile: its seed jobs go through
+    sbatch packed into one group, and every seed record and the summary are the same bytes as
+    a local run's."""
+    local = copy_workflow(tmp_path / "local")
+    remote = copy_workflow(tmp_path / "remote")
+    for work in (local, remote):
+        _small_study(work, 3)
+    subprocess.run(
+        [str(slurm_cluster.snakemake), "--cores", "2", "monte_carlo"],
+        cwd=local,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
+    proc = cluster_snakemake(slurm_cluster, remote, "monte_carlo", bound=900)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    jobs = submissions(proc.stdout)
+    # three seed jobs in one group job, and the summary
+    assert 1 <= len(jobs) <= 2, (len(jobs), proc.stdout[-3000:])
+    counts = _job_counts(proc.stdout)
+    assert counts.get("monte_carlo_seed") == 3, counts
+    a, b = remote / "results/monte_carlo", local / "results/monte_carlo"
+    assert _same_files(a, b, "default/seed_*.json") == []
+    assert _same_files(a, b, "summary.csv") == []

@@ -282,6 +282,19 @@ def make_national(years=(2009, 2010, 2011, 2012)) -> pd.DataFrame:
     return table[table["year"].isin(years)].reset_index(drop=True)
 
 
+def no_audit() -> pd.DataFrame:
+    """An imputation audit without rows (no cell of the panel was interpolated)."""
+    return pd.DataFrame(
+        {
+            "city_code": pd.Series([], dtype=str),
+            "year": pd.Series([], dtype="int64"),
+            "variable": pd.Series([], dtype=str),
+            "method": pd.Series([], dtype=str),
+            "value": pd.Series([], dtype=float),
+        }
+    )
+
+
 def make_attributes() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -390,10 +403,12 @@ def test_recovery_speed_nan_after_a_gap_year(panel_lag):
 
 def test_recovery_speed_via_derived_variables(panel):
     # derived_variables adds national_gdp_growth_lag itself from the national table (2009: 0.08)
-    out = analysis.derived_variables(panel, make_national(), make_attributes(), options())
+    out = analysis.derived_variables(
+        panel, make_national(), make_attributes(), no_audit(), options()
+    )
     close(out["Mrd"], [NAN, 0.01, -0.02, NAN, 0.06, -0.05])
     own = analysis.derived_variables(
-        panel, make_national(), make_attributes(), options(mrd="own_rebound")
+        panel, make_national(), make_attributes(), no_audit(), options(mrd="own_rebound")
     )
     close(own["Mrd"], [NAN, -0.01, -0.05, NAN, 0.04, -0.08])
 
@@ -823,7 +838,9 @@ def test_derived_variables(panel):
     shuffled = panel.iloc[[4, 0, 5, 2, 3, 1]].reset_index(
         drop=True
     )  # derived_variables sorts itself
-    out = analysis.derived_variables(shuffled, make_national(), make_attributes(), options())
+    out = analysis.derived_variables(
+        shuffled, make_national(), make_attributes(), no_audit(), options()
+    )
     assert list(out.columns) == [
         "city_code",
         "year",
@@ -848,6 +865,13 @@ def test_derived_variables(panel):
         "GOVP",
         "ADM",
         "municipality",
+        "imputed_Resil",
+        "imputed_Une",
+        "imputed_Mrd",
+        "imputed_Rat",
+        "imputed_Adv",
+        "imputed_Talent",
+        "imputed_INN",
     ]
     assert out["city_code"].tolist() == [A, A, A, B, B, B]
     assert out["year"].tolist() == [2010, 2011, 2012] * 2
@@ -876,11 +900,13 @@ def test_derived_variables(panel):
     assert out["GOVP"].tolist() == [0, 0, 0, 1, 1, 1]
     assert out["ADM"].tolist() == [1, 1, 1, 0, 0, 0]
     assert out["municipality"].tolist() == [1, 1, 1, 0, 0, 0]
+    # no cell was interpolated (tests/test_imputed_dependent.py covers the flags)
+    assert all(out[f"imputed_{v}"].tolist() == [0] * 6 for v in ("Resil", "Mrd", "INN"))
 
 
 def test_derived_variables_relief_uses_configured_start_year(panel):
     opts = options()
     opts["years"]["start"] = 2009
-    out = analysis.derived_variables(panel, make_national(), make_attributes(), opts)
+    out = analysis.derived_variables(panel, make_national(), make_attributes(), no_audit(), opts)
     # relief_km × (year − 2009)
     close(out["Relief"], [0.25, 0.5, 0.75, 1.0, 2.0, 3.0])

@@ -12,7 +12,7 @@ import math
 
 from nqp_resilience.errors import ConfigError
 from nqp_resilience.estimation.engines import DEFAULT_ENGINE, check_engine, engine_version
-from nqp_resilience.indices.registry import spec_variables
+from nqp_resilience.indices.registry import imputed_flag, spec_variables
 from nqp_resilience.lazy import lazy_module
 
 # imported on first use: the specs are validated while Snakemake parses the workflow
@@ -22,6 +22,8 @@ np = lazy_module("numpy")
 ANALYSIS_VARIABLES = spec_variables()
 FE_COLUMNS = {"city": "city_code", "year": "year"}
 ESTIMATORS = ("describe", "ols_fe", "iv_fe", "psm_fe")
+#: Values of ``estimation.imputed_dependent``.
+IMPUTED_DEPENDENT = ("keep", "drop")
 
 
 def spec_controls(spec: dict, control_variables: list[str]) -> list[str]:
@@ -159,6 +161,39 @@ def validate_specs(
             raise ConfigError(f"specs[{i}] ({sid})", "city trends are not implemented for iv_fe")
         by_id[sid] = spec
     return by_id
+
+
+def with_imputed_dependent(
+    specs: dict[str, dict], option: str, known=ANALYSIS_VARIABLES
+) -> dict[str, dict]:
+    """The registry under ``estimation.imputed_dependent``: ``keep`` returns ``specs`` as they
+    are; ``drop`` returns new specs in which every regression spec whose dependent variable has
+    an imputed-outcome flag (``imputed_<dependent>``, a column of the analysis panel) gets one
+    more sample filter, ``{column: imputed_<dependent>, op: "==", value: 0}``, after its own.
+
+    ``describe`` specs, specs whose dependent has no flag and specs that already have the
+    filter are unchanged (so applying it twice gives the same registry); ``specs`` is not
+    modified. The filter is part of the spec, so the estimate jobs, the bootstrap and the
+    spec-sample audit read the flag column (:func:`spec_columns`) and apply it
+    (:func:`apply_sample`). Raises :class:`ConfigError` for a value other than ``keep`` or
+    ``drop``.
+    """
+    if option not in IMPUTED_DEPENDENT:
+        raise ConfigError(
+            "estimation.imputed_dependent", f"{option!r} is not one of {IMPUTED_DEPENDENT}"
+        )
+    if option == "keep":
+        return specs
+    out: dict[str, dict] = {}
+    for sid, spec in specs.items():
+        flag = imputed_flag(spec["dependent"]) if spec.get("dependent") else None
+        if spec["estimator"] == "describe" or flag not in known:
+            out[sid] = spec
+            continue
+        drop = {"column": flag, "op": "==", "value": 0}
+        sample = list(spec.get("sample") or [])
+        out[sid] = spec if drop in sample else {**spec, "sample": [*sample, drop]}
+    return out
 
 
 #: Estimators with a wild bootstrap: WCR/WCU for ``ols_fe``, WRE for ``iv_fe``.

@@ -1,8 +1,9 @@
 """The analysis panel: every variable the specifications need, its codebook, and Table 2.
 
-Inputs: the city panel, the NQP index, the Nqp1 text measure and the derived variables.
-Outputs: ``results/panel/analysis.parquet`` (one row per city-year), its Markdown codebook, and
-the descriptive statistics of Table 2 as data.
+Inputs: the city panel, the NQP index, the Nqp1 text measure and the derived variables (with
+the imputed-outcome flags from the panel build's imputation audit). Outputs:
+``results/panel/analysis.parquet`` (one row per city-year), its Markdown codebook, and the
+descriptive statistics of Table 2 as data.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from nqp_resilience.indices import variables as V
-from nqp_resilience.indices.registry import ANALYSIS_VARIABLES, DESC_VARIABLES, IDENTIFIERS, names
+from nqp_resilience.indices.registry import (
+    ANALYSIS_VARIABLES,
+    DESC_VARIABLES,
+    IDENTIFIERS,
+    imputed_flag,
+    names,
+)
 from nqp_resilience.indices.registry import BY_NAME as REGISTRY
 
 #: The identifier columns of the analysis panel (from the registry).
@@ -56,6 +63,7 @@ def definitions(options: dict) -> list[Definition]:
     lag = options["iv"]["internet"]["lag"]
     e = options["entropy"]
     ways = options["mechanisms"]["rationalization"]
+    inputs = _dependent_inputs(options)
     city_file = "resources/cities/city_attributes.csv"
     # name -> (formula, source variables, and the definition or unit where the configured
     # variant changes the registry's default wording)
@@ -135,6 +143,14 @@ def definitions(options: dict) -> list[Definition]:
         ),
         "ADM": ("municipality, provincial capital, sub-provincial or larger city", city_file, {}),
         "municipality": ("is_municipality", city_file, {}),
+        **{
+            imputed_flag(name): (
+                f"1 if a cell of {_cells_text(cells)} was interpolated, else 0",
+                "results/audit/imputed_cells.parquet",
+                {},
+            )
+            for name, cells in inputs.items()
+        },
     }
     out = []
     for var in ANALYSIS_VARIABLES:
@@ -153,8 +169,54 @@ def definitions(options: dict) -> list[Definition]:
     return out
 
 
-def derived_variables(panel, national, attributes, options: dict):
-    """Outcomes, controls, mechanisms, instruments and heterogeneity flags for every city-year."""
+def _cells_text(cells) -> str:
+    """``(raw variable, lag)`` pairs as the codebook prints them: ``urban_employment (t, t−1)``."""
+    lags: dict[str, list[str]] = {}
+    for raw, lag in cells:
+        lags.setdefault(raw, []).append("t" if lag == 0 else f"t−{lag}")
+    return ", ".join(f"{raw} ({', '.join(when)})" for raw, when in lags.items())
+
+
+def _dependent_inputs(options: dict) -> dict[str, tuple[tuple[str, int], ...]]:
+    """The raw city-year cells of each flagged outcome and mechanism under the configured
+    formulas (``resil.formula``, ``mrd.formula``, ``mechanisms.rationalization``):
+    :func:`nqp_resilience.indices.variables.dependent_inputs`."""
+    return V.dependent_inputs(
+        options["resil"]["formula"],
+        options["mrd"]["formula"],
+        options["mechanisms"]["rationalization"],
+    )
+
+
+def imputed_flags(panel, audit, options: dict):
+    """The imputed-outcome flags of every city-year: ``imputed_<variable>`` (int64 0/1) is 1
+    where a raw cell the variable is computed from
+    (:func:`~nqp_resilience.indices.variables.dependent_inputs`; for a lag, the city's cell of
+    that earlier year) is a row of the imputation audit (``results/audit/imputed_cells.parquet``:
+    city_code, year, variable, ...), whatever the fill method. Aligned with ``panel``."""
+    import pandas as pd
+
+    city = panel["city_code"].astype(str).to_numpy()
+    year = panel["year"].to_numpy(dtype="int64")
+    filled = {
+        variable: pd.MultiIndex.from_arrays(
+            [cells["city_code"].astype(str).to_numpy(), cells["year"].to_numpy(dtype="int64")]
+        )
+        for variable, cells in audit.groupby("variable", sort=False)
+    }
+    out = {}
+    for name, cells in _dependent_inputs(options).items():
+        flag = np.zeros(len(panel), dtype=bool)
+        for raw, lag in cells:
+            if raw in filled:
+                flag |= pd.MultiIndex.from_arrays([city, year - lag]).isin(filled[raw])
+        out[imputed_flag(name)] = flag.astype("int64")
+    return pd.DataFrame(out, index=panel.index)
+
+
+def derived_variables(panel, national, attributes, audit, options: dict):
+    """Outcomes, controls, mechanisms, instruments and heterogeneity flags for every city-year,
+    and the imputed-outcome flags (:func:`imputed_flags`) from the imputation audit ``audit``."""
     import pandas as pd
 
     panel = panel.sort_values(["city_code", "year"], kind="mergesort").reset_index(drop=True)
@@ -181,7 +243,11 @@ def derived_variables(panel, national, attributes, options: dict):
     )
     out["Internet"] = V.internet_instrument(panel, national, int(options["iv"]["internet"]["lag"]))
     out = pd.concat(
-        [out, V.heterogeneity(panel, attributes, options["heterogeneity"]["govp_threshold"])],
+        [
+            out,
+            V.heterogeneity(panel, attributes, options["heterogeneity"]["govp_threshold"]),
+            imputed_flags(panel, audit, options),
+        ],
         axis=1,
     )
     return out

@@ -64,7 +64,8 @@ def nqp_text_job(smk) -> None:
 
 
 def derived_variables_job(smk) -> None:
-    """Rule ``derived_variables``: outcomes, controls, mechanisms, instruments, heterogeneity."""
+    """Rule ``derived_variables``: outcomes, controls, mechanisms, instruments, heterogeneity,
+    and the imputed-outcome flags from the panel build's imputation audit (input ``audit``)."""
     import pandas as pd
 
     from nqp_resilience.data.cities import attributes_frame
@@ -75,6 +76,7 @@ def derived_variables_job(smk) -> None:
         pd.read_parquet(smk.input.panel),
         pd.read_parquet(smk.input.national),
         attributes_frame(smk.input.attributes),
+        pd.read_parquet(smk.input.audit),
         dict(smk.params.options),
     )
     write_parquet(out, smk.output.table)

@@ -124,10 +124,31 @@ ANALYSIS_VARIABLES: tuple[AnalysisVariable, ...] = (
     AnalysisVariable("GOVP", "heterogeneity", "high government science participation", "0/1"),
     AnalysisVariable("ADM", "heterogeneity", "high administrative rank", "0/1"),
     AnalysisVariable("municipality", "sample", "municipality (北京, 天津, 上海, 重庆)", "0/1"),
+    AnalysisVariable("imputed_Resil", "sample", "Resil computed from an interpolated cell", "0/1"),
+    AnalysisVariable("imputed_Une", "sample", "Une computed from an interpolated cell", "0/1"),
+    AnalysisVariable(
+        "imputed_Mrd", "sample", "Mrd computed from an interpolated cell (t or t−1)", "0/1"
+    ),
+    AnalysisVariable("imputed_Rat", "sample", "Rat computed from an interpolated cell", "0/1"),
+    AnalysisVariable("imputed_Adv", "sample", "Adv computed from an interpolated cell", "0/1"),
+    AnalysisVariable(
+        "imputed_Talent", "sample", "Talent computed from an interpolated cell", "0/1"
+    ),
+    AnalysisVariable("imputed_INN", "sample", "INN computed from an interpolated cell", "0/1"),
 )
 
 #: Variables by name.
 BY_NAME: dict[str, AnalysisVariable] = {v.name: v for v in ANALYSIS_VARIABLES}
+
+
+def imputed_flag(variable: str) -> str:
+    """The analysis-panel column flagging the rows where ``variable`` is computed from an
+    interpolated raw cell (``imputed_<variable>``; see docs/cleaning.md, "Imputed outcomes")."""
+    return f"imputed_{variable}"
+
+
+#: The outcomes and mechanisms with an imputed-outcome flag (``imputed_<variable>``), in order.
+IMPUTED_FLAGGED = tuple(v.name for v in ANALYSIS_VARIABLES if imputed_flag(v.name) in BY_NAME)
 
 
 def names(*roles: str) -> tuple[str, ...]:

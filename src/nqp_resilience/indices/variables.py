@@ -235,6 +235,57 @@ def internet_instrument(panel, national, lag: int = 1):
     )
 
 
+#: The raw city-year cells of the industry split (Rat and Adv): Y_k and L_k of the three industries.
+_SECTORS = (
+    "gdp_primary",
+    "gdp_secondary",
+    "gdp_tertiary",
+    "employment_primary",
+    "employment_secondary",
+    "employment_tertiary",
+)
+
+
+def dependent_inputs(
+    resil_formula: str = "relative",
+    mrd_formula: str = "employment_recovery",
+    rationalization_variant: str = "combined",
+) -> dict[str, tuple[tuple[str, int], ...]]:
+    """The raw city-year cells each outcome and mechanism is computed from, under the configured
+    formulas: variable -> ``(raw variable, lag)`` pairs, lag 0 the same year, 1 the previous one.
+
+    These are the variables a spec may use as its dependent; the analysis panel flags the rows
+    where one of these cells was interpolated (``imputed_<variable>``,
+    :func:`nqp_resilience.indices.analysis.imputed_flags`). Only the city's own cells count:
+    national series are not interpolated by the panel build, and the pooled min–max of Rat
+    (``combined``) and Adv is a normalisation over all rows, not an input of one row.
+
+    Resil uses g_it under every ``resil.formula``; Mrd uses urban employment in t and t−1
+    (``employment_recovery``) or GDP growth in t and t−1 (``national_rebound``,
+    ``own_rebound``); every ``mechanisms.rationalization`` variant uses the same industry
+    split. An unknown formula raises :class:`ConfigError` naming its key.
+    """
+    if resil_formula not in RESIL_FORMULAS:
+        raise ConfigError("resil.formula", f"{resil_formula!r} is not one of {RESIL_FORMULAS}")
+    if mrd_formula not in MRD_FORMULAS:
+        raise ConfigError("mrd.formula", f"{mrd_formula!r} is not one of {MRD_FORMULAS}")
+    if rationalization_variant not in RATIONALIZATION_VARIANTS:
+        raise ConfigError(
+            "mechanisms.rationalization",
+            f"{rationalization_variant!r} is not one of {RATIONALIZATION_VARIANTS}",
+        )
+    growth = "urban_employment" if mrd_formula == "employment_recovery" else "gdp_growth"
+    return {
+        "Resil": (("gdp_growth", 0),),
+        "Une": (("registered_unemployed", 0), ("urban_employment", 0)),
+        "Mrd": ((growth, 0), (growth, 1)),
+        "Rat": tuple((v, 0) for v in _SECTORS),
+        "Adv": tuple((v, 0) for v in _SECTORS),
+        "Talent": (("college_educated", 0), ("population", 0)),
+        "INN": (("invention_applications", 0), ("population", 0)),
+    }
+
+
 def check_instrument_config(relief_interact: str, fixed_effects) -> None:
     """Stop early when a time-invariant instrument meets city fixed effects.
 

@@ -131,9 +131,9 @@ def replication_report(published: dict, estimates: dict) -> str:
         "Published numbers (`resources/published.yaml`) next to this workflow's estimates. "
         "`Δ/SE` is (ours − published) / "
         "our standard error; a coefficient is reproduced when |Δ/SE| ≤ 2. "
-        "On the embedded default data the "
-        "comparison checks that the pipeline recovers the effects planted in the simulation, "
-        "not a fact "
+        "The embedded default data is one draw of a simulation that plants the published "
+        "coefficients, so about 95 % of them should be within 2 SEs; what the pipeline "
+        "recovers on average over many draws is in docs/monte_carlo.md. Neither is a fact "
         "about Chinese cities.",
         "",
         f"Coefficients within 2 SEs: **{ok} of {len(coef_rows)}**; "

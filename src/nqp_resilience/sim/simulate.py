@@ -81,6 +81,17 @@ def _rng(seed: int, stream: str) -> np.random.Generator:
     return np.random.default_rng([seed, _STREAMS[stream]])
 
 
+def _expected_clipped(mu, sd: float, lo: float, hi: float):
+    """E[clip(X, lo, hi)] for X ~ N(mu, sd^2), elementwise."""
+    from scipy.special import ndtr
+
+    if sd <= 0:
+        return np.clip(mu, lo, hi)
+    a, b = (lo - mu) / sd, (hi - mu) / sd
+    pdf = lambda z: np.exp(-0.5 * z * z) / np.sqrt(2 * np.pi)  # noqa: E731
+    return lo * ndtr(a) + hi * ndtr(-b) + mu * (ndtr(b) - ndtr(a)) + sd * (pdf(a) - pdf(b))
+
+
 def _lognormal(rng, n_shape, mean, sd, z=None, load=0.0, persistence=0.0, city_index=None):
     """Log-normal draws with the given mean and sd whose log loads on ``z``.
 
@@ -122,6 +133,9 @@ class Simulation:
         )
         self.city_idx = np.repeat(np.arange(self.n), self.T).reshape(self.n, self.T)
         self.values: dict[str, np.ndarray] = {}  # canonical name -> (n, T) in raw units
+        # share of the expected sample's cells at a bound of their outcome (the bound bends the
+        # planted slope; tests keep it small)
+        self.clipped: dict[str, float] = {}
         self.codebook, self.indicators = codebook, indicators
         self._city()
         self._nqp()
@@ -171,7 +185,7 @@ class Simulation:
         self.pop = (
             np.exp(self.log_pop)[:, None]
             * trend[None, :]
-            * np.exp(0.01 * rng.standard_normal((self.n, self.T)))
+            * np.exp(p.get("population_noise_sd", 0.01) * rng.standard_normal((self.n, self.T)))
         )
 
     # --------------------------------------------------------------- latent NQP
@@ -232,9 +246,12 @@ class Simulation:
         city_lp = rng.standard_normal(self.n)
         # controls load on the city's NQP level, not its year-to-year movements: otherwise they
         # would proxy the regressor within cities and make the paper's controls "bad controls"
+        # ``within_load``: GDP per capita also moves with the city's NQP within the city, so the
+        # GDP control changes the Resil coefficient (Table 3 (1) against (2))
         self.log_gdp_pc = (
             lp["mean"]
             + lp["load"] * self.z_city
+            + lp.get("within_load", 0.0) * (self.z_nqp - self.z_city)
             + resid_sd
             * (
                 0.85 * city_lp[:, None]
@@ -277,49 +294,163 @@ class Simulation:
         index, _ = nqp_index(panel[keep].reset_index(drop=True), self.indicators)
         self.q[self.in_sample] = index["nqp"].to_numpy().reshape(-1, self.T)
 
+    # ------------------------------------------------------------ planted effects, measured
+    def _within(self, x):
+        """x minus its city mean and its year mean, plus the grand mean (means over the expected
+        sample): the variation that city and year fixed effects leave. Cities outside the
+        sample are demeaned by their own city mean and the sample's year means."""
+        s = self.in_sample
+        year = x[s].mean(axis=0, keepdims=True)
+        return x - x.mean(axis=1, keepdims=True) - year + x[s].mean()
+
+    def _projection(self, y, x, controls: bool = False):
+        """The coefficient of x in a regression of y on x with city and year fixed effects (and
+        the paper's eight controls if ``controls``), over the expected sample (a balanced panel:
+        two-way demeaning is exact)."""
+        return float(self._fe_coefs(y, [x], controls)[0])
+
+    def _fe_coefs(self, y, regressors, controls: bool = False):
+        """The coefficients of ``regressors`` ((n, T) arrays) in a regression of y with city
+        and year fixed effects (and the paper's eight controls if ``controls``) over the
+        expected sample."""
+        s = self.in_sample
+        cols = [self._within(x)[s].ravel() for x in regressors]
+        if controls:
+            cols += [self._within(c)[s].ravel() for c in self._controls()]
+        design = np.column_stack(cols)
+        coef = np.linalg.lstsq(design, self._within(y)[s].ravel(), rcond=None)[0]
+        return coef[: len(regressors)]
+
+    def _controls(self):
+        """The paper's eight controls (GDP, GOV, IND, INV, TRADE, TEC, FIN, OPE) as (n, T)
+        arrays, by the workflow's definitions (nqp_resilience.indices.variables.controls)."""
+        import pandas as pd
+
+        from nqp_resilience.indices.variables import controls
+
+        names = [
+            "gdp", "population", "gdp_primary", "gdp_secondary", "gdp_tertiary",
+            "fiscal_expenditure", "fixed_asset_investment", "wholesale_retail_sales",
+            "science_expenditure", "education_expenditure", "loans", "fdi",
+        ]  # fmt: skip
+        if getattr(self, "_control_values", None) is not None:
+            return self._control_values
+        cols = {k: self.values[k].ravel() for k in names}
+        for k in ("employment_primary", "employment_secondary", "employment_tertiary"):
+            cols[k] = np.ones(self.n * self.T)  # read by the helper, not used by the controls
+        rate = [float(self.p["national"]["cny_per_usd"][int(y)]) for y in self.years]
+        cols["cny_per_usd"] = np.tile(rate, self.n)
+        out = controls(pd.DataFrame(cols))
+        self._control_values = [out[c].to_numpy().reshape(self.n, self.T) for c in out.columns]
+        return self._control_values
+
+    def _resil_terms(self, q_year, d, gdp_ctrl):
+        """The coefficients of Resil's planted terms.
+
+        Resil = ... + b0 q + sum_k h_k D_k q + l (ln GDP pc - mean), q taken as its deviation
+        from the year mean. The paper's specs estimate, with city and year fixed effects: the
+        coefficient of q with the controls (``resil.beta``, Table 3 (2)) and without them
+        (``resil.beta_no_controls``, Table 3 (1)), and the coefficient of D_k x q next to q, one
+        interaction per regression (``resil.het``, Table 7). Each of these is linear in
+        (b0, h, l): the 5 x 5 system of each spec's coefficient on each term, computed on the
+        expected sample without noise, is solved for the published values. The interactions
+        must be solved jointly: the dummies are correlated, and a city-specific slope on a
+        trending q also loads on the interaction's time pattern."""
+        r = self.p["resil"]
+        if float(r["beta_no_controls"]) != float(r["beta"]) and not self.p["ratios"][
+            "log_gdp_per_capita"
+        ].get("within_load", 0.0):
+            raise ValueError(
+                "resil.beta_no_controls differs from resil.beta, but GDP per capita does not "
+                "move with NQP within cities (ratios.log_gdp_per_capita.within_load is 0)"
+            )
+        names = list(r["het"])
+        terms = [q_year] + [d[k][:, None] * q_year for k in names] + [gdp_ctrl]
+        # the specs' regressors: q and D_k x q (q itself: D_k x the year mean of q is not
+        # absorbed by the fixed effects)
+        q = self.q
+        specs = [([q], True), ([q], False)] + [([q, d[k][:, None] * q], True) for k in names]
+        target = [float(r["beta"]), float(r["beta_no_controls"])] + [
+            float(r["het"][k]) for k in names
+        ]
+        system = np.array(
+            [
+                [self._fe_coefs(term, regs, ctrl)[len(regs) - 1] for term in terms]
+                for regs, ctrl in specs
+            ]
+        )
+        theta = np.linalg.solve(system, np.array(target)) if any(target) else np.zeros(len(terms))
+        self.het_structural = dict(zip(names, theta[1:-1].tolist(), strict=True))
+        self.gdp_loading = float(theta[-1])
+        return sum(t * x for t, x in zip(theta, terms, strict=True))
+
     def _outcomes(self):
         """Resil (through reported growth), Une, Talent, INN and the employment split, planted
-        on q."""
+        on q so that a regression with city and year fixed effects of the measured outcome on q
+        estimates the parameter file's value (docs/simulation.md)."""
         rng = _rng(self.seed, "outcomes")
-        q, qbar = self.q, self.q[self.in_sample].mean()
+        q, s = self.q, self.in_sample
         r = self.p["resil"]
         nat = {int(k): v for k, v in self.p["national"]["gdp_growth_pct"].items()}
         g_nat = np.array([nat[int(y)] for y in self.years])
-        gdp_ctrl = self.log_gdp_pc - self.log_gdp_pc[self.in_sample].mean()
+        gdp_ctrl = self.log_gdp_pc - self.log_gdp_pc[s].mean()
         attrs = self.cities
-        asset = np.array([1 - int(c["is_resource_based"] or 0) for c in attrs])[:, None]
-        adm = np.array([int(c["adm_high"] or 0) for c in attrs])[:, None]
         sci = (self.values["science_expenditure"] / self.values["fiscal_expenditure"]).mean(axis=1)
-        govp = (sci > sci[self.in_sample].mean()).astype(float)[:, None]
-        het = r["het"]
-        slope = r["beta0"] + het["Asset"] * asset + het["GOVP"] * govp + het["ADM"] * adm
+        d = {
+            "Asset": np.array([1 - int(c["is_resource_based"] or 0) for c in attrs], float),
+            "GOVP": (sci > sci[s].mean()).astype(float),
+            "ADM": np.array([int(c["adm_high"] or 0) for c in attrs], float),
+        }
+        # q minus its year mean: the effect acts on each city's own level and path, not on the
+        # common trend, which the year effects absorb
+        q_year = q - q[s].mean(axis=0, keepdims=True)
+        planted = self._resil_terms(q_year, d, gdp_ctrl)
+        self.resil_planted, self.dummies = planted, d
         alpha = r["city_sd"] * rng.standard_normal(self.n)
         tau = r["year_sd"] * rng.standard_normal(self.T)
         resil = (
             r["mean"]
             + alpha[:, None]
             + tau[None, :]
-            + slope * (q - qbar)
-            + r["gdp_loading"] * gdp_ctrl
+            + planted
             + r["noise_sd"] * rng.standard_normal((self.n, self.T))
         )
         self.resil = resil
         self.values["gdp_growth"] = g_nat[None, :] * (1 + resil)
         u = self.p["unemployment"]
-        # the slope acts within city (q minus the city's mean q): a between-city slope would push
-        # high-NQP cities against the lower bound, and city fixed effects absorb it anyway
-        q_city = q.mean(axis=1, keepdims=True)
-        une = (
-            u["mean"]
-            + u["beta"] * (q - q_city)
-            + u["city_sd"] * rng.standard_normal(self.n)[:, None]
-            + u["noise_sd"] * rng.standard_normal((self.n, self.T))
-        )
-        self.une = np.clip(une, *u["clip"])
+        # the slope acts on two-way-demeaned q: a between-city slope or the common trend would
+        # push cities against the bounds of the rate, and the fixed effects absorb both anyway.
+        # The rate is bounded (clip), which bends the slope where cells reach a bound: the
+        # structural slope is solved so that the regression of the expected bounded rate
+        # (normal noise, closed form) on q gives ``unemployment.beta``.
+        level = u["mean"] + u["city_sd"] * rng.standard_normal(self.n)[:, None]
+        qw = self._within(q)
+        lo, hi = u["clip"]
+
+        def expected(b):
+            return _expected_clipped(level + b * qw, u["noise_sd"], lo, hi)[s]
+
+        b_une = self._measured_slope(expected, float(u["beta"]), q)
+        self.une_expected = _expected_clipped(level + b_une * qw, u["noise_sd"], lo, hi)
+        self.structural = {"beta_une": b_une}
+        une = level + b_une * qw + u["noise_sd"] * rng.standard_normal((self.n, self.T))
+        self.une = np.clip(une, lo, hi)
+        self.clipped = {"Une": float((self.une != une)[s].mean())}
         v = self.values
         self._employment(q)
         v["registered_unemployed"] = self.une / (1 - self.une) * v["urban_employment"] * 1e4
-        self._mechanisms(q, qbar)
+        self._mechanisms(q, q[s].mean())
+
+    def _structure_panel(self, level, l1, l2, l3):
+        """Output and employment by industry of the expected sample as the workflow's panel
+        columns, for the measures of the structure (nqp_resilience.indices.variables)."""
+        import pandas as pd
+
+        s, v = self.in_sample, self.values
+        cols = {k: v[k][s].ravel() for k in ("gdp_primary", "gdp_secondary", "gdp_tertiary")}
+        for name, share in (("primary", l1), ("secondary", l2), ("tertiary", l3)):
+            cols[f"employment_{name}"] = (level * share)[s].ravel()
+        return pd.DataFrame(cols)
 
     def _employment(self, q):
         """Employment planted on q (within city, q minus the city's mean q):
@@ -329,7 +460,15 @@ class Simulation:
         * employment by industry: its level falls with q (labour productivity rises,
           advancement, Table 6 (2)) and agriculture's excess employment share a = l1 − y1 falls
           with q (rationalisation, Table 6 (1)); the tertiary share, an index measure, is unchanged.
+
+        Rationalisation and advancement are nonlinear measures (pooled min–max, Hamming, Theil),
+        so ``beta_rat`` and ``beta_adv`` are their coefficients on q, not the structural slopes:
+        each structural slope is solved so that the fixed-effects regression of the measure,
+        computed without its own noise, on q and the paper's controls (as in Table 6) gives the
+        parameter (see :meth:`_measured_slope`).
         """
+        from nqp_resilience.indices.variables import advancement, rationalization
+
         e, rng = self.p["employment"], _rng(self.seed, "employment")
         st, v = self._structure, self.values
         dq = q - q.mean(axis=1, keepdims=True)
@@ -347,24 +486,64 @@ class Simulation:
         v["urban_employment"] = st["uemp"][:, :1] * np.cumprod(1 + growth, axis=1)
         y1, l3 = st["y1"], st["l3"]
         a_city = np.clip((self._gap_share - y1).mean(axis=1, keepdims=True), 0.02, 0.5)
-        a = np.clip(
-            a_city - e["beta_rat"] * dq + e["rat_noise_sd"] * rng.standard_normal(shape), 0.0, None
+        rat_noise = e["rat_noise_sd"] * rng.standard_normal(shape)
+        adv_noise = e["adv_noise_sd"] * rng.standard_normal(shape)
+        base_level = (
+            np.log(st["employed"]).mean(axis=1, keepdims=True) + np.log(nat / nat.mean())[None, :]
         )
-        l1 = np.clip(y1 + a, 0.01, 0.9)
-        l2 = np.clip(1 - l1 - l3, 0.03, None)
-        l1 = 1 - l2 - l3
-        level = np.exp(
-            np.log(st["employed"]).mean(axis=1, keepdims=True)
-            + np.log(nat / nat.mean())[None, :]
-            - e["beta_adv"] * dq
-            + e["adv_noise_sd"] * rng.standard_normal(shape)
-        )
+
+        def shares(b_rat, noise):
+            a = np.clip(a_city - b_rat * dq + noise, 0.0, None)
+            l1 = np.clip(y1 + a, 0.01, 0.9)
+            l2 = np.clip(1 - l1 - l3, 0.03, None)
+            return 1 - l2 - l3, l2
+
+        def level(b_adv, noise):
+            return np.exp(base_level - b_adv * dq + noise)
+
+        def rat(b):
+            l1, l2 = shares(b, 0.0)
+            return rationalization(self._structure_panel(1.0, l1, l2, l3))
+
+        b_rat = self._measured_slope(rat, float(e["beta_rat"]), q)
+        l1, l2 = shares(b_rat, rat_noise)
+
+        def adv(b):
+            return advancement(self._structure_panel(level(b, 0.0), l1, l2, l3))
+
+        b_adv = self._measured_slope(adv, float(e["beta_adv"]), q)
+        self.structural.update(beta_rat=b_rat, beta_adv=b_adv)
+        lev = level(b_adv, adv_noise)
         v["employment_primary"], v["employment_secondary"], v["employment_tertiary"] = (
-            level * l1,
-            level * l2,
-            level * l3,
+            lev * l1,
+            lev * l2,
+            lev * l3,
         )
         v["robot_installations"] = self._robot_density * nat[None, :] / v["employment_secondary"]
+
+    def _measured_slope(self, measure, target: float, q, step: float = 0.1) -> float:
+        """The structural slope b for which the fixed-effects regression of ``measure(b)`` (over
+        the expected sample, city-major) on q equals ``target``: secant steps from b = 0 on the
+        slope of the measured coefficient in b (the measures are smooth in b)."""
+        s = self.in_sample
+
+        def coef(b):
+            m = np.full(q.shape, np.nan)
+            m[s] = np.asarray(measure(b), dtype=float).reshape(-1, self.T)
+            return self._projection(np.where(s[:, None], m, 0.0), q, controls=True)
+
+        b0, c0 = 0.0, coef(0.0)
+        b1, c1 = step, coef(step)
+        for _ in range(6):
+            if abs(c1 - target) < 1e-9 or c1 == c0:
+                break
+            b0, c0, b1 = b1, c1, b1 + (target - c1) * (b1 - b0) / (c1 - c0)
+            c1 = coef(b1)
+        if abs(c1 - target) > 1e-6 + 1e-3 * abs(target):
+            raise ValueError(
+                f"planting a slope of {target} on a structure measure did not converge"
+            )
+        return b1
 
     def _mechanism_parts(self):
         """City levels, trends and noise of the planted mechanism variables (drawn once)."""
@@ -382,10 +561,16 @@ class Simulation:
         """INN (invention applications per 10,000 people) and Talent (location quotient of the
         college-educated share): x_it = base_i + trend + beta (q_it − mean q) + noise."""
         v, mech = self.values, self.p["mechanisms"]
-        inn = np.maximum(self._mech["INN"] + mech["INN"]["beta"] * (q - qbar), 1e-3)
+        inn_free = self._mech["INN"] + mech["INN"]["beta"] * (q - qbar)
+        inn = np.maximum(inn_free, 1e-3)
         v["invention_applications"] = inn * self.pop  # per 10,000 people x population in 10,000
         v["invention_grants"] = v["invention_applications"] * self._grant_ratio
-        talent = np.maximum(self._mech["Talent"] + mech["Talent"]["beta"] * (q - qbar), 1e-3)
+        talent_free = self._mech["Talent"] + mech["Talent"]["beta"] * (q - qbar)
+        talent = np.maximum(talent_free, 1e-3)
+        s = self.in_sample
+        self.clipped.update(
+            INN=float((inn != inn_free)[s].mean()), Talent=float((talent != talent_free)[s].mean())
+        )
         share = np.array(
             [float(self.p["national"]["college_share_pct"][int(y)]) / 100 for y in self.years]
         )
@@ -868,8 +1053,10 @@ def simulate(
     codebook="resources/codebook.yaml",
     keywords="resources/nqp_keywords.txt",
     indicators="resources/indicators.yaml",
-) -> dict[str, bytes]:
-    """Simulate every raw file and write it under ``out_dir``; return {relative path: bytes}."""
+    return_simulation: bool = False,
+):
+    """Simulate every raw file and write it under ``out_dir``; return {relative path: bytes}
+    (or the :class:`Simulation` itself if ``return_simulation``)."""
     from nqp_resilience.indices.indicators import load_indicator_system
 
     params = read_yaml(params_path)
@@ -893,7 +1080,7 @@ def simulate(
         f"sparse_cities: {' '.join(sim.sparse_cities)}",
     ]
     write_text(out / "SIMULATED.md", "\n".join(summary) + "\n")
-    return files
+    return sim if return_simulation else files
 
 
 def _sha256(data: bytes) -> str:
