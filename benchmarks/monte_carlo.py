@@ -78,7 +78,7 @@ def main(argv=None) -> int:
         base, out = timed([SNAKEMAKE, "-n", "--quiet", "rules"], work)
         rows = [("snakemake --version", version, "", ""), ("-n (paper workflow)", base, "", "")]
         print(f"snakemake --version: {version:.2f} s; dry run of the paper's workflow {base:.2f} s")
-        print("| seeds per set | seed jobs | dry run (s) | / paper dry run | / --version |")
+        print("| seeds per set | jobs (seeds × sets + 2) | dry run (s) | / paper dry run | / --version |")
         print("|---:|---:|---:|---:|---:|")
         for n in args.counts:
             cfg = f"monte_carlo={{seeds: {{count: {n}}}}}"
