@@ -58,3 +58,9 @@ rule all:
             rules.figure_weights.output.png,
             *expand(f"{RESULTS}/figures/pscore_{{spec}}.png", spec=PSM_SPECS),
         ],
+
+
+# the Monte Carlo study (rules/monte_carlo.smk, docs/monte_carlo.md): a separate target
+rule monte_carlo:
+    input:
+        rules.monte_carlo_summary.output,

@@ -76,16 +76,17 @@ def main(argv=None) -> int:
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / name)
         version, _ = timed([SNAKEMAKE, "--version"], work)
         base, out = timed([SNAKEMAKE, "-n", "--quiet", "rules"], work)
-        rows = [("snakemake --version", version, "", ""), ("-n (paper workflow)", base, "", "")]
         print(f"snakemake --version: {version:.2f} s; dry run of the paper's workflow {base:.2f} s")
-        print("| seeds per set | jobs (seeds × sets + 2) | dry run (s) | / paper dry run | / --version |")
+        print(
+            "| seeds per set | jobs (seeds × sets + 2) | dry run (s) | / paper dry run "
+            "| / --version |"
+        )
         print("|---:|---:|---:|---:|---:|")
         for n in args.counts:
             cfg = f"monte_carlo={{seeds: {{count: {n}}}}}"
             wall, out = timed([SNAKEMAKE, "-n", "monte_carlo", "--config", cfg], work)
             jobs = jobs_in(out)
             print(f"| {n} | {jobs} | {wall:.2f} | {wall / base:.2f} | {wall / version:.2f} |")
-            rows.append((n, wall, jobs, ""))
         seeds = list(range(1, args.seeds + 1))
         cfg = f"monte_carlo={{seeds: {{first: 1, count: {args.seeds}}}}}"
         targets = [f"results/monte_carlo/default/seed_{s}.json" for s in seeds]

@@ -177,3 +177,14 @@ def bootstrap_shard_runtime(wildcards, attempt):
     1,000 at 230 clusters (docs/bootstrap.md); a wide margin that grows with every retry."""
     draws = config["bootstrap"]["reps"] / BOOTSTRAP_SHARDS
     return attempt * (5 + math.ceil(draws / 200_000))
+
+
+# the Monte Carlo study (rules/monte_carlo.smk): its seeds, folder and seed records
+MC = config["monte_carlo"]
+MC_SEEDS = range(MC["seeds"]["first"], MC["seeds"]["first"] + MC["seeds"]["count"])
+MC_DIR = f"{RESULTS}/monte_carlo"
+
+
+def monte_carlo_records(wildcards=None):
+    """Every seed record of every parameter set."""
+    return [f"{MC_DIR}/{pset}/seed_{seed}.json" for pset in MC["params"] for seed in MC_SEEDS]

@@ -3,15 +3,6 @@
 # workflow's own job functions on them in one process (results/monte_carlo/{set}/seed_{seed}.json);
 # the summary reduces every seed record. Seeds are independent: a rerun does only the missing ones.
 
-MC = config["monte_carlo"]
-MC_SEEDS = range(MC["seeds"]["first"], MC["seeds"]["first"] + MC["seeds"]["count"])
-MC_DIR = f"{RESULTS}/monte_carlo"
-
-
-def monte_carlo_records(wildcards=None):
-    """Every seed record of every parameter set."""
-    return [f"{MC_DIR}/{pset}/seed_{seed}.json" for pset in MC["params"] for seed in MC_SEEDS]
-
 
 rule monte_carlo_seed:
     input:
@@ -64,8 +55,3 @@ rule monte_carlo_summary:
         runtime=10,
     script:
         "../scripts/sim/monte_carlo_summary.py"
-
-
-rule monte_carlo:
-    input:
-        rules.monte_carlo_summary.output,
