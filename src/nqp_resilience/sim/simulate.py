@@ -137,6 +137,7 @@ class Simulation:
         # planted slope; tests keep it small)
         self.clipped: dict[str, float] = {}
         self.codebook, self.indicators = codebook, indicators
+        self._control_values = None  # the paper's controls, computed once (_controls)
         self._city()
         self._nqp()
         self._sparse()
@@ -328,13 +329,13 @@ class Simulation:
 
         from nqp_resilience.indices.variables import controls
 
+        if self._control_values is not None:
+            return self._control_values
         names = [
             "gdp", "population", "gdp_primary", "gdp_secondary", "gdp_tertiary",
             "fiscal_expenditure", "fixed_asset_investment", "wholesale_retail_sales",
             "science_expenditure", "education_expenditure", "loans", "fdi",
         ]  # fmt: skip
-        if getattr(self, "_control_values", None) is not None:
-            return self._control_values
         cols = {k: self.values[k].ravel() for k in names}
         for k in ("employment_primary", "employment_secondary", "employment_tertiary"):
             cols[k] = np.ones(self.n * self.T)  # read by the helper, not used by the controls
