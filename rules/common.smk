@@ -7,7 +7,7 @@ import sys
 
 # Only light modules here (standard library, PyYAML, jsonschema): Snakemake imports this file each
 # time it reads the workflow, dry runs included (tests/test_registry.py keeps it so).
-from nqp_resilience.config import validate_config
+from nqp_resilience.config import bootstrap_options, validate_config, variable_options
 from nqp_resilience.data.io import read_yaml
 from nqp_resilience.data.raw_files import (
     CODEBOOK,
@@ -59,14 +59,7 @@ with stop_on_user_error():
     check_instrument_config(config["iv"]["relief"]["interact"], config["iv"]["fixed_effects"])
 
     # options passed as params to the variable jobs, so that changing one reruns exactly those jobs
-    VARIABLE_OPTIONS = dict(
-        years=config["years"],
-        resil=config["resil"],
-        mrd=config["mrd"],
-        mechanisms=config["mechanisms"],
-        iv=config["iv"],
-        heterogeneity=config["heterogeneity"],
-    )
+    VARIABLE_OPTIONS = variable_options(config)
     CODEBOOK_OPTIONS = dict(VARIABLE_OPTIONS, entropy=config["entropy"], nqp1=config["nqp1"])
 
     # the specification registry, checked against the analysis-panel variables before any job runs
@@ -165,10 +158,7 @@ def table_bootstrap_files(wildcards):
 # Bootstrap options, passed as params of the jobs that use them. Changing reps, seed, weights or
 # the bootstrap cluster reruns the shards; changing the variant, the null, the level or the
 # p-value type reruns only the reduce jobs.
-BOOTSTRAP_DRAWS = {key: config["bootstrap"][key] for key in ("reps", "seed", "weights", "cluster")}
-BOOTSTRAP_INFERENCE = {
-    key: config["bootstrap"][key] for key in ("variant", "null_value", "level", "p_type")
-}
+BOOTSTRAP_DRAWS, BOOTSTRAP_INFERENCE = bootstrap_options(config)
 BOOTSTRAP_SHARDS = config["bootstrap"]["shards"]
 
 

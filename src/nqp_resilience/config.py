@@ -285,3 +285,26 @@ def _subschema(schema, path):
         else:
             node = node.get("properties", {}).get(part, {})
     return node
+
+
+# ------------------------------------------------------------------ the jobs' option params
+#: ``bootstrap`` keys that fix the draws (a shard job's params: changing one redraws the shards)
+BOOTSTRAP_DRAW_KEYS = ("reps", "seed", "weights", "cluster")
+#: ``bootstrap`` keys that only change the inference from the draws (the reduce job's params)
+BOOTSTRAP_INFERENCE_KEYS = ("variant", "null_value", "level", "p_type")
+
+
+def variable_options(config: dict) -> dict:
+    """The options of the derived-variables job: passed as its params, so that changing one
+    reruns exactly the jobs that read it."""
+    return {k: config[k] for k in ("years", "resil", "mrd", "mechanisms", "iv", "heterogeneity")}
+
+
+def bootstrap_options(config: dict) -> tuple[dict, dict]:
+    """The bootstrap's draw options (the shard jobs' params) and inference options (the reduce
+    jobs' params) from the ``bootstrap`` block."""
+    boot = config["bootstrap"]
+    return (
+        {k: boot[k] for k in BOOTSTRAP_DRAW_KEYS},
+        {k: boot[k] for k in BOOTSTRAP_INFERENCE_KEYS},
+    )

@@ -21,6 +21,8 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+from nqp_resilience.config import bootstrap_options, variable_options
+
 log = logging.getLogger("nqp_resilience")
 
 ATTRIBUTES = "resources/cities/city_attributes.csv"
@@ -122,11 +124,6 @@ def _job(inputs: dict, outputs: dict, params: dict | None = None, wildcards: dic
         wildcards=SimpleNamespace(**(wildcards or {})),
         log=[],
     )
-
-
-def variable_options(config: dict) -> dict:
-    """The options of the derived-variables job (the rules' VARIABLE_OPTIONS)."""
-    return {k: config[k] for k in ("years", "resil", "mrd", "mechanisms", "iv", "heterogeneity")}
 
 
 def run_pipeline(config: dict, raw: Path, out: Path, specs: list[dict], bootstrap: list[str]):
@@ -288,8 +285,7 @@ def run_pipeline(config: dict, raw: Path, out: Path, specs: list[dict], bootstra
         )
         estimates[spec["id"]] = path
     boot = config["bootstrap"]
-    draws = {key: boot[key] for key in ("reps", "seed", "weights", "cluster")}
-    inference = {key: boot[key] for key in ("variant", "null_value", "level", "p_type")}
+    draws, inference = bootstrap_options(config)
     results = {}
     by_id = {spec["id"]: spec for spec in specs}
     for sid in bootstrap:
