@@ -418,28 +418,22 @@ def run_seed(
     *,
     keep: bool = False,
 ) -> dict:
-    """One seed of the study: simulate, run the pipeline, and return the seed record
+    """One seed of the study (``config``: from :func:`monte_carlo_config`): simulate, run the
+    pipeline, and return the seed record
     ``{param_set, seed, planted, clipped, estimates: {spec: record}, bootstrap: {spec: record}}``.
 
     The simulation and the pipeline's files live under ``work`` and are removed afterwards
     unless ``keep``.
     """
     from nqp_resilience.data.io import read_yaml, write_text
-    from nqp_resilience.estimation.specs import (
-        bootstrap_spec_ids,
-        validate_specs,
-        with_imputed_dependent,
-    )
+    from nqp_resilience.estimation.specs import bootstrap_spec_ids
     from nqp_resilience.sim.simulate import simulate
 
     mc = config["monte_carlo"]
     pset = mc["params"][param_set]
-    registry = with_imputed_dependent(
-        validate_specs(config["specs"], config["control_variables"]),
-        config["estimation"]["imputed_dependent"],
-    )
-    ids = study_specs(mc, registry)
-    specs = [registry[s] for s in ids]
+    specs = config["specs"]  # validated by monte_carlo_config, in the study's order
+    registry = {spec["id"]: spec for spec in specs}
+    ids = list(registry)
     planted = {sid: mc["planted"].get(sid) for sid in ids}
     boot_spec = (mc.get("bootstrap") or {}).get("specs", [])
     boot_ids = [s for s in bootstrap_spec_ids(boot_spec, registry) if s in ids] if boot_spec else []
