@@ -444,47 +444,6 @@ def _column(df, name, role: str = "variable") -> np.ndarray:
     return numeric_column(df, name, "psm")
 
 
-def _nn_walk(p_from: np.ndarray, p_to: np.ndarray, caliper: float, ties: bool) -> list:
-    """psmatch2's ``match_pscore`` (with replacement, one neighbour) on two sorted score arrays.
-
-    Returns, for each unit of ``p_from`` (sorted ascending), the list of matched positions in
-    ``p_to`` (sorted ascending), empty if the caliper is not met.
-    """
-    J = len(p_to)
-    out = []
-    jmatch, forward = 0, True
-    last = J - 1
-    for i, pi in enumerate(p_from):
-        if J == 0:
-            out.append([])
-            continue
-        j = jmatch
-        dif1 = abs(pi - p_to[j])
-        while 0 <= j < last:
-            j = j + 1 if forward else j - 1
-            if j < 0 or j > last:
-                break
-            dif0, dif1 = dif1, abs(pi - p_to[j])
-            if dif1 > dif0:
-                j = last
-            if dif1 < dif0:
-                jmatch = j
-        best = abs(pi - p_to[jmatch])
-        if best < caliper:
-            found = [jmatch]
-            if ties:
-                k = jmatch + 1 if forward else jmatch - 1
-                while 0 <= k <= last and abs(pi - p_to[k]) <= best:
-                    found.append(k)
-                    k = k + 1 if forward else k - 1
-            out.append(found)
-        else:
-            out.append([])
-        if jmatch == last and i < len(p_from) - 1:
-            forward = False
-    return out
-
-
 def _kernel_weights(dif: np.ndarray, kernel: str, h: float) -> np.ndarray:
     """Unnormalised psmatch2 kernel weights; NaN outside the support of the kernel."""
     u = dif / h
@@ -500,6 +459,383 @@ def _kernel_weights(dif: np.ndarray, kernel: str, h: float) -> np.ndarray:
     else:  # normal: no bounded support
         return np.exp(-0.5 * u * u) / math.sqrt(2.0 * math.pi)
     return np.where(inside, k, np.nan)
+
+
+_EPS = float(np.finfo(float).eps)
+#: Elements per block of the exact windowed sums and of the normal kernel (memory per block is a
+#: few arrays of this many doubles, whatever N).
+_CHUNK = 1 << 21
+#: Kernel polynomials in u = (p_j − p_i)/h on the left (u ≤ 0) and right (u ≥ 0) half of the
+#: window, coefficients of u⁰, u¹, …; tricube's |u|³ is −u³ on the left and u³ on the right.
+_POLY = {
+    "uniform": ((1.0,), (1.0,)),
+    "epan": ((1.0, 0.0, -1.0), (1.0, 0.0, -1.0)),
+    "biweight": ((1.0, 0.0, -2.0, 0.0, 1.0), (1.0, 0.0, -2.0, 0.0, 1.0)),
+    "tricube": (
+        (1.0, 0.0, 0.0, 3.0, 0.0, 0.0, 3.0, 0.0, 0.0, 1.0),
+        (1.0, 0.0, 0.0, -3.0, 0.0, 0.0, 3.0, 0.0, 0.0, -1.0),
+    ),
+}
+#: A prefix-sum result is accepted when its rounding-error bound is below this fraction of the
+#: result (of max(1, result) for the controls' weights); otherwise it is summed directly.
+_REL_TOL = 2.5e-13
+
+
+def _prefix(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Compensated prefix sums: ``hi[j] + lo[j] = Σ_{k<j} x_k`` to about one rounding of the
+    result, so that a window sum ``(hi[b] − hi[a]) + (lo[b] − lo[a])`` does not inherit the
+    rounding error of the (much larger) running total. ``lo`` holds the exact rounding errors of
+    the running sum (TwoSum of each step of ``np.cumsum``, which adds in order)."""
+    n = len(x)
+    hi = np.zeros(n + 1)
+    lo = np.zeros(n + 1)
+    if n == 0:
+        return hi, lo
+    s = np.cumsum(x)
+    hi[1:] = s
+    if n > 1:
+        a, b, ss = s[:-1], x[1:], s[1:]
+        bb = ss - a
+        err = (a - (ss - bb)) + (b - bb)
+        np.cumsum(err, out=lo[2:])
+    return hi, lo
+
+
+def _range_sum(pref: tuple[np.ndarray, np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    hi, lo = pref
+    return (hi[b] - hi[a]) + (lo[b] - lo[a])
+
+
+def _first_true(pred, lo: np.ndarray, hi: np.ndarray, guess: np.ndarray) -> np.ndarray:
+    """Per query q, the smallest j in [lo_q, hi_q] with ``pred(j, q)`` (monotone False → True
+    on [lo_q, hi_q), taken as True at hi_q). ``guess`` is checked first; where it is not the
+    answer, bisection."""
+    nq = len(lo)
+    q = np.arange(nq)
+    g = np.clip(guess, lo, hi)
+    left_ok = g == lo
+    m = ~left_ok
+    left_ok[m] = ~pred(g[m] - 1, q[m])
+    right_ok = g == hi
+    m = ~right_ok
+    right_ok[m] = pred(g[m], q[m])
+    out = g
+    sel = np.flatnonzero(~(left_ok & right_ok))
+    if sel.size:
+        a, b = lo[sel].copy(), hi[sel].copy()
+        act = np.flatnonzero(a < b)
+        while act.size:
+            mid = (a[act] + b[act]) // 2
+            ok = pred(mid, sel[act])
+            b[act[ok]] = mid[ok]
+            a[act[~ok]] = mid[~ok] + 1
+            act = act[a[act] < b[act]]
+        out[sel] = a
+    return out
+
+
+def _positive_windows(P: np.ndarray, Q: np.ndarray, kern: str, h: float):
+    """For each score Q[q], the index range [lo, hi) of the sorted scores P with a positive
+    kernel weight as :func:`_kernel_weights` computes it on ``P[j] − Q[q]`` (finite: within the
+    bandwidth, inclusive; positive: not at a zero of the kernel at the edge). The weight is
+    monotone in the distance on each side, so the range is contiguous."""
+    n = len(P)
+    zeros = np.zeros(len(Q), dtype=np.int64)
+    top = np.full(len(Q), n, dtype=np.int64)
+    if n == 0:
+        return zeros, zeros
+
+    def positive(j, q):
+        dif = P[j] - Q[q]
+        with np.errstate(invalid="ignore"):
+            return dif, _kernel_weights(dif, kern, h) > 0
+
+    def left(j, q):
+        dif, pos = positive(j, q)
+        return (dif > 0) | pos
+
+    def right(j, q):
+        dif, pos = positive(j, q)
+        return (dif > 0) & ~pos
+
+    lo = _first_true(left, zeros, top, np.searchsorted(P, Q - h, "left"))
+    hi = _first_true(right, zeros, top, np.searchsorted(P, Q + h, "right"))
+    return lo, np.maximum(hi, lo)
+
+
+def _windows_by_pairs(lo: np.ndarray, hi: np.ndarray):
+    """The (query, index) pairs of the windows [lo_q, hi_q), in blocks of about ``_CHUNK``
+    pairs (a window longer than that is one block on its own)."""
+    length = hi - lo
+    ends = np.cumsum(length)
+    start = 0
+    nq = len(lo)
+    while start < nq:
+        base = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, base + _CHUNK, "right")))
+        stop = min(stop, nq)
+        ln = length[start:stop]
+        total = int(ln.sum())
+        if total:
+            q = np.repeat(np.arange(start, stop), ln)
+            offs = np.repeat(np.cumsum(ln) - ln, ln)
+            j = np.arange(total) - offs + np.repeat(lo[start:stop], ln)
+            yield q, j
+        start = stop
+
+
+def _direct_sums(P, C, Q, lo, hi, kern, h) -> np.ndarray:
+    """``Σ_{j∈[lo_q, hi_q)} C[r, j] K(P[j] − Q[q])`` term by term (the kernel exactly as
+    :func:`_kernel_weights`), in blocks of bounded memory."""
+    out = np.zeros((C.shape[0], len(Q)))
+    for q, j in _windows_by_pairs(lo, hi):
+        k = _kernel_weights(P[j] - Q[q], kern, h)
+        for r in range(C.shape[0]):
+            out[r] += np.bincount(q, weights=k * C[r, j], minlength=len(Q))
+    return out
+
+
+def _bin_of(x: np.ndarray, p0: float, width: float) -> np.ndarray:
+    """Bin b of each x with ``edge(b) <= x < edge(b + 1)``, ``edge(b) = p0 + b·width`` (floats)."""
+    b = np.floor((x - p0) / width).astype(np.int64)
+    for _ in range(4):
+        down = p0 + b * width > x
+        up = p0 + (b + 1) * width <= x
+        if not (down.any() or up.any()):
+            break
+        b = b - down + up
+    return b
+
+
+def _window_sums(P, C, Q, lo, hi, kern, h):
+    """``S[r, q] = Σ_{j∈[lo_q, hi_q)} C[r, j] K((P[j] − Q[q])/h)`` for a polynomial kernel, by
+    prefix sums of the moments of the scores, and an upper bound of each sum's rounding error.
+
+    Polynomial moments about a far-away origin cancel badly, so the scores are binned in bins of
+    width h/2 and each part of a window that lies in one bin uses moments about an edge of that
+    bin: the left edge for the part right of Q[q], the right edge for the part left of it. Then
+    the reference point lies between Q[q] and the scores (or within h/2 of both), so every term
+    of the binomial expansion of the kernel is at most the kernel's coefficient, and the error
+    of a sum is a few roundings of ``Σ_j |C[r, j]|`` (``bound``: 8 roundings times Σ|κ_n|).
+    The windows must be contiguous ranges of the sorted P (:func:`_positive_windows`).
+    """
+    kl, kr = _POLY[kern]
+    nr, nq = C.shape[0], len(Q)
+    out = np.zeros((nr, nq))
+    mass = np.zeros((nr, nq))
+    for r in range(nr):
+        cs = np.concatenate([[0.0], np.cumsum(np.abs(C[r]))])
+        mass[r] = cs[hi] - cs[lo]
+    bound = 8.0 * float(np.sum(np.abs(kr))) * _EPS * mass
+    if nq == 0 or len(P) == 0:
+        return out, bound, np.zeros(nq, dtype=bool)
+    if len(kr) == 1:  # uniform: K = 1 on the window
+        for r in range(nr):
+            out[r] = _range_sum(_prefix(C[r]), lo, hi)
+        return out, bound, np.zeros(nq, dtype=bool)
+    width = 0.5 * h
+    p0 = float(min(P[0], Q.min()))
+    scale = max(abs(p0), float(np.max(np.abs(P))), float(np.max(np.abs(Q))))
+    if not width > 1e3 * _EPS * scale:  # bins below the resolution of the scores
+        return out, bound, np.ones(nq, dtype=bool)
+
+    def edge(b):
+        return p0 + b * width
+
+    bj, bq = _bin_of(P, p0, width), _bin_of(Q, p0, width)
+    s_left = (P - edge(bj)) / h  # in [0, 1/2]
+    s_right = (P - edge(bj + 1)) / h  # in [-1/2, 0]
+    mid = np.clip(np.searchsorted(P, Q, "left"), lo, hi)
+    pieces = []  # (queries, start, stop, t, coefficients, side)
+    covered = np.zeros(nq, dtype=np.int64)
+    for k in range(4):
+        for side in ("right", "left"):
+            b = bq + k if side == "right" else bq - k
+            first = np.searchsorted(P, edge(b), "left")
+            last = np.searchsorted(P, edge(b + 1), "left")
+            if side == "right":
+                a, z, ref, coef = np.maximum(mid, first), np.minimum(hi, last), edge(b), kr
+            else:
+                a, z, ref, coef = np.maximum(lo, first), np.minimum(mid, last), edge(b + 1), kl
+            sel = np.flatnonzero(z > a)
+            if sel.size:
+                covered[sel] += z[sel] - a[sel]
+                t = (Q[sel] - ref[sel]) / h
+                pieces.append((sel, a[sel], z[sel], t, coef, side))
+    bad = covered != hi - lo
+    d = len(kr) - 1
+    pw_left = np.ones_like(s_left)
+    pw_right = np.ones_like(s_right)
+    for a_ in range(d + 1):
+        if a_:
+            pw_left *= s_left
+            pw_right *= s_right
+        prefs = {}
+        for r in range(nr):
+            prefs[r, "left"] = _prefix(C[r] * pw_right)  # left parts use right-edge moments
+            prefs[r, "right"] = _prefix(C[r] * pw_left)
+        for sel, a, z, t, coef, side in pieces:
+            # g_a(t) = Σ_{n≥a} κ_n C(n, a) (−t)^(n−a), by Horner in −t
+            terms = [coef[n] * math.comb(n, a_) for n in range(a_, d + 1)]
+            if not any(terms):
+                continue
+            g = np.full(len(sel), terms[-1])
+            for c in terms[-2::-1]:
+                g = g * (-t) + c
+            for r in range(nr):
+                out[r, sel] += g * _range_sum(prefs[r, side], a, z)
+    return out, bound, bad
+
+
+def _kernel_pass(ps, ys, frm, pool, kern, h, sup, wt, mout) -> None:
+    """One direction of radius / bounded-kernel matching (the loop of :func:`match` as psmatch2
+    runs it), in O(N log N): each unit of ``frm`` (positions, row order) is matched to the
+    controls (or treated) in ``pool``; updates ``sup`` (off support when no pool unit has a
+    positive weight), ``wt`` (pool units: Σ_i K_ij / Σ_j K_ij) and ``mout`` in place."""
+    if len(frm) == 0:
+        return
+    if len(pool) == 0:
+        sup[frm] = False
+        return
+    po = pool[np.argsort(ps[pool], kind="stable")]
+    P = ps[po]
+    lo, hi = _positive_windows(P, ps[frm], kern, h)
+    on = hi > lo
+    sup[frm[~on]] = False
+    f, lo, hi = frm[on], lo[on], hi[on]
+    if len(f) == 0:
+        return
+    Q = ps[f]
+    C = np.ones((1, len(P))) if ys is None else np.vstack([np.ones(len(P)), ys[po]])
+    sums, bound, bad = _window_sums(P, C, Q, lo, hi, kern, h)
+    if kern == "uniform":
+        sums[0] = hi - lo  # the number of controls within the radius, exactly
+    redo = bad | ~(bound[0] <= _REL_TOL * sums[0])
+    if redo.any():
+        sums[:, redo] = _direct_sums(P, C, Q[redo], lo[redo], hi[redo], kern, h)
+    total = sums[0]
+    if ys is not None:
+        mout[f] = sums[1] / total
+    # the pool's accumulated weights: Σ over the matched units i whose window holds j of
+    # K_ij / total_i, i.e. the same windowed sum the other way round (K is symmetric)
+    order = np.argsort(Q, kind="stable")
+    F = Q[order]
+    inv = (1.0 / total)[order]
+    direct = redo[order]
+    A = np.where(direct, 0.0, inv)[None, :]
+    lo2, hi2 = _positive_windows(F, P, kern, h)
+    w, bound2, bad2 = _window_sums(F, A, P, lo2, hi2, kern, h)
+    # a weight within its error bound of 0 (a pool unit seen only at the very edge of windows)
+    # is summed directly too: it must come out positive, not 0, as in psmatch2
+    found = hi2 > lo2
+    redo2 = bad2 | ~(bound2[0] <= _REL_TOL * np.maximum(1.0, w[0])) | (found & (w[0] <= bound2[0]))
+    if redo2.any():
+        w[:, redo2] = _direct_sums(F, A, P[redo2], lo2[redo2], hi2[redo2], kern, h)
+    w = w[0]
+    if direct.any():  # units summed directly above are spread directly too
+        dl, dh, dq = lo[redo], hi[redo], Q[redo]
+        dinv = 1.0 / total[redo]
+        for q, j in _windows_by_pairs(dl, dh):
+            k = _kernel_weights(P[j] - dq[q], kern, h)
+            w += np.bincount(j, weights=k * dinv[q], minlength=len(P))
+    w[~found] = 0.0  # found by no unit: exactly 0 (psmatch2 leaves _weight missing)
+    wt[po] += w
+
+
+def _normal_pass(ps, ys, frm, pool, h, sup, wt, mout) -> None:
+    """One direction of normal-kernel matching. The normal kernel has unbounded support, so
+    every pool unit gets a weight from every unit: this stays quadratic in time (exact, blocks
+    of at most ``_CHUNK`` pairs at a time, memory linear in N)."""
+    if len(frm) == 0:
+        return
+    if len(pool) == 0:
+        sup[frm] = False
+        return
+    P = ps[pool]
+    yp = ys[pool] if ys is not None else None
+    rows = max(1, _CHUNK // len(P))
+    acc = np.zeros(len(P))
+    for s in range(0, len(frm), rows):
+        f = frm[s : s + rows]
+        k = _kernel_weights(P[None, :] - ps[f][:, None], "normal", h)
+        total = k.sum(axis=1)
+        off = total == 0
+        sup[f[off]] = False
+        ok = ~off
+        w = k[ok] / total[ok, None]
+        acc += w.sum(axis=0)
+        if yp is not None:
+            mout[f[ok]] = (w @ yp) / w.sum(axis=1)
+    wt[pool] += acc
+
+
+def _nn_ranges(pf: np.ndarray, pt: np.ndarray, caliper: float, ties: bool):
+    """psmatch2's ``match_pscore`` (one neighbour, with replacement) by binary search.
+
+    ``pf`` and ``pt`` are sorted ascending. Returns, per unit of ``pf``, the matched positions
+    of ``pt`` as a range [start, stop) (empty when the caliper is not met) and the first match.
+
+    The walk keeps a current match that only moves right while it scans forward: for the next
+    unit it stops at the first increase of the distance d(j) = |p − pt[j]| (V-shaped in j) and
+    keeps the first index of the smallest distance at or after the previous match, so the match
+    is the running maximum of each unit's own first nearest index. Once the match is the last
+    control the scan turns backwards and never moves again (it starts at the last control), so
+    every later unit is matched to the last control, and with ties to every control at distance
+    ≤ that (a range ending at the last control). Forward ties are the range of equal distance
+    after the match.
+    """
+    nf, J = len(pf), len(pt)
+    empty = np.zeros(nf, dtype=np.int64)
+    if J == 0:
+        return empty, empty, empty
+    last = J - 1
+    zero = np.zeros(nf, dtype=np.int64)
+    r = np.searchsorted(pt, pf, "left")  # first control with a score >= p
+    has_l, has_r = r > 0, r < J
+    rl = np.maximum(r - 1, 0)
+    d_left = np.where(has_l, np.abs(pf - pt[rl]), np.inf)
+    d_right = np.where(has_r, np.abs(pf - pt[np.minimum(r, last)]), np.inf)
+
+    def within_left(bound):
+        def pred(j, q):
+            return np.abs(pf[q] - pt[j]) <= bound[q]
+
+        return pred
+
+    # first index with the left distance (distinct scores far away can round to equal distances)
+    g_left = _first_true(within_left(d_left), zero, r, np.searchsorted(pt, pt[rl], "left"))
+    g = np.where(d_left <= d_right, g_left, r)
+    jm = np.maximum.accumulate(g)
+    best = np.abs(pf - pt[jm])
+    at_last = np.flatnonzero(jm == last)
+    backward = np.zeros(nf, dtype=bool)
+    if at_last.size:
+        backward[at_last[0] + 1 :] = True
+    first = np.where(backward, last, jm)
+    best = np.where(backward, np.abs(pf - pt[last]), best)
+    if ties:
+
+        def beyond(j, q):
+            return np.abs(pf[q] - pt[j]) > best[q]
+
+        lo_e = np.maximum(jm + 1, r)
+        stop = _first_true(beyond, lo_e, np.full(nf, J), np.searchsorted(pt, pf + best, "right"))
+        start = jm.copy()
+        if backward.any():
+            b = np.flatnonzero(backward)
+            fb = _first_true(
+                lambda j, q: within_left(best)(j, b[q]),
+                zero[b],
+                r[b],
+                np.searchsorted(pt, pf[b] - best[b], "left"),
+            )
+            start[b] = fb
+            stop[b] = J
+    else:
+        start, stop = first.copy(), first + 1
+    miss = ~(best < caliper)
+    start[miss] = stop[miss] = first[miss]
+    return start, stop, first
 
 
 def _check_options(method, caliper, bandwidth, kernel, model):
@@ -626,21 +962,27 @@ def match(
         nn[sup] = 0.0
 
         def one_way(frm_mask, to_mask):
-            frm = pos[frm_mask][np.lexsort((pos[frm_mask], ps[frm_mask]))]
-            to = pos[to_mask][np.lexsort((pos[to_mask], ps[to_mask]))]
-            for i, found in zip(frm, _nn_walk(ps[frm], ps[to], cal, ties), strict=True):
-                if not found:
-                    sup[i] = False
-                    continue
-                m = len(found)
-                acc = 0.0
-                for k in found:
-                    wt[to[k]] += 1.0 / m
-                    if ys is not None:
-                        acc += ys[to[k]] / m
-                mout[i] = acc
-                n1[i] = idx[to[found[0]]]
-                nn[i] = m
+            # (score, row) order: a stable sort of the scores of rows in row order
+            frm = pos[frm_mask][np.argsort(ps[frm_mask], kind="stable")]
+            to = pos[to_mask][np.argsort(ps[to_mask], kind="stable")]
+            start, stop, first = _nn_ranges(ps[frm], ps[to], cal, ties)
+            m = stop - start
+            ok = m > 0
+            sup[frm[~ok]] = False
+            start, stop, first, m, i = start[ok], stop[ok], first[ok], m[ok], frm[ok]
+            # each matched unit adds 1/m to the controls of its range: a difference array
+            J = len(to)
+            share = 1.0 / m
+            step = np.bincount(start, share, J + 1) - np.bincount(stop, share, J + 1)
+            hi_, lo_ = _prefix(step)
+            acc = (hi_[1:] + lo_[1:])[:J]
+            count = np.cumsum(np.bincount(start, None, J + 1) - np.bincount(stop, None, J + 1))
+            acc[count[:J] == 0] = 0.0
+            wt[to] += acc
+            # without an outcome psmatch2's loop leaves a matched outcome of 0
+            mout[i] = 0.0 if ys is None else _range_sum(_prefix(ys[to]), start, stop) / m
+            n1[i] = idx[to[first]]
+            nn[i] = m
 
         # psmatch2 fixes both blocks of sorted rows before matching; controls that find no
         # treated in the ATU pass cannot be within the caliper of any treated unit either.
@@ -660,17 +1002,10 @@ def match(
         passes.append((is_t, ~is_t))
         for frm_mask, to_mask in passes:
             frm, pool = pos[frm_mask & sup], pos[to_mask & sup]
-            for i in frm:
-                k = _kernel_weights(ps[pool] - ps[i], kern, h)
-                total = np.nansum(k)
-                ok = np.isfinite(k)
-                if total == 0 or not ok.any():
-                    sup[i] = False
-                    continue
-                w = k[ok] / total
-                wt[pool[ok]] += w
-                if ys is not None:
-                    mout[i] = np.sum(w * ys[pool[ok]]) / np.sum(w)
+            if kern == "normal":
+                _normal_pass(ps, ys, frm, pool, h, sup, wt, mout)
+            else:
+                _kernel_pass(ps, ys, frm, pool, kern, h, sup, wt, mout)
 
     # psmatch2: "replace _weight = . if _weight==0 | _support==0"
     weight_clean = np.where((wt == 0) | ~sup, np.nan, wt)
