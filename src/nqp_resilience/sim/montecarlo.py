@@ -696,7 +696,7 @@ def direct_resil(params: dict, seeds, *, root=".") -> list[dict]:
     """Table 3's two regressions (Resil on Nqp with city and year fixed effects, with and
     without the eight controls, CR1 by city) computed with the workflow's estimator directly on
     the simulator's arrays: its expected sample, its index q and Resil with its noise, without
-    the raw files and the pipeline. About 0.3 s a seed, so thousands of seeds show whether a
+    the raw files and the pipeline. About 0.5 s a seed, so thousands of seeds show whether a
     coverage seen over the study's 100 seeds is the DGP's or those seeds' draw of the noise.
     Returns one row per seed and spec: ``{seed, spec, coef, se, ci_low, ci_high}`` (the 95 %
     CR1 interval, as the estimate records give it)."""
