@@ -698,8 +698,8 @@ def direct_resil(params: dict, seeds, *, root=".") -> list[dict]:
     the simulator's arrays: its expected sample, its index q and Resil with its noise, without
     the raw files and the pipeline. About 0.5 s a seed, so thousands of seeds show whether a
     coverage seen over the study's 100 seeds is the DGP's or those seeds' draw of the noise.
-    Returns one row per seed and spec: ``{seed, spec, coef, se, ci_low, ci_high}`` (the 95 %
-    CR1 interval, as the estimate records give it)."""
+    Returns one row per seed and spec in the layout of :func:`seed_rows` (no bootstrap; the CR1
+    interval as the estimate records give it)."""
     import numpy as np
 
     from nqp_resilience.data.cities import read_attributes
@@ -722,45 +722,35 @@ def direct_resil(params: dict, seeds, *, root=".") -> list[dict]:
             "Resil": sim.resil[s].ravel(),
             "Nqp": sim.q[s].ravel(),
         }
-        names = [f"control_{k}" for k in range(len(sim._controls()))]
-        for name, values in zip(names, sim._controls(), strict=True):
+        controls = sim._controls()
+        names = [f"control_{k}" for k in range(len(controls))]
+        for name, values in zip(names, controls, strict=True):
             data[name] = values[s].ravel()
-        for spec, controls in (("baseline", names), ("baseline_nocontrols", None)):
-            fit = twfe(data, "Resil", "Nqp", controls)
+        for spec, regressors in (("baseline", names), ("baseline_nocontrols", None)):
+            fit = twfe(data, "Resil", "Nqp", regressors)
             rows.append(
                 {
+                    "param_set": "direct",
                     "seed": int(seed),
                     "spec": spec,
+                    "estimator": "ols_fe",
+                    "dependent": "Resil",
                     "coef": fit.coef,
                     "se": fit.se,
+                    "p": fit.p,
                     "ci_low": fit.ci[0],
                     "ci_high": fit.ci[1],
+                    "wild_low": None,
+                    "wild_high": None,
                 }
             )
     return rows
 
 
 def direct_summary(rows: list[dict], planted: dict) -> list[dict]:
-    """Per spec of :func:`direct_resil`: seeds, mean, sd, mean SE and CR1 coverage (95 %)."""
-    import numpy as np
-
-    out = []
-    for spec in dict.fromkeys(r["spec"] for r in rows):
-        mine = [r for r in rows if r["spec"] == spec]
-        coef, se = np.array([r["coef"] for r in mine]), np.array([r["se"] for r in mine])
-        cover = [r["ci_low"] <= planted[spec] <= r["ci_high"] for r in mine]
-        out.append(
-            {
-                "spec": spec,
-                "planted": planted[spec],
-                "seeds": len(coef),
-                "mean": float(coef.mean()),
-                "sd": float(coef.std(ddof=1)),
-                "mean_se": float(se.mean()),
-                "coverage_cr1": float(np.mean(cover)),
-            }
-        )
-    return out
+    """Per spec of :func:`direct_resil`: the study's summary (:func:`summarise`) of its rows,
+    judged against ``planted`` ({spec: value})."""
+    return summarise([dict(r, planted=planted[r["spec"]]) for r in rows]).to_dict("records")
 
 
 def main(argv=None) -> int:
