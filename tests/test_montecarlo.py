@@ -103,8 +103,9 @@ def _in_sample_frame(sim, **columns):
 @pytest.mark.parametrize("scale", [1.0, 2.0])
 def test_resil_estimands_are_the_published_values_by_pyfixest(seed, scale):
     """Resil without noise, regressed as the paper's specs are (pyfixest, city and year fixed
-    effects): the coefficient of Nqp with and without the controls and of each interaction
-    D x Nqp next to Nqp are the parameter file's values (Tables 3 and 7)."""
+    effects): the coefficient of Nqp with and without the controls, with the controls and
+    city-specific linear trends, and of each interaction D x Nqp next to Nqp are the parameter
+    file's values (Tables 3, 5 (5) and 7)."""
     import pyfixest as pf
 
     params = mcm.scaled_params(
@@ -120,6 +121,13 @@ def test_resil_estimands_are_the_published_values_by_pyfixest(seed, scale):
     assert fit.coef()["q"] == pytest.approx(r["beta"], abs=1e-9)
     fit = pf.feols("y ~ q | city + year", df)
     assert fit.coef()["q"] == pytest.approx(r["beta_no_controls"], abs=1e-9)
+    # Table 5 (5): city-specific linear trends as explicit city x year columns (one of them is
+    # collinear with the year effects; pyfixest drops it)
+    trend = pd.get_dummies(df["city"], dtype=float).mul(df["year"] - df["year"].mean(), axis=0)
+    trend.columns = [f"tr{c}" for c in trend.columns]
+    wide = pd.concat([df, trend], axis=1)
+    fit = pf.feols(f"y ~ q + {controls} + {'+'.join(trend.columns)} | city + year", wide)
+    assert fit.coef()["q"] == pytest.approx(r["beta_city_trends"], abs=1e-9)
     for k, target in r["het"].items():
         fit = pf.feols(f"y ~ {k}q + q + {controls} | city + year", df)
         assert fit.coef()[f"{k}q"] == pytest.approx(target, abs=1e-9), k
@@ -148,24 +156,47 @@ def test_unmodelled_slope_differences_barely_move_the_baseline_se(seed):
 
 
 def test_direct_check_is_table3_by_pyfixest():
-    """The direct check over many seeds (Table 3 on the simulator's arrays, no pipeline) gives
-    pyfixest's coefficient and CR1 SE on the same arrays (relative 1e-8), and its summary
-    counts the seeds whose interval holds the planted value."""
+    """The direct check over many seeds (Tables 3 and 5 (5) on the simulator's arrays, no
+    pipeline) gives pyfixest's coefficient and CR1 SE on the same arrays (relative 1e-8), and
+    its summary counts the seeds whose interval holds the planted value."""
     import pyfixest as pf
 
     params = read_yaml(PARAMS)
     rows = mcm.direct_resil(params, [7], root=ROOT)
     sim = _simulation(7, params)
     df = _in_sample_frame(sim, y=sim.resil)
+    trend = pd.get_dummies(df["city"], dtype=float).mul(df["year"] - df["year"].mean(), axis=0)
+    trend.columns = [f"tr{c}" for c in trend.columns]
+    df = pd.concat([df, trend], axis=1)
     controls = "+".join(f"c{k}" for k in range(8))
-    for row, rhs in zip(rows, (f"q + {controls}", "q"), strict=True):
-        fit = pf.feols(f"y ~ {rhs} | city + year", df, vcov={"CRV1": "city"})
+    rhs = (f"q + {controls}", "q", f"q + {controls} + {'+'.join(trend.columns)}")
+    assert [r["spec"] for r in rows] == ["baseline", "baseline_nocontrols", "rob_city_trends"]
+    for row, formula in zip(rows, rhs, strict=True):
+        fit = pf.feols(f"y ~ {formula} | city + year", df, vcov={"CRV1": "city"})
         assert row["coef"] == pytest.approx(fit.coef()["q"], rel=1e-8)
-        assert row["se"] == pytest.approx(fit.se()["q"], rel=1e-8)
-    planted = {"baseline": rows[0]["ci_high"] + 1.0, "baseline_nocontrols": rows[1]["coef"]}
+        if row["spec"] != "rob_city_trends":
+            assert row["se"] == pytest.approx(fit.se()["q"], rel=1e-8)
+            continue
+        # the trends' intercepts and slopes are nested in the city clusters, so (as reghdfe)
+        # the workflow counts K = 1 + 8 + T; the explicit columns here would be counted: compare
+        # with pyfixest's sandwich without its (N - 1)/(N - K) factor
+        raw = pf.feols(
+            f"y ~ {formula} | city + year",
+            df,
+            vcov={"CRV1": "city"},
+            ssc=pf.ssc(adj=False, cluster_adj=True),
+        )
+        n, k = len(df), 1 + 8 + sim.T
+        assert row["se"] == pytest.approx(raw.se()["q"] * math.sqrt((n - 1) / (n - k)), rel=1e-8)
+    planted = {
+        "baseline": rows[0]["ci_high"] + 1.0,
+        "baseline_nocontrols": rows[1]["coef"],
+        "rob_city_trends": rows[2]["ci_low"] - 1e-6,
+    }
     out = {r["spec"]: r for r in mcm.direct_summary(rows, planted)}
     assert out["baseline"]["coverage_cr1"] == 0.0
     assert out["baseline_nocontrols"]["coverage_cr1"] == 1.0
+    assert out["rob_city_trends"]["coverage_cr1"] == 0.0
 
 
 @pytest.mark.parametrize("seed", [4, 20240601])
@@ -246,6 +277,7 @@ def test_the_default_study_plants_the_published_values():
         "het_asset",
         "het_govp",
         "het_adm",
+        "rob_city_trends",
     }
     for sid in same_spec:
         assert values[sid] == published[sid]["coef"]["value"], sid

@@ -296,13 +296,25 @@ class Simulation:
         self.q[self.in_sample] = index["nqp"].to_numpy().reshape(-1, self.T)
 
     # ------------------------------------------------------------ planted effects, measured
-    def _within(self, x):
+    def _within(self, x, trends: bool = False):
         """x minus its city mean and its year mean, plus the grand mean (means over the expected
         sample): the variation that city and year fixed effects leave. Cities outside the
-        sample are demeaned by their own city mean and the sample's year means."""
+        sample are demeaned by their own city mean and the sample's year means. With ``trends``,
+        each city's linear trend in the year is taken out as well: on a balanced panel, that is
+        the variation city effects, year effects and city-specific linear trends leave (the
+        year-demeaned trends' slopes sum to zero over the sample, so the year effects stay
+        fitted)."""
         s = self.in_sample
         year = x[s].mean(axis=0, keepdims=True)
-        return x - x.mean(axis=1, keepdims=True) - year + x[s].mean()
+        out = x - x.mean(axis=1, keepdims=True) - year + x[s].mean()
+        if trends:
+            out = out - self._city_trend(out)
+        return out
+
+    def _city_trend(self, x):
+        """Each city's least-squares linear trend in the year of x (x's city means being zero)."""
+        t = np.arange(self.T, dtype=float) - (self.T - 1) / 2
+        return (x @ t / (t @ t))[:, None] * t[None, :]
 
     def _projection(self, y, x, controls: bool = False):
         """The coefficient of x in a regression of y on x with city and year fixed effects (and
@@ -310,16 +322,16 @@ class Simulation:
         two-way demeaning is exact)."""
         return float(self._fe_coefs(y, [x], controls)[0])
 
-    def _fe_coefs(self, y, regressors, controls: bool = False):
+    def _fe_coefs(self, y, regressors, controls: bool = False, trends: bool = False):
         """The coefficients of ``regressors`` ((n, T) arrays) in a regression of y with city
-        and year fixed effects (and the paper's eight controls if ``controls``) over the
-        expected sample."""
+        and year fixed effects (and the paper's eight controls if ``controls``, city-specific
+        linear trends if ``trends``) over the expected sample."""
         s = self.in_sample
-        cols = [self._within(x)[s].ravel() for x in regressors]
+        cols = [self._within(x, trends)[s].ravel() for x in regressors]
         if controls:
-            cols += [self._within(c)[s].ravel() for c in self._controls()]
+            cols += [self._within(c, trends)[s].ravel() for c in self._controls()]
         design = np.column_stack(cols)
-        coef = np.linalg.lstsq(design, self._within(y)[s].ravel(), rcond=None)[0]
+        coef = np.linalg.lstsq(design, self._within(y, trends)[s].ravel(), rcond=None)[0]
         return coef[: len(regressors)]
 
     def _controls(self):
@@ -348,23 +360,34 @@ class Simulation:
     def _resil_terms(self, d, gdp_ctrl):
         """The coefficients of Resil's planted terms.
 
-        Resil = ... + b0 q + sum_k h_k D_k q + l (ln GDP pc - mean), with q in the first term
-        taken as its deviation from the year mean (the year effects absorb the common trend
-        anyway) and in the interactions as its deviation from the sample mean (D_k times a
-        constant is absorbed by the city effects). The interactions are thus planted on the
-        regressor the paper's Table 7 specs use, D_k x q: planting them on D_k x (q − year
+        Resil = ... + b0 q + sum_k h_k D_k q + c (trend of q) + l (ln GDP pc - mean), with q in
+        the first term taken as its deviation from the year mean (the year effects absorb the
+        common trend anyway) and in the interactions as its deviation from the sample mean (D_k
+        times a constant is absorbed by the city effects). The interactions are thus planted on
+        the regressor the paper's Table 7 specs use, D_k x q: planting them on D_k x (q − year
         mean) instead left D_k x the common trend of q in the regressor and not in the outcome,
         which attenuated each interaction three- to fourfold, so the structural slopes had to be
         three to four times the published ones, and the cities' departures from the average slope
         inflated the CR1 SE of every spec without the interactions.
 
+        "trend of q" is each city's linear trend in the year of its two-way-demeaned q: the
+        slow, city-specific drift of NQP, which may move resilience at another rate than NQP's
+        movements around that drift. A regression with city-specific linear trends (Table 5 (5))
+        sees only the movements around the drift: the drift and D_k x the common trend of q are
+        absorbed by the cities' trends, so that spec's coefficient is a different average of the
+        slopes than the baseline's unless the outcome's dependence on the drift is set apart.
+        Without ``resil.beta_city_trends`` in the parameters the term is left out (c = 0) and the
+        city-trend spec estimates whatever the other terms imply.
+
         The paper's specs estimate, with city and year fixed effects: the coefficient of q with
-        the controls (``resil.beta``, Table 3 (2)) and without them (``resil.beta_no_controls``,
-        Table 3 (1)), and the coefficient of D_k x q next to q, one interaction per regression
-        (``resil.het``, Table 7). Each of these is linear in (b0, h, l): the 5 x 5 system of each
-        spec's coefficient on each term, computed on the expected sample without noise, is
-        solved for the published values. The interactions must be solved jointly: the dummies
-        are correlated, so each regression's one interaction also carries the others."""
+        the controls (``resil.beta``, Table 3 (2)), without them (``resil.beta_no_controls``,
+        Table 3 (1)) and with the controls and city-specific linear trends
+        (``resil.beta_city_trends``, Table 5 (5)), and the coefficient of D_k x q next to q, one
+        interaction per regression (``resil.het``, Table 7). Each of these is linear in
+        (b0, h, c, l): the system of each spec's coefficient on each term, computed on the
+        expected sample without noise, is solved for the published values. The interactions must
+        be solved jointly: the dummies are correlated, so each regression's one interaction also
+        carries the others."""
         r = self.p["resil"]
         if float(r["beta_no_controls"]) != float(r["beta"]) and not self.p["ratios"][
             "log_gdp_per_capita"
@@ -377,20 +400,28 @@ class Simulation:
         q, s = self.q, self.in_sample
         q_year = q - q[s].mean(axis=0, keepdims=True)
         q_centred = q - q[s].mean()
-        terms = [q_year] + [d[k][:, None] * q_centred for k in names] + [gdp_ctrl]
-        # the specs' regressors: q and D_k x q
-        specs = [([q], True), ([q], False)] + [([q, d[k][:, None] * q], True) for k in names]
+        terms = [q_year] + [d[k][:, None] * q_centred for k in names]
+        # the specs' regressors (q and D_k x q), controls, city trends; and the targets
+        specs = [([q], True, False), ([q], False, False)]
+        specs += [([q, d[k][:, None] * q], True, False) for k in names]
         target = [float(r["beta"]), float(r["beta_no_controls"])] + [
             float(r["het"][k]) for k in names
         ]
+        trends = r.get("beta_city_trends") is not None
+        if trends:
+            terms.append(self._city_trend(self._within(q)))
+            specs.append(([q], True, True))
+            target.append(float(r["beta_city_trends"]))
+        terms.append(gdp_ctrl)
         system = np.array(
             [
-                [self._fe_coefs(term, regs, ctrl)[len(regs) - 1] for term in terms]
-                for regs, ctrl in specs
+                [self._fe_coefs(term, regs, ctrl, trend)[len(regs) - 1] for term in terms]
+                for regs, ctrl, trend in specs
             ]
         )
         theta = np.linalg.solve(system, np.array(target)) if any(target) else np.zeros(len(terms))
-        self.het_structural = dict(zip(names, theta[1:-1].tolist(), strict=True))
+        self.het_structural = dict(zip(names, theta[1 : 1 + len(names)].tolist(), strict=True))
+        self.trend_loading = float(theta[-2]) if trends else 0.0
         self.gdp_loading = float(theta[-1])
         return sum(t * x for t, x in zip(theta, terms, strict=True))
 
