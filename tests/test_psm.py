@@ -861,3 +861,28 @@ def test_collinear_covariate_is_omitted_with_a_note_as_stata_logit_does(nsw, ext
     assert with_it.att == pytest.approx(without.att, rel=1e-9)
     assert f"{omitted} omitted because of collinearity" in with_it.extra["notes"]
     assert not any("collinearity" in n for n in without.extra["notes"])
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "expected"),
+    [
+        ("nearest", {}, 0.0),
+        ("radius", {"caliper": 0.05}, None),
+        ("kernel", {"bandwidth": 0.06}, None),
+        ("kernel", {"bandwidth": 0.06, "kernel": "normal"}, None),
+    ],
+)
+def test_matched_outcome_without_an_outcome(method, options, expected):
+    """Without an outcome, psmatch2's nearest-neighbour loop leaves a matched outcome of 0 on
+    the matched units; radius and kernel matching leave it missing (as documented)."""
+    rng = np.random.default_rng(0)
+    ps = rng.uniform(0.1, 0.9, 200)
+    t = (rng.uniform(size=200) < ps).astype(float)
+    m = P.match({"t": t}, "t", pscore=ps, method=method, **options)
+    matched = m.matched_outcome[(t == 1) & (m.support == 1)]
+    assert matched.size > 50
+    if expected is None:
+        assert np.isnan(matched).all()
+    else:
+        assert (matched == expected).all()
+    assert np.isnan(m.matched_outcome[m.support == 0]).all()

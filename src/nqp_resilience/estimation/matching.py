@@ -414,7 +414,8 @@ class Matching:
     nn : number of neighbours matched, ties included (``_nn``; nearest neighbour only)
     pdif : ``|p_i − p_{n1}|`` (``_pdif``; nearest neighbour only)
     matched_outcome : ``Σ_j w_ij y_j`` per treated on support (and per control with ``ate``),
-        psmatch2's ``_<outcome>``; NaN elsewhere or without an outcome
+        psmatch2's ``_<outcome>``; NaN elsewhere. Without an outcome: 0 on the matched units of
+        nearest-neighbour matching (psmatch2's loop leaves that), NaN for radius and kernels
     att_weight : ATT weight per row: 1 for treated on support, ``W_j`` for controls, 0 otherwise
     options : the options used (method, caliper, bandwidth, kernel, ties, common_support, ate,
         model)
