@@ -99,6 +99,15 @@ def _in_sample_frame(sim, **columns):
     return pd.DataFrame(frame)
 
 
+def _with_city_trends(df):
+    """``df`` with one column per city, city x (year − mean year), and those columns joined by
+    "+" for a formula: city-specific linear trends as explicit regressors (one of them is
+    collinear with the year effects; pyfixest drops it)."""
+    trend = pd.get_dummies(df["city"], dtype=float).mul(df["year"] - df["year"].mean(), axis=0)
+    trend.columns = [f"tr{c}" for c in trend.columns]
+    return pd.concat([df, trend], axis=1), "+".join(trend.columns)
+
+
 @pytest.mark.parametrize("seed", [5, 11, 20240601])
 @pytest.mark.parametrize("scale", [1.0, 2.0])
 def test_resil_estimands_are_the_published_values_by_pyfixest(seed, scale):
@@ -121,12 +130,9 @@ def test_resil_estimands_are_the_published_values_by_pyfixest(seed, scale):
     assert fit.coef()["q"] == pytest.approx(r["beta"], abs=1e-9)
     fit = pf.feols("y ~ q | city + year", df)
     assert fit.coef()["q"] == pytest.approx(r["beta_no_controls"], abs=1e-9)
-    # Table 5 (5): city-specific linear trends as explicit city x year columns (one of them is
-    # collinear with the year effects; pyfixest drops it)
-    trend = pd.get_dummies(df["city"], dtype=float).mul(df["year"] - df["year"].mean(), axis=0)
-    trend.columns = [f"tr{c}" for c in trend.columns]
-    wide = pd.concat([df, trend], axis=1)
-    fit = pf.feols(f"y ~ q + {controls} + {'+'.join(trend.columns)} | city + year", wide)
+    # Table 5 (5): city-specific linear trends as explicit city x year columns
+    wide, trends = _with_city_trends(df)
+    fit = pf.feols(f"y ~ q + {controls} + {trends} | city + year", wide)
     assert fit.coef()["q"] == pytest.approx(r["beta_city_trends"], abs=1e-9)
     for k, target in r["het"].items():
         fit = pf.feols(f"y ~ {k}q + q + {controls} | city + year", df)
@@ -165,11 +171,9 @@ def test_direct_check_is_table3_by_pyfixest():
     rows = mcm.direct_resil(params, [7], root=ROOT)
     sim = _simulation(7, params)
     df = _in_sample_frame(sim, y=sim.resil)
-    trend = pd.get_dummies(df["city"], dtype=float).mul(df["year"] - df["year"].mean(), axis=0)
-    trend.columns = [f"tr{c}" for c in trend.columns]
-    df = pd.concat([df, trend], axis=1)
+    df, trends = _with_city_trends(df)
     controls = "+".join(f"c{k}" for k in range(8))
-    rhs = (f"q + {controls}", "q", f"q + {controls} + {'+'.join(trend.columns)}")
+    rhs = (f"q + {controls}", "q", f"q + {controls} + {trends}")
     assert [r["spec"] for r in rows] == ["baseline", "baseline_nocontrols", "rob_city_trends"]
     for row, formula in zip(rows, rhs, strict=True):
         fit = pf.feols(f"y ~ {formula} | city + year", df, vcov={"CRV1": "city"})
