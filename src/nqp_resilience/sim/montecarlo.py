@@ -730,28 +730,25 @@ def direct_resil(params: dict, seeds, *, root=".") -> list[dict]:
         names = [f"control_{k}" for k in range(len(controls))]
         for name, values in zip(names, controls, strict=True):
             data[name] = values[s].ravel()
-        for spec, regressors, trends in (
-            ("baseline", names, None),
-            ("baseline_nocontrols", None, None),
-            ("rob_city_trends", names, "city_code"),
-        ):
+        specs = {
+            "baseline": (names, None),
+            "baseline_nocontrols": (None, None),
+            "rob_city_trends": (names, "city_code"),
+        }
+        estimates = {}
+        for spec, (regressors, trends) in specs.items():
             fit = twfe(data, "Resil", "Nqp", regressors, trends=trends)
-            rows.append(
-                {
-                    "param_set": "direct",
-                    "seed": int(seed),
-                    "spec": spec,
-                    "estimator": "ols_fe",
-                    "dependent": "Resil",
-                    "coef": fit.coef,
-                    "se": fit.se,
-                    "p": fit.p,
-                    "ci_low": fit.ci[0],
-                    "ci_high": fit.ci[1],
-                    "wild_low": None,
-                    "wild_high": None,
-                }
-            )
+            estimates[spec] = {
+                "estimator": "ols_fe",
+                "dependent": "Resil",
+                "coef": fit.coef,
+                "se": fit.se,
+                "p": fit.p,
+                "ci": list(fit.ci),
+            }
+        # the study's own row layout: a seed record without planted values or bootstrap
+        record = {"param_set": "direct", "seed": int(seed), "specs": list(specs), "planted": {}}
+        rows += seed_rows(record | {"estimates": estimates, "bootstrap": {}})
     return rows
 
 

@@ -326,12 +326,18 @@ class Simulation:
         """The coefficients of ``regressors`` ((n, T) arrays) in a regression of y with city
         and year fixed effects (and the paper's eight controls if ``controls``, city-specific
         linear trends if ``trends``) over the expected sample."""
+        return self._fe_solve([y], regressors, controls, trends)[:, 0]
+
+    def _fe_solve(self, ys, regressors, controls: bool = False, trends: bool = False):
+        """:meth:`_fe_coefs` for several outcomes ``ys`` at once on one design: a
+        (len(regressors), len(ys)) array."""
         s = self.in_sample
         cols = [self._within(x, trends)[s].ravel() for x in regressors]
         if controls:
             cols += [self._within(c, trends)[s].ravel() for c in self._controls()]
         design = np.column_stack(cols)
-        coef = np.linalg.lstsq(design, self._within(y, trends)[s].ravel(), rcond=None)[0]
+        rhs = np.column_stack([self._within(y, trends)[s].ravel() for y in ys])
+        coef = np.linalg.lstsq(design, rhs, rcond=None)[0]
         return coef[: len(regressors)]
 
     def _controls(self):
@@ -413,11 +419,9 @@ class Simulation:
             specs.append(([q], True, True))
             target.append(float(r["beta_city_trends"]))
         terms.append(gdp_ctrl)
+        # each spec's coefficient (its last regressor) on every term: one design per spec
         system = np.array(
-            [
-                [self._fe_coefs(term, regs, ctrl, trend)[len(regs) - 1] for term in terms]
-                for regs, ctrl, trend in specs
-            ]
+            [self._fe_solve(terms, regs, ctrl, trend)[-1] for regs, ctrl, trend in specs]
         )
         theta = np.linalg.solve(system, np.array(target)) if any(target) else np.zeros(len(terms))
         self.het_structural = dict(zip(names, theta[1 : 1 + len(names)].tolist(), strict=True))
