@@ -45,6 +45,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from nqp_resilience.errors import EstimationError, ProjectError, UnknownVariableError
+from nqp_resilience.estimation import large
 
 __all__ = [
     "COLLIN_TOL",
@@ -70,13 +71,16 @@ __all__ = [
     "prepare",
     "present",
     "sandwich",
+    "sandwich_scores",
     "screen_columns",
     "select_regressors",
     "small_sample",
     "t_dist",
     "why_dropped",
     "wls",
+    "wmean",
     "wresid",
+    "wresid_many",
     "xtwx",
 ]
 
@@ -125,13 +129,40 @@ def check_option(value, allowed: tuple, option: str, source: str) -> None:
 
 
 def codes(values) -> tuple[np.ndarray, int]:
-    """Integer codes 0..L−1 for any 1-d array of labels (mixed-type labels compared as text)."""
+    """Integer codes 0..L−1 for any 1-d array of labels (mixed-type labels compared as text).
+
+    The codes number the distinct labels in sorted order (``np.unique``'s inverse). Integer
+    labels, or integral floats, whose range is at most a few times their count (city codes,
+    years, firm ids) are coded in linear time through a table of the range: the same codes.
+    """
     values = np.asarray(values)
+    fast = _dense_codes(values)
+    if fast is not None:
+        return fast
     try:
         uniq, inv = np.unique(values, return_inverse=True)
     except TypeError:
         uniq, inv = np.unique(values.astype(str), return_inverse=True)
     return inv.astype(np.int64).reshape(-1), len(uniq)
+
+
+def _dense_codes(values: np.ndarray) -> tuple[np.ndarray, int] | None:
+    n = values.size
+    if n == 0 or values.ndim != 1 or values.dtype.kind not in "iuf":
+        return None
+    lo, hi = values.min(), values.max()
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi - lo > 4 * n + 1024:
+        return None
+    if values.dtype.kind == "f":
+        ints = values.astype(np.int64)
+        if not np.array_equal(ints, values):
+            return None
+        values, lo = ints, int(lo)
+    offset = values - lo
+    seen = np.zeros(int(hi - lo) + 1, dtype=bool)
+    seen[offset] = True
+    rank = np.cumsum(seen, dtype=np.int64) - 1
+    return rank[offset], int(rank[-1] + 1)
 
 
 def check_columns(data, roles: dict, source: str) -> None:
@@ -203,12 +234,18 @@ def drop_singletons(groups: list[np.ndarray]) -> np.ndarray:
 
 
 def group_sums(x: np.ndarray, g: np.ndarray, n_groups: int) -> np.ndarray:
-    """(n_groups, k) sums of the rows of ``x`` (n, k) by group code ``g``: one ``bincount`` over
-    the flattened matrix, which adds each column's values in row order, exactly as a
-    ``bincount`` per column or ``np.add.at`` would (the same bits), several times faster for
-    wide matrices."""
+    """(n_groups, k) sums of the rows of ``x`` (n, k) by group code ``g``.
+
+    A ``bincount`` per column for a few columns; for wide matrices one ``bincount`` over the
+    flattened matrix, several times faster. Both add each column's values in row order, exactly
+    as ``np.add.at`` would: the same bits whichever is taken."""
     x = np.ascontiguousarray(x, dtype=float)
     n, k = x.shape
+    if k <= 16:  # a few columns: one bincount per column is faster (and adds in the same order)
+        out = np.empty((n_groups, k))
+        for j in range(k):
+            out[:, j] = np.bincount(g, weights=x[:, j], minlength=n_groups)
+        return out
     idx = (np.asarray(g, dtype=np.int64)[:, None] * k + np.arange(k, dtype=np.int64)).ravel()
     return np.bincount(idx, weights=x.ravel(), minlength=n_groups * k).reshape(n_groups, k)
 
@@ -263,6 +300,12 @@ def demean(
     (weighted) means: this changes no result and keeps large means (population in persons) from
     costing digits in the group means.
     """
+    if trends is None and large.is_large(len(x)):
+        order = large.balanced_pairs(absorb, w)
+        if order is not None:
+            return large.demean_balanced(
+                np.asarray(x, dtype=float), order, absorb[0][1], absorb[1][1]
+            )
     x = np.array(x, dtype=float, copy=True)
     w_fe = None if w is None else np.asarray(w, dtype=float)
     w = np.ones(len(x)) if w is None else w_fe
@@ -364,27 +407,39 @@ def prepare(
         trend_raw, ok = id_column(data, trend_group)
         mask &= ok
     idx = np.flatnonzero(mask)
-    fe_codes = {f: codes(raw_fe[f][idx])[0] for f in fixed_effects}
+    fe_codes = {f: codes(raw_fe[f][idx]) for f in fixed_effects}
     if singletons == "drop" and fe_codes:
-        keep = drop_singletons(list(fe_codes.values()))
-        idx = idx[keep]
+        keep = drop_singletons([c for c, _ in fe_codes.values()])
+        if not keep.all():
+            idx = idx[keep]
+            fe_codes = {f: codes(raw_fe[f][idx]) for f in fixed_effects}
     final = np.zeros(n, dtype=bool)
     final[idx] = True
     out = {
         "mask": final,
-        "X": np.column_stack([cols[v][idx] for v in variables]),
+        "X": np.column_stack(
+            [cols[v] for v in variables] if len(idx) == n else [cols[v][idx] for v in variables]
+        ),
         # without any fixed effect or trend, absorbing one all-encompassing group = an intercept
-        "absorb": [(codes(raw_fe[f][idx])) for f in fixed_effects]
+        "absorb": [fe_codes[f] for f in fixed_effects]
         or ([] if trend_group is not None else [(np.zeros(len(idx), dtype=np.int64), 1)]),
         "fe_names": list(fixed_effects),
         "w": None if w_all is None else w_all[idx],
-        "cluster": None if clus_raw is None else codes(clus_raw[idx])[0],
+        "cluster": None if clus_raw is None else _cluster_codes(cluster, clus_raw, idx, fe_codes),
         "trends": None,
     }
     if trend_group is not None:
         g, L = codes(trend_raw[idx])
         out["trends"] = (g, L, trend_t[idx])
     return out
+
+
+def _cluster_codes(name: str, raw: np.ndarray, idx: np.ndarray, fe_codes: dict) -> np.ndarray:
+    """Codes of the cluster column: those of the fixed effect of the same name when there is one
+    (clustering by the entity), else coded anew."""
+    if name in fe_codes:
+        return fe_codes[name][0]
+    return codes(raw[idx])[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,6 +471,8 @@ def screen_columns(
         indices of the kept columns with a coefficient above 1e-6 in that regression);
         ``("ok", [])`` otherwise. Both tests are invariant to x → a·x + b and to the scale of w.
     """
+    if large.is_large(len(tilde)) and len(tilde):
+        return large.screen_gram(tilde, raw, w, tol)
     sw = np.sqrt(w / np.max(w))
     n, k = tilde.shape
     basis = np.empty((n, 0))
@@ -496,14 +553,19 @@ def select_regressors(
     *,
     roles: tuple[str, str] = ("regressor", "control"),
     source: str = "twfe",
+    status: list[tuple[str, list[int]]] | None = None,
 ) -> tuple[list[int], list[str], list[str]]:
     """Apply the absorption and collinearity rule to the regressors (columns of ``tilde``).
 
     The first ``n_core`` columns must survive (else :class:`EstimationError` naming the
     variable); the others (controls) are omitted with a note, or raise with
     ``on_collinear="error"``. Returns (kept column indices, omitted names, notes).
+
+    ``status`` may give the statuses already computed (:class:`~nqp_resilience.estimation.
+    large.GramScreen`); ``tilde`` is then not read, and ``raw`` only for the columns that fail.
     """
-    status = screen_columns(tilde, raw, w)
+    if status is None:
+        status = screen_columns(tilde, raw, w)
     kept, omitted, notes = [], [], []
     for j, (st, partners) in enumerate(status):
         if st == "ok":
@@ -546,6 +608,11 @@ def wls(X, y, w, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     depend on their units: (X'WX)⁻¹ = D⁻¹R⁻¹R⁻ᵀD⁻¹ with √W·X·D⁻¹ = QR. A column whose residual on
     the columns before it is below √``COLLIN_TOL`` of its norm raises :class:`EstimationError`.
     """
+    if large.is_large(len(w)):
+        fit = large.lstsq_tall(X, y[:, None], w)
+        if fit is not None:
+            coef, rinv, d = fit
+            return coef[:, 0], (rinv @ rinv.T) / np.outer(d, d) / np.max(w)
     sw = np.sqrt(w / np.max(w)) if len(w) else np.sqrt(w)
     Xw = X * sw[:, None]
     d = np.linalg.norm(Xw, axis=0)
@@ -698,12 +765,30 @@ def sandwich(
         V = q·B M B with M = Σ_g u_g u_g', u_g = Σ_{i∈g} w_i x_i e_i and q of
         :func:`small_sample` (CR1, or HC1 when G = n).
     """
+    return sandwich_scores(X, e, w, bread, clusters, G, n, K)[0]
+
+
+def sandwich_scores(
+    X: np.ndarray,
+    e: np.ndarray,
+    w: np.ndarray,
+    bread: np.ndarray,
+    clusters: np.ndarray,
+    G: int,
+    n: int,
+    K: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sandwich` and the (G, k) cluster sums of the scores u_g it is built from (for
+    covariances with further statistics without a second pass over the data)."""
     we = w * e
-    meat_parts = np.column_stack(
-        [np.bincount(clusters, weights=X[:, j] * we, minlength=G) for j in range(X.shape[1])]
-    )
+    if X.shape[1] <= 16:  # one product and one bincount per column (as group_sums adds them)
+        meat_parts = np.column_stack(
+            [np.bincount(clusters, weights=X[:, j] * we, minlength=G) for j in range(X.shape[1])]
+        )
+    else:
+        meat_parts = cluster_sums(X * we[:, None], clusters, G)
     meat = meat_parts.T @ meat_parts
-    return small_sample(G, n, K) * bread @ meat @ bread
+    return small_sample(G, n, K) * bread @ meat @ bread, meat_parts
 
 
 # --------------------------------------------------------------------------------------------
@@ -717,10 +802,39 @@ def xtwx(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
     return a.T @ (b * w[:, None])
 
 
+def wmean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted column means Σw x / Σw (``np.average``; on the large-sample path with unit
+    weights, the plain mean, without the product by the weights)."""
+    if large.is_large(len(w)) and large.unit_weights(w):
+        return x.mean(axis=0)
+    return np.average(x, axis=0, weights=w)
+
+
+def wresid_many(arrays: list[np.ndarray], c: np.ndarray | None, w: np.ndarray) -> list:
+    """:func:`wresid` of several arrays (each (n,) or (n, m)) on the same ``c``; on the
+    large-sample path one factorisation of ``c`` serves them all."""
+    if c is None or c.shape[1] == 0 or not large.is_large(len(w)):
+        return [wresid(a[:, None], c, w)[:, 0] if a.ndim == 1 else wresid(a, c, w) for a in arrays]
+    cols = [a[:, None] if a.ndim == 1 else a for a in arrays]
+    stacked = np.column_stack(cols)
+    fit = large.lstsq_tall(c, stacked, w)
+    res = stacked - c @ fit[0] if fit is not None else wresid(stacked, c, w)
+    out, at = [], 0
+    for a, col in zip(arrays, cols, strict=True):
+        part = res[:, at : at + col.shape[1]]
+        out.append(part[:, 0].copy() if a.ndim == 1 else np.ascontiguousarray(part))
+        at += col.shape[1]
+    return out
+
+
 def wresid(a: np.ndarray, c: np.ndarray | None, w: np.ndarray) -> np.ndarray:
     """Residuals of the weighted regression of each column of ``a`` on ``c`` (FWL)."""
     if c is None or c.shape[1] == 0:
         return a
+    if large.is_large(len(w)):
+        fit = large.lstsq_tall(c, a, w)
+        if fit is not None:
+            return a - c @ fit[0]
     sw = np.sqrt(w)[:, None]
     coef, *_ = np.linalg.lstsq(c * sw, a * sw, rcond=None)
     return a - c @ coef

@@ -39,6 +39,7 @@ from typing import Literal
 import numpy as np
 
 from nqp_resilience.errors import ConfigError, EstimationError
+from nqp_resilience.estimation import large
 from nqp_resilience.estimation.core import (
     COLLIN_TOL,
     ON_COLLINEAR,
@@ -56,7 +57,8 @@ from nqp_resilience.estimation.core import (
     select_regressors,
     t_dist,
     wls,
-    wresid,
+    wmean,
+    wresid_many,
     xtwx,
 )
 from nqp_resilience.estimation.results import AndersonRubin, EstimationResult, FirstStage, IVResults
@@ -662,8 +664,11 @@ def iv_design(
     w = np.ones(n) if prep["w"] is None else prep["w"]
     tilde = demean(data, prep["absorb"], prep["w"])
 
+    # on the large-sample path one Gram matrix classifies every subset of columns below
+    gram = large.GramScreen(tilde, data, w) if large.is_large(n) else None
+
     # the outcome must keep some variation once the fixed effects are absorbed (relative test)
-    mean = np.average(data, axis=0, weights=w)
+    mean = wmean(data, w)
     if np.ptp(data[:, 0]) == 0:
         raise ConfigError(
             y, f"outcome '{y}' is constant in the estimation sample", source="iv_twfe"
@@ -674,9 +679,10 @@ def iv_design(
     ix_x = list(range(1, 1 + k1))
     ix_z = list(range(1 + k1, 1 + k1 + L))
     ix_c = list(range(1 + k1 + L, 1 + k1 + L + k2))
+    status = None if gram is None else gram.statuses(ix_x + ix_c, COLLIN_TOL)
     kept2, omitted, notes = select_regressors(
-        tilde[:, ix_x + ix_c],
-        data[:, ix_x + ix_c],
+        tilde[:, ix_x + ix_c] if gram is None else None,
+        data[:, ix_x + ix_c] if gram is None or any(st != "ok" for st, _ in status) else None,
         w,
         endogs + ctrl,
         k1,
@@ -684,13 +690,18 @@ def iv_design(
         on_collinear,
         roles=("endogenous regressor", "control"),
         source="iv_twfe",
+        status=status,
     )
     ix_c = [ix_c[j - k1] for j in kept2 if j >= k1]
     ctrl = [variables[j] for j in ix_c]
     k2 = len(ctrl)
     # excluded instruments: absorbed -> error naming the fixed effect; collinear with the
     # controls or the instruments before it -> error (a redundant instrument is a spec mistake)
-    zstatus = screen_columns(tilde[:, ix_c + ix_z], data[:, ix_c + ix_z], w)
+    zstatus = (
+        screen_columns(tilde[:, ix_c + ix_z], data[:, ix_c + ix_z], w)
+        if gram is None
+        else gram.statuses(ix_c + ix_z, COLLIN_TOL)
+    )
     zcols = ctrl + instruments
     for j, (st, partners) in enumerate(zstatus):
         name = zcols[j]
@@ -714,15 +725,19 @@ def iv_design(
     # every statistic is computed on columns scaled to unit weighted RMS (exact invariance to the
     # units of each variable); coefficients and SEs are scaled back at the end
     used = [0] + ix_x + ix_z + ix_c
-    scale = np.sqrt(np.average(tilde[:, used] ** 2, axis=0, weights=w))
+    if gram is None:
+        scale = np.sqrt(np.average(tilde[:, used] ** 2, axis=0, weights=w))
+    else:
+        scale = np.sqrt(gram.mean_squares[used])
     scale = np.where(scale > 0, scale, 1.0)
-    ts = tilde[:, used] / scale
+    ts = tilde[:, used]
+    ts /= scale
     yt, xt = ts[:, 0], ts[:, 1 : 1 + k1]
     zt, ct = ts[:, 1 + k1 : 1 + k1 + L], ts[:, 1 + k1 + L :]
     Z = np.column_stack([zt, ct])
     _, zz_inv = wls(Z, yt, w, instruments + ctrl)  # collinearity check of the instrument set
     cmat = ct if k2 else None
-    xc, zc, yc = wresid(xt, cmat, w), wresid(zt, cmat, w), wresid(yt[:, None], cmat, w)[:, 0]
+    xc, zc, yc = wresid_many([xt, zt, yt], cmat, w)
     return IVDesign(
         y=y,
         endogenous=endogs,

@@ -58,14 +58,13 @@ from nqp_resilience.estimation.core import (
     Singletons,
     check_columns,
     check_option,
-    cluster_sums,
     connected_components,
     demean,
     dof,
     drop_singletons,
     numeric_column,
     prepare,
-    sandwich,
+    sandwich_scores,
     screen_columns,
     select_regressors,
     small_sample,
@@ -216,7 +215,7 @@ def fit_prepared(
     G, K, clusters = dof(prep, k, n, clustered)
     beta, xtwx_inv = wls(Xt, yt, w, regs)
     resid = yt - Xt @ beta
-    V = sandwich(Xt, resid, w, xtwx_inv, clusters, G, n, K)
+    V, scores = sandwich_scores(Xt, resid, w, xtwx_inv, clusters, G, n, K)
     se = np.sqrt(np.diag(V))
     ymean = np.average(data[:, 0], weights=w)
     rss = float(np.sum(w * resid**2))
@@ -241,7 +240,6 @@ def fit_prepared(
     pvals = {r: t_dist(tv, df_t)[0] for r, tv in tvals.items()}
     extra = {"df_k": int(K), "t_stats": tvals, "p_values": pvals, "rss": rss, "omitted": omitted}
     # full variance matrix of (β, _cons): regressors' block V; covariances with the constant
-    scores = cluster_sums(Xt * (w * resid)[:, None], clusters, G)
     cov_cons = small_sample(G, n, K) * (xtwx_inv @ (scores.T @ cons_scores))
     vcov = np.empty((k + 1, k + 1))
     vcov[:k, :k] = V
