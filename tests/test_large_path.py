@@ -229,3 +229,35 @@ def test_tall_qr_matches_householder_on_ill_conditioned_designs(gap):
     # beyond the collinearity tolerance the large path declines, and the reference path names it
     x[:, 1] = base + 1e-7 * rng.normal(size=n)
     assert large.lstsq_tall(x, y[:, None]) is None
+
+
+@pytest.mark.parametrize("case", ["full", "collinear", "nearly", "tiny column"])
+def test_matrix_rank_large_path_equals_svd(monkeypatch, case):
+    from nqp_resilience.estimation import matching
+
+    rng = np.random.default_rng(17)
+    a = rng.normal(size=(3000, 4))
+    a[:, 3] = 1.0
+    if case == "collinear":
+        a[:, 2] = a[:, 0] - 3.0 * a[:, 1]
+    elif case == "nearly":
+        a[:, 2] = a[:, 0] + 1e-9 * rng.normal(size=3000)
+    elif case == "tiny column":
+        a[:, 2] *= 1e-12
+    a /= np.linalg.norm(a, axis=0)
+    ref, fast = both(monkeypatch, matching._matrix_rank, a)
+    assert ref == fast == np.linalg.matrix_rank(a)
+
+
+def test_psm_large_path_equals_reference(monkeypatch):
+    from nqp_resilience.estimation.matching import psm
+
+    rng = np.random.default_rng(23)
+    n = 4000
+    data = {f"x{k}": rng.normal(size=n) for k in range(3)}
+    xb = -0.3 + 0.5 * data["x0"] - 0.4 * data["x1"] + 0.2 * data["x2"]
+    data["t"] = (rng.uniform(size=n) < 1 / (1 + np.exp(-xb))).astype(float)
+    data["y"] = 1.0 + 0.4 * data["t"] + data["x0"] + rng.normal(size=n)
+    ref, fast = both(monkeypatch, psm, data, "t", ["x0", "x1", "x2"], "y", "nearest")
+    close(ref.coef, fast.coef, "ATT")
+    close(ref.se, fast.se, "SE")

@@ -730,14 +730,18 @@ def iv_design(
     else:
         scale = np.sqrt(gram.mean_squares[used])
     scale = np.where(scale > 0, scale, 1.0)
-    ts = tilde[:, used]
+    ts = tilde if used == list(range(tilde.shape[1])) else tilde[:, used]  # tilde not used below
     ts /= scale
     yt, xt = ts[:, 0], ts[:, 1 : 1 + k1]
     zt, ct = ts[:, 1 + k1 : 1 + k1 + L], ts[:, 1 + k1 + L :]
     Z = np.column_stack([zt, ct])
-    _, zz_inv = wls(Z, yt, w, instruments + ctrl)  # collinearity check of the instrument set
-    cmat = ct if k2 else None
-    xc, zc, yc = wresid_many([xt, zt, yt], cmat, w)
+    fast = large.iv_partial(zt, ct, xt, yt, w) if gram is not None else None
+    if fast is not None:
+        zz_inv, xc, zc, yc = fast
+    else:
+        _, zz_inv = wls(Z, yt, w, instruments + ctrl)  # collinearity check of the instruments
+        cmat = ct if k2 else None
+        xc, zc, yc = wresid_many([xt, zt, yt], cmat, w)
     return IVDesign(
         y=y,
         endogenous=endogs,

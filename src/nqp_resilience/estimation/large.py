@@ -13,9 +13,9 @@ reference arithmetic, so the outputs of the default run never change. On county 
 :func:`tall_qr`
     The R factor of a tall, thin, column-equilibrated matrix by Cholesky QR run twice (CholQR2):
     two Gram products and one multiplication by R₁⁻¹ instead of Householder reflections and an
-    explicit Q. For a numerically full-rank matrix (condition number below about 10⁸) it is as
-    accurate as Householder QR; a rank deficiency falls back to Householder, whose pivots the
-    collinearity rule reads.
+    explicit Q. For a matrix with a condition number below about 10⁷ (:data:`MAX_PIVOT_RATIO`)
+    it is as accurate as Householder QR; beyond that, and at a rank deficiency, the caller falls
+    back to Householder (whose pivots the collinearity rule reads) or the SVD.
 :func:`lstsq_tall`
     Weighted least squares of several right-hand sides on one design through :func:`tall_qr` of
     the augmented matrix [X Y]: the coefficients come from the triangular factor, no Q is formed.
@@ -37,11 +37,14 @@ import numpy as np
 __all__ = [
     "GramScreen",
     "LARGE_N",
+    "MAX_PIVOT_RATIO",
     "balanced_pairs",
     "demean_balanced",
     "is_large",
+    "iv_partial",
     "lstsq_tall",
     "screen_gram",
+    "solve_from_gram",
     "tall_qr",
     "unit_weights",
 ]
@@ -102,11 +105,25 @@ def demean_balanced(x: np.ndarray, order: np.ndarray, l1: int, l2: int) -> np.nd
     return out
 
 
+#: CholQR2 is taken when the first Cholesky factor's pivots span less than this ratio (a
+#: condition number below about 10⁷, where it is as accurate as Householder); beyond it the
+#: Gram matrix has lost too many digits, and a rank deficiency may hide behind rounding.
+MAX_PIVOT_RATIO = 1e7
+
+
+def _well_conditioned(r1: np.ndarray) -> bool:
+    diag = np.abs(np.diag(r1))
+    return bool(np.all(np.isfinite(r1)) and diag.min() * MAX_PIVOT_RATIO > diag.max())
+
+
 def tall_qr(a: np.ndarray) -> np.ndarray | None:
     """Upper-triangular R with a = QR for a tall (n, p) matrix by Cholesky QR twice, or None
-    when the Cholesky factorisation breaks down (numerically rank deficient: use Householder)."""
+    when the Cholesky factorisation breaks down or its pivots span more than
+    :data:`MAX_PIVOT_RATIO` (ill-conditioned or rank deficient: use Householder or the SVD)."""
     try:
         r1 = np.linalg.cholesky(a.T @ a).T
+        if not _well_conditioned(r1):
+            return None
         q1 = a @ np.linalg.inv(r1)
         r2 = np.linalg.cholesky(q1.T @ q1).T
     except np.linalg.LinAlgError:
@@ -226,3 +243,78 @@ def screen_gram(
     is a few ulps, far below ``tol``.
     """
     return GramScreen(tilde, raw, w).statuses(range(tilde.shape[1]), tol)
+
+
+def iv_partial(z: np.ndarray, c: np.ndarray, x: np.ndarray, y: np.ndarray, w: np.ndarray):
+    """The IV design's linear algebra from one Cholesky QR of the equilibrated [C Z X y]:
+    (Z̄'WZ̄)⁻¹ of the instrument set Z̄ = [Z C] (instruments first), and the residuals of X, Z
+    and y on the controls C (FWL), as :func:`~nqp_resilience.estimation.core.wls` and
+    :func:`~nqp_resilience.estimation.core.wresid` give them.
+
+    Returns ``(zz_inv, xc, zc, yc)``, or None when [C Z] is numerically rank deficient (the
+    reference path then names the collinear column).
+    """
+    n, k2, L, k1 = len(y), c.shape[1], z.shape[1], x.shape[1]
+    m = k2 + L
+    a = np.empty((n, m + k1 + 1))
+    a[:, :k2], a[:, k2:m], a[:, m : m + k1], a[:, -1] = c, z, x, y
+    unit = unit_weights(w)
+    if not unit:
+        a *= np.sqrt(w / np.max(w))[:, None]
+    d = np.sqrt(np.einsum("ij,ij->j", a, a))
+    if not np.all(d > 0):
+        return None
+    a /= d
+    r = tall_qr(a)
+    if r is None or np.any(np.abs(np.diag(r[:m, :m])) <= math.sqrt(1e-9)):
+        return None
+    rinv = np.linalg.solve(r[:m, :m], np.eye(m))
+    inv_cz = (rinv @ rinv.T) / np.outer(d[:m], d[:m]) / (1.0 if unit else np.max(w))
+    perm = list(range(k2, m)) + list(range(k2))
+    zz_inv = inv_cz[np.ix_(perm, perm)]
+    rest = a[:, k2:]
+    if k2:
+        rest = rest - a[:, :k2] @ np.linalg.solve(r[:k2, :k2], r[:k2, k2:])
+    rest = rest * d[k2:]
+    if not unit:
+        rest /= np.sqrt(w / np.max(w))[:, None]
+    zc = np.ascontiguousarray(rest[:, :L])
+    xc = np.ascontiguousarray(rest[:, L : L + k1])
+    return zz_inv, xc, zc, np.ascontiguousarray(rest[:, -1])
+
+
+def solve_from_gram(tilde: np.ndarray, cols: list[int], ycol: int, screen: GramScreen, w):
+    """Weighted least squares of column ``ycol`` of ``tilde`` on its columns ``cols``, starting
+    from the Gram matrix the screen already holds: R₁ from its Cholesky factor, then one pass
+    Q₁ = [X y]·D⁻¹R₁⁻¹ (a product with the whole of ``tilde``, no column copy) and R = R₂R₁ from
+    the Cholesky factor of Q₁'Q₁ (CholQR2).
+
+    Returns ``(beta, xtwx_inv)`` as :func:`~nqp_resilience.estimation.core.wls` does, or None
+    when the design is numerically rank deficient (the reference path then names the column).
+    """
+    idx = list(cols) + [ycol]
+    m = len(idx)
+    s = screen.gram[np.ix_(idx, idx)]
+    d = np.sqrt(np.diag(s))
+    if not np.all(d > 0):
+        return None
+    try:
+        r1 = np.linalg.cholesky(s / np.outer(d, d)).T
+    except np.linalg.LinAlgError:
+        return None
+    if not _well_conditioned(r1):
+        return None
+    step = np.zeros((tilde.shape[1], m))
+    step[idx, :] = np.linalg.inv(r1) / d[:, None]
+    unit = unit_weights(w)
+    q1 = tilde @ step if unit else (tilde * np.sqrt(w / np.max(w))[:, None]) @ step
+    try:
+        r = np.linalg.cholesky(q1.T @ q1).T @ r1
+    except np.linalg.LinAlgError:
+        return None
+    k = m - 1
+    if not np.all(np.isfinite(r)) or np.any(np.abs(np.diag(r[:k, :k])) <= math.sqrt(1e-9)):
+        return None
+    rinv = np.linalg.solve(r[:k, :k], np.eye(k))
+    beta = (rinv @ r[:k, k]) * d[k] / d[:k]
+    return beta, (rinv @ rinv.T) / np.outer(d[:k], d[:k]) / (1.0 if unit else np.max(w))

@@ -52,6 +52,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from nqp_resilience.errors import MatchingError, UnknownVariableError
+from nqp_resilience.estimation import large
 from nqp_resilience.estimation.core import check_option
 from nqp_resilience.estimation.results import EstimationResult, MatchingResults
 
@@ -106,6 +107,19 @@ class BinaryFit:
         return 1.0 - self.llf / self.llnull
 
 
+def _matrix_rank(a: np.ndarray) -> int:
+    """``np.linalg.matrix_rank`` (singular values above σ_max·max(n, k)·eps). On the
+    large-sample path the singular values are those of the k × k factor R of a = QR (Cholesky
+    QR twice, :func:`~nqp_resilience.estimation.large.tall_qr`), not of the n × k matrix; a
+    Cholesky breakdown (rank deficiency) falls back to the SVD of ``a``."""
+    if large.is_large(a.shape[0]) and a.shape[0] > a.shape[1]:
+        r = large.tall_qr(a)
+        if r is not None:
+            sv = np.linalg.svd(r, compute_uv=False)
+            return int(np.count_nonzero(sv > sv.max() * max(a.shape) * np.finfo(float).eps))
+    return int(np.linalg.matrix_rank(a))
+
+
 def _index(X: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``X b`` summed column by column, so that identical rows get bit-identical indices.
 
@@ -118,12 +132,13 @@ def _index(X: np.ndarray, b: np.ndarray) -> np.ndarray:
     return xb
 
 
-def _binary_pieces(model: str, y: np.ndarray, xb: np.ndarray):
-    """Per-observation log likelihood, score factor and Hessian factor of a logit or probit."""
+def _binary_pieces(model: str, y: np.ndarray, xb: np.ndarray, loglik: bool = True):
+    """Per-observation log likelihood, score factor and Hessian factor of a logit or probit
+    (the logit's log likelihood is None with ``loglik=False``: Newton steps do not use it)."""
     if model == "logit":
         with np.errstate(over="ignore"):
             p = 1.0 / (1.0 + np.exp(-xb))
-        ll = y * xb - np.logaddexp(0.0, xb)
+        ll = y * xb - np.logaddexp(0.0, xb) if loglik else None
         return ll, y - p, p * (1.0 - p), p
     from scipy.special import log_ndtr, ndtr
 
@@ -165,16 +180,16 @@ def fit_binary(
     X = np.column_stack([np.asarray(X, dtype=float).reshape(len(y), -1), np.ones(len(y))])
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
     # rank of the column-equilibrated design: covariates in large or small units are not collinear
-    Xr = X[w > 0]
+    Xr = X if weights is None else X[w > 0]
     norms = np.linalg.norm(Xr, axis=0)
-    if np.linalg.matrix_rank(Xr / np.where(norms > 0, norms, 1.0)) < X.shape[1]:
+    if _matrix_rank(Xr / np.where(norms > 0, norms, 1.0)) < X.shape[1]:
         raise MatchingError(
             f"{model}: the covariates are collinear (with each other or the constant)",
             hint="drop a redundant covariate",
         )
     b = np.zeros(X.shape[1])
     for it in range(1, max_iter + 1):
-        _, g, h, _ = _binary_pieces(model, y, _index(X, b))
+        _, g, h, _ = _binary_pieces(model, y, _index(X, b), loglik=False)
         grad = X.T @ (w * g)
         info = X.T @ (X * (w * h)[:, None])
         try:
@@ -306,7 +321,7 @@ def _independent_columns(X: np.ndarray, candidates: list[int]) -> tuple[list[int
     kept, omitted = [], []
     for j in candidates:
         trial = np.column_stack([basis, unit(X[:, [j]])])
-        if np.linalg.matrix_rank(trial) > basis.shape[1]:
+        if _matrix_rank(trial) > basis.shape[1]:
             basis, kept = trial, kept + [j]
         else:
             omitted.append(j)

@@ -50,6 +50,7 @@ import math
 import numpy as np
 
 from nqp_resilience.errors import EstimationError
+from nqp_resilience.estimation import large
 from nqp_resilience.estimation.core import (
     COLLIN_TOL,
     ON_COLLINEAR,
@@ -71,6 +72,7 @@ from nqp_resilience.estimation.core import (
     t_dist,
     why_dropped,
     wls,
+    wmean,
 )
 from nqp_resilience.estimation.results import EstimationResult
 
@@ -175,6 +177,11 @@ def twfe(
     return res
 
 
+def _is_run(cols: list[int]) -> bool:
+    """Consecutive column indices (a slice selects them without a copy)."""
+    return cols == list(range(cols[0], cols[0] + len(cols)))
+
+
 def fit_prepared(
     prep: dict,
     y: str,
@@ -201,8 +208,17 @@ def fit_prepared(
         )
     w = np.ones(n) if prep["w"] is None else prep["w"]
     tilde = demean(data, prep["absorb"], prep["w"], prep["trends"])
+    # the large-sample path screens and solves from one Gram matrix of the residualised data
+    screen = large.GramScreen(tilde, data, w) if large.is_large(n) else None
     kept, omitted, notes = select_regressors(
-        tilde[:, 1:], data[:, 1:], w, regressors, n_core, prep, on_collinear
+        tilde[:, 1:] if screen is None else None,
+        data[:, 1:],
+        w,
+        regressors,
+        n_core,
+        prep,
+        on_collinear,
+        status=None if screen is None else screen.statuses(range(1, data.shape[1]), COLLIN_TOL),
     )
     regs = [regressors[j] for j in kept]
     k = len(regs)
@@ -211,13 +227,24 @@ def fit_prepared(
             f"twfe: only {n} observations for {k} regressors",
             hint="use fewer controls or a larger sample",
         )
-    yt, Xt = tilde[:, 0], tilde[:, [1 + j for j in kept]]
+    cols = [1 + j for j in kept]
+    fit = None
+    if screen is None:
+        yt, Xt = tilde[:, 0], tilde[:, cols]
+    else:
+        yt, Xt = tilde[:, 0], tilde[:, cols[0] : cols[-1] + 1] if _is_run(cols) else tilde[:, cols]
+        fit = large.solve_from_gram(tilde, cols, 0, screen, w)
     G, K, clusters = dof(prep, k, n, clustered)
-    beta, xtwx_inv = wls(Xt, yt, w, regs)
+    beta, xtwx_inv = fit if fit is not None else wls(Xt, yt, w, regs)
     resid = yt - Xt @ beta
     V, scores = sandwich_scores(Xt, resid, w, xtwx_inv, clusters, G, n, K)
     se = np.sqrt(np.diag(V))
-    ymean = np.average(data[:, 0], weights=w)
+    if screen is None:
+        ymean = np.average(data[:, 0], weights=w)
+        means = np.average(data[:, cols], axis=0, weights=w)
+    else:
+        all_means = wmean(data, w)
+        ymean, means = float(all_means[0]), all_means[cols]
     rss = float(np.sum(w * resid**2))
     tss = float(np.sum(w * (data[:, 0] - ymean) ** 2))
     tss_within = float(np.sum(w * yt**2))
@@ -225,7 +252,6 @@ def fit_prepared(
     # (every projection contains the constant), so its residuals are those above, _cons = ȳ − x̄'β
     # and its score per observation is w·e·h with h = 1/Σw − x̄'(X̃'WX̃)⁻¹x̃ (closed form: no
     # ill-conditioned [X̃ + x̄, 1] design when a mean is large).
-    means = np.average(data[:, [1 + j for j in kept]], axis=0, weights=w)
     cons = float(ymean - means @ beta)
     h = 1.0 / np.sum(w) - Xt @ (xtwx_inv @ means)
     cons_scores = np.bincount(clusters, weights=w * resid * h, minlength=G)
