@@ -191,3 +191,29 @@ def test_modules_the_workflow_imports_while_parsed_are_light():
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "", f"reading the workflow imports {proc.stdout.strip()}"
+
+
+@pytest.mark.slow
+def test_params_are_compared_without_pandas_and_a_changed_param_still_reruns(tmp_path):
+    """A no-op run leaves pandas unimported in the Snakemake process (its params check would
+    cost half a second), and a changed param is still a reason to rerun the job."""
+    from conftest import SNAKEMAKE, copy_workflow, snakemake
+
+    work = copy_workflow(tmp_path / "wf")
+    report = "results/audit/plausibility.md"
+    snakemake(work, report, "--cores", "2")
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", SNAKEMAKE, report, "--cores", "1"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "pandas" not in imported and "snakemake.persistence" in imported
+    dry = snakemake(
+        work, report, "-n", "--cores", "1", "--config", "plausibility={action: warn}"
+    ).stdout
+    assert "rule plausibility:" in dry and "Params have changed" in dry

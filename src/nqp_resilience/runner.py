@@ -76,3 +76,26 @@ def _exit(handlers) -> None:
 
 def _years(smk) -> tuple[int, int]:
     return int(smk.params.years[0]), int(smk.params.years[1])
+
+
+def plain_params_check() -> bool:
+    """Let Snakemake compare rule params without importing pandas.
+
+    To decide whether a job must rerun because its params changed, Snakemake 9 serialises each
+    param, and when pandas is installed it imports pandas first (about half a second, on every
+    run, dry and no-op runs included) to see whether the value is a DataFrame. The params of
+    this workflow are plain values (numbers, strings, lists and mappings of the config), which
+    Snakemake's own serialiser for builtin types writes exactly as the pandas-aware one does, so
+    the recorded params and the rerun decisions are the same. Returns False, and changes
+    nothing, on a Snakemake without that serialiser.
+    """
+    try:
+        from snakemake.persistence import PersistenceBase as persistence
+    except ImportError:
+        return False
+    if not hasattr(persistence, "_serialize_param_builtin") or not isinstance(
+        persistence.__dict__.get("_serialize_param"), property
+    ):
+        return False
+    persistence._serialize_param = property(lambda self: self._serialize_param_builtin)
+    return True
