@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 8
 
-.PHONY: run test test-fast lint report lock clean-results cluster-env
+.PHONY: run test test-fast lint report lock clean-results cluster-env bench
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
+
+# The performance targets as ratios to references timed in the same run (about 10 minutes on 2
+# cores; run it on an idle machine): writes docs/performance.md. The specialised benchmarks
+# (bootstrap against wildboottest, SLURM, the Monte Carlo study) run on their own: benchmarks/.
+bench: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/performance.py
 
 # Every check runs even if an earlier one fails, so that one run lists every finding; the
 # configuration is in pyproject.toml ([tool.ruff], [tool.snakefmt]). To fix what can be fixed
