@@ -21,6 +21,7 @@ from nqp_resilience.data.raw_files import (
 from nqp_resilience.estimation.specs import (
     ESTIMATORS,
     bootstrap_spec_ids,
+    spec_batches,
     validate_specs,
     with_imputed_dependent,
 )
@@ -75,6 +76,9 @@ with stop_on_user_error():
     PSM_SPECS = [sid for sid, spec in SPECS.items() if spec["estimator"] == "psm_fe"]
     # the specs with a wild bootstrap (bootstrap.specs): WCR/WCU for ols_fe, WRE for iv_fe
     BOOTSTRAP_SPECS = bootstrap_spec_ids(config["bootstrap"]["specs"], SPECS)
+    # estimation.batch_size > 1: {batch: [spec ids]} run by one job each (rules/estimation.smk)
+    SPEC_BATCHES = spec_batches(SPECS, config["estimation"]["batch_size"])
+    BATCHED_SPECS = {sid for ids in SPEC_BATCHES.values() for sid in ids}
 
     # the Monte Carlo study's settings (its specs, planted parameters and parameter files checked)
     MONTE_CARLO_CONFIG = monte_carlo_config(config)
@@ -102,7 +106,11 @@ def report_inputs(wildcards):
 
 def spec_pattern(estimator):
     """Wildcard constraint: the ids of the specs of one estimator (no match if there are none)."""
-    ids = [sid for sid, spec in SPECS.items() if spec["estimator"] == estimator]
+    ids = [
+        sid
+        for sid, spec in SPECS.items()
+        if spec["estimator"] == estimator and sid not in BATCHED_SPECS
+    ]
     return "|".join(ids) if ids else "(?!)"
 
 
@@ -121,8 +129,16 @@ TABLE_FILES = (
     + [f"{RESULTS}/tables/psm_balance.tex", f"{RESULTS}/tables/replication.tex"]
 )
 # a spec no table shows (e.g. table: 8) is still estimated: say so, once, before any job runs
-for _warning in unshown_specs(SPECS.values(), "resources/templates", RESULTS):
+# (the first five in full; a registry of hundreds of such specs gets one line for the rest)
+_UNSHOWN = unshown_specs(SPECS.values(), "resources/templates", RESULTS)
+for _warning in _UNSHOWN[:5]:
     print(f"warning: {_warning}", file=sys.stderr)
+if len(_UNSHOWN) > 5:
+    print(
+        f"warning: {len(_UNSHOWN) - 5} more specs are shown in no table; their estimates are "
+        f"still written to {RESULTS}/estimates/",
+        file=sys.stderr,
+    )
 TEX_ENGINE = "xelatex" if config["tables"]["language"] == "zh" else "pdflatex"
 HAVE_TEX = bool(shutil.which(TEX_ENGINE) and shutil.which("pdftoppm"))
 if not HAVE_TEX:

@@ -43,6 +43,35 @@ for _estimator in ESTIMATORS:
             "../scripts/estimation/estimate_spec.py"
 
 
+# estimation.batch_size > 1: one job per batch of specs of one estimator (SPEC_BATCHES), each
+# writing the same estimate files as the one-spec jobs above, which then leave those specs out.
+for _batch, _ids in SPEC_BATCHES.items():
+    _estimator = SPECS[_ids[0]]["estimator"]
+
+    rule:
+        name:
+            f"estimate_{_batch}"
+        input:
+            panel=rules.analysis_panel.output.panel,
+        output:
+            estimates=[f"{RESULTS}/estimates/{sid}.json" for sid in _ids],
+        log:
+            f"{RESULTS}/logs/estimate_batch/{_batch}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/estimate_batch/{_batch}.tsv"
+        conda:
+            "../envs/workflow.yaml"
+        resources:
+            mem_mb=ESTIMATOR_RESOURCES[_estimator]["mem_mb"],
+            runtime=ESTIMATOR_RESOURCES[_estimator]["runtime"] * len(_ids),
+        params:
+            specs=[SPECS[sid] for sid in _ids],
+            control_variables=config["control_variables"],
+            singletons=config["estimation"]["singletons"],
+        script:
+            "../scripts/estimation/estimate_batch.py"
+
+
 rule spec_samples:
     input:
         analysis=rules.analysis_panel.output.panel,

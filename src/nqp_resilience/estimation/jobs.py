@@ -42,22 +42,46 @@ def estimate_spec_job(smk) -> None:
     ``schemas/estimate.schema.yaml`` before it is written.
     """
     from nqp_resilience.data.parquet import read_columns
-    from nqp_resilience.estimation.record import EstimateRecord, write_estimate
-    from nqp_resilience.estimation.specs import estimate, spec_columns
+    from nqp_resilience.estimation.specs import spec_columns
 
     spec = dict(smk.params.spec)
     controls = list(smk.params.control_variables)
     data = read_columns(smk.input.panel, spec_columns(spec, controls))
-    result = estimate(spec, data, controls, singletons=smk.params.singletons)
-    record = EstimateRecord.from_dict(
-        {
-            **result,
-            "software": software_versions(),
-            "inputs": {"analysis_panel": _sha256(smk.input.panel)},
-        },
-        source=smk.output.estimate,
+    _write_estimate(
+        spec, data, controls, smk.params.singletons, _sha256(smk.input.panel), smk.output.estimate
     )
-    write_estimate(record, smk.output.estimate)
+
+
+def estimate_batch_job(smk) -> None:
+    """The batch rules of ``estimation.batch_size`` > 1: several specs of one estimator in one
+    process, the panel read once (the columns of all of them), each estimate written to its own
+    file exactly as :func:`estimate_spec_job` writes it (each spec sees only its own columns)."""
+    from nqp_resilience.data.parquet import read_columns
+    from nqp_resilience.estimation.specs import spec_columns
+
+    specs = [dict(spec) for spec in smk.params.specs]
+    controls = list(smk.params.control_variables)
+    needed = list(dict.fromkeys(c for spec in specs for c in spec_columns(spec, controls)))
+    data = read_columns(smk.input.panel, needed)
+    panel_sha = _sha256(smk.input.panel)
+    outputs = list(smk.output.estimates)
+    if len(outputs) != len(specs):
+        raise ValueError(f"{len(specs)} specs but {len(outputs)} output files")
+    for spec, path in zip(specs, outputs, strict=True):
+        own = {c: data[c] for c in spec_columns(spec, controls)}
+        _write_estimate(spec, own, controls, smk.params.singletons, panel_sha, path)
+
+
+def _write_estimate(spec, data, controls, singletons, panel_sha: str, path) -> None:
+    from nqp_resilience.estimation.record import EstimateRecord, write_estimate
+    from nqp_resilience.estimation.specs import estimate
+
+    result = estimate(spec, data, controls, singletons=singletons)
+    record = EstimateRecord.from_dict(
+        {**result, "software": software_versions(), "inputs": {"analysis_panel": panel_sha}},
+        source=path,
+    )
+    write_estimate(record, path)
     log.info("%s: coef %s, se %s, N %s", record.spec, record.coef, record.se, record.nobs)
 
 

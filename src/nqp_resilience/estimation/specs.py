@@ -248,6 +248,28 @@ def bootstrap_spec_ids(selection, specs: dict[str, dict]) -> list[str]:
     return [sid for sid in specs if sid in set(selection)]
 
 
+def spec_batches(specs: dict[str, dict], batch_size: int) -> dict[str, list[str]]:
+    """The estimation jobs that run several specs each: ``{batch name: [spec ids]}``.
+
+    With ``batch_size`` 1 there are none (one job per spec). Otherwise the specs of each
+    estimator, in registry order, are cut into consecutive batches of at most ``batch_size``;
+    a batch is named ``{estimator}_batch{k:03d}`` (k from 1), a valid rule name. An estimator
+    with a single spec keeps its own job.
+    """
+    if batch_size <= 1:
+        return {}
+    by_estimator: dict[str, list[str]] = {}
+    for sid, spec in specs.items():
+        by_estimator.setdefault(spec["estimator"], []).append(sid)
+    out: dict[str, list[str]] = {}
+    for estimator, ids in by_estimator.items():
+        if len(ids) < 2:
+            continue
+        for k, start in enumerate(range(0, len(ids), batch_size), start=1):
+            out[f"{estimator}_batch{k:03d}"] = ids[start : start + batch_size]
+    return out
+
+
 def apply_sample(data: dict, filters: list[dict]) -> np.ndarray:
     """Boolean mask of rows passing every ``{column, op, value}`` filter."""
     n = len(next(iter(data.values())))
