@@ -261,3 +261,31 @@ def test_psm_large_path_equals_reference(monkeypatch):
     ref, fast = both(monkeypatch, psm, data, "t", ["x0", "x1", "x2"], "y", "nearest")
     close(ref.coef, fast.coef, "ATT")
     close(ref.se, fast.se, "SE")
+
+
+@pytest.mark.parametrize("instruments", [None, ["z"], ["z", "z2"]])
+def test_bootstrap_projections_in_blocks_equal_one_block(monkeypatch, instruments):
+    """The bootstrap builds its projected cluster columns in blocks of bootstrap clusters when
+    one matrix would be large (county panels); the p-value, the bootstrap distribution and the
+    confidence set are those of one block."""
+    from nqp_resilience.estimation import bootstrap as B
+    from nqp_resilience.estimation.bootstrap import wild_cluster_bootstrap
+    from nqp_resilience.estimation.iv_bootstrap import wild_restricted_efficient_bootstrap
+
+    d = panel(31, n_ids=40, n_t=6, drop=0.05)
+
+    def run():
+        if instruments is None:
+            return wild_cluster_bootstrap(d, "y", "x", ["c2"], "id", "t", "id", 999, 7)
+        return wild_restricted_efficient_bootstrap(
+            d, "y", "x", instruments, ["c2"], "id", "t", "id", 999, 7
+        )
+
+    one = run()
+    monkeypatch.setattr(B, "PROJECTION_BLOCK", 240 * 3 * 2)  # a few clusters per block
+    assert len(B.cluster_blocks(240, 40, 3 * 2)) > 5
+    blocks = run()
+    close(one.extra["bootstrap_p"], blocks.extra["bootstrap_p"], "bootstrap p")
+    close(one.extra["bootstrap_ci"], blocks.extra["bootstrap_ci"], "bootstrap CI")
+    close(one.coef, blocks.coef, "coef")
+    assert 0.0 < one.extra["bootstrap_p"] <= 1.0

@@ -80,6 +80,8 @@ from nqp_resilience.estimation.results import EstimationResult
 
 __all__ = [
     "BLOCK",
+    "PROJECTION_BLOCK",
+    "cluster_blocks",
     "BootWeights",
     "BootVariant",
     "PType",
@@ -210,6 +212,19 @@ def bootstrap_cluster_codes(df, bcluster: str, mask, source: str):
             variable=bcluster,
         )
     return bcodes, Gb
+
+
+#: The bootstrap builds M(v∘1_g), the residualised indicator columns of the bootstrap clusters,
+#: at most this many values at a time (128 MB): one block at the study's scale (2,760 × 230),
+#: blocks of bootstrap clusters on county panels (56,000 × 2,800 would need 1.25 GB a matrix).
+PROJECTION_BLOCK = 1 << 24
+
+
+def cluster_blocks(n: int, n_clusters: int, per_cluster: int = 1) -> list[tuple[int, int]]:
+    """Consecutive ranges [lo, hi) of bootstrap clusters whose n × per_cluster × (hi − lo)
+    projected columns fit in :data:`PROJECTION_BLOCK` values (at least one cluster a block)."""
+    step = max(1, min(n_clusters, PROJECTION_BLOCK // max(1, n * per_cluster)))
+    return [(lo, min(n_clusters, lo + step)) for lo in range(0, n_clusters, step)]
 
 
 def draw_count(weights: str, Gb: int, reps: int) -> tuple[bool, int]:
@@ -367,14 +382,20 @@ def wild_problem(
     D = float(xdd @ xdd)
     b_hat = float(xdd @ ydd) / D
 
-    def project(v: np.ndarray) -> np.ndarray:
-        """M(v∘1_g) for every bootstrap cluster g: (n, Gb)."""
-        E = np.zeros((n, Gb))
-        E[np.arange(n), bcodes] = v
-        return wresid(demean(E, prep["absorb"], None, prep["trends"]), Z, w)
+    def projected_sums(v: np.ndarray) -> np.ndarray:
+        """Σ_{i∈h} ẍ_i [M(v∘1_g)]_i for every cluster h and bootstrap cluster g: (G, Gb), built
+        for blocks of bootstrap clusters at a time (memory O(n · block), not O(n · Gb))."""
+        out = np.empty((G, Gb))
+        for lo, hi in cluster_blocks(n, Gb):
+            E = np.zeros((n, hi - lo))
+            rows = np.flatnonzero((bcodes >= lo) & (bcodes < hi))
+            E[rows, bcodes[rows] - lo] = v[rows]
+            ME = wresid(demean(E, prep["absorb"], None, prep["trends"]), Z, w)
+            out[:, lo:hi] = cluster_sums(xdd[:, None] * ME, clusters, G)
+        return out
 
-    S_y = cluster_sums(xdd[:, None] * project(ydd), clusters, G)  # (G, Gb)
-    S_x = cluster_sums(xdd[:, None] * project(xdd), clusters, G)
+    S_y = projected_sums(ydd)  # (G, Gb)
+    S_x = projected_sums(xdd)
     a_y, a_x = S_y.sum(axis=0) / D, S_x.sum(axis=0) / D
     c = np.bincount(clusters, weights=xdd * xdd, minlength=G)
     u_hat = S_y.sum(axis=1) - b_hat * S_x.sum(axis=1)  # Σ_{i∈h} ẍ ê

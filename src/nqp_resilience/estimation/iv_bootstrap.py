@@ -52,6 +52,7 @@ from nqp_resilience.estimation.bootstrap import (
     bootstrap_cluster_codes,
     check_arguments,
     check_level,
+    cluster_blocks,
     draw_count,
     run_problem,
 )
@@ -125,13 +126,18 @@ def wre_problem(
     # --- once: cluster sums of z ∘ M(c ∘ 1_g) for c = ÿ, ẍ, z_1..z_L --------------------------
     cols = np.column_stack([yd, xd, z])  # (n, 2 + L)
     nc = cols.shape[1]
-    E = np.zeros((n, nc, Gb))
-    E[np.arange(n), :, bcodes] = cols
-    E = E.reshape(n, nc * Gb)
-    ME = wresid(demean(E, d.prep["absorb"], None), d.ct if d.k2 else None, d.w)
-    ME = ME.reshape(n, nc, Gb)
-    T = cluster_sums((z[:, :, None, None] * ME[:, None, :, :]).reshape(n, -1), clusters, G)
-    T = T.reshape(G * L, nc, Gb)  # T[(h, l), c, g]
+    # built for blocks of bootstrap clusters at a time: memory O(n · nc · block), not O(n · nc · Gb)
+    T = np.empty((G * L, nc, Gb))  # T[(h, l), c, g]
+    for lo, hi in cluster_blocks(n, Gb, nc * L):
+        m = hi - lo
+        E = np.zeros((n, nc, m))
+        rows = np.flatnonzero((bcodes >= lo) & (bcodes < hi))
+        E[rows, :, bcodes[rows] - lo] = cols[rows]
+        E = E.reshape(n, nc * m)
+        ME = wresid(demean(E, d.prep["absorb"], None), d.ct if d.k2 else None, d.w)
+        ME = ME.reshape(n, nc, m)
+        Tb = cluster_sums((z[:, :, None, None] * ME[:, None, :, :]).reshape(n, -1), clusters, G)
+        T[:, :, lo:hi] = Tb.reshape(G * L, nc, m)
     F = np.zeros((L, nc, Gb))  # z'(c ∘ 1_g)
     for c in range(nc):
         F[:, c, :] = cluster_sums(z * cols[:, c : c + 1], bcodes, Gb).T
