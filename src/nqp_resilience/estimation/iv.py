@@ -730,7 +730,10 @@ def iv_design(
     else:
         scale = np.sqrt(gram.mean_squares[used])
     scale = np.where(scale > 0, scale, 1.0)
-    ts = tilde if used == list(range(tilde.shape[1])) else tilde[:, used]  # tilde not used below
+    # (the reference path keeps the copy: its memory layout decides the rounding of the products
+    # below, and the default outputs were made with it; tilde is not used after this)
+    in_place = gram is not None and used == list(range(tilde.shape[1]))
+    ts = tilde if in_place else tilde[:, used]
     ts /= scale
     yt, xt = ts[:, 0], ts[:, 1 : 1 + k1]
     zt, ct = ts[:, 1 + k1 : 1 + k1 + L], ts[:, 1 + k1 + L :]
