@@ -350,6 +350,9 @@ def write(rows: list[dict], out: Path, command: str) -> None:
         f"- Machine: {machine()}",
         f"- Versions: {versions()}",
         "- Jobs run with `OPENBLAS_NUM_THREADS=1` (two jobs on two cores are faster that way).",
+        "- Load average at the end (1, 5, 15 min): "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        + " (above about 0.5 the machine was busy with other work: the ratios are inflated)",
         "",
         "| measure | seconds | reference | ratio | target | |",
         "|---|---:|---|---:|---|---|",
@@ -381,7 +384,8 @@ def main() -> int:
         county = county_rows(refs)
         print(*(fmt(r) for r in county), sep="\n", flush=True)
         rows += county
-    write(rows, args.out, "python benchmarks/performance.py " + " ".join(sys.argv[1:]))
+    flags = [a for a in sys.argv[1:] if a not in ("--out", str(args.out))]
+    write(rows, args.out, " ".join(["python benchmarks/performance.py", *flags]))
     print(f"wrote {args.out}")
     return 0
 
