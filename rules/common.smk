@@ -30,7 +30,8 @@ from nqp_resilience.outputs.tables import unshown_specs
 from nqp_resilience.runner import plain_params_check, stop_on_user_error
 from nqp_resilience.sim.montecarlo import monte_carlo_config
 
-# rule params are plain config values: compared without importing pandas (see the function)
+# the params of the jobs are plain config values, so Snakemake compares them without importing
+# pandas (see the function)
 plain_params_check()
 
 # the checks below stop the run with the message of a user error (no traceback) before any job
