@@ -105,12 +105,13 @@ def report_inputs(wildcards):
     )
 
 
-def spec_pattern(estimator):
-    """Wildcard constraint: the ids of the specs of one estimator (no match if there are none)."""
+def spec_pattern(estimator, batched=True):
+    """Wildcard constraint: the ids of the specs of one estimator (no match if there are none);
+    with batched=False without the specs that a batch job estimates (estimation.batch_size)."""
     ids = [
         sid
         for sid, spec in SPECS.items()
-        if spec["estimator"] == estimator and sid not in BATCHED_SPECS
+        if spec["estimator"] == estimator and (batched or sid not in BATCHED_SPECS)
     ]
     return "|".join(ids) if ids else "(?!)"
 

@@ -29,7 +29,7 @@ for _estimator in ESTIMATORS:
         benchmark:
             f"{RESULTS}/benchmarks/{_estimator}/{{spec}}.tsv"
         wildcard_constraints:
-            spec=spec_pattern(_estimator),
+            spec=spec_pattern(_estimator, batched=False),
         conda:
             "../envs/workflow.yaml"
         resources:

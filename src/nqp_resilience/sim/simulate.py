@@ -5,6 +5,10 @@ Usage::
     python -m nqp_resilience.sim.simulate --seed 20240601 \
         --params resources/simulation/params.yaml --out resources/raw
 
+    # a larger panel: 2,800 units in the expected sample over 2002-2021 (docs/simulation.md)
+    python -m nqp_resilience.sim.simulate --seed 1 --units 2800 --years 2002-2021 \
+        --params resources/simulation/params.yaml --out /path/to/raw
+
 The data-generating process is structural (``docs/simulation.md``): a latent city-level NQP
 path drives the Table 1 indicators, and GDP growth, unemployment, the industrial structure, the
 mechanism variables and the instruments are generated from it with the effects of the
@@ -75,6 +79,35 @@ _DECIMALS = {
 }
 
 _FULLWIDTH = str.maketrans("0123456789.,", "０１２３４５６７８９．，")
+
+#: The years the attribute table's ``*_2010_2021`` columns describe.
+TABLE_YEARS = (2010, 2021)
+#: Synthetic unit codes are ``9bcccc``: the leading 9 is no province's first digit (GB/T 2260
+#: province codes are 11-65, 71, 81 and 82, and every real code, at any level, starts with its
+#: province's two digits), so no synthetic code can be a real one; ``b`` (0-9) is a block and
+#: ``cccc`` (0001-9999) a serial, so a code never ends in 0000, which the workflow reads as a
+#: province total. At most 10 x 9,999 synthetic units.
+SYNTHETIC_PREFIX = "9"
+MAX_SYNTHETIC_UNITS = 10 * 9999
+#: The generator of the synthetic units' donors: fixed, so that the unit list depends on the
+#: number of units and the period only, not on the simulation seed (one attribute table serves
+#: every seed, as the real list does).
+UNITS_SEED = 2260
+#: Columns of a synthetic unit copied from its donor city.
+DONOR_COLUMNS = (
+    "province_code",
+    "province_name",
+    "region",
+    "unit_type",
+    "is_municipality",
+    "is_provincial_capital",
+    "is_sub_provincial",
+    "is_larger_city",
+    "adm_high",
+    "is_resource_based",
+    "resource_type",
+    "resource_type_zh",
+)
 
 
 def _rng(seed: int, stream: str) -> np.random.Generator:
@@ -767,6 +800,17 @@ class Simulation:
 # =============================================================================== formatting
 
 
+def _by_year(mapping: dict, year: int):
+    """``mapping[year]``, or for a year it does not list the value of the nearest listed year
+    (the earlier one on a tie): years before the parameter file's first listed year take the
+    first year's value, later years the last's."""
+    if year in mapping:
+        return mapping[year]
+    listed = sorted(int(y) for y in mapping)
+    nearest = min(listed, key=lambda y: (abs(y - year), y))
+    return mapping[nearest]
+
+
 def _fmt(value: float, decimals: int) -> str:
     if decimals == 0:
         return str(int(round(value)))
@@ -837,8 +881,14 @@ def _deterministic_xlsx(header, rows) -> bytes:
 class Writer:
     """Formats a :class:`Simulation` into the raw layout (docs/design.md#raw-inputs)."""
 
-    def __init__(self, sim: Simulation, codebook: Codebook, keywords: list[str]):
+    def __init__(self, sim: Simulation, codebook: Codebook, keywords: list[str], provinces=None):
+        """``provinces``: the province codes that get a government work report (by default
+        those of the simulated units; :func:`simulate` passes those of the whole attribute
+        table, so that a subset of the cities still has every report the workflow expects)."""
         self.sim, self.cb, self.keywords = sim, codebook, keywords
+        self.provinces = sorted(
+            provinces if provinces is not None else {c["province_code"] for c in sim.cities}
+        )
         self.fmt = sim.p["format"]
         self.files: dict[str, bytes] = {}
         city_vars = [
@@ -910,7 +960,7 @@ class Writer:
                         self._cell(name, i, t, src.variables[name].unit, rng, year, "yearbook")
                     )
                 rows.append(row)
-            enc = str(self.fmt["yearbook_encoding"][year])
+            enc = str(_by_year(self.fmt["yearbook_encoding"], year))
             if enc == "xlsx":
                 xrows = [[_xlsx_value(v) for v in r] for r in rows]
                 self.files[f"yearbook/city_yearbook_{year}.xlsx"] = _deterministic_xlsx(
@@ -954,7 +1004,9 @@ class Writer:
             "national_college_share": "college_share_pct",
         }
         header = ["年份"] + [src.variables[n].headers[0] for n in series]
-        years = sorted(int(y) for y in nat["gdp_growth_pct"])
+        # the simulated years and the year before the first (lagged instrument, employment
+        # growth): the workflow reads the national file over exactly that range
+        years = list(range(self.sim.t0 - 1, self.sim.t1 + 1))
         rows = [
             [str(y)]
             + [
@@ -985,11 +1037,13 @@ class Writer:
     def reports(self):
         """Government work reports: filler text with NQP keywords at simulated frequencies."""
         p, rng = self.sim.p["reports"], _rng(self.sim.seed, "reports")
-        provinces = sorted({c["province_code"] for c in self.sim.cities})
+        provinces = self.provinces
         prov_of = np.array([c["province_code"] for c in self.sim.cities])
-        prov_nqp = {pc: self.sim.nqp[prov_of == pc].mean() for pc in provinces}
+        # provinces without a simulated unit (a subset of the cities) count as average ones
+        prov_nqp = {pc: self.sim.nqp[prov_of == pc].mean() for pc in provinces if pc in prov_of}
         vals = np.array(list(prov_nqp.values()))
         zp = {pc: (v - vals.mean()) / vals.std() for pc, v in prov_nqp.items()}
+        zp = {pc: zp.get(pc, 0.0) for pc in provinces}
         zp["000000"] = 0.0
         self.report_counts: dict[tuple[str, int], int] = {}
         for pc in ["000000"] + provinces:
@@ -1086,11 +1140,186 @@ def read_keywords(path) -> list[str]:
     return [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
 
 
+# ============================================================================ units and years
+
+
+def parse_years(text) -> tuple[int, int]:
+    """``"2002-2021"`` (or a (first, last) pair) -> (2002, 2021): the simulated data years,
+    inclusive, at least three (the city-trend spec needs three)."""
+    if isinstance(text, str):
+        parts = text.strip().split("-")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"years {text!r}: write FIRST-LAST, e.g. 2002-2021")
+        first, last = (int(p) for p in parts)
+    else:
+        first, last = (int(y) for y in text)
+    if last < first + 2:
+        raise ValueError(
+            f"years {first}-{last}: at least three years, FIRST-LAST with FIRST < LAST"
+        )
+    return first, last
+
+
+def synthetic_code(j: int) -> str:
+    """The code of synthetic unit ``j`` (1, 2, ...): ``9bcccc`` (see ``SYNTHETIC_PREFIX``)."""
+    if not 1 <= j <= MAX_SYNTHETIC_UNITS:
+        raise ValueError(f"synthetic unit {j}: at most {MAX_SYNTHETIC_UNITS} synthetic units")
+    block, serial = divmod(j - 1, 9999)
+    return f"{SYNTHETIC_PREFIX}{block}{serial + 1:04d}"
+
+
+def is_synthetic_code(code: str) -> bool:
+    """True for a code of the synthetic range (six digits starting with 9, not ending in 0000)."""
+    return len(code) == 6 and code.isdigit() and code[0] == SYNTHETIC_PREFIX and code[2:] != "0000"
+
+
+def _in_period(row: dict, first: int, last: int) -> dict | None:
+    """The attribute row with ``first_year_2010_2021``, ``last_year_2010_2021`` and
+    ``n_years_2010_2021`` counted over the simulated years ``first``-``last`` (None if the city
+    is in none of them). A city listed from 2010 is taken to exist in every earlier year, one
+    listed to 2021 in every later year; cities created or abolished within 2010-2021 keep their
+    years. For 2010-2021 the row is unchanged."""
+    f0, l0 = int(row["first_year_2010_2021"]), int(row["last_year_2010_2021"])
+    lo = first if f0 <= TABLE_YEARS[0] else f0
+    hi = last if l0 >= TABLE_YEARS[1] else l0
+    lo, hi = max(lo, first), min(hi, last)
+    if lo > hi:
+        return None
+    out = dict(row)
+    out["first_year_2010_2021"], out["last_year_2010_2021"] = str(lo), str(hi)
+    out["n_years_2010_2021"] = str(hi - lo + 1)
+    return out
+
+
+def _eligible(row: dict, n_years: int) -> bool:
+    """A city the sample rules keep unless it is sparse: a city in every simulated year that
+    did not change in 2011 (as :meth:`Simulation._sparse` decides)."""
+    return row["changed_2011"] != "1" and row["n_years_2010_2021"] == str(n_years)
+
+
+def _synthetic_units(real: list[dict], count: int, first: int, last: int) -> list[dict]:
+    """``count`` synthetic units: each copies the province, region, type and flags
+    (``DONOR_COLUMNS``) of a donor drawn uniformly, with replacement, from the real cities that
+    are in every year of 2010-2021 and did not change in 2011; unit j's donor is
+    ``floor(u_j x donors)`` with u_j the j-th uniform of ``default_rng(UNITS_SEED)``, so the first
+    units are the same whatever the count. Every synthetic unit is in every simulated year."""
+    donors = [r for r in real if _eligible(r, TABLE_YEARS[1] - TABLE_YEARS[0] + 1)]
+    draws = np.random.default_rng(UNITS_SEED).random(count)
+    units = []
+    for j, u in enumerate(draws, start=1):
+        donor = donors[int(u * len(donors))]
+        row = dict.fromkeys(real[0], "")
+        name = f"Synthetic unit {j:04d}"
+        row.update(
+            city_code=synthetic_code(j),
+            city_name=name,
+            city_name_en=name,
+            city_name_en_ascii=name.lower().replace(" ", "_"),
+            first_year_2010_2021=str(first),
+            last_year_2010_2021=str(last),
+            n_years_2010_2021=str(last - first + 1),
+            changed_2011="0",
+            sources=f"synthetic (attributes of donor {donor['city_code']})",
+        )
+        row.update({k: donor[k] for k in DONOR_COLUMNS})
+        units.append(row)
+    return units
+
+
+def unit_list(
+    real: list[dict], years: tuple[int, int], units: int | None, sparse_cities: int
+) -> tuple[list[dict], int]:
+    """The simulated units and the number of sparse units among them.
+
+    ``units`` is N, the size of the expected sample (the units the workflow's sample rules
+    keep; None: the real list as it is). With the real cities of the period, E eligible
+    (:func:`_eligible`) and ``sparse_cities`` of them sparse, the real list gives B = E −
+    ``sparse_cities`` sample cities (230 for 2010-2021):
+
+    * N >= B: every real city of the period, and N − B synthetic units
+      (:func:`_synthetic_units`); ``sparse_cities`` sparse units are drawn as before, among all
+      eligible units.
+    * N < B: N + k of the E eligible real cities, k = round(sparse_cities x N / B) of them
+      sparse (the real list's share): in city-code order, the cities at positions
+      floor((i + 1/2) E / (N + k)), i = 0 .. N + k − 1, a systematic sample that spreads over
+      the provinces. Cities that change in 2011 or miss a year are left out.
+
+    The list depends on N and the period only, never on the seed."""
+    first, last = years
+    T = last - first + 1
+    rows = [r for r in (_in_period(c, first, last) for c in real) if r is not None]
+    eligible = [r for r in rows if _eligible(r, T)]
+    base = len(eligible) - int(sparse_cities)
+    if base <= 0:
+        raise ValueError(
+            f"missing.sparse_cities ({sparse_cities}) leaves no city of the real list in the sample"
+        )
+    if units is None or int(units) == base:
+        return rows, int(sparse_cities)
+    n = int(units)
+    if n < 1:
+        raise ValueError(f"units {n}: the expected sample needs at least one unit")
+    if n > base:
+        return rows + _synthetic_units(real, n - base, first, last), int(sparse_cities)
+    k = round(int(sparse_cities) * n / base)
+    m = n + k
+    picks = [int((i + 0.5) * len(eligible) / m) for i in range(m)]
+    return [eligible[i] for i in picks], k
+
+
+def check_national_years(params: dict, first: int, last: int) -> None:
+    """Every national series must cover the year before the first simulated year (the lagged
+    instrument, employment growth) to the last."""
+    need = set(range(first - 1, last + 1))
+    for key, series in params["national"].items():
+        missing = sorted(need - {int(y) for y in series})
+        if missing:
+            raise ValueError(
+                f"national.{key} of the parameter file has no value for {missing}: years "
+                f"{first}-{last} need {first - 1}-{last} (add the public figures to the "
+                "parameter file, or choose other years)"
+            )
+
+
+def prepare(params: dict, real: list[dict], *, units=None, years=None) -> tuple[dict, list[dict]]:
+    """The parameters and the unit list of a simulation with ``units`` (N, the expected
+    sample; None: the real list) and ``years`` (``"FIRST-LAST"`` or a pair; None: the parameter
+    file's ``years``). The parameters are a copy with ``years`` and ``missing.sparse_cities``
+    set; without ``units`` and ``years`` both are returned as given."""
+    import copy
+
+    params = copy.deepcopy(params)
+    if years is not None:
+        first, last = parse_years(years)
+        params["years"] = {"start": first, "end": last}
+    first, last = int(params["years"]["start"]), int(params["years"]["end"])
+    check_national_years(params, first, last)
+    cities, sparse = unit_list(real, (first, last), units, params["missing"]["sparse_cities"])
+    if units is not None or years is not None:
+        params["missing"]["sparse_cities"] = sparse
+    return params, cities
+
+
+def attributes_csv(rows: list[dict], columns) -> bytes:
+    """Attribute rows in the layout of ``resources/cities/city_attributes.csv``."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+#: Where :func:`simulate` writes the unit list when it is not the real attribute table.
+UNITS_FILE = "units/city_attributes.csv"
+
+
 def simulate(
     seed: int,
     params_path,
     out_dir,
     *,
+    units: int | None = None,
+    years=None,
     attributes="resources/cities/city_attributes.csv",
     codebook="resources/codebook.yaml",
     keywords="resources/nqp_keywords.txt",
@@ -1098,16 +1327,26 @@ def simulate(
     return_simulation: bool = False,
 ):
     """Simulate every raw file and write it under ``out_dir``; return {relative path: bytes}
-    (or the :class:`Simulation` itself if ``return_simulation``)."""
+    (or the :class:`Simulation` itself if ``return_simulation``).
+
+    ``units``: N, the number of units in the expected sample (None: the real list, 230 sample
+    cities in 2010-2021); ``years``: ``"FIRST-LAST"`` or a (first, last) pair (None: the
+    parameter file's ``years``). See :func:`unit_list` and docs/simulation.md. When the unit
+    list differs from the attribute table (synthetic units, a subset, other years), it is
+    written to ``units/city_attributes.csv`` in the attribute table's layout."""
     from nqp_resilience.indices.indicators import load_indicator_system
 
-    params = read_yaml(params_path)
+    real = read_attributes(attributes)
+    params, cities = prepare(read_yaml(params_path), real, units=units, years=years)
     cb = Codebook(codebook)
-    sim = Simulation(
-        params, read_attributes(attributes), seed, cb, load_indicator_system(indicators)
-    )
-    writer = Writer(sim, cb, read_keywords(keywords))
+    sim = Simulation(params, cities, seed, cb, load_indicator_system(indicators))
+    provinces = {r["province_code"] for r in real}
+    writer = Writer(sim, cb, read_keywords(keywords), provinces=provinces)
     files = writer.all()
+    custom = cities != real
+    if custom:
+        files[UNITS_FILE] = attributes_csv(cities, real[0])
+        files = dict(sorted(files.items()))
     out = Path(out_dir)
     for rel, data in files.items():
         write_bytes(out / rel, data)
@@ -1121,6 +1360,12 @@ def simulate(
         f"years: {sim.t0}-{sim.t1}",
         f"sparse_cities: {' '.join(sim.sparse_cities)}",
     ]
+    if custom:
+        n_syn = sum(is_synthetic_code(c["city_code"]) for c in cities)
+        summary[5:5] = [
+            f"units: {int(sim.in_sample.sum())} in the expected sample ({n_syn} synthetic)",
+            f"unit list: {UNITS_FILE}",
+        ]
     write_text(out / "SIMULATED.md", "\n".join(summary) + "\n")
     return sim if return_simulation else files
 
@@ -1140,15 +1385,40 @@ def main(argv=None) -> int:
         "--params", required=True, help="parameter file, e.g. resources/simulation/params.yaml"
     )
     ap.add_argument("--out", required=True, help="output folder (the raw-data layout)")
+    ap.add_argument(
+        "--units",
+        type=int,
+        default=None,
+        metavar="N",
+        help="units in the expected sample (default: the real list, 230 cities in 2010-2021); "
+        "above it, synthetic units are added, below it a subset of the real cities is drawn",
+    )
+    ap.add_argument(
+        "--years",
+        default=None,
+        metavar="FIRST-LAST",
+        help="simulated data years, inclusive, e.g. 2002-2021 (default: the parameter file's)",
+    )
     ap.add_argument("--attributes", default="resources/cities/city_attributes.csv")
     ap.add_argument("--codebook", default="resources/codebook.yaml")
     ap.add_argument("--keywords", default="resources/nqp_keywords.txt")
     ap.add_argument("--indicators", default="resources/indicators.yaml")
     args = ap.parse_args(argv)
+    if args.units is not None and args.units < 1:
+        ap.error(f"--units {args.units}: the expected sample needs at least one unit")
+    try:  # the period: its form, and the national series it needs
+        params = read_yaml(args.params)
+        first, last = parse_years(args.years) if args.years is not None else (None, None)
+        if first is not None:
+            check_national_years(params, first, last)
+    except ValueError as exc:
+        ap.error(str(exc))
     files = simulate(
         args.seed,
         args.params,
         args.out,
+        units=args.units,
+        years=args.years,
         attributes=args.attributes,
         codebook=args.codebook,
         keywords=args.keywords,
