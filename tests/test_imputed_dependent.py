@@ -343,7 +343,7 @@ def test_config_default_is_keep_and_drop_is_accepted():
     schema = ROOT / "schemas" / "config.schema.yaml"
     assert validate_config({}, schema)["estimation"]["imputed_dependent"] == "keep"
     cfg = validate_config({"estimation": {"imputed_dependent": "drop"}}, schema)
-    assert cfg["estimation"] == {"singletons": "drop", "imputed_dependent": "drop"}
+    assert cfg["estimation"] == {"singletons": "drop", "imputed_dependent": "drop", "batch_size": 1}
     with pytest.raises(ConfigError) as exc:
         validate_config({"estimation": {"imputed_dependent": "remove"}}, schema)
     assert exc.value.key == "estimation.imputed_dependent"
