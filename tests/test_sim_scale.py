@@ -279,18 +279,10 @@ def test_the_explicit_default_size_and_years_are_the_shipped_data(tmp_path):
 
 # -------------------------------------------------------------- planted effects at scale
 def _frame(sim, **columns):
-    s = sim.in_sample
-    codes = np.array([c["city_code"] for c in sim.cities])
-    frame = {
-        "city": np.repeat(codes[s], sim.T),
-        "year": np.tile(sim.years, int(s.sum())),
-        "q": sim.q[s].ravel(),
-    }
-    for k, c in enumerate(sim._controls()):
-        frame[f"c{k}"] = c[s].ravel()
-    for name, value in columns.items():
-        frame[name] = np.broadcast_to(value, sim.q.shape)[s].ravel()
-    return pd.DataFrame(frame)
+    """The in-sample rows as the Monte Carlo tests build them."""
+    from test_montecarlo import _in_sample_frame
+
+    return _in_sample_frame(sim, **columns)
 
 
 @pytest.mark.parametrize(
