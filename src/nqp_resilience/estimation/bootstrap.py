@@ -17,7 +17,8 @@ g: the bootstrap clusters), a = 1'S and c_h = Σ_{i∈h} ẍ_i²,
     β* − β0 = a'v / D,      score*_h = (S v)_h − c_h (β* − β0),
     V*(β) = q/D² Σ_h score*_h²  (q: the CR1 factor of ``twfe``).
 
-S is linear in β0 (S = S_y − β0 S_x, computed once by demeaning ÿ∘1_g and ẍ∘1_g), so each
+S is linear in β0 (S = S_y − β0 S_x, computed once by demeaning ÿ∘1_g and ẍ∘1_g, or on large
+samples in the closed low-rank form of :mod:`~nqp_resilience.estimation.cross_sums`), so each
 draw reduces to five numbers (n0, n1, AA, AB, BB) with β* − β0 = n0 − β0 n1 and
 Σ_h score*_h² = AA − 2β0 AB + β0² BB: the p-value at any β0 is O(B) and the confidence set is
 found by exact root finding (:func:`scipy.optimize.brentq`) over the same draws. The M(·∘1_g)
@@ -76,6 +77,7 @@ from nqp_resilience.estimation.core import (
     wls,
     wresid,
 )
+from nqp_resilience.estimation.cross_sums import cross_sums, low_rank_applies
 from nqp_resilience.estimation.results import EstimationResult
 
 __all__ = [
@@ -394,8 +396,19 @@ def wild_problem(
             out[:, lo:hi] = cluster_sums(xdd[:, None] * ME, clusters, G)
         return out
 
-    S_y = projected_sums(ydd)  # (G, Gb)
-    S_x = projected_sums(xdd)
+    low = (
+        cross_sums(
+            xdd, np.column_stack([ydd, xdd]), clusters, G, bcodes, Gb,
+            prep["absorb"], prep["trends"], Z if Z.shape[1] else None,
+        )
+        if low_rank_applies(n, Gb, 1)
+        else None
+    )  # fmt: skip
+    if low is not None:
+        S_y, S_x = low  # the same (G, Gb) matrices in low-rank form (cross_sums module)
+    else:
+        S_y = projected_sums(ydd)  # (G, Gb)
+        S_x = projected_sums(xdd)
     a_y, a_x = S_y.sum(axis=0) / D, S_x.sum(axis=0) / D
     c = np.bincount(clusters, weights=xdd * xdd, minlength=G)
     u_hat = S_y.sum(axis=1) - b_hat * S_x.sum(axis=1)  # Σ_{i∈h} ẍ ê

@@ -26,7 +26,8 @@ With p = z'x* = z'zπ̃ + z'(ṽ∘v), A = (z'z)⁻¹, w = A p, D* = p'Ap: β* �
 the CR1 score of model cluster h is s_h = w'[Σ_{i∈h} z_i (M(ũ∘v))_i − (β* − β0)·Σ_{i∈h} z_i
 (M x*)_i], V* = q Σ_h s_h² / D*². Because M(c∘v) = Σ_g v_g M(c∘1_g), the cluster sums
 T_c[h, :, g] = Σ_{i∈h} z_i [M(c∘1_g)]_i for c ∈ {ÿ, ẍ, z_1..z_L} are computed once (one
-demeaning of an N × (2 + L)·G_boot matrix). ũ, ṽ and zπ̃ are linear combinations of these
+demeaning of an N × (2 + L)·G_boot matrix; on large samples the closed low-rank form of
+:mod:`~nqp_resilience.estimation.cross_sums` instead). ũ, ṽ and zπ̃ are linear combinations of these
 columns with coefficients that depend on β0 (π̃ is re-estimated for every β0), so s_h is a
 per-draw linear form in the sources T_c v and Σ_{i∈h} z_i z_i': each draw keeps the Gram matrix
 of the sources over h ((L(2 + 2L))² numbers) and z'(c∘v), and p(β0) is recomputed exactly for
@@ -67,6 +68,7 @@ from nqp_resilience.estimation.core import (
     t_dist,
     wresid,
 )
+from nqp_resilience.estimation.cross_sums import cross_sums, low_rank_applies
 from nqp_resilience.estimation.iv import iv_design, second_stage
 from nqp_resilience.estimation.results import EstimationResult
 
@@ -126,18 +128,13 @@ def wre_problem(
     # --- once: cluster sums of z ∘ M(c ∘ 1_g) for c = ÿ, ẍ, z_1..z_L --------------------------
     cols = np.column_stack([yd, xd, z])  # (n, 2 + L)
     nc = cols.shape[1]
-    # built for blocks of bootstrap clusters at a time: memory O(n · nc · block), not O(n · nc · Gb)
-    T = np.empty((G * L, nc, Gb))  # T[(h, l), c, g]
-    for lo, hi in cluster_blocks(n, Gb, nc * L):
-        m = hi - lo
-        E = np.zeros((n, nc, m))
-        rows = np.flatnonzero((bcodes >= lo) & (bcodes < hi))
-        E[rows, :, bcodes[rows] - lo] = cols[rows]
-        E = E.reshape(n, nc * m)
-        ME = wresid(demean(E, d.prep["absorb"], None), d.ct if d.k2 else None, d.w)
-        ME = ME.reshape(n, nc, m)
-        Tb = cluster_sums((z[:, :, None, None] * ME[:, None, :, :]).reshape(n, -1), clusters, G)
-        T[:, :, lo:hi] = Tb.reshape(G * L, nc, m)
+    low = (
+        cross_sums(z, cols, clusters, G, bcodes, Gb, d.prep["absorb"], None, d.ct if d.k2 else None)
+        if low_rank_applies(n, Gb, nc * L, d.w)
+        else None
+    )
+    # Tc[c][(h, l), g], dense or in low-rank form (cross_sums module)
+    Tc = low if low is not None else projected_cross_sums(d, z, cols, clusters, G, bcodes, Gb)
     F = np.zeros((L, nc, Gb))  # z'(c ∘ 1_g)
     for c in range(nc):
         F[:, c, :] = cluster_sums(z * cols[:, c : c + 1], bcodes, Gb).T
@@ -157,7 +154,7 @@ def wre_problem(
         src = np.empty((ns, G, L, m))
         FV = np.empty((nc, L, m))
         for c in range(nc):
-            src[c] = (T[:, c, :] @ v).reshape(G, L, m)
+            src[c] = (Tc[c] @ v).reshape(G, L, m)
             FV[c] = F[:, c, :] @ v
         src[nc:] = const[..., None]
         X = src.transpose(0, 2, 1, 3).reshape(P, G, m)  # row c·L + l
@@ -222,6 +219,25 @@ def wre_problem(
         result=result,
         block_stats=block_stats,
     )
+
+
+def projected_cross_sums(d, z, cols, clusters, G: int, bcodes, Gb: int) -> list[np.ndarray]:
+    """The reference path: T_c[(h, l), g] = Σ_{i∈h} z_il [M(c∘1_g)]_i for every column c of
+    ``cols``, by demeaning the indicator columns of blocks of bootstrap clusters (memory
+    O(n · nc · block), not O(n · nc · Gb))."""
+    n, nc, L = len(z), cols.shape[1], z.shape[1]
+    T = np.empty((G * L, nc, Gb))  # T[(h, l), c, g]
+    for lo, hi in cluster_blocks(n, Gb, nc * L):
+        m = hi - lo
+        E = np.zeros((n, nc, m))
+        rows = np.flatnonzero((bcodes >= lo) & (bcodes < hi))
+        E[rows, :, bcodes[rows] - lo] = cols[rows]
+        E = E.reshape(n, nc * m)
+        ME = wresid(demean(E, d.prep["absorb"], None), d.ct if d.k2 else None, d.w)
+        ME = ME.reshape(n, nc, m)
+        Tb = cluster_sums((z[:, :, None, None] * ME[:, None, :, :]).reshape(n, -1), clusters, G)
+        T[:, :, lo:hi] = Tb.reshape(G * L, nc, m)
+    return [T[:, c, :] for c in range(nc)]
 
 
 def wre_tstar(scalars: dict, stats: np.ndarray):
