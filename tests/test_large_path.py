@@ -125,6 +125,47 @@ def test_iv_large_path_equals_reference(monkeypatch, seed, instruments, shuffle)
     close([fs_ref.F, fs_ref.partial_r2], [fs_fast.F, fs_fast.partial_r2], "first-stage F, R2")
 
 
+IV_CASES = {
+    "weighted": (dict(seed=13, shuffle=True), dict(cluster="id", weights="w")),
+    "HC1": (dict(seed=14), dict(cluster=None)),
+    "cluster by another variable": (dict(seed=15, drop=0.05), dict(cluster="prov")),
+    "two endogenous regressors": (dict(seed=16), dict(cluster="id", endog=["x", "c2"])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(IV_CASES))
+def test_iv_large_path_equals_reference_other_designs(monkeypatch, case):
+    """The 2SLS from the R factor (second stage, first-stage coefficients and partial R²) and
+    the sorted-cluster score sums, against the reference path."""
+    spec, opts = IV_CASES[case]
+    opts = dict(opts)
+    endog = opts.pop("endog", "x")
+    cluster = opts.pop("cluster")
+    controls = ["c1", "region"] + ([] if "c2" in endog else ["c2"])
+    d = panel(**spec)
+    ref, fast = both(
+        monkeypatch, iv_twfe, d, "y", endog, ["z", "z2"], controls, "id", "t", cluster, **opts
+    )
+    same_result(ref, fast)
+    for name in ref.iv.first_stage:
+        fs_ref, fs_fast = ref.iv.first_stage[name], fast.iv.first_stage[name]
+        close(list(fs_ref.coef.values()), list(fs_fast.coef.values()), "first-stage coef")
+        close(list(fs_ref.se.values()), list(fs_fast.se.values()), "first-stage se")
+        close([fs_ref.F, fs_ref.partial_r2], [fs_fast.F, fs_fast.partial_r2], "F, R2")
+
+
+def test_contiguous_sums_equal_the_sums_by_code():
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(50), rng.integers(1, 6, size=50))
+    x, e = rng.normal(size=(len(g), 4)), rng.normal(size=len(g))
+    ref = core.group_sums(x * e[:, None], g, 50)
+    np.testing.assert_allclose(large.contiguous_sums(x, e, g, 50), ref, rtol=1e-13, atol=1e-13)
+    assert large.contiguous_sums(x, e, g[::-1].copy(), 50) is None  # not ascending
+    assert large.contiguous_sums(x, e, np.where(g == 7, 8, g), 50) is None  # a code missing
+    shuffled = g[rng.permutation(len(g))]
+    assert large.contiguous_sums(x, e, shuffled, 50) is None
+
+
 def test_balanced_pairs_detects_only_complete_panels():
     g1 = np.repeat(np.arange(4), 3)
     g2 = np.tile(np.arange(3), 4)

@@ -726,7 +726,11 @@ def dof(prep: dict, k: int, n: int, clustered: bool) -> tuple[int, int, np.ndarr
         g, L, _ = prep["trends"]
         sets += [(g, L, True), (g, L, False)]
     sets += [(g, L, True) for g, L in prep["absorb"]]
-    return G, k + absorbed_dof(sets, clusters if clustered else None), clusters
+    # the count depends on the sample and the clusters only: kept for the next stage (IV)
+    key = ("absorbed_dof", clustered)
+    if key not in prep:
+        prep[key] = absorbed_dof(sets, clusters if clustered else None)
+    return G, k + prep[key], clusters
 
 
 def absorbed_dof(sets: list[tuple], clusters=None) -> int:
@@ -817,15 +821,23 @@ def sandwich_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`sandwich` and the (G, k) cluster sums of the scores u_g it is built from (for
     covariances with further statistics without a second pass over the data)."""
-    we = w * e
-    if X.shape[1] <= 16:  # one product and one bincount per column (as group_sums adds them)
-        meat_parts = np.column_stack(
-            [np.bincount(clusters, weights=X[:, j] * we, minlength=G) for j in range(X.shape[1])]
-        )
-    else:
-        meat_parts = cluster_sums(X * we[:, None], clusters, G)
+    meat_parts = score_sums(X, e, w, clusters, G)
     meat = meat_parts.T @ meat_parts
     return small_sample(G, n, K) * bread @ meat @ bread, meat_parts
+
+
+def score_sums(X: np.ndarray, e: np.ndarray, w: np.ndarray, clusters: np.ndarray, G: int):
+    """(G, k) cluster sums u_g = Σ_{i∈g} w_i x_i e_i of the scores (see :func:`sandwich`)."""
+    we = w * e
+    if large.is_large(len(e)):
+        sums = large.contiguous_sums(X, we, clusters, G)
+        if sums is not None:
+            return sums
+    if X.shape[1] <= 16:  # one product and one bincount per column (as group_sums adds them)
+        return np.column_stack(
+            [np.bincount(clusters, weights=X[:, j] * we, minlength=G) for j in range(X.shape[1])]
+        )
+    return cluster_sums(X * we[:, None], clusters, G)
 
 
 # --------------------------------------------------------------------------------------------

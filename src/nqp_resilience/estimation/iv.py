@@ -53,8 +53,10 @@ from nqp_resilience.estimation.core import (
     dof,
     prepare,
     sandwich,
+    score_sums,
     screen_columns,
     select_regressors,
+    small_sample,
     t_dist,
     wls,
     wmean,
@@ -549,6 +551,8 @@ class IVDesign:
     xc, zc, yc : xt, zt, yt with the controls partialled out as well (FWL)
     clustered : bool
     omitted, notes : controls omitted and why
+    r_factor : on the large-sample path, the R factor of [C Z X y] (see
+        :func:`~nqp_resilience.estimation.large.iv_partial`), else None
     """
 
     y: str
@@ -580,6 +584,7 @@ class IVDesign:
     clustered: bool
     omitted: list
     notes: list
+    r_factor: np.ndarray | None = None
 
     @property
     def unit2(self) -> np.ndarray:
@@ -668,7 +673,8 @@ def iv_design(
     gram = large.GramScreen(tilde, data, w) if large.is_large(n) else None
 
     # the outcome must keep some variation once the fixed effects are absorbed (relative test)
-    mean = wmean(data, w)
+    # (only the outcome's mean is used: on the large-sample path only that column is averaged)
+    mean = wmean(data if gram is None else data[:, :1], w)
     if np.ptp(data[:, 0]) == 0:
         raise ConfigError(
             y, f"outcome '{y}' is constant in the estimation sample", source="iv_twfe"
@@ -739,8 +745,9 @@ def iv_design(
     zt, ct = ts[:, 1 + k1 : 1 + k1 + L], ts[:, 1 + k1 + L :]
     Z = np.column_stack([zt, ct])
     fast = large.iv_partial(zt, ct, xt, yt, w) if gram is not None else None
+    r_factor = None
     if fast is not None:
-        zz_inv, xc, zc, yc = fast
+        zz_inv, xc, zc, yc, r_factor = fast
     else:
         _, zz_inv = wls(Z, yt, w, instruments + ctrl)  # collinearity check of the instruments
         cmat = ct if k2 else None
@@ -775,6 +782,7 @@ def iv_design(
         clustered=cluster is not None,
         omitted=omitted,
         notes=notes,
+        r_factor=r_factor,
     )
 
 
@@ -813,18 +821,30 @@ def second_stage(d: IVDesign) -> SecondStage:
     :func:`~nqp_resilience.estimation.core.dof`)."""
     w = d.w
     names2 = d.endogenous + d.controls
-    xhat = d.Z @ (d.zz_inv @ xtwx(d.Z, d.X, w))
-    try:
-        beta, bread = wls(xhat, d.yt, w, names2)
-    except EstimationError as exc:
-        raise EstimationError(
-            f"iv_twfe: the first-stage fitted values are collinear ({exc.problem}); the "
-            "instruments do not identify the endogenous regressors",
-            hint="check that each endogenous regressor has an instrument that moves it",
-        ) from exc
-    u = d.yt - d.X @ beta
-    G, K2, clusters = dof(d.prep, d.k1 + d.k2, d.n, d.clustered)
-    V = sandwich(xhat, u, w, bread, clusters, G, d.n, K2)
+    fast = (
+        None if d.r_factor is None else large.iv_second_stage(d.r_factor, d.k2, d.L, d.k1, w)
+    )
+    if fast is not None:
+        beta, bread, gamma = fast
+        # x̂ = [C Z]·Γ; d.Z holds [Z C]: the rows of Γ in that order
+        gamma = np.vstack([gamma[d.k2 :], gamma[: d.k2]])
+        u = d.yt - d.X @ beta
+        G, K2, clusters = dof(d.prep, d.k1 + d.k2, d.n, d.clustered)
+        parts = score_sums(d.Z, u, w, clusters, G) @ gamma
+        V = small_sample(G, d.n, K2) * bread @ (parts.T @ parts) @ bread
+    else:
+        xhat = d.Z @ (d.zz_inv @ xtwx(d.Z, d.X, w))
+        try:
+            beta, bread = wls(xhat, d.yt, w, names2)
+        except EstimationError as exc:
+            raise EstimationError(
+                f"iv_twfe: the first-stage fitted values are collinear ({exc.problem}); the "
+                "instruments do not identify the endogenous regressors",
+                hint="check that each endogenous regressor has an instrument that moves it",
+            ) from exc
+        u = d.yt - d.X @ beta
+        G, K2, clusters = dof(d.prep, d.k1 + d.k2, d.n, d.clustered)
+        V = sandwich(xhat, u, w, bread, clusters, G, d.n, K2)
     return SecondStage(
         beta=beta,
         se=np.sqrt(np.diag(V)),
@@ -870,7 +890,12 @@ def first_stage(d: IVDesign) -> FirstStageFit:
     w, L = d.w, d.L
     G, K_fs, clusters = dof(d.prep, L + d.k2, d.n, d.clustered)
     df_fs = (G - 1) if d.clustered else (d.n - K_fs)
-    pi_all = d.zz_inv @ xtwx(d.Z, d.xt, w)  # (L + k2, K1)
+    r, k2, m = d.r_factor, d.k2, d.L + d.k2
+    if r is None:
+        pi_all = d.zz_inv @ xtwx(d.Z, d.xt, w)  # (L + k2, K1)
+    else:  # from the R factor of [C Z X y]: π = R_CZ⁻¹R_CZ,X, rows in [Z C] order
+        pi_all = np.linalg.solve(r[:m, :m], r[:m, m : m + d.k1])
+        pi_all = np.vstack([pi_all[k2:], pi_all[:k2]])
     out = {}
     for j, xname in enumerate(d.endogenous):
         v_j = d.xt[:, j] - d.Z @ pi_all[:, j]
@@ -879,15 +904,20 @@ def first_stage(d: IVDesign) -> FirstStageFit:
         Wfs = float(pz @ np.linalg.solve(Vfs[:L, :L], pz))
         se_z = np.sqrt(np.diag(Vfs)[:L])
         unit = d.s_x[j] / d.s_z
-        xc = d.xc[:, j]
-        fit = d.zc @ np.linalg.lstsq(d.zc * np.sqrt(w)[:, None], xc * np.sqrt(w), rcond=None)[0]
+        if r is None:
+            xc = d.xc[:, j]
+            fit = d.zc @ np.linalg.lstsq(d.zc * np.sqrt(w)[:, None], xc * np.sqrt(w), rcond=None)[0]
+            partial_r2 = float(1.0 - np.sum(w * (xc - fit) ** 2) / np.sum(w * xc**2))
+        else:  # ‖M_[C Z] x‖² / ‖M_C x‖² from the column of x in R
+            col = r[k2 : m + d.k1, m + j]
+            partial_r2 = float(1.0 - np.sum(col[d.L :] ** 2) / np.sum(col**2))
         out[xname] = FirstStage(
             coef={z: float(c) for z, c in zip(d.instruments, pz * unit, strict=True)},
             se={z: float(s) for z, s in zip(d.instruments, se_z * unit, strict=True)},
             F=Wfs / L,
             F_p=float(stats.f.sf(Wfs / L, L, df_fs)),
             F_df=[L, int(df_fs)],
-            partial_r2=float(1.0 - np.sum(w * (xc - fit) ** 2) / np.sum(w * xc**2)),
+            partial_r2=partial_r2,
         )
     return FirstStageFit(by_endog=out, K=int(K_fs), G=G, clusters=clusters, df=int(df_fs))
 

@@ -133,6 +133,19 @@ def tall_qr(a: np.ndarray) -> np.ndarray | None:
     return r2 @ r1
 
 
+def contiguous_sums(x: np.ndarray, e: np.ndarray, g: np.ndarray, n_groups: int):
+    """(n_groups, k) sums Σ_{i∈g} x_i e_i when the group codes are sorted (every group a block
+    of consecutive rows, as in a panel sorted by unit), in one pass over the rows; None when
+    they are not (the caller sums by code)."""
+    step = np.diff(g)
+    if len(g) == 0 or g[0] != 0 or g[-1] != n_groups - 1 or step.min(initial=0) < 0:
+        return None
+    starts = np.flatnonzero(step) + 1
+    if len(starts) != n_groups - 1:  # non-decreasing from 0 to G − 1 in G − 1 steps: 0, 1, ...
+        return None
+    return np.add.reduceat(x * e[:, None], np.concatenate(([0], starts)), axis=0)
+
+
 def unit_weights(w: np.ndarray | None) -> bool:
     """No weights, or all of them 1 (multiplying by them would change nothing)."""
     return w is None or bool(np.all(w == 1.0))
@@ -251,8 +264,9 @@ def iv_partial(z: np.ndarray, c: np.ndarray, x: np.ndarray, y: np.ndarray, w: np
     and y on the controls C (FWL), as :func:`~nqp_resilience.estimation.core.wls` and
     :func:`~nqp_resilience.estimation.core.wresid` give them.
 
-    Returns ``(zz_inv, xc, zc, yc)``, or None when [C Z] is numerically rank deficient (the
-    reference path then names the collinear column).
+    Returns ``(zz_inv, xc, zc, yc, r)``, with ``r`` the R factor of [C Z X y] (weighted by
+    √(w / max w)) in data units, from which :func:`iv_second_stage` solves the 2SLS; or None when
+    [C Z] is numerically rank deficient (the reference path then names the collinear column).
     """
     n, k2, L, k1 = len(y), c.shape[1], z.shape[1], x.shape[1]
     m = k2 + L
@@ -280,7 +294,33 @@ def iv_partial(z: np.ndarray, c: np.ndarray, x: np.ndarray, y: np.ndarray, w: np
         rest /= np.sqrt(w / np.max(w))[:, None]
     zc = np.ascontiguousarray(rest[:, :L])
     xc = np.ascontiguousarray(rest[:, L : L + k1])
-    return zz_inv, xc, zc, np.ascontiguousarray(rest[:, -1])
+    return zz_inv, xc, zc, np.ascontiguousarray(rest[:, -1]), r * d
+
+
+def iv_second_stage(r: np.ndarray, k2: int, L: int, k1: int, w: np.ndarray):
+    """2SLS of y on [X C] with instruments [Z C] from the R factor of [C Z X y] that
+    :func:`iv_partial` returns, without another pass over the data.
+
+    With Q₁ the orthonormal basis of [C Z] (weighted), X̂ = Q₁H with H = [R_CZ,X, R_CZ,C], so
+    β = (H'H)⁻¹H'r_CZ,y is a small least-squares problem solved by QR, as stable as the
+    reference path's QR of X̂. Returns ``(beta, bread, gamma)``: the coefficients of
+    [X C], (X̂'WX̂)⁻¹ and Γ = R_CZ⁻¹H, so that x̂_i = [C_i Z_i]·Γ (the CR1 scores are
+    Γ'Σ_{i∈g} [C_i Z_i] w_i u_i); or None when X̂ is numerically rank deficient (the reference
+    path then reports it).
+    """
+    m = k2 + L
+    r11 = r[:m, :m]
+    h = np.column_stack([r[:m, m : m + k1], r11[:, :k2]])
+    qh, rh = np.linalg.qr(h)
+    diag = np.abs(np.diag(rh))
+    if not np.all(np.isfinite(rh)) or diag.min() <= 1e-9 * max(diag.max(), 1e-300):
+        return None
+    k = k1 + k2
+    beta = np.linalg.solve(rh, qh.T @ r[:m, -1])
+    rinv = np.linalg.solve(rh, np.eye(k))
+    bread = (rinv @ rinv.T) / (1.0 if unit_weights(w) else np.max(w))
+    gamma = np.linalg.solve(r11, h)
+    return beta, bread, gamma
 
 
 def solve_from_gram(tilde: np.ndarray, cols: list[int], ycol: int, screen: GramScreen, w):
