@@ -821,9 +821,7 @@ def second_stage(d: IVDesign) -> SecondStage:
     :func:`~nqp_resilience.estimation.core.dof`)."""
     w = d.w
     names2 = d.endogenous + d.controls
-    fast = (
-        None if d.r_factor is None else large.iv_second_stage(d.r_factor, d.k2, d.L, d.k1, w)
-    )
+    fast = None if d.r_factor is None else large.iv_second_stage(d.r_factor, d.k2, d.L, d.k1, w)
     if fast is not None:
         beta, bread, gamma = fast
         # x̂ = [C Z]·Γ; d.Z holds [Z C]: the rows of Γ in that order
