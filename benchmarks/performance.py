@@ -280,7 +280,8 @@ def county_rows(refs: dict) -> list[dict]:
             + ["--seed", "20240601", "--params", params, "--out", str(raw)]
             + ["--units", "2800", "--years", "2002-2021"]
         )
-        cfg = ["--config", f"raw_dir={raw}", "years={start: 2002, end: 2021}"]
+        cfg = ["--config", f"raw_dir={raw}", f"city_attributes={raw}/units/city_attributes.csv"]
+        cfg += ["years={start: 2002, end: 2021}", "plausibility=warn"]
         wall = run([SNAKEMAKE, "--cores", "2", *cfg], cwd=work)
         peak = max(r for v in job_times(work).values() for _, r in v)
     return [

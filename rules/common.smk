@@ -42,6 +42,7 @@ with stop_on_user_error():
 
     RAW = config["raw_dir"]
     RESULTS = config["results_dir"]
+    ATTRIBUTES = config["city_attributes"]
     YEARS = list(range(config["years"]["start"], config["years"]["end"] + 1))
     YEAR_RANGE = [config["years"]["start"], config["years"]["end"]]
 
@@ -55,7 +56,7 @@ with stop_on_user_error():
     check_raw_files(
         RAW,
         YEAR_RANGE,
-        "resources/cities/city_attributes.csv",
+        ATTRIBUTES,
         config["nqp1"]["include_central"],
         codebook=CODEBOOK,
     )
@@ -101,7 +102,7 @@ def report_inputs(wildcards):
     central government's if nqp1.include_central), plus any other report in the raw folder; a
     missing one stops the run naming it."""
     return report_paths(
-        RAW, "resources/cities/city_attributes.csv", YEAR_RANGE, config["nqp1"]["include_central"]
+        RAW, ATTRIBUTES, YEAR_RANGE, config["nqp1"]["include_central"]
     )
 
 

@@ -8,7 +8,7 @@ rule ingest_yearbook:
     input:
         raw=yearbook_input,
         codebook="resources/codebook.yaml",
-        attributes="resources/cities/city_attributes.csv",
+        attributes=ATTRIBUTES,
         aliases="resources/cities/city_name_aliases.csv",
     output:
         table=f"{RESULTS}/interim/yearbook_{{year}}.parquet",
@@ -31,7 +31,7 @@ rule ingest_source:
     input:
         raw=source_input,
         codebook="resources/codebook.yaml",
-        attributes="resources/cities/city_attributes.csv",
+        attributes=ATTRIBUTES,
         aliases="resources/cities/city_name_aliases.csv",
     output:
         table=f"{RESULTS}/interim/{{source}}.parquet",
@@ -53,7 +53,7 @@ rule ingest_source:
 rule ingest_reports:
     input:
         reports=report_inputs,
-        attributes="resources/cities/city_attributes.csv",
+        attributes=ATTRIBUTES,
     output:
         table=f"{RESULTS}/interim/reports.parquet",
     log:
@@ -83,7 +83,7 @@ rule plausibility:
         raw_sources=[raw_source_path(RAW, s, CODEBOOK) for s in RAW_FILES],
         corrections=config["plausibility"]["corrections"],
         codebook="resources/codebook.yaml",
-        attributes="resources/cities/city_attributes.csv",
+        attributes=ATTRIBUTES,
     output:
         yearbook=expand(f"{CHECKED}/yearbook_{{year}}.parquet", year=YEARS),
         sources=expand(f"{CHECKED}/{{source}}.parquet", source=list(RAW_FILES)),
@@ -113,7 +113,7 @@ rule build_panel:
         static=[f"{CHECKED}/{s}.parquet" for s in RAW_SOURCES["city"]],
         national=[f"{CHECKED}/{s}.parquet" for s in RAW_SOURCES["year"]],
         codebook="resources/codebook.yaml",
-        attributes="resources/cities/city_attributes.csv",
+        attributes=ATTRIBUTES,
     output:
         panel=f"{RESULTS}/panel/panel.parquet",
         audit=f"{RESULTS}/audit/imputed_cells.parquet",

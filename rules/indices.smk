@@ -50,7 +50,7 @@ rule derived_variables:
     input:
         panel=rules.build_panel.output.panel,
         national=f"{CHECKED}/national.parquet",
-        attributes="resources/cities/city_attributes.csv",
+        attributes=ATTRIBUTES,
         audit=rules.build_panel.output.audit,
     output:
         table=f"{RESULTS}/indices/variables.parquet",

@@ -173,3 +173,26 @@ def test_required_variables_restrict_the_missing_share():
         _tables(), [], pd.DataFrame({"year": YEARS}), _attributes(), options, ["a", "b"]
     )
     assert sample.set_index("city_code").loc["100200", "kept"]  # misses only a
+
+
+def test_a_period_no_city_covers_is_an_error_not_an_empty_panel():
+    """Years outside the attribute table's period drop every city: the run stops and says why,
+    instead of writing an empty panel."""
+    from nqp_resilience.errors import ConfigError
+
+    national = pd.DataFrame({"year": np.arange(2000, 2016)})
+    options = SampleOptions(years=(2002, 2015))
+    with pytest.raises(ConfigError) as err:
+        build_panel(_tables(), [], national, _attributes(), options, ["a", "b"])
+    msg = str(err.value)
+    assert "keep no city of the 6" in msg and "2002–2015" in msg
+    assert "not a city in every year" in msg and "city_attributes" in msg
+    # the same period with the partial-period rule off: the cities are kept (the earlier years
+    # are interpolated at the edge)
+    lenient = SampleOptions(years=(2002, 2015), drop_partial_period=False, max_missing_share=0.9)
+    panel, _, _ = build_panel(_tables(), [], national, _attributes(), lenient, ["a", "b"])
+    assert len(panel) > 0
+    # extracts without the table's cities: the hint points at the codes and raw_dir
+    other = [t.assign(city_code="9" + t["city_code"].str[1:]) for t in _tables()]
+    with pytest.raises(ConfigError, match="(?s)no observations.*raw_dir"):
+        build_panel(other, [], national, _attributes(), SampleOptions(years=(2010, 2015)), ["a"])

@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import re
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -344,24 +343,25 @@ def test_city_trend_estimand_with_synthetic_units():
 # ------------------------------------------------------------------- the workflow at scale
 @pytest.mark.slow
 def test_the_workflow_runs_on_a_county_scale_panel(tmp_path):
-    """2,800 units over 2002-2021 (56,000 rows) through the workflow to the baseline estimate.
-    The rules read the attribute table from resources/cities/, so the copy gets the simulated
-    unit list there (docs/simulation.md, section 9)."""
+    """2,800 units over 2002-2021 (56,000 rows) through the workflow to the baseline estimate
+    and its wild bootstrap (the closed form of the cluster sums), with the simulated unit list
+    named by the config key city_attributes (docs/simulation.md, section 9)."""
     raw = tmp_path / "raw"
     _simulate(raw, seed=20240601, units=2800, years="2002-2021")
     work = copy_workflow(tmp_path / "wf")
-    shutil.copy(raw / sm.UNITS_FILE, work / "resources/cities/city_attributes.csv")
     snakemake(
         work,
         "--cores",
         "2",
         "--config",
         f"raw_dir={raw}",
+        f"city_attributes={raw / sm.UNITS_FILE}",
         "years={start: 2002, end: 2021}",
         # a few simulated cells of 2.55 million cross the checks' thresholds (docs/simulation.md)
         "plausibility=warn",
         "--",
         "results/estimates/baseline.json",
+        "results/bootstrap/baseline.json",
         timeout=3600,
     )
     panel = pd.read_parquet(work / "results/panel/panel.parquet", columns=["city_code", "year"])
@@ -370,3 +370,11 @@ def test_the_workflow_runs_on_a_county_scale_panel(tmp_path):
     est = json.loads((work / "results/estimates/baseline.json").read_text())
     assert est["nobs"] == 56_000 and est["n_clusters"] == 2800
     assert abs(est["coef"] - read_yaml(PARAMS)["resil"]["beta"]) < 4 * est["se"]
+    boot = json.loads((work / "results/bootstrap/baseline.json").read_text())
+    assert boot["coef"] == est["coef"] and boot["bootstrap_clusters"] == 2800
+    lo, hi = boot["bootstrap_ci"]
+    assert 0.0 <= boot["bootstrap_p"] <= 1.0 and lo < est["coef"] < hi
+    # every job of the run within 2 GB (Snakemake's benchmark files: max_rss in MB)
+    for tsv in (work / "results/benchmarks").rglob("*.tsv"):
+        rows = list(csv.DictReader(io.StringIO(tsv.read_text()), delimiter="\t"))
+        assert float(rows[-1]["max_rss"]) < 2048, tsv

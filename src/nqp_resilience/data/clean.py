@@ -145,6 +145,8 @@ def build_panel(
 
     sample = _sample_decisions(data, attrs, options, required, years)
     keep = sample.loc[sample["kept"], "city_code"].tolist()
+    if not keep:
+        raise _empty_sample(sample, options)
     data = data.loc[data.index.get_level_values("city_code").isin(keep)].copy()
 
     # the grid is complete and sorted (city, year): interpolate on a (city, year, variable) array
@@ -207,6 +209,39 @@ def _combine(tables):
             block if merged is None else merged.merge(block, on=["city_code", "year"], how="outer")
         )
     return merged
+
+
+def _empty_sample(sample, options: SampleOptions) -> ConfigError:
+    """The error when the sample rules keep no city: the counts of the reasons and the fix of
+    the most common one."""
+    from collections import Counter
+
+    kinds = Counter(_reason_kind(r) for r in sample["reason"])
+    counts = "; ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+    y0, y1 = options.years
+    top = kinds.most_common(1)[0][0] if kinds else ""
+    if top == _reason_kind("not a prefecture-level city in every year"):
+        hint = (
+            "the city attribute table lists each city's first and last year as a prefecture-level "
+            f"city (first_year_2010_2021, last_year_2010_2021), and no city covers {y0}–{y1}; for "
+            "another period give a unit table that covers it (config key city_attributes; the "
+            "simulator writes one to units/city_attributes.csv) or set "
+            "sample.drop_partial_period: false"
+        )
+    elif top == _reason_kind("no observations in the raw extracts"):
+        hint = (
+            "the raw extracts have no rows for the cities of the attribute table in these years: "
+            "check raw_dir, the years of the config and that the city codes match the attribute "
+            "table (config key city_attributes)"
+        )
+    else:
+        hint = "see the reasons above and the sample options in config.yaml (sample:)"
+    return ConfigError(
+        "years",
+        f"the sample rules keep no city of the {len(sample)} in the attribute table for "
+        f"{y0}–{y1} ({counts})",
+        hint=hint,
+    )
 
 
 def _sample_decisions(data, attrs, options: SampleOptions, required, years):
