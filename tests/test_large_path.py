@@ -304,6 +304,29 @@ def test_psm_large_path_equals_reference(monkeypatch):
     close(ref.se, fast.se, "SE")
 
 
+@pytest.mark.parametrize("case", ["independent", "collinear", "nearly", "constant", "units"])
+def test_psm_covariate_screen_large_path_equals_reference(monkeypatch, case):
+    """Stata's _rmcoll order on the large-sample path: one rank check of all the covariates when
+    they are clearly independent, otherwise the covariate-by-covariate loop."""
+    from nqp_resilience.estimation import matching
+
+    rng = np.random.default_rng(29)
+    X = rng.normal(size=(3000, 5))
+    if case == "collinear":
+        X[:, 3] = X[:, 0] - 2.0 * X[:, 1]
+    elif case == "nearly":
+        X[:, 2] = X[:, 4] + 1e-12 * rng.normal(size=3000)
+    elif case == "constant":
+        X[:, 1] = 7.0
+    elif case == "units":
+        X[:, 0] *= 1e9
+        X[:, 4] *= 1e-6
+    ref, fast = both(monkeypatch, matching._independent_columns, X, [0, 1, 2, 3, 4])
+    assert ref == fast
+    expected_omitted = {"independent": [], "units": [], "collinear": [3], "nearly": [4]}
+    assert ref[1] == expected_omitted.get(case, [1])
+
+
 @pytest.mark.parametrize("instruments", [None, ["z"], ["z", "z2"]])
 def test_bootstrap_projections_in_blocks_equal_one_block(monkeypatch, instruments):
     """The bootstrap builds its projected cluster columns in blocks of bootstrap clusters when

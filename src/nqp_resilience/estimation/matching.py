@@ -120,6 +120,18 @@ def _matrix_rank(a: np.ndarray) -> int:
     return int(np.linalg.matrix_rank(a))
 
 
+def _full_rank(a: np.ndarray) -> bool:
+    """On the large-sample path: is ``a`` (n × k) of full column rank by a margin, judged from the
+    singular values of its R factor? True only when the smallest exceeds 10 times the rank
+    threshold of :func:`_matrix_rank`; every subset of the columns then has full rank as well
+    (its smallest singular value is at least that of ``a``, its largest at most)."""
+    r = large.tall_qr(a) if a.shape[0] > a.shape[1] else None
+    if r is None:
+        return False
+    sv = np.linalg.svd(r, compute_uv=False)
+    return bool(sv.min() > 10.0 * sv.max() * max(a.shape) * np.finfo(float).eps)
+
+
 def _index(X: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``X b`` summed column by column, so that identical rows get bit-identical indices.
 
@@ -178,6 +190,8 @@ def fit_binary(
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     y = np.asarray(y, dtype=float)
     X = np.column_stack([np.asarray(X, dtype=float).reshape(len(y), -1), np.ones(len(y))])
+    if large.is_large(len(y)):  # contiguous columns for the column-by-column index
+        X = np.asfortranarray(X)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
     # rank of the column-equilibrated design: covariates in large or small units are not collinear
     Xr = X if weights is None else X[w > 0]
@@ -318,6 +332,12 @@ def _independent_columns(X: np.ndarray, candidates: list[int]) -> tuple[list[int
         return cols / np.where(norms > 0, norms, 1.0)
 
     basis = np.ones((len(X), 1)) / math.sqrt(max(len(X), 1))
+    if (
+        candidates
+        and large.is_large(len(X))
+        and _full_rank(np.column_stack([basis, unit(X[:, candidates])]))
+    ):
+        return list(candidates), []  # every subset of the columns has full rank as well
     kept, omitted = [], []
     for j in candidates:
         trial = np.column_stack([basis, unit(X[:, [j]])])
