@@ -7,7 +7,7 @@ import sys
 
 # Only light modules here (standard library, PyYAML, jsonschema): Snakemake imports this file each
 # time it reads the workflow, dry runs included (tests/test_registry.py keeps it so).
-from nqp_resilience.config import bootstrap_options, validate_config, variable_options
+from nqp_resilience.config import bootstrap_options, validate_config_cached, variable_options
 from nqp_resilience.data.io import read_yaml
 from nqp_resilience.data.raw_files import (
     CODEBOOK,
@@ -36,7 +36,8 @@ plain_params_check()
 
 # the checks below stop the run with the message of a user error (no traceback) before any job
 with stop_on_user_error():
-    validate_config(
+    # (validated once per distinct configuration: see the function)
+    validate_config_cached(
         config, "schemas/config.schema.yaml", source="config (config.yaml and --config)"
     )
 

@@ -258,3 +258,53 @@ def test_shipped_specs_are_valid():
 
     cfg = _spec_config()
     assert len(validate_specs(cfg["specs"], cfg["control_variables"])) == 20
+
+
+def test_cached_validation_equals_validation_and_skips_jsonschema(tmp_path):
+    """A configuration validated once is taken from the cache, with the same values, types and
+    key order, without importing jsonschema; another configuration is validated anew, and an
+    invalid one raises every time (nothing is cached)."""
+    import json
+    import subprocess
+    import sys
+
+    from nqp_resilience.config import validate_config_cached
+
+    cache = tmp_path / "cache"
+    ref = validate_config(_config(), SCHEMA)
+    first = validate_config_cached(_config(), SCHEMA, cache_dir=cache)
+    assert json.dumps(first) == json.dumps(ref) and list(first) == list(ref)
+    assert len(list((cache / "config").glob("*.json"))) == 1
+    second = validate_config_cached(_config(), SCHEMA, cache_dir=cache)
+    assert second == ref and list(second) == list(ref)
+    assert type(second["entropy"]["eps"]) is type(ref["entropy"]["eps"])
+    # a new process: the cache hit does not import jsonschema
+    code = (
+        "import sys, yaml; from nqp_resilience.config import validate_config_cached; "
+        f"c = yaml.safe_load(open({str(ROOT / 'config.yaml')!r}, encoding='utf-8')); "
+        f"validate_config_cached(c, {str(SCHEMA)!r}, cache_dir={str(cache)!r}); "
+        "print('jsonschema' in sys.modules, c['years'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split(None, 1)[0] == "False"
+    # another value: validated (defaults filled), a second cache entry
+    changed = _config()
+    changed["tables"] = {"decimals": 4}
+    got = validate_config_cached(changed, SCHEMA, cache_dir=cache)
+    assert got["tables"]["decimals"] == 4 and "stars" in got["tables"]
+    assert len(list((cache / "config").glob("*.json"))) == 2
+    # the same values as a string ('4', as --config gives them) are another key, coerced alike
+    as_text = _config()
+    as_text["tables"] = {"decimals": "4"}
+    assert validate_config_cached(as_text, SCHEMA, cache_dir=cache)["tables"]["decimals"] == 4
+    # an invalid configuration raises on every call and is not cached
+    for _ in range(2):
+        bad = _config()
+        bad["tables"] = {"decimals": "four"}
+        with pytest.raises(ConfigError, match="decimals"):
+            validate_config_cached(bad, SCHEMA, cache_dir=cache)
+    assert len(list((cache / "config").glob("*.json"))) == 3
+    # a corrupt cache file is validated again and rewritten
+    for f in (cache / "config").glob("*.json"):
+        f.write_text("{not json", encoding="utf-8")
+    assert validate_config_cached(_config(), SCHEMA, cache_dir=cache) == ref

@@ -79,6 +79,64 @@ def validate_config(config: dict, schema_path, source: str = "config.yaml") -> d
     return config
 
 
+def validate_config_cached(
+    config: dict, schema_path, source: str = "config.yaml", cache_dir=".snakemake/nqp_resilience"
+) -> dict:
+    """:func:`validate_config`, remembered: a configuration validated before (the same values,
+    types and key order, the same schema and the same validation code) is replaced by the
+    validated result kept in ``cache_dir`` instead of being validated again, which spares every
+    Snakemake start (a no-op rerun, a dry run) the jsonschema import and the validation.
+
+    Only plain configurations are kept (str, int, float, bool, None, lists and mappings with
+    string keys); anything else, and an unreadable cache file, is validated as usual. A
+    configuration with an error is never kept, so its error is raised on every run.
+    """
+    import hashlib
+    import json
+    from pathlib import Path
+
+    if not _plain(config):
+        return validate_config(config, schema_path, source)
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for part in (
+        Path(schema_path).read_bytes(),
+        (here / "config.py").read_bytes(),
+        (here / "data" / "plausibility.py").read_bytes(),
+        repr(config).encode(),
+        source.encode(),
+    ):
+        digest.update(hashlib.sha256(part).digest())
+    cached = Path(cache_dir) / "config" / f"{digest.hexdigest()}.json"
+    try:
+        validated = json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        validated = None
+    if isinstance(validated, dict) and _plain(validated):
+        config.clear()
+        config.update(validated)
+        return config
+    validate_config(config, schema_path, source)
+    if _plain(config):
+        from nqp_resilience.data.io import write_text
+
+        try:
+            write_text(cached, json.dumps(config, ensure_ascii=False))
+        except OSError:
+            pass  # a read-only working folder: validate every time
+    return config
+
+
+def _plain(value) -> bool:
+    """Is ``value`` made of JSON types only (mappings with string keys), so that it survives a
+    JSON round trip with the same types?"""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (str, bool, int, float))
+
+
 def expand_dotted_keys(config: dict, schema: dict, source: str = "config.yaml", _path=()) -> dict:
     """Move dotted keys into their nested mapping, in place: ``{"tables.decimals": 4}`` becomes
     ``{"tables": {"decimals": 4}}``, merged into an existing ``tables`` section (the dotted key
