@@ -102,9 +102,7 @@ def report_inputs(wildcards):
     """Every government work report the study period needs (each province x year, and the
     central government's if nqp1.include_central), plus any other report in the raw folder; a
     missing one stops the run naming it."""
-    return report_paths(
-        RAW, ATTRIBUTES, YEAR_RANGE, config["nqp1"]["include_central"]
-    )
+    return report_paths(RAW, ATTRIBUTES, YEAR_RANGE, config["nqp1"]["include_central"])
 
 
 def spec_pattern(estimator, batched=True):
