@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import math
+import random
+import subprocess
+import sys
+import unicodedata
 
 import pandas as pd
 import pytest
 
 from nqp_resilience.data.cities import CityResolver
 from nqp_resilience.data.codebook import Codebook
-from nqp_resilience.data.ingest import ingest_table
-from nqp_resilience.data.io import parse_number, read_raw_table, write_parquet, write_text
+from nqp_resilience.data.ingest import (
+    header_matcher,
+    ingest_columns,
+    ingest_reports,
+    ingest_table,
+    report_columns,
+)
+from nqp_resilience.data.io import (
+    columns_frame,
+    normalise_text,
+    pandas_version,
+    parse_number,
+    read_raw_table,
+    write_columns,
+    write_parquet,
+    write_text,
+)
 from nqp_resilience.errors import DataError
 
-from conftest import ALIASES, ATTRIBUTES, CODEBOOK
+from conftest import ALIASES, ATTRIBUTES, CODEBOOK, RAW
 
 
 @pytest.mark.parametrize(
@@ -123,3 +144,191 @@ def test_parquet_output_is_deterministic(tmp_path):
     assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
     write_text(tmp_path / "t.md", "一\n")
     assert (tmp_path / "t.md").read_bytes() == "一\n".encode()
+
+
+# --------------------------------------------------------------------------- ingest without pandas
+# The ingest jobs build their tables as column tables and write them with pyarrow
+# (``write_columns``): importing pandas would take longer than the rest of such a job. The files
+# must stay byte for byte those pandas wrote, and the tables those ``ingest_table`` returns.
+
+
+def _column_table():
+    return {
+        "city_code": ("str", ["110000", "北京市", "", "a\u00e9 b"]),
+        "year": ("int64", [2010, -1, 0, 2**40]),
+        "x": ("float64", [1.5, math.nan, -0.0, float("inf")]),
+        "all_missing": ("float64", [math.nan] * 4),
+    }
+
+
+@pytest.mark.parametrize("rows", [4, 0])
+def test_write_columns_writes_the_bytes_pandas_writes(tmp_path, rows):
+    columns = {k: (kind, values[:rows]) for k, (kind, values) in _column_table().items()}
+    write_columns(columns, tmp_path / "arrow.parquet")
+    write_parquet(columns_frame(columns), tmp_path / "pandas.parquet")
+    assert (tmp_path / "arrow.parquet").read_bytes() == (tmp_path / "pandas.parquet").read_bytes()
+    back = pd.read_parquet(tmp_path / "arrow.parquet")
+    pd.testing.assert_frame_equal(back, columns_frame(columns))
+    if rows:
+        assert back["x"].isna().tolist() == [False, True, False, False]  # nan stored as null
+
+
+def _shipped_extracts():
+    """(raw file, source, data year) of every shipped extract."""
+    out = [(p, "yearbook", int(p.stem[-4:])) for p in sorted((RAW / "yearbook").glob("*.*"))]
+    files = Codebook(CODEBOOK).files()
+    return out + [(RAW / files[name], name, None) for name in files]
+
+
+@pytest.mark.parametrize(
+    "raw, source, year", _shipped_extracts(), ids=lambda x: getattr(x, "name", str(x))
+)
+def test_ingest_columns_is_the_ingest_table(tmp_path, raw, source, year):
+    """The ingest job's file equals, byte for byte, the DataFrame ``ingest_table`` written by
+    pandas, and reads back as that DataFrame."""
+    codebook = Codebook(CODEBOOK)
+    src = codebook[source]
+    resolver = CityResolver(ATTRIBUTES, ALIASES) if src.grain != "year" else None
+    years = (2010 - src.years_before, 2021)
+    columns = ingest_columns(raw, src, resolver, years, year=year)
+    df = ingest_table(raw, src, resolver, years, year=year)
+    write_columns(columns, tmp_path / "job.parquet")
+    write_parquet(df, tmp_path / "frame.parquet")
+    assert (tmp_path / "job.parquet").read_bytes() == (tmp_path / "frame.parquet").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "job.parquet"), df)
+
+
+def test_report_columns_is_ingest_reports(tmp_path):
+    paths = sorted((RAW / "reports").glob("*_2015.txt"))
+    provinces = {p.name[:6] for p in paths}
+    write_columns(report_columns(paths, provinces, (2010, 2021)), tmp_path / "a.parquet")
+    df = ingest_reports(paths, provinces, (2010, 2021))
+    write_parquet(df, tmp_path / "b.parquet")
+    assert (tmp_path / "a.parquet").read_bytes() == (tmp_path / "b.parquet").read_bytes()
+    assert list(df.columns) == ["province_code", "year", "n_chars", "text"]
+
+
+_NO_PANDAS_JOBS = """
+import sys
+from types import SimpleNamespace as NS
+from nqp_resilience.data import jobs
+
+out, raw, codebook, attributes, aliases, reports = sys.argv[1:7]
+common = dict(codebook=codebook, attributes=attributes, aliases=aliases)
+params = NS(years=[2010, 2021])
+jobs.ingest_yearbook_job(NS(
+    input=NS(raw=raw + "/yearbook/city_yearbook_2015.csv", **common),
+    output=NS(table=out + "/yearbook_2015.parquet"), params=params, wildcards=NS(year="2015")))
+jobs.ingest_source_job(NS(
+    input=NS(raw=raw + "/cnrds/patents.csv", **common),
+    output=NS(table=out + "/patents.parquet"), params=params, wildcards=NS(source="patents")))
+jobs.ingest_reports_job(NS(
+    input=NS(reports=reports.split(","), attributes=attributes),
+    output=NS(table=out + "/reports.parquet"), params=params))
+print(sorted({"pandas", "openpyxl"} & set(sys.modules)))
+"""
+
+
+def test_ingest_jobs_do_not_import_pandas(tmp_path):
+    reports = ",".join(str(p) for p in sorted((RAW / "reports").glob("*.txt")))
+    args = [tmp_path, RAW, CODEBOOK, ATTRIBUTES, ALIASES, reports]
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_PANDAS_JOBS, *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert proc.stdout.strip() == "[]"
+    codebook = Codebook(CODEBOOK)
+    resolver = CityResolver(ATTRIBUTES, ALIASES)
+    for name, source, year in [("yearbook_2015", "yearbook", 2015), ("patents", "patents", None)]:
+        src = codebook[source]
+        raw = RAW / (f"yearbook/city_yearbook_{year}.csv" if year else codebook.files()[name])
+        df = ingest_table(raw, src, resolver, (2010 - src.years_before, 2021), year=year)
+        write_parquet(df, tmp_path / "frame.parquet")
+        job = (tmp_path / f"{name}.parquet").read_bytes()
+        assert job == (tmp_path / "frame.parquet").read_bytes()
+
+
+def test_pandas_version_without_importing_pandas(monkeypatch):
+    assert pandas_version() == pd.__version__  # pandas imported: its own attribute
+    monkeypatch.delitem(sys.modules, "pandas")
+    assert pandas_version() == pd.__version__  # its version module
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert pandas_version() == importlib.metadata.version("pandas")  # the distribution
+
+
+# --------------------------------------------------------------------------- fast paths
+# Shortcuts for the common cells (ASCII numbers, rows without a header cell) must give what the
+# general steps give.
+
+_TEXTS = [
+    "",
+    "  ",
+    " 1 ",
+    "１２３",
+    "（万元）",
+    "\u3000北京市\u3000",
+    "Ａ\u0301",  # a full-width letter and a combining accent: composed after folding
+    "e\u0301",
+    "ｶﾞ",  # half-width katakana: NFKC composes the voiced mark
+    "①",
+    "x\u00a0",
+    "新质生产力，科技创新；（２０２３）",
+    "ﬁ ligature",
+]
+
+
+@pytest.mark.parametrize("text", _TEXTS)
+def test_normalise_text_is_nfkc_and_strip(text):
+    assert normalise_text(text) == unicodedata.normalize("NFKC", text).strip()
+
+
+def test_normalise_text_is_nfkc_on_random_text():
+    rng = random.Random(1)
+    alphabet = [chr(c) for c in range(0x20, 0x7F)] + list(
+        "，。：；（）！？％\u3000\u0301\u0308ｶﾞ①新质生产力\u00a0ﬁ"
+    )
+    alphabet += [chr(c) for c in range(0xFF01, 0xFF5F)]
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert normalise_text(text) == unicodedata.normalize("NFKC", text).strip(), repr(text)
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["1", "+3", "-0", ".5", "5.", "1e3", "1E-2", "1e400", "007", "1\n", "12345678901234567890"],
+)
+def test_parse_number_plain_ascii_numbers(cell):
+    assert parse_number(cell) == float(cell.strip())
+    assert parse_number(cell) == parse_number(f"{cell} ")  # the general path (a space to strip)
+
+
+def test_header_test_equals_the_cell_by_cell_test():
+    """``is_header`` decides most rows from the whole row at once; the answer must be the one
+    of looking the cells up one by one."""
+    source = Codebook(CODEBOOK)["yearbook"]
+    lookup = source.header_lookup()
+    is_header = header_matcher(source)
+
+    def cell_by_cell(cells):
+        kinds = [
+            lookup.get(unicodedata.normalize("NFKC", str(c)).strip())
+            for c in cells
+            if c is not None and str(c).strip()
+        ]
+        keys = sum(k is not None and k[0] == "key" for k in kinds)
+        return keys >= 1 and sum(k is not None for k in kinds) >= 2
+
+    headers = [h for hs in source.keys.values() for h in hs]
+    headers += [h for v in source.variables.values() for h in v.headers]
+    pool = headers + ["", " ", "1.5", "北京市", "110000", None, 12, 3.5, "\0", "合计", "单位"]
+    pool += [f" {h} " for h in headers[:5]] + ["城市代码\0年份", "（万元）", "ｶﾞ"]
+    pool += [h.translate({ord(a): ord(a) + 0xFEE0 for a in "()0123456789"}) for h in headers]
+    rng = random.Random(2)
+    results = []
+    for _ in range(3000):
+        cells = [rng.choice(pool) for _ in range(rng.randint(0, 8))]
+        assert is_header(cells) == cell_by_cell(cells), cells
+        results.append(cell_by_cell(cells))
+    assert any(results) and not all(results)

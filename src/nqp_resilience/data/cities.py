@@ -128,9 +128,9 @@ class CityResolver:
         130000 for 石家庄市 is then reported, not skipped).
         """
         code = normalise_code(code) if code not in (None, "") else ""
-        label = re.sub(r"\s+", "", str(name or ""))
         if code and self.is_known_code(code):
             return None
+        label = re.sub(r"\s+", "", str(name or ""))
         if label in self.by_name or label in self.alias_names:
             return None  # a city's row under a mistyped code: the resolver reports the code
         if code == "000000":
@@ -159,7 +159,8 @@ class CityResolver:
         """Return the attribute-table code for a raw (code, name) pair.
 
         Raises :class:`DataError` for an unknown code or name, or a code and name that refer to
-        different cities.
+        different cities. ``row`` is the row's label in such a message, or a function giving
+        it (the ingest builds a label only for a message).
         """
         code = normalise_code(code) if code not in (None, "") else ""
         name = str(name).strip() if name is not None else ""
@@ -168,7 +169,7 @@ class CityResolver:
                 raise DataError(
                     file,
                     f"city code {code!r} is not a 6-digit administrative division code",
-                    row=row,
+                    row=_label(row),
                     column="city code",
                     expected="6 digits, e.g. 130200",
                     hint="check that the column was not read as a number with digits lost",
@@ -179,7 +180,7 @@ class CityResolver:
                         file,
                         f"city code {code} is {self.names[code]} in the attribute table, "
                         f"but the row names {name} ({self.by_name[name]})",
-                        row=row,
+                        row=_label(row),
                         column="city name",
                         hint="fix the code or the name in the extract",
                     )
@@ -198,7 +199,7 @@ class CityResolver:
             raise DataError(
                 file,
                 f"unknown city code {code}" + (f" ({name})" if name else ""),
-                row=row,
+                row=_label(row),
                 column="city code",
                 expected="a code in resources/cities/city_attributes.csv",
                 hint=hint,
@@ -210,7 +211,7 @@ class CityResolver:
         raise DataError(
             file,
             f"unknown city name {name!r} and no city code",
-            row=row,
+            row=_label(row),
             column="city name",
             expected="a name in resources/cities/city_attributes.csv or city_name_aliases.csv",
             hint=self._hint(name),
@@ -224,6 +225,10 @@ class CityResolver:
         if close:
             return f"closest known names: {', '.join(close)}; if it is one of them, {base}"
         return base
+
+
+def _label(row) -> str:
+    return row() if callable(row) else row
 
 
 def _parse_years(text: str):

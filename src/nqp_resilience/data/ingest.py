@@ -1,9 +1,11 @@
 """Ingest: one raw file -> one tidy table with canonical names and units.
 
-Input: a raw extract (docs/design.md) and its codebook source. Output: a DataFrame with
+Input: a raw extract (docs/design.md) and its codebook source. Output: a table with
 ``city_code`` and/or ``year`` keys and one float column per canonical variable, in the
-canonical unit. Every malformed cell raises :class:`~nqp_resilience.errors.DataError` naming
-the file, the row (line, city, year) and the column.
+canonical unit: a column table (:func:`ingest_columns`, what the ingest jobs write without
+importing pandas) or the same as a DataFrame (:func:`ingest_table`). Every malformed cell
+raises :class:`~nqp_resilience.errors.DataError` naming the file, the row (line, city, year)
+and the column.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from __future__ import annotations
 import logging
 import math
 import re
+import unicodedata
+from functools import partial
+from operator import itemgetter
 from pathlib import Path
 
 from nqp_resilience.data.cities import TOTAL_LABELS, TOTAL_SUFFIXES, CityResolver
 from nqp_resilience.data.codebook import Codebook, Source
 from nqp_resilience.data.io import (
+    columns_frame,
     decode_bytes,
     normalise_text,
     parse_number,
@@ -23,7 +29,6 @@ from nqp_resilience.data.io import (
     read_raw_table,
 )
 from nqp_resilience.errors import DataError
-from nqp_resilience.indices.nqp_text import n_characters
 
 #: Column of every ingested table holding the line (CSV) or sheet row (xlsx) of the raw file the
 #: record came from, so that later checks (plausibility) can point at the exact place. The panel
@@ -113,6 +118,8 @@ def header_matcher(source: Source):
     lookup = source.header_lookup()
 
     def is_header(cells) -> bool:
+        if _no_codebook_header(cells, lookup):
+            return False  # most rows, decided without a Python step per cell
         kinds = [lookup.get(_text(c)) for c in cells if not _blank(c)]
         return (
             sum(k is not None and k[0] == "key" for k in kinds) >= 1
@@ -120,6 +127,23 @@ def header_matcher(source: Source):
         )
 
     return is_header
+
+
+def _no_codebook_header(cells, lookup) -> bool:
+    """True if no cell of a row is a header of ``lookup`` once normalised (as :func:`_text`
+    normalises it); False if some may be.
+
+    The row is normalised as one text with NUL between the cells: NFKC never combines across
+    a NUL (a starter without compositions), so each piece is the cell's NFKC.
+    """
+    try:
+        joined = "\0".join(cells)
+    except TypeError:  # numbers or empty cells of a workbook
+        joined = "\0".join("" if c is None else str(c) for c in cells)
+    if not joined.isascii():
+        joined = unicodedata.normalize("NFKC", joined)
+    pieces = joined.split("\0")
+    return len(pieces) == len(cells) and lookup.keys().isdisjoint(map(str.strip, pieces))
 
 
 def _unit_text(cell) -> str:
@@ -177,8 +201,14 @@ def _is_title_like(cells) -> bool:
 
 
 def _is_note(cells) -> bool:
-    filled = [_text(c) for c in cells if not _blank(c)]
-    return len(filled) == 1 and filled[0].startswith(NOTE_PREFIXES)
+    """One filled cell, opening like a note."""
+    filled = None
+    for c in cells:
+        if not _blank(c):
+            if filled is not None:
+                return False  # a second filled cell (every data row): no note
+            filled = c
+    return filled is not None and _text(filled).startswith(NOTE_PREFIXES)
 
 
 def _split_hint(cells, header) -> str:
@@ -191,10 +221,11 @@ def _split_hint(cells, header) -> str:
     return ""
 
 
-def _check_width(cells, line, table, label):
+def _check_width(cells, line, table, where):
     """Return the row cut to the header's width; a row with more filled or fewer cells is an error.
 
     Cells beyond the header that are all blank (spreadsheet exports pad rows) are dropped.
+    ``where()`` gives the row's label for a message (built only for one).
     """
     width = len(table.header)
     if len(cells) > width:
@@ -206,7 +237,7 @@ def _check_width(cells, line, table, label):
             f"the row has {len(cells)} cells but the header has {width} columns "
             f"(extra filled cells: {', '.join(repr(c) for c in extra[:3])})"
             + _split_hint(cells, table.header),
-            row=label,
+            row=where(),
             expected=f"{width} cells per row, as in the header on line {table.header_line}",
             hint="an unquoted thousands separator such as 1,318.1 splits a cell; quote the cell "
             '("1,318.1") or remove the separator (1318.1). A stray delimiter inside a name '
@@ -218,7 +249,7 @@ def _check_width(cells, line, table, label):
             table.path,
             f"the row has {len(cells)} cells but the header has {width} columns: "
             f"the last {missing} cell{'s are' if missing > 1 else ' is'} missing",
-            row=label,
+            row=where(),
             column=f"{table.header[len(cells)]!r}"
             + (f" to {table.header[-1]!r}" if missing > 1 else ""),
             expected=f"{width} cells per row, as in the header on line {table.header_line}",
@@ -357,7 +388,24 @@ def ingest_table(
     *,
     year: int | None = None,
 ):
-    """Read and validate one raw file of ``source``.
+    """Read and validate one raw file of ``source`` into a DataFrame.
+
+    The DataFrame of :func:`ingest_columns` (same parameters): keys (``city_code`` as
+    strings, ``year`` as int64), float64 variables in canonical units, and :data:`SOURCE_LINE`
+    (int64), sorted by the keys, with a RangeIndex.
+    """
+    return columns_frame(ingest_columns(path, source, resolver, years, year=year))
+
+
+def ingest_columns(
+    path,
+    source: Source,
+    resolver: CityResolver | None,
+    years: tuple[int, int],
+    *,
+    year: int | None = None,
+) -> dict[str, tuple[str, list]]:
+    """Read and validate one raw file of ``source`` into a column table.
 
     Parameters
     ----------
@@ -374,12 +422,13 @@ def ingest_table(
 
     Returns
     -------
-    pandas.DataFrame
-        Keys (``city_code``, ``year`` as the grain requires), float variables in canonical
-        units, and :data:`SOURCE_LINE` (the record's line in the raw file), sorted by the keys.
+    dict
+        A column table (``{name: (kind, values)}``, :func:`nqp_resilience.data.io.write_columns`):
+        the keys (``city_code`` as ``str``, ``year`` as ``int64``, as the grain requires), the
+        variables in canonical units (``float64``, ``nan`` where missing) and
+        :data:`SOURCE_LINE` (``int64``, the record's line in the raw file), the rows sorted by
+        the keys.
     """
-    import pandas as pd
-
     is_header = header_matcher(source)
     table = read_raw_table(path, is_header=is_header)
     for note in table.notes:
@@ -434,11 +483,14 @@ def ingest_table(
         if total is not None:
             log.info("%s: line %d: skipped a totals row (%s)", table.path, line, total)
             continue
-        cells = _check_width(cells, line, table, _raw_label(line, cells, key_pos, year))
+        # row labels are partials, built only for a message: most rows need none
+        cells = _check_width(cells, line, table, partial(_raw_label, line, cells, key_pos, year))
         rec: dict = {}
-        label = f"line {line}"
+        label = partial("line {}".format, line)
         if "year" in key_pos:
-            where = _row_label(line, raw_code, raw_name, None) if raw_code or raw_name else label
+            where = label
+            if raw_code or raw_name:
+                where = partial(_row_label, line, raw_code, raw_name, None)
             rec["year"] = _parse_year(cells[key_pos["year"]], table.path, where, years)
         elif year is not None:
             rec["year"] = year
@@ -458,16 +510,17 @@ def ingest_table(
                 raw_name,
                 year=rec.get("year"),
                 file=table.path,
-                row=_row_label(line, raw_code, raw_name, rec.get("year")),
+                row=partial(_row_label, line, raw_code, raw_name, rec.get("year")),
             )
-            label = _row_label(
+            label = partial(
+                _row_label,
                 line,
                 rec["city_code"],
                 resolver.names.get(rec["city_code"], raw_name),
                 rec.get("year"),
             )
         elif "year" in rec:
-            label = f"line {line} (year {rec['year']})"
+            label = partial("line {} (year {})".format, line, rec["year"])
         for pos, var in var_pos:
             rec[var.name] = _parse_cell(cells[pos], var, table, label, pos)
         key = tuple(rec[k] for k in ("city_code", "year") if k in rec)
@@ -476,7 +529,7 @@ def ingest_table(
                 table.path,
                 f"duplicate record for {_key_text(key, source.grain)}: lines "
                 f"{origin[key]} and {line}",
-                row=label,
+                row=label(),
                 expected="one row per " + source.grain.replace("_", " × "),
                 hint="delete one of the two rows; if they are a city under an old and a new "
                 "code, keep the row of the code valid in that year",
@@ -493,15 +546,10 @@ def ingest_table(
     keys = [k for k in ("city_code", "year") if k in records[0]]
     present = {var.name for _, var in var_pos}
     columns = keys + [name for name in source.variables if name in present] + [SOURCE_LINE]
-    df = pd.DataFrame.from_records(records, columns=columns)
-    df[SOURCE_LINE] = df[SOURCE_LINE].astype("int64")
-    for _, var in var_pos:
-        df[var.name] = df[var.name].astype("float64")
-    if "year" in df:
-        df["year"] = df["year"].astype("int64")
-    if "city_code" in df:
-        df["city_code"] = df["city_code"].astype(str)
-    return df.sort_values(keys, kind="mergesort").reset_index(drop=True)
+    # the keys are unique (duplicates are an error above), so the order is the keys' order
+    records.sort(key=itemgetter(*keys))
+    dtypes = {"city_code": "str", "year": "int64", SOURCE_LINE: "int64"}
+    return {name: (dtypes.get(name, "float64"), [rec[name] for rec in records]) for name in columns}
 
 
 def _row_label(line, code, name, year) -> str:
@@ -517,7 +565,8 @@ def _key_text(key, grain) -> str:
     return f"{grain} {key[0]}"
 
 
-def _parse_year(cell, file, label, years) -> int:
+def _parse_year(cell, file, where, years) -> int:
+    """The year of a year cell; ``where()`` gives the row's label for a message."""
     try:
         value = parse_number(cell)
     except ValueError:
@@ -526,7 +575,7 @@ def _parse_year(cell, file, label, years) -> int:
         raise DataError(
             file,
             f"year {cell!r} is not a whole number",
-            row=label,
+            row=where(),
             column="year",
             expected="a four-digit year",
         )
@@ -535,7 +584,7 @@ def _parse_year(cell, file, label, years) -> int:
         raise DataError(
             file,
             f"year {value} is outside the configured range {years[0]}–{years[1]}",
-            row=label,
+            row=where(),
             column="year",
             expected=f"years {years[0]}–{years[1]}",
             hint="drop rows outside the study period from the extract, "
@@ -544,16 +593,17 @@ def _parse_year(cell, file, label, years) -> int:
     return value
 
 
-def _parse_cell(cell, var, table, label, pos) -> float:
-    column = f"{table.header[pos]!r} ({var.name})"
+def _parse_cell(cell, var, table, where, pos) -> float:
+    """The value of a variable's cell in the canonical unit; ``where()`` gives the row's label
+    for a message."""
     if table.delimiter == ";" and isinstance(cell, str) and _DECIMAL_COMMA.match(_text(cell)):
         # semicolon exports come from locales that write decimal commas: 1,318 may be 1.318
         raise DataError(
             table.path,
             f"the value {cell!r} has a comma in a semicolon-delimited file: a decimal "
             "comma or a thousands separator?",
-            row=label,
-            column=column,
+            row=where(),
+            column=_column(table, pos, var),
             expected=f"a number in {var.unit} with a period as the decimal mark",
             hint="save the extract with a period as the decimal mark and no thousands separators, "
             "or as 'CSV UTF-8 (comma delimited)'",
@@ -564,8 +614,8 @@ def _parse_cell(cell, var, table, label, pos) -> float:
         raise DataError(
             table.path,
             f"non-numeric value {cell!r}",
-            row=label,
-            column=column,
+            row=where(),
+            column=_column(table, pos, var),
             expected=f"a number in {var.unit}, or a missing-value placeholder (blank, —, …, -)",
             hint="correct the cell; footnote marks and units inside cells must be removed",
         ) from None
@@ -576,8 +626,8 @@ def _parse_cell(cell, var, table, label, pos) -> float:
             table.path,
             f"value {value:g} is not positive, but {var.name} is a denominator "
             "of a ratio downstream",
-            row=label,
-            column=column,
+            row=where(),
+            column=_column(table, pos, var),
             expected=f"a number > 0 in {var.unit}",
             hint="if the value is unknown, leave the cell blank so it is interpolated; "
             "otherwise correct it",
@@ -586,8 +636,8 @@ def _parse_cell(cell, var, table, label, pos) -> float:
         raise DataError(
             table.path,
             f"value {value:g} is below the admissible minimum {var.min:g}",
-            row=label,
-            column=column,
+            row=where(),
+            column=_column(table, pos, var),
             expected=f"{var.min:g} ≤ value in {var.unit}",
             hint="check the sign and the unit of the cell",
         )
@@ -595,12 +645,17 @@ def _parse_cell(cell, var, table, label, pos) -> float:
         raise DataError(
             table.path,
             f"value {value:g} is above the admissible maximum {var.max:g}",
-            row=label,
-            column=column,
+            row=where(),
+            column=_column(table, pos, var),
             expected=f"value ≤ {var.max:g} in {var.unit}",
             hint="check the unit: percentages are expected in %, not as fractions or per mille",
         )
     return value * var.factor
+
+
+def _column(table, pos, var) -> str:
+    """A variable's column for a message: its raw header and canonical name."""
+    return f"{table.header[pos]!r} ({var.name})"
 
 
 # --------------------------------------------------------------------------- reports
@@ -609,13 +664,19 @@ _REPORT_NAME = re.compile(r"^(\d{6})_(\d{4})\.txt$")
 
 
 def ingest_reports(paths, province_codes, years: tuple[int, int]):
-    """Read government work reports into a table (province_code, year, n_chars, text);
-    n_chars counts non-whitespace characters, as Nqp1 does.
+    """Read government work reports into a DataFrame (province_code, year, n_chars, text): the
+    DataFrame of :func:`report_columns`."""
+    return columns_frame(report_columns(paths, province_codes, years))
+
+
+def report_columns(paths, province_codes, years: tuple[int, int]) -> dict[str, tuple[str, list]]:
+    """Read government work reports into a column table (province_code, year, n_chars, text),
+    sorted by file name; n_chars counts non-whitespace characters, as Nqp1 does.
 
     Each file must be named ``{PROVINCE_CODE}_{YEAR}.txt`` (``000000`` = central government),
     be non-empty and be UTF-8. Files for years outside ``years`` are skipped.
     """
-    import pandas as pd
+    from nqp_resilience.indices.nqp_text import n_characters
 
     records = []
     valid = set(province_codes) | {"000000"}
@@ -666,7 +727,8 @@ def ingest_reports(paths, province_codes, years: tuple[int, int]):
         records.append(
             {"province_code": prov, "year": year, "n_chars": n_characters(text), "text": text}
         )
-    return pd.DataFrame.from_records(records, columns=["province_code", "year", "n_chars", "text"])
+    dtypes = {"province_code": "str", "year": "int64", "n_chars": "int64", "text": "str"}
+    return {name: (dtype, [rec[name] for rec in records]) for name, dtype in dtypes.items()}
 
 
 def load_source(codebook_path, source_name: str) -> Source:

@@ -13,48 +13,51 @@ def ingest_yearbook_job(smk) -> None:
     """Rule ``ingest_yearbook``: one yearbook year -> results/interim/yearbook_{year}.parquet."""
     from nqp_resilience.data.cities import CityResolver
     from nqp_resilience.data.codebook import Codebook
-    from nqp_resilience.data.ingest import ingest_table
-    from nqp_resilience.data.io import write_parquet
+    from nqp_resilience.data.ingest import SOURCE_LINE, ingest_columns
+    from nqp_resilience.data.io import write_columns
 
     source = Codebook(smk.input.codebook)["yearbook"]
     resolver = CityResolver(smk.input.attributes, smk.input.aliases)
-    df = ingest_table(smk.input.raw, source, resolver, _years(smk), year=int(smk.wildcards.year))
+    table = ingest_columns(
+        smk.input.raw, source, resolver, _years(smk), year=int(smk.wildcards.year)
+    )
     log.info(
         "%s: %d cities, %d variables",
         smk.input.raw,
-        len(df),
-        len(set(df.columns) & set(source.variables)),
+        len(table[SOURCE_LINE][1]),
+        len(set(table) & set(source.variables)),
     )
-    write_parquet(df, smk.output.table)
+    write_columns(table, smk.output.table)
 
 
 def ingest_source_job(smk) -> None:
     """Rule ``ingest_source``: one CNRDS/CEIC/static file -> results/interim/{source}.parquet."""
     from nqp_resilience.data.cities import CityResolver
     from nqp_resilience.data.codebook import Codebook
-    from nqp_resilience.data.ingest import ingest_table
-    from nqp_resilience.data.io import write_parquet
+    from nqp_resilience.data.ingest import SOURCE_LINE, ingest_columns
+    from nqp_resilience.data.io import write_columns
 
     source = Codebook(smk.input.codebook)[smk.wildcards.source]
     resolver = (
         CityResolver(smk.input.attributes, smk.input.aliases) if source.grain != "year" else None
     )
     y0, y1 = _years(smk)
-    df = ingest_table(smk.input.raw, source, resolver, (y0 - source.years_before, y1))
-    log.info("%s: %d rows, %d variables", smk.input.raw, len(df), len(source.variables))
-    write_parquet(df, smk.output.table)
+    table = ingest_columns(smk.input.raw, source, resolver, (y0 - source.years_before, y1))
+    n = len(table[SOURCE_LINE][1])
+    log.info("%s: %d rows, %d variables", smk.input.raw, n, len(source.variables))
+    write_columns(table, smk.output.table)
 
 
 def ingest_reports_job(smk) -> None:
     """Rule ``ingest_reports``: the government work reports -> results/interim/reports.parquet."""
     from nqp_resilience.data.cities import read_attributes
-    from nqp_resilience.data.ingest import ingest_reports
-    from nqp_resilience.data.io import write_parquet
+    from nqp_resilience.data.ingest import report_columns
+    from nqp_resilience.data.io import write_columns
 
     provinces = {r["province_code"] for r in read_attributes(smk.input.attributes)}
-    df = ingest_reports(list(smk.input.reports), provinces, _years(smk))
-    log.info("%d reports ingested", len(df))
-    write_parquet(df, smk.output.table)
+    table = report_columns(list(smk.input.reports), provinces, _years(smk))
+    log.info("%d reports ingested", len(table["year"][1]))
+    write_columns(table, smk.output.table)
 
 
 def plausibility_job(smk) -> None:
