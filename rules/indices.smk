@@ -2,6 +2,12 @@
 # variables, the analysis panel and the Table 2 statistics.
 
 
+# jieba's dictionary cache takes about a second, once: on a cluster it is built where Snakemake
+# runs, not through the queue.
+localrules:
+    jieba_cache,
+
+
 rule nqp_index:
     input:
         panel=rules.build_panel.output.panel,
@@ -24,11 +30,32 @@ rule nqp_index:
         "../scripts/indices/nqp_index.py"
 
 
+# jieba's base dictionary (without the keywords), read by nqp_text in milliseconds instead of
+# being built from jieba's dict.txt in every job (nqp_resilience.indices.jieba_dict)
+rule jieba_cache:
+    output:
+        cache=f"{RESULTS}/cache/jieba.cache",
+    log:
+        f"{RESULTS}/logs/jieba_cache/jieba_cache.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/jieba_cache/jieba_cache.tsv"
+    conda:
+        "../envs/workflow.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../scripts/indices/jieba_cache.py"
+
+
 rule nqp_text:
     input:
         panel=rules.build_panel.output.panel,
         reports=rules.ingest_reports.output.table,
         keywords="resources/nqp_keywords.txt",
+        # the counts do not depend on the cache (checked against jieba's dictionary when read),
+        # so a rebuilt cache does not make the Nqp1 table and everything after it run again
+        jieba_cache=ancient(rules.jieba_cache.output.cache),
     output:
         table=f"{RESULTS}/indices/nqp1.parquet",
     log:

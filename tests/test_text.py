@@ -1,20 +1,44 @@
 """Nqp1 keyword counting: jieba with the keyword list as user dictionary, longest match,
-no double counting, Nqp1 in keywords per non-whitespace character. Expected numbers are literal."""
+no double counting, Nqp1 in keywords per non-whitespace character. Expected numbers are literal.
+
+The counter runs jieba's segmentation on its own over a base dictionary from the cache of rule
+``jieba_cache``; the tests compare its tokens with a real ``jieba.Tokenizer`` built from jieba's
+``dict.txt`` (no cache), and check that a stale or damaged cache never changes a count."""
 
 from __future__ import annotations
 
+import logging
+import random
+import shutil
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
+from nqp_resilience.data.io import write_parquet
 from nqp_resilience.errors import DataError
+from nqp_resilience.indices import jieba_dict
+from nqp_resilience.indices.jieba_dict import (
+    CachedDictionary,
+    CacheError,
+    build_cache,
+    jieba_dictionary_file,
+    open_dictionary,
+)
+from nqp_resilience.indices.jobs import nqp_text_job
 from nqp_resilience.indices.nqp_text import (
     KeywordCounter,
     longest_match_count,
     n_characters,
+    nqp1_rows,
     nqp1_table,
+    write_nqp1,
 )
+from nqp_resilience.indices.nqp_text import read_keywords as read_keywords_text
 from nqp_resilience.sim.simulate import read_keywords
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,3 +263,310 @@ def test_shipped_reports_jieba_equals_longest_match(counter, keywords):
         total += jieba_n
     assert mismatches == []
     assert total > 0
+
+
+# ----------------------------------------------------------------- the jieba dictionary cache
+
+
+@pytest.fixture(scope="module")
+def cache_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cache") / "jieba.cache"
+    info = build_cache(path)
+    assert info["entries"] > 400_000 and info["jieba_version"] == "0.42.1"
+    return path
+
+
+def jieba_tokenizer(keywords, tmp_dir):
+    """A real jieba tokenizer as the counter used to be: the keywords added with add_word,
+    the prefix dictionary built from dict.txt (a fresh cache folder, so no jieba cache)."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    tok = jieba.Tokenizer()
+    tok.tmp_dir = str(tmp_dir)
+    tok.initialize()
+    for kw in sorted(dict.fromkeys(keywords), key=len):
+        tok.add_word(kw, freq=10**7 * len(kw))
+    return tok
+
+
+def jieba_tokens(tok, text) -> list[str]:
+    return [t for t in tok.cut(text, HMM=False) if t.strip()]
+
+
+def jieba_counts(tok, keywords, text) -> dict[str, int]:
+    return dict(Counter(t for t in jieba_tokens(tok, text) if t in set(keywords)))
+
+
+@pytest.fixture(scope="module")
+def reference(keywords, tmp_path_factory):
+    return jieba_tokenizer(keywords, tmp_path_factory.mktemp("jieba"))
+
+
+@pytest.fixture(scope="module")
+def cached_counter(keywords, cache_file) -> KeywordCounter:
+    return KeywordCounter(keywords, CachedDictionary(cache_file))
+
+
+def test_read_keywords_same_as_the_simulators():
+    assert read_keywords_text(KEYWORDS_FILE) == read_keywords(KEYWORDS_FILE)
+
+
+def test_block_patterns_are_jiebas():
+    import jieba
+
+    from nqp_resilience.indices import nqp_text
+
+    pairs = [
+        (nqp_text._RE_HAN, jieba.re_han_default),
+        (nqp_text._RE_SKIP, jieba.re_skip_default),
+        (nqp_text._RE_ENG, jieba.re_eng),
+    ]
+    chars = [chr(c) for c in range(0x10000)]
+    for ours, theirs in pairs:
+        assert [bool(ours.match(c)) for c in chars] == [bool(theirs.match(c)) for c in chars]
+    assert [bool(nqp_text._HAN_CHAR.fullmatch(c)) for c in chars] == [
+        bool(jieba.re_han_default.fullmatch(c)) for c in chars
+    ]
+
+
+def test_cached_tokens_and_counts_equal_jieba_on_shipped_reports(
+    cached_counter, reference, keywords
+):
+    paths = sorted(REPORTS.glob("*.txt"))
+    assert paths
+    for path in paths:
+        text = path.read_text(encoding="utf-8-sig")
+        expected = jieba_tokens(reference, text)
+        assert cached_counter.tokens(text) == expected, path.name
+        assert cached_counter.count(text) == jieba_counts(reference, keywords, text), path.name
+
+
+ADVERSARIAL = [
+    OVERLAP_TEXT,
+    "",
+    "科技创新引领高质量发展",  # edge overlap: 科技创新 / 创新引领
+    "科技创新引领科技创新引领，科技创新引领。",  # the same block again (memoised)
+    "高新技术新技术高新技术产业数字化转型数字经济核心技术突破重大突破",
+    "新质生产力新质生产力新质生产力",
+    "数字化转型数字化转型数字经济数字经济高质量发展高质量发展",
+    "5G新技术abc人工智能AI新能源2024年",  # letters and digits glued to keywords
+    "高新 技术\n新技\t术　人工\u3000智能",  # whitespace inside keywords: no keyword
+    "高新技术，新技术；人工智能、新能源！数字经济？",
+    "（高新技术）《新技术》“人工智能”——新能源……",
+    "高新技术\r\n新技术\r\n",
+    "新新新技技技术术术高高新新技技术术",
+]
+
+
+@pytest.mark.parametrize("text", ADVERSARIAL)
+def test_cached_tokens_equal_jieba_on_adversarial_strings(cached_counter, reference, text):
+    assert cached_counter.tokens(text) == jieba_tokens(reference, text)
+    assert cached_counter.count(text) == jieba_counts(reference, cached_counter.keywords, text)
+
+
+def test_cached_counts_equal_jieba_on_random_keyword_soup(cached_counter, reference, keywords):
+    """Strings made of keywords, their pieces and common words glued together, so that
+    keywords overlap in every way the list allows."""
+    rng = random.Random(20240607)
+    pieces = keywords + [kw[i:j] for kw in keywords for i in range(len(kw)) for j in (i + 1, i + 2)]
+    pieces += ["发展", "推动", "加快", "产业", "的", "和", "，", "。", " ", "A", "1"]
+    for _ in range(1500):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 14)))
+        assert cached_counter.tokens(text) == jieba_tokens(reference, text), text
+        assert cached_counter.count(text) == jieba_counts(reference, keywords, text), text
+
+
+def test_other_keyword_lists_equal_jieba(cache_file, tmp_path):
+    """Keywords with letters and digits, a single character, a character outside jieba's
+    blocks, and one that contains another, as jieba counts them."""
+    keywords = ["5G", "AI", "新", "@", "人工智能", "智能", "智能制造", "IT技术", "新技术"]
+    counter = KeywordCounter(keywords, CachedDictionary(cache_file))
+    tok = jieba_tokenizer(keywords, tmp_path)
+    texts = [
+        "5G和AI推动智能制造，新技术@新能源 @ 人工智能IT技术5GAI",
+        "AIAI 5G5G 新新 @@ 智能智能制造人工智能",
+        "新",
+        "@",
+    ]
+    for text in texts:
+        assert counter.tokens(text) == jieba_tokens(tok, text), text
+        assert counter.count(text) == jieba_counts(tok, keywords, text), text
+
+
+def test_uncached_counter_equals_cached(counter, cached_counter):
+    for path in sorted(REPORTS.glob("*.txt"))[:40]:
+        text = path.read_text(encoding="utf-8-sig")
+        assert counter.count(text) == cached_counter.count(text)
+
+
+def _dict_copy(tmp_path, name="dict.txt", edit=None) -> Path:
+    data = jieba_dictionary_file().read_bytes()
+    if edit is not None:
+        data = edit(data)
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_cache_of_another_jieba_dictionary_is_refused(tmp_path, monkeypatch, keywords):
+    # same size, one frequency changed (的 318825 -> 318826): only the checksum tells
+    original = jieba_dictionary_file().read_bytes()
+    assert b"\n\xe7\x9a\x84 318825 uj\n" in original
+    other = _dict_copy(
+        tmp_path, edit=lambda d: d.replace(b"\n\xe7\x9a\x84 318825 ", b"\n\xe7\x9a\x84 318826 ")
+    )
+    assert other.stat().st_size == len(original)
+    monkeypatch.setattr(jieba_dict, "jieba_dictionary_file", lambda: other)
+    build_cache(tmp_path / "other.cache")
+    monkeypatch.undo()
+    with pytest.raises(CacheError) as info:
+        CachedDictionary(tmp_path / "other.cache")
+    assert "another jieba dictionary" in str(info.value)
+    assert "--forcerun jieba_cache" in str(info.value)
+
+
+def test_cache_of_a_touched_but_equal_dictionary_is_used(tmp_path, monkeypatch, cache_file):
+    copy = _dict_copy(tmp_path)  # the same bytes, another modification time
+    monkeypatch.setattr(jieba_dict, "jieba_dictionary_file", lambda: copy)
+    assert CachedDictionary(cache_file).total == 60101967
+
+
+def _damaged(tmp_path, cache_file, how) -> Path:
+    data = bytearray(cache_file.read_bytes())
+    if how == "truncated":
+        data = data[: len(data) - 1000]
+    elif how == "empty":
+        data = bytearray()
+    elif how == "garbage":
+        data = bytearray(b"not a cache at all\n" * 100)
+    elif how == "header":
+        data[len(jieba_dict.MAGIC) + 40] ^= 0xFF
+    path = tmp_path / f"{how}.cache"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "garbage", "header"])
+def test_damaged_cache_is_refused(tmp_path, cache_file, how):
+    with pytest.raises(CacheError):
+        CachedDictionary(_damaged(tmp_path, cache_file, how))
+    with pytest.raises(CacheError):
+        CachedDictionary(tmp_path / "missing.cache")
+
+
+def test_cache_of_another_layout_is_refused(cache_file, monkeypatch):
+    monkeypatch.setattr(jieba_dict, "FORMAT", jieba_dict.FORMAT + 1)
+    with pytest.raises(CacheError, match="layout version"):
+        CachedDictionary(cache_file)
+
+
+def _damage_block(tmp_path, cache_file, char="高") -> Path:
+    """The cache with one byte of the block of ``char`` flipped (the header stays valid)."""
+    d = CachedDictionary(cache_file)
+    offset, length, _ = d._index[char]
+    data = bytearray(cache_file.read_bytes())
+    data[d._base + offset + length // 2] ^= 0x01
+    path = tmp_path / "block.cache"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_damaged_block_is_refused_when_read(tmp_path, cache_file, keywords):
+    path = _damage_block(tmp_path, cache_file)
+    with pytest.raises(CacheError, match="block checksum"):
+        KeywordCounter(keywords, CachedDictionary(path))  # 高新技术 etc. need the block of 高
+
+
+def test_open_dictionary_falls_back_to_jieba(tmp_path, cache_file, caplog):
+    log = logging.getLogger("test_text")
+    with caplog.at_level(logging.WARNING, logger="test_text"):
+        d = open_dictionary(_damaged(tmp_path, cache_file, "truncated"), log)
+    assert d.complete and d.total == 60101967
+    assert "truncated" in caplog.text and "built from jieba instead" in caplog.text
+    assert not open_dictionary(cache_file, log).complete
+    assert open_dictionary(None, log).complete
+
+
+def _job_inputs(tmp_path) -> SimpleNamespace:
+    panel = tmp_path / "panel.parquet"
+    write_parquet(
+        pd.DataFrame({"province_code": ["110000", "130000"] * 2, "year": [2015, 2015, 2016, 2016]}),
+        panel,
+    )
+    reports = tmp_path / "reports.parquet"
+    write_parquet(reports_frame(), reports)
+    return SimpleNamespace(panel=str(panel), reports=str(reports), keywords=str(KEYWORDS_FILE))
+
+
+def _run_job(inputs, cache, out, include_central=True) -> bytes:
+    inputs = SimpleNamespace(**vars(inputs), jieba_cache=str(cache) if cache else None)
+    if cache is None:
+        del inputs.jieba_cache  # as the Monte Carlo study calls the job
+    smk = SimpleNamespace(
+        input=inputs,
+        output=SimpleNamespace(table=str(out)),
+        params=SimpleNamespace(include_central=include_central),
+        log=[],
+    )
+    nqp_text_job(smk)
+    return Path(out).read_bytes()
+
+
+def test_job_output_equals_pandas_table_with_and_without_cache(
+    tmp_path, cache_file, keywords, caplog
+):
+    inputs = _job_inputs(tmp_path)
+    expected_path = tmp_path / "expected.parquet"
+    write_parquet(
+        nqp1_table(reports_frame(), keywords, ["110000", "130000"], [2015, 2016], True),
+        expected_path,
+    )
+    expected = expected_path.read_bytes()
+    with caplog.at_level(logging.WARNING, logger="nqp_resilience"):
+        assert _run_job(inputs, cache_file, tmp_path / "a.parquet") == expected
+        assert _run_job(inputs, None, tmp_path / "b.parquet") == expected
+        assert caplog.text == ""
+        # stale or damaged caches: a warning, the same table
+        for how in ("truncated", "garbage"):
+            damaged = _damaged(tmp_path, cache_file, how)
+            assert _run_job(inputs, damaged, tmp_path / f"{how}.parquet") == expected
+        damaged = _damage_block(tmp_path, cache_file)
+        assert _run_job(inputs, damaged, tmp_path / "block.parquet") == expected
+    assert caplog.text.count("built from jieba instead") == 3
+    assert "block checksum" in caplog.text
+
+
+def test_pyarrow_writer_equals_pandas_on_shipped_reports(tmp_path, cached_counter, keywords):
+    texts = {}
+    for path in sorted(REPORTS.glob("*.txt")):
+        prov, year = path.stem.split("_")
+        texts[(prov, int(year))] = path.read_text(encoding="utf-8-sig")
+    provinces = sorted({p for p, _ in texts if p != "000000"})
+    years = sorted({y for _, y in texts})
+    for include_central in (False, True):
+        rows = nqp1_rows(texts, keywords, provinces, years, include_central)
+        write_nqp1(rows, tmp_path / "arrow.parquet")
+        write_parquet(pd.DataFrame(rows), tmp_path / "pandas.parquet")
+        assert (tmp_path / "arrow.parquet").read_bytes() == (
+            tmp_path / "pandas.parquet"
+        ).read_bytes()
+
+
+def test_job_imports_neither_pandas_nor_jieba(tmp_path, cache_file):
+    """The job reads the cache and runs jieba's segmentation itself: importing pandas and
+    jieba would take longer than the counting."""
+    inputs = _job_inputs(tmp_path)
+    code = (
+        "import sys\n"
+        "from types import SimpleNamespace as NS\n"
+        "from nqp_resilience.indices.jobs import nqp_text_job\n"
+        f"nqp_text_job(NS(input=NS(panel={inputs.panel!r}, reports={inputs.reports!r}, "
+        f"keywords={inputs.keywords!r}, jieba_cache={str(cache_file)!r}), "
+        f"output=NS(table={str(tmp_path / 'out.parquet')!r}), "
+        "params=NS(include_central=False), log=[]))\n"
+        "print(sorted(m for m in ('pandas', 'jieba') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
+    shutil.rmtree(tmp_path, ignore_errors=True)
