@@ -53,10 +53,10 @@ rule all:
         document=rules.tables_document.output.document,
         pdf=[rules.tables_pdf.output.pdf] if HAVE_TEX else [],
         figures=[
-            rules.figure_coefficients.output.png,
-            rules.figure_trends.output.png,
-            rules.figure_weights.output.png,
-            *expand(f"{RESULTS}/figures/pscore_{{spec}}.png", spec=PSM_SPECS),
+            rules.figures.output.coefficients_png,
+            rules.figures.output.trends_png,
+            rules.figures.output.weights_png,
+            *rules.figures.output.pscore_png,
         ],
 
 

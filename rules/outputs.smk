@@ -1,6 +1,8 @@
 # Outputs stage (nqp_resilience.outputs): the replication check, the LaTeX tables and the
 # document that collects them, and the figures.
 
+import os
+
 
 # Tables, figures, the replication check and the document take about a second each: on a
 # cluster they run where Snakemake runs, not through the queue.
@@ -14,10 +16,7 @@ localrules:
     table_replication,
     tables_document,
     tables_pdf,
-    figure_coefficients,
-    figure_trends,
-    figure_weights,
-    figure_pscore,
+    figures,
 
 
 rule replication_check:
@@ -255,105 +254,65 @@ rule tables_pdf:
         "../scripts/outputs/tables_pdf.py"
 
 
-rule figure_coefficients:
+# Every figure in one job: matplotlib is imported, and its fonts are set up, once, not once per
+# figure (docs/figures.md). Any input change redraws every figure, in about the time one
+# figure took on its own.
+rule figures:
     input:
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=REGRESSION_SPECS),
         # the bootstrap CI of every spec that has one, drawn next to its CR1 CI
         bootstrap=[bootstrap_file(spec) for spec in BOOTSTRAP_SPECS],
         panel=rules.analysis_panel.output.panel,
+        weights=rules.nqp_index.output.weights,
+        pscore_caption="report/figures/pscore_overlap.rst",
     output:
-        pdf=f"{RESULTS}/figures/coefficients.pdf",
-        png=report(
+        coefficients_pdf=f"{RESULTS}/figures/coefficients.pdf",
+        coefficients_png=report(
             f"{RESULTS}/figures/coefficients.png",
             caption="../report/figures/coefficients.rst",
             category="Figures",
             subcategory="Estimates",
         ),
-    log:
-        f"{RESULTS}/logs/figure_coefficients/figure_coefficients.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figure_coefficients/figure_coefficients.tsv"
-    conda:
-        "../envs/workflow.yaml"
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    script:
-        "../scripts/outputs/figure_coefficients.py"
-
-
-rule figure_trends:
-    input:
-        panel=rules.analysis_panel.output.panel,
-    output:
-        pdf=f"{RESULTS}/figures/trends_by_region.pdf",
-        png=report(
+        trends_pdf=f"{RESULTS}/figures/trends_by_region.pdf",
+        trends_png=report(
             f"{RESULTS}/figures/trends_by_region.png",
             caption="../report/figures/trends_by_region.rst",
             category="Figures",
             subcategory="Data",
         ),
-    log:
-        f"{RESULTS}/logs/figure_trends/figure_trends.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figure_trends/figure_trends.tsv"
-    conda:
-        "../envs/workflow.yaml"
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    script:
-        "../scripts/outputs/figure_trends.py"
-
-
-rule figure_weights:
-    input:
-        weights=rules.nqp_index.output.weights,
-    output:
-        pdf=f"{RESULTS}/figures/entropy_weights.pdf",
-        png=report(
+        weights_pdf=f"{RESULTS}/figures/entropy_weights.pdf",
+        weights_png=report(
             f"{RESULTS}/figures/entropy_weights.png",
             caption="../report/figures/entropy_weights.rst",
             category="Figures",
             subcategory="Data",
         ),
+        # one score figure per PSM spec, each with its own caption: one job has no {spec}
+        # wildcard for a caption template, so the job writes each spec's caption (pscore_caption
+        # below) from report/figures/pscore_overlap.rst; the path is absolute, since report()
+        # reads a caption path relative to this folder
+        pscore_pdf=[f"{RESULTS}/figures/pscore_{spec}.pdf" for spec in PSM_SPECS],
+        pscore_png=[
+            report(
+                f"{RESULTS}/figures/pscore_{spec}.png",
+                caption=os.path.abspath(f"{RESULTS}/report/pscore_{spec}.rst"),
+                category="Figures",
+                subcategory="Matching",
+            )
+            for spec in PSM_SPECS
+        ],
+        pscore_caption=[f"{RESULTS}/report/pscore_{spec}.rst" for spec in PSM_SPECS],
     log:
-        f"{RESULTS}/logs/figure_weights/figure_weights.log",
+        f"{RESULTS}/logs/figures/figures.log",
     benchmark:
-        f"{RESULTS}/benchmarks/figure_weights/figure_weights.tsv"
-    conda:
-        "../envs/workflow.yaml"
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    script:
-        "../scripts/outputs/figure_weights.py"
-
-
-rule figure_pscore:
-    input:
-        panel=rules.analysis_panel.output.panel,
-    output:
-        pdf=f"{RESULTS}/figures/pscore_{{spec}}.pdf",
-        png=report(
-            f"{RESULTS}/figures/pscore_{{spec}}.png",
-            caption="../report/figures/pscore_overlap.rst",
-            category="Figures",
-            subcategory="Matching",
-        ),
-    log:
-        f"{RESULTS}/logs/figure_pscore/{{spec}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/figure_pscore/{{spec}}.tsv"
-    wildcard_constraints:
-        spec=spec_pattern("psm_fe"),
+        f"{RESULTS}/benchmarks/figures/figures.tsv"
     conda:
         "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
     params:
-        spec=spec_of,
+        pscore_specs={spec: SPECS[spec] for spec in PSM_SPECS},
         control_variables=config["control_variables"],
     script:
-        "../scripts/outputs/figure_pscore.py"
+        "../scripts/outputs/figures.py"

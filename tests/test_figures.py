@@ -5,8 +5,9 @@ coefficient plot; regional means; the layer structure of the entropy weights; th
 (b) Every figure on small synthetic inputs: a PDF and a PNG, byte-identical across runs, of the
 expected pixel size, written atomically, with no timestamp or version string; what is drawn is
 checked through the returned Figure. (c) The propensity-score figure uses the very sample and
-matching of the workflow's ``psm_fe`` estimate. Importing the module loads neither matplotlib
-nor pandas.
+matching of the workflow's ``psm_fe`` estimate. (d) The workflow's one figures job writes every
+figure, byte for byte as drawn alone, one score figure and caption per PSM spec. Importing the
+module loads neither matplotlib nor pandas.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pytest
 from nqp_resilience.outputs import figures as F
 from nqp_resilience.outputs import jobs
 
-from conftest import write_estimate_fixture
+from conftest import ROOT, write_estimate_fixture
 
 CONTROLS = ["GDP", "GOV", "IND", "INV", "TRADE", "TEC", "FIN", "OPE"]
 
@@ -615,6 +616,21 @@ def test_weighted_kde_integrates_to_one_on_the_unit_interval():
     )
 
 
+@pytest.mark.parametrize("n", [1, 5, 377, 1380, 40_000])
+def test_weighted_kde_by_blocks_is_the_whole_grid_computation_to_the_bit(n):
+    """The kernel matrix is filled a block of grid points at a time; each value is the one the
+    whole-grid arrays give, so the figures' bytes do not change."""
+    rng = np.random.default_rng(n)
+    x, w = rng.uniform(0, 1, n), rng.uniform(0, 3, n)
+    grid, h = np.linspace(0, 1, 401), 0.0668
+    k = np.zeros((grid.size, n))
+    for mirror in (x, -x, 2.0 - x):
+        z = (grid[:, None] - mirror[None, :]) / h
+        k += np.exp(-0.5 * z * z)
+    whole = (k @ w) / (h * math.sqrt(2.0 * math.pi) * np.sum(w))
+    assert F.weighted_kde(x, w, grid, h).tobytes() == whole.tobytes()
+
+
 def test_silverman_bandwidth_by_hand():
     x = np.arange(1.0, 11.0)  # sd 3.0277, IQR/1.349 = 4.5/1.349 = 3.3358
     assert F.silverman_bandwidth(x) == pytest.approx(0.9 * np.std(x, ddof=1) * 10**-0.2)
@@ -675,78 +691,221 @@ def test_pscore_overlap_for_spec_uses_the_estimation_sample(tmp_path, psm_opts):
 # ------------------------------------------------------------------------------------------
 
 
-def test_jobs_write_their_outputs(tmp_path):
+PSM_NN = {
+    "id": "psm_nn",
+    "table": 4,
+    "column": "PSM",
+    "estimator": "psm_fe",
+    "dependent": "Resil",
+    "regressor": "Nqp",
+    "controls": True,
+    "psm": {"method": "nearest"},
+}
+PSM_KERNEL = dict(PSM_NN, id="psm_kernel", psm={"method": "kernel", "bandwidth": 0.06})
+PSM_RADIUS = dict(PSM_NN, id="psm_radius", psm={"method": "radius", "caliper": 0.05})
+
+
+def _job_inputs(folder: Path) -> tuple[SimpleNamespace, dict]:
+    """The inputs of the figures job, written to ``folder``: the estimates (a describe record
+    among them), their bootstrap results, a panel with every variable they need, the weights
+    and the repository's caption template. Returns (input, panel as arrays)."""
     import pandas as pd
 
-    panel = tmp_path / "analysis.parquet"
+    folder.mkdir(parents=True, exist_ok=True)
     d = _panel(n_cities=40, seed=7)
+    d["Une"] = 0.03 + 0.1 * d["GDP"] / 10  # rob_une's outcome
+    panel = folder / "analysis.parquet"
     pd.DataFrame(d).to_parquet(panel, index=False)
-    est_paths = []
-    for e in ESTIMATES:
-        est_paths.append(write_estimate_fixture(tmp_path / f"{e['spec']}.json", e))
-    weights = tmp_path / "nqp_weights.csv"
-    pd.DataFrame(_weights()).to_csv(weights, index=False)
-
-    def out(name):
-        return SimpleNamespace(pdf=str(tmp_path / f"{name}.pdf"), png=str(tmp_path / f"{name}.png"))
-
-    sd_all = {k: float(np.std(v, ddof=1)) for k, v in d.items() if k in ("Resil", "Nqp")}
-    jobs.coefficients_job(
-        SimpleNamespace(
-            input=SimpleNamespace(estimates=est_paths[:3], panel=str(panel)),
-            params=SimpleNamespace(),
-            output=out("coef"),
-        )
-    )
-    boot_paths = []
+    estimates = [write_estimate_fixture(folder / f"{e['spec']}.json", e) for e in ESTIMATES]
+    bootstrap = []
     for b in BOOTSTRAP:
-        path = tmp_path / "bootstrap" / f"{b['spec']}.json"
+        path = folder / "bootstrap" / f"{b['spec']}.json"
         path.parent.mkdir(exist_ok=True)
         path.write_text(json.dumps(b), encoding="utf-8")
-        boot_paths.append(str(path))
-    jobs.coefficients_job(
+        bootstrap.append(str(path))
+    weights = folder / "nqp_weights.csv"
+    pd.DataFrame(_weights()).to_csv(weights, index=False)
+    return SimpleNamespace(
+        estimates=estimates,
+        bootstrap=bootstrap,
+        panel=str(panel),
+        weights=str(weights),
+        pscore_caption=str(ROOT / "report" / "figures" / "pscore_overlap.rst"),
+    ), d
+
+
+def _figures_job(inputs, psm_specs, out: Path) -> SimpleNamespace:
+    """Run the figures job as its rule calls it; return its output namespace."""
+
+    def files(name):
+        return {f"{name}_pdf": str(out / f"{name}.pdf"), f"{name}_png": str(out / f"{name}.png")}
+
+    ids = [s["id"] for s in psm_specs]
+    output = SimpleNamespace(
+        **files("coefficients"),
+        **files("trends"),
+        **files("weights"),
+        pscore_pdf=[str(out / f"pscore_{s}.pdf") for s in ids],
+        pscore_png=[str(out / f"pscore_{s}.png") for s in ids],
+        pscore_caption=[str(out / "report" / f"pscore_{s}.rst") for s in ids],
+    )
+    jobs.figures_job(
         SimpleNamespace(
-            input=SimpleNamespace(estimates=est_paths, bootstrap=boot_paths),
-            params=SimpleNamespace(),
-            output=out("coef_boot"),
+            input=inputs,
+            params=SimpleNamespace(
+                pscore_specs={s["id"]: s for s in psm_specs}, control_variables=CONTROLS
+            ),
+            output=output,
         )
     )
-    jobs.trends_job(SimpleNamespace(input=SimpleNamespace(panel=str(panel)), output=out("trends")))
-    jobs.entropy_weights_job(
-        SimpleNamespace(input=SimpleNamespace(weights=str(weights)), output=out("weights"))
+    return output
+
+
+def test_figures_job_writes_every_figure_as_drawn_alone(tmp_path):
+    """One job draws every figure; each file has the bytes of the figure drawn on its own (in
+    a fresh folder, after nothing else), and each score figure gets its spec's caption."""
+    inputs, d = _job_inputs(tmp_path / "in")
+    out = _figures_job(inputs, [PSM_NN, PSM_KERNEL], tmp_path / "out")
+    written = sorted(
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*")
     )
-    spec = {
-        "id": "psm_nn",
-        "table": 4,
-        "column": "PSM",
-        "estimator": "psm_fe",
-        "dependent": "Resil",
-        "regressor": "Nqp",
-        "controls": True,
-        "psm": {"method": "nearest"},
+    assert written == sorted(
+        [
+            *(
+                f"{n}.{ext}"
+                for n in ("coefficients", "trends", "weights")
+                for ext in ("pdf", "png")
+            ),
+            *(f"pscore_{s}.{ext}" for s in ("psm_nn", "psm_kernel") for ext in ("pdf", "png")),
+            "report",
+            "report/pscore_psm_nn.rst",
+            "report/pscore_psm_kernel.rst",
+        ]
+    )
+    for pdf, png in [
+        (out.coefficients_pdf, out.coefficients_png),
+        (out.trends_pdf, out.trends_png),
+        (out.weights_pdf, out.weights_png),
+        *zip(out.pscore_pdf, out.pscore_png, strict=True),
+    ]:
+        assert Path(pdf).read_bytes()[:5] == b"%PDF-" and _png_size(png)[0] == 1050
+
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    sd = F.standard_deviations(d, ["Resil", "Nqp", "Une"])
+    draw_alone = {
+        "coefficients": lambda pdf, png: F.coefficient_plot(
+            ESTIMATES, pdf, png, sd=sd, bootstrap=BOOTSTRAP
+        ),
+        "trends": lambda pdf, png: F.trends_by_region(d, pdf, png),
+        "weights": lambda pdf, png: F.entropy_weights_plot(_weights(), pdf, png),
     }
-    jobs.pscore_overlap_job(
-        SimpleNamespace(
-            input=SimpleNamespace(panel=str(panel)),
-            params=SimpleNamespace(spec=spec, control_variables=CONTROLS),
-            output=out("psm_nn"),
-        )
+    for name, draw in draw_alone.items():
+        draw(alone / f"{name}.pdf", alone / f"{name}.png")
+        for ext in ("pdf", "png"):
+            job_file = Path(getattr(out, f"{name}_{ext}"))
+            assert job_file.read_bytes() == (alone / f"{name}.{ext}").read_bytes(), (name, ext)
+    for spec, pdf, png in zip((PSM_NN, PSM_KERNEL), out.pscore_pdf, out.pscore_png, strict=True):
+        F.pscore_overlap_for_spec(d, spec, CONTROLS, alone / "p.pdf", alone / "p.png")
+        assert Path(pdf).read_bytes() == (alone / "p.pdf").read_bytes(), spec["id"]
+        assert Path(png).read_bytes() == (alone / "p.png").read_bytes(), spec["id"]
+
+    caption = Path(out.pscore_caption[1]).read_text(encoding="utf-8")
+    assert "spec `psm_kernel`" in caption and "after kernel matching" in caption
+    assert "{" not in caption and "psm_nn" not in caption
+    assert "after nearest-neighbour matching" in Path(out.pscore_caption[0]).read_text("utf-8")
+
+
+@pytest.mark.parametrize(
+    "psm_specs",
+    [[PSM_NN], [PSM_NN, PSM_RADIUS, PSM_KERNEL], [PSM_KERNEL, PSM_RADIUS], []],
+    ids=["one", "three", "two-reordered", "none"],
+)
+def test_figures_job_draws_one_score_figure_per_psm_spec(tmp_path, psm_specs):
+    """A PSM spec added to or removed from the config adds or removes its score figure and
+    caption, and changes no other figure."""
+    inputs, _ = _job_inputs(tmp_path / "in")
+    out = _figures_job(inputs, psm_specs, tmp_path / "out")
+    ids = [s["id"] for s in psm_specs]
+    assert sorted(p.name for p in (tmp_path / "out").glob("pscore_*")) == sorted(
+        f"pscore_{s}.{ext}" for s in ids for ext in ("pdf", "png")
     )
-    for name in ("coef", "trends", "weights", "psm_nn"):
-        assert (tmp_path / f"{name}.pdf").stat().st_size > 5_000 and _png_size(
-            tmp_path / f"{name}.png"
-        )[0] == 1050
-    # the job standardises with the panel's standard deviations (same bytes as calling directly)
-    F.coefficient_plot(ESTIMATES[:3], tmp_path / "direct.pdf", tmp_path / "direct.png", sd=sd_all)
-    assert (tmp_path / "direct.png").read_bytes() == (tmp_path / "coef.png").read_bytes()
-    # ... and draws the bootstrap intervals of the files it is given (raw coefficients here)
-    pdf_raw, png_raw, _ = _make("coefficients_raw", tmp_path / "raw")
-    F.coefficient_plot(ESTIMATES, tmp_path / "b.pdf", tmp_path / "b.png", bootstrap=BOOTSTRAP)
-    assert (tmp_path / "b.png").read_bytes() == (tmp_path / "coef_boot.png").read_bytes()
-    assert (tmp_path / "b.png").read_bytes() != png_raw.read_bytes()
-    # the CSV path (strings) and the DataFrame give the same figure
-    F.entropy_weights_plot(pd.read_csv(weights), tmp_path / "w2.pdf", tmp_path / "w2.png")
-    assert (tmp_path / "w2.png").read_bytes() == (tmp_path / "weights.png").read_bytes()
+    assert sorted(p.name for p in (tmp_path / "out").glob("report/*")) == sorted(
+        f"pscore_{s}.rst" for s in ids
+    )
+    for s, caption in zip(ids, out.pscore_caption, strict=True):
+        assert f"spec `{s}`" in Path(caption).read_text(encoding="utf-8")
+    reference = _figures_job(inputs, [PSM_NN], tmp_path / "ref")
+    for name in ("coefficients", "trends", "weights"):
+        for ext in ("pdf", "png"):
+            mine, ref = getattr(out, f"{name}_{ext}"), getattr(reference, f"{name}_{ext}")
+            assert Path(mine).read_bytes() == Path(ref).read_bytes(), (name, ext)
+
+
+def test_figures_job_needs_one_score_figure_per_psm_spec(tmp_path):
+    inputs, _ = _job_inputs(tmp_path / "in")
+    with pytest.raises(ValueError, match="1 PSM specs in params.pscore_specs, 0 score figures"):
+        jobs.figures_job(
+            SimpleNamespace(
+                input=inputs,
+                params=SimpleNamespace(pscore_specs={"psm_nn": PSM_NN}, control_variables=CONTROLS),
+                output=SimpleNamespace(pscore_pdf=[], pscore_png=[], pscore_caption=[]),
+            )
+        )
+
+
+def test_pscore_caption_fills_in_spec_and_method():
+    template = (ROOT / "report" / "figures" / "pscore_overlap.rst").read_text(encoding="utf-8")
+    assert "{spec}" in template and "{method}" in template
+    text = F.pscore_caption(template, "psm_radius", "radius")
+    assert "after radius matching" in text and "spec `psm_radius`" in text and "{" not in text
+    assert F.pscore_caption("{x} {spec} {method}", "s", "odd") == "{x} s odd"
+
+
+def test_shown_specs_narrows_the_specs_to_each_figure():
+    specs = ["psm_nn", "baseline", "psm_kernel", "baseline"]
+    assert F.shown_specs("coefficients", specs) == ["baseline", "psm_kernel", "psm_nn"]
+    assert F.shown_specs("trends_by_region", specs) == []
+    assert F.shown_specs("entropy_weights", specs) == []
+    assert F.shown_specs("pscore_psm_kernel", specs) == ["psm_kernel"]
+
+
+def test_output_map_lists_only_the_specs_each_figure_shows():
+    """The README's map: one job draws every figure from the estimates of every spec; each
+    figure's row names only the specs it shows."""
+    from nqp_resilience.outputs.provenance import output_map
+
+    inputs = ",".join(
+        [
+            "results/estimates/baseline.json",
+            "results/estimates/psm_nn.json",
+            "results/estimates/psm_kernel.json",
+            "results/bootstrap/baseline.json",
+            "results/panel/analysis.parquet",
+        ]
+    )
+    outputs = [
+        "results/figures/coefficients.png",
+        "results/figures/trends_by_region.png",
+        "results/figures/entropy_weights.pdf",
+        "results/figures/pscore_psm_nn.png",
+        "results/figures/pscore_psm_kernel.pdf",
+    ]
+    head = "output_file\tdate\trule\tlog-file(s)\tinput-file(s)\tshellcmd\tstatus\tplan\n"
+    rows = [f"{o}\t-\tfigures\t-\t{inputs}\t-\tok\tno update\n" for o in outputs]
+    rows.append(
+        "results/tables/table3.tex\t-\ttable_estimates\t-\t"
+        "results/estimates/baseline.json,resources/templates/table3.tex.j2\t-\tok\tno update\n"
+    )
+    specs = {Path(r["output"]).stem: r["estimates"] for r in output_map(head + "".join(rows))}
+    assert specs == {
+        "table3": ["baseline"],
+        "coefficients": ["baseline", "psm_kernel", "psm_nn"],
+        "trends_by_region": [],
+        "entropy_weights": [],
+        "pscore_psm_nn": ["psm_nn"],
+        "pscore_psm_kernel": ["psm_kernel"],
+    }
 
 
 def test_figure_list_expands_the_psm_figures():

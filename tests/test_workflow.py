@@ -50,9 +50,8 @@ def bootstrap_jobs(*spec_ids: str) -> set[tuple[str, str]]:
     }
 
 
-FIGURE_JOBS = {("figure_coefficients", ""), ("figure_trends", "")} | {
-    ("figure_pscore", f"spec={s}") for s in PSM_IDS
-}
+#: one job draws every figure
+FIGURE_JOBS = {("figures", "")}
 SPEC_JOBS = {(ESTIMATOR[s], f"spec={s}") for s in SPEC_IDS} | {("replication_check", "")}
 AFTER_INDEX = (
     {("analysis_panel", ""), ("desc_stats", ""), ("spec_samples", ""), ("all", "")}
@@ -66,7 +65,6 @@ AFTER_PANEL = {
     ("nqp_index", ""),
     ("nqp_text", ""),
     ("derived_variables", ""),
-    ("figure_weights", ""),
     ("table_indicators", ""),
 } | AFTER_INDEX
 
@@ -364,9 +362,17 @@ def test_indices_are_byte_identical_across_runs(workflow_copy):
 
 def test_flipping_one_direction_reruns_the_index_and_nothing_upstream(workflow_copy):
     jobs = dry_run_jobs(workflow_copy, "--config", "entropy={directions: {energy_intensity: '-'}}")
-    assert (
-        jobs == {("nqp_index", ""), ("figure_weights", ""), ("table_indicators", "")} | AFTER_INDEX
-    )
+    assert jobs == {("nqp_index", ""), ("figures", ""), ("table_indicators", "")} | AFTER_INDEX
+
+
+def test_keyword_list_change_reruns_nqp_text_but_not_jieba_cache(workflow_copy):
+    path = workflow_copy / "resources/nqp_keywords.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "数字中国\n", encoding="utf-8")
+    assert dry_run_jobs(workflow_copy) == {("nqp_text", "")} | AFTER_INDEX
+
+
+def test_rebuilt_jieba_cache_reruns_nothing_after_it(workflow_copy):
+    assert dry_run_jobs(workflow_copy, "--forcerun", "jieba_cache") == {("jieba_cache", "")}
 
 
 def test_time_invariant_instrument_with_city_fe_stops_early(workflow_copy):
@@ -495,7 +501,7 @@ def test_adding_a_spec_adds_exactly_one_job(workflow_copy):
         jobs
         == {
             ("ols_fe", "spec=extra_spec"),
-            ("figure_coefficients", ""),
+            ("figures", ""),
             ("table_bootstrap", ""),
             ("spec_samples", ""),
             ("all", ""),
@@ -519,7 +525,7 @@ def test_editing_one_spec_reruns_only_that_job(workflow_copy):
             ("replication_check", ""),
             ("table_estimates", "number=3"),
             ("table_replication", ""),
-            ("figure_coefficients", ""),
+            ("figures", ""),
             ("table_bootstrap", ""),
             ("spec_samples", ""),
             ("all", ""),
@@ -590,10 +596,7 @@ def test_tex_and_figures_are_byte_identical_across_runs(workflow_copy):
         "table_balance",
         "table_replication",
         "tables_document",
-        "figure_coefficients",
-        "figure_trends",
-        "figure_weights",
-        "figure_pscore",
+        "figures",
     )
     changed = [p.name for p in files if _sha(p) != before[p]]
     assert changed == []
@@ -629,8 +632,40 @@ def test_report_contains_every_table_and_figure(workflow_copy):
         *[f"pscore_{s}.png" for s in PSM_IDS],
     ):
         assert name in html, name
+    # one job draws every figure: each score figure's caption still names its own spec
+    for s in PSM_IDS:
+        assert html.count(f"spec <cite>{s}</cite>") == 1, s
     if HAVE_TEX:
         assert "tables.pdf" in html
+
+
+def _figure_outputs(dry_run: str) -> set[str]:
+    """The output files of the figures job in a dry run's listing."""
+    m = re.search(r"^\s*(?:local)?rule figures:\n(?:\s{4}.*\n)*?\s+output: (.*)$", dry_run, re.M)
+    assert m, "no figures job in the dry run"
+    return {f.rsplit("/", 1)[-1] for f in m.group(1).split(", ")}
+
+
+def test_a_psm_spec_added_or_removed_adds_or_removes_its_figure(workflow_copy):
+    """psm_radius removed and a new PSM spec added: the figures job's outputs follow the
+    registry, and the run draws the new spec's score figure with its own caption."""
+    path = workflow_copy / "config.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    nn = next(s for s in config["specs"] if s["id"] == "psm_nn")
+    added = dict(nn, id="psm_nn_caliper", psm={"method": "nearest", "caliper": 0.01})
+    config["specs"] = [s for s in config["specs"] if s["id"] != "psm_radius"] + [added]
+    config["monte_carlo"]["planted"].pop("psm_radius", None)
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    out = snakemake(workflow_copy, "-n", "--forcerun", "figures").stdout
+    ids = [s for s in PSM_IDS if s != "psm_radius"] + ["psm_nn_caliper"]
+    assert {f for f in _figure_outputs(out) if "pscore" in f} == {
+        f"pscore_{s}.{ext}" for s in ids for ext in ("pdf", "png", "rst")
+    }
+    snakemake(workflow_copy, "--cores", "2", "results/figures/pscore_psm_nn_caliper.png")
+    res = workflow_copy / "results"
+    assert (res / "figures/pscore_psm_nn_caliper.pdf").read_bytes().startswith(b"%PDF")
+    caption = (res / "report/pscore_psm_nn_caliper.rst").read_text(encoding="utf-8")
+    assert "spec `psm_nn_caliper`" in caption and "nearest-neighbour matching" in caption
 
 
 @pytest.mark.skipif(

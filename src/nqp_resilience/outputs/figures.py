@@ -178,19 +178,27 @@ def _new_figure(height_in: float):
 
 
 def _freeze_layout(fig) -> None:
-    """Run the constrained layout once, round every position to 1e-4 of the figure and switch
-    the layout engine off. The constrained-layout solver (kiwisolver) can differ in the last
-    bits of a coordinate from one process to the next, which changes the PDF's bytes."""
+    """Run the constrained layout once, round every position to 1e-4 of the figure and remove
+    the layout engine. The constrained-layout solver (kiwisolver) can differ in the last
+    bits of a coordinate from one process to the next, which changes the PDF's bytes.
+
+    Each file is then drawn once (docs/figures.md, "One job, each file drawn once"): the
+    layout engine is run directly, without the full draw ``draw_without_rendering`` adds after
+    it (the positions it sets are the same), and then removed (None, not the ``"none"``
+    placeholder: with any engine set, ``savefig`` draws the whole figure once more before each
+    file only to lay it out again). The positions are fixed by then, so neither extra draw
+    would change a byte.
+    """
     engine = fig.get_layout_engine() if hasattr(fig, "get_layout_engine") else None
     if engine is None:
         return
-    fig.draw_without_rendering()
+    engine.execute(fig)
     for ax in fig.axes:
         ax.set_position([round(v, 4) for v in ax.get_position().bounds])
     for text in fig.texts:
         x, y = text.get_position()
         text.set_position((round(x, 4), round(y, 4)))
-    fig.set_layout_engine("none")
+    fig.set_layout_engine(None)  # None under _style(): autolayout and constrained layout off
 
 
 def _save(fig, pdf_path, png_path) -> None:
@@ -230,15 +238,42 @@ def figure_list(psm_specs=None) -> list[tuple[str, str]]:
     for name, caption in FIGURES.items():
         if name == "pscore_overlap" and psm_specs is not None:
             for spec, method in dict(psm_specs).items():
-                out.append(
-                    (
-                        f"{name}_{spec}",
-                        caption.format(method=METHOD_NAMES.get(method, method), spec=spec),
-                    )
-                )
+                out.append((f"{name}_{spec}", pscore_caption(caption, spec, method)))
         else:
             out.append((name, caption))
     return out
+
+
+#: Figures of the data alone: they show no spec's estimate.
+DATA_FIGURES = ("trends_by_region", "entropy_weights")
+
+
+def shown_specs(figure: str, specs) -> list[str]:
+    """The specs a figure shows, for the README's map of outputs (sorted).
+
+    ``figure`` is the file name without extension; ``specs`` are the specs whose estimates or
+    bootstrap results the job that draws it reads. One job draws every figure, so these are
+    narrowed per figure: none for the data figures (:data:`DATA_FIGURES`), the spec itself for
+    the score figure ``pscore_{spec}``, and all of them for the coefficient plot (and for any
+    other figure).
+    """
+    if figure in DATA_FIGURES:
+        return []
+    if figure.startswith("pscore_"):
+        return [figure.removeprefix("pscore_")]
+    return sorted(set(specs))
+
+
+def pscore_caption(template: str, spec: str, method: str) -> str:
+    """The caption of the score figure of one PSM spec: ``template`` with ``{spec}`` (the spec
+    id) and ``{method}`` (the matcher's name, e.g. ``nearest-neighbour``) filled in.
+
+    The workflow's template is ``report/figures/pscore_overlap.rst``: one job draws every figure,
+    so a report caption cannot take the spec from the job's wildcards; the job writes each
+    spec's caption from the template instead. Only these two fields are replaced, so other
+    braces in the text stay as they are.
+    """
+    return template.replace("{spec}", spec).replace("{method}", METHOD_NAMES.get(method, method))
 
 
 # --------------------------------------------------------------------------------------------
@@ -853,6 +888,10 @@ def silverman_bandwidth(x) -> float:
     return 0.9 * spread * x.size**-0.2 if spread > 0 else 0.01
 
 
+#: Kernel evaluations per block of :func:`weighted_kde` (256 KB of float64 per temporary).
+_KDE_BLOCK = 32_768
+
+
 def weighted_kde(x, weights, grid, bandwidth: float):
     """Gaussian kernel density of ``x`` with weights, reflected at 0 and 1 (scores live there).
 
@@ -868,9 +907,16 @@ def weighted_kde(x, weights, grid, bandwidth: float):
         return np.zeros(g.shape[0])
     h = float(bandwidth)
     k = np.zeros((g.shape[0], x.size))
-    for mirror in (x, -x, 2.0 - x):
-        z = (g - mirror[None, :]) / h
-        k += np.exp(-0.5 * z * z)
+    mirrors = (x[None, :], -x[None, :], (2.0 - x)[None, :])
+    # a block of grid points at a time, so that the temporaries stay in the CPU cache (several
+    # times faster than whole-grid arrays); every element is computed as before, so the result
+    # is the same to the bit
+    rows = max(1, _KDE_BLOCK // x.size)
+    for start in range(0, g.shape[0], rows):
+        gb, kb = g[start : start + rows], k[start : start + rows]
+        for mirror in mirrors:
+            z = (gb - mirror) / h
+            kb += np.exp(-0.5 * z * z)
     return (k @ w) / (h * math.sqrt(2.0 * math.pi) * np.sum(w))
 
 

@@ -265,78 +265,93 @@ def document_job(smk) -> None:
     )
 
 
-def coefficients_job(smk) -> None:
-    """input: ``estimates`` (JSON files, registry order), optional ``panel`` (standardise),
-    optional ``bootstrap`` (wild bootstrap JSONs: their CIs are drawn next to the CR1 CIs);
-    params: optional ``labels``; output: ``pdf``, ``png``."""
-    from nqp_resilience.estimation.record import read_estimate
-    from nqp_resilience.outputs.figures import (
-        base_regressor,
-        coefficient_plot,
-        standard_deviations,
-    )
-    from nqp_resilience.outputs.tables import read_bootstraps
-
-    bootstrap = read_bootstraps(list(getattr(smk.input, "bootstrap", None) or [])) or None
-    records = [read_estimate(p) for p in smk.input.estimates]
-    records = [r for r in records if not r.is_describe and r.coef is not None]
-    sd = None
-    if hasattr(smk.input, "panel"):
-        from nqp_resilience.data.parquet import read_columns
-
-        variables = list(
-            dict.fromkeys(
-                v for r in records for v in (r["dependent"], base_regressor(str(r["regressor"])))
-            )
-        )
-        sd = standard_deviations(read_columns(smk.input.panel, variables), variables)
-    coefficient_plot(
-        records,
-        smk.output.pdf,
-        smk.output.png,
-        labels=getattr(smk.params, "labels", None),
-        sd=sd,
-        bootstrap=bootstrap,
-    )
+#: Columns of the analysis panel the trends figure reads.
+TREND_COLUMNS = ("city_code", "region", "year", "Nqp", "Resil")
 
 
-def trends_job(smk) -> None:
-    """input: ``panel``; output: ``pdf``, ``png``."""
-    from nqp_resilience.data.parquet import read_columns
-    from nqp_resilience.outputs.figures import trends_by_region
+def figures_job(smk) -> None:
+    """Rule ``figures``: every figure in one process, so that matplotlib is imported and its fonts
+    are set up once, not once per figure (docs/figures.md).
 
-    data = read_columns(smk.input.panel, ["city_code", "region", "year", "Nqp", "Resil"])
-    trends_by_region(data, smk.output.pdf, smk.output.png)
-
-
-def entropy_weights_job(smk) -> None:
-    """input: ``weights`` (nqp_weights.csv); output: ``pdf``, ``png``."""
-    import csv
-
-    from nqp_resilience.outputs.figures import entropy_weights_plot
-
-    with open(smk.input.weights, encoding="utf-8", newline="") as fh:
-        records = list(csv.DictReader(fh))
-    entropy_weights_plot(records, smk.output.pdf, smk.output.png)
-
-
-def pscore_overlap_job(smk) -> None:
-    """input: ``panel``; params: ``spec`` (a psm_fe spec), ``control_variables``;
-    output: ``pdf``, ``png``."""
+    input: ``estimates`` (JSON files, registry order; the coefficient plot), optional
+    ``bootstrap`` (wild bootstrap JSONs: their CIs are drawn next to the CR1 CIs), ``panel``
+    (read once: standard deviations, trends, propensity scores), ``weights``
+    (nqp_weights.csv), ``pscore_caption`` (the caption template of the score figures);
+    params: ``pscore_specs`` (spec id -> registry entry of every ``psm_fe`` spec, registry
+    order), ``control_variables``, optional ``labels``; output: ``coefficients_pdf``,
+    ``coefficients_png``, ``trends_pdf``, ``trends_png``, ``weights_pdf``, ``weights_png`` and,
+    one per PSM spec in the order of ``pscore_specs``, ``pscore_pdf``, ``pscore_png`` and
+    ``pscore_caption`` (the spec's caption for the report).
+    """
+    from nqp_resilience.data.io import write_text
     from nqp_resilience.data.parquet import read_columns
     from nqp_resilience.estimation.specs import spec_columns
-    from nqp_resilience.outputs.figures import pscore_overlap_for_spec
+    from nqp_resilience.outputs import figures as F
 
-    spec = dict(smk.params.spec)
+    out = smk.output
     controls = list(smk.params.control_variables)
-    data = read_columns(smk.input.panel, spec_columns(spec, controls))
-    _, dens = pscore_overlap_for_spec(data, spec, controls, smk.output.pdf, smk.output.png)
-    log.info(
-        "%s: %d treated (%d on support), %d controls (%d matched); bandwidth %.4f",
-        spec["id"],
-        dens["n_treated"],
-        dens["n_treated_on_support"],
-        dens["n_control"],
-        dens["n_control_matched"],
-        dens["bandwidth"],
+    psm_specs = dict(getattr(smk.params, "pscore_specs", None) or {})
+    pscore_files = list(zip(out.pscore_pdf, out.pscore_png, out.pscore_caption, strict=True))
+    if len(pscore_files) != len(psm_specs):
+        raise ValueError(
+            f"{len(psm_specs)} PSM specs in params.pscore_specs, {len(pscore_files)} score "
+            "figures in the output"
+        )
+    records = _coefficient_records(smk.input.estimates)
+    sd_variables = list(
+        dict.fromkeys(
+            v for r in records for v in (r["dependent"], F.base_regressor(str(r["regressor"])))
+        )
     )
+    columns = [*TREND_COLUMNS, *sd_variables]
+    for spec in psm_specs.values():
+        columns += spec_columns(spec, controls)
+    panel = read_columns(smk.input.panel, list(dict.fromkeys(columns)))
+
+    bootstrap = _bootstrap_records(getattr(smk.input, "bootstrap", None))
+    F.coefficient_plot(
+        records,
+        out.coefficients_pdf,
+        out.coefficients_png,
+        labels=getattr(smk.params, "labels", None),
+        sd=F.standard_deviations(panel, sd_variables),
+        bootstrap=bootstrap,
+    )
+    F.trends_by_region(panel, out.trends_pdf, out.trends_png)
+    F.entropy_weights_plot(_weight_records(smk.input.weights), out.weights_pdf, out.weights_png)
+    template = Path(smk.input.pscore_caption).read_text(encoding="utf-8") if psm_specs else ""
+    for (sid, spec), (pdf, png, caption) in zip(psm_specs.items(), pscore_files, strict=True):
+        _, dens = F.pscore_overlap_for_spec(panel, spec, controls, pdf, png)
+        log.info(
+            "%s: %d treated (%d on support), %d controls (%d matched); bandwidth %.4f",
+            sid,
+            dens["n_treated"],
+            dens["n_treated_on_support"],
+            dens["n_control"],
+            dens["n_control_matched"],
+            dens["bandwidth"],
+        )
+        write_text(caption, F.pscore_caption(template, sid, spec["psm"]["method"]))
+
+
+def _coefficient_records(paths) -> list:
+    """The estimate records the coefficient plot draws (not ``describe``, with a coefficient)."""
+    from nqp_resilience.estimation.record import read_estimate
+
+    records = [read_estimate(p) for p in paths]
+    return [r for r in records if not r.is_describe and r.coef is not None]
+
+
+def _bootstrap_records(paths) -> dict | None:
+    """The wild bootstrap results by spec id; None without any."""
+    from nqp_resilience.outputs.tables import read_bootstraps
+
+    return read_bootstraps(list(paths or [])) or None
+
+
+def _weight_records(path) -> list[dict]:
+    """``nqp_weights.csv`` as a list of rows (strings; the figure converts)."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
