@@ -665,16 +665,7 @@ def test_pscore_overlap_for_spec_uses_the_estimation_sample(tmp_path, psm_opts):
 
     d = _panel(n_cities=40, seed=7)
     d["Resil"][3] = np.nan  # a missing outcome leaves both samples
-    spec = {
-        "id": "psm_x",
-        "table": 4,
-        "column": "PSM",
-        "estimator": "psm_fe",
-        "dependent": "Resil",
-        "regressor": "Nqp",
-        "controls": True,
-        "psm": psm_opts,
-    }
+    spec = dict(PSM_NN, id="psm_x", psm=psm_opts)  # (PSM_NN: below, with the job tests)
     record = estimate(spec, dict(d), CONTROLS)
     fig, dens = F.pscore_overlap_for_spec(d, spec, CONTROLS, tmp_path / "p.pdf", tmp_path / "p.png")
     assert dens["n_treated"] == record["extra"]["n_treated"]
