@@ -68,6 +68,7 @@ def median_run(cmd, repeats, cwd=None, env=None) -> float:
 
 
 def copy_repo(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
     for name in FILES:
         src = ROOT / name
         if src.exists():
