@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nqp_resilience.estimation.core import cluster_sums, demean, is_nested
+from nqp_resilience.estimation.core import demean, is_nested
 
 __all__ = ["LOW_RANK_FROM", "MAX_LOW_RANK", "CrossSums", "cross_sums", "low_rank_applies"]
 
@@ -138,7 +138,14 @@ def cross_sums(
     r = U.shape[1]
 
     # Σ_{i∈h} a_ij U_i: (G·p, r); pairs h ∩ g for the sparse part
-    A = cluster_sums((a[:, :, None] * U[:, None, :]).reshape(n, p * r), clusters, G)
+    rows_n = np.arange(n)
+
+    def weighted_sums(weights: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+        """Σ_{i∈group} weights_i U_i for every group, (n_groups, r), as a sparse product (no
+        n × r temporary besides U)."""
+        return sp.csr_matrix((weights, (codes, rows_n)), shape=(n_groups, n)) @ U
+
+    A = np.stack([weighted_sums(a[:, j], clusters, G) for j in range(p)], axis=1)
     A = A.reshape(G * p, r)
     pair, inverse = np.unique(clusters * Gb + bcodes, return_inverse=True)
     ph, pg = pair // Gb, pair % Gb
@@ -152,6 +159,6 @@ def cross_sums(
             axis=1,
         ).ravel()
         direct = sp.csr_matrix((vals, (rows, cols)), shape=(G * p, Gb))
-        B = cluster_sums(U * src[:, None], bcodes, Gb).T  # (r, Gb)
+        B = weighted_sums(src, bcodes, Gb).T  # (r, Gb)
         out.append(CrossSums(direct, A, np.ascontiguousarray(B)))
     return out
