@@ -74,6 +74,27 @@ def test_ols_statistics_equal_the_reference_path(monkeypatch, case, seed):
         assert low.scalars[key] == pytest.approx(value, rel=1e-10, abs=1e-14), key
 
 
+@pytest.mark.parametrize("seed", [4, 31])
+def test_unbalanced_panel_with_trends_and_controls_in_any_units(monkeypatch, seed):
+    """A third of the city-years missing, city trends (partialled by iteration) and controls in
+    persons and in shares: the null directions of the partialling stay out of the basis and the
+    controls' units do not matter."""
+    rng = np.random.default_rng(seed)
+    df = _panel(60, 9, seed, drop=0)
+    df = df[rng.uniform(size=len(df)) > 0.33].reset_index(drop=True)
+    df["persons"] = 1e6 * df["c"] + 3e7
+    df["share"] = 1e-3 * df["c2"]
+
+    def make():
+        return wild_problem(
+            df, "y", "x", ["persons", "share"], "city", "year", "city", 999, seed,
+            trends="city", bootstrap_cluster="prov",
+        )  # fmt: skip
+
+    (_, s_ref), (_, s_low) = _both(monkeypatch, make)
+    _close_stats(s_ref, s_low)
+
+
 @pytest.mark.parametrize(
     "instruments,bcluster", [("z", None), (["z", "z2"], None), (["z", "z2"], "prov")]
 )

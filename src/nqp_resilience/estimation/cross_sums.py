@@ -44,6 +44,9 @@ __all__ = ["LOW_RANK_FROM", "MAX_LOW_RANK", "CrossSums", "cross_sums", "low_rank
 LOW_RANK_FROM = 1 << 24
 #: Largest rank of U (non-nested fixed-effect levels plus controls) for the low-rank form.
 MAX_LOW_RANK = 2000
+#: Singular values of the unit-norm columns [M1·dummies, Z] below this fraction of the largest
+#: are null directions (rounding of the partialling), not part of the design.
+NULL_DIRECTION = 1e-9
 
 
 class CrossSums:
@@ -128,13 +131,18 @@ def cross_sums(
         parts.append(demean(D, inner, None, trends) if inner or trends is not None else D)
     if k:
         parts.append(Z)
+    U = np.zeros((n, 0))
     if parts:
+        # columns scaled to unit norm (the span is the same; controls in persons and in shares
+        # become comparable), so that one relative threshold separates the directions the
+        # design has from the null directions that the partialling leaves at rounding level
+        # (the year dummies sum to the nested effects; iterated partialling converges to ~1e-13)
         W2 = np.column_stack(parts)
-        U, s, _ = np.linalg.svd(W2, full_matrices=False)
-        tol = s[0] * max(W2.shape) * np.finfo(float).eps if len(s) and s[0] > 0 else 0.0
-        U = np.ascontiguousarray(U[:, s > tol])
-    else:
-        U = np.zeros((n, 0))
+        norms = np.sqrt(np.einsum("ij,ij->j", W2, W2))
+        W2 = W2[:, norms > 0] / norms[norms > 0]
+        if W2.shape[1]:
+            U, s, _ = np.linalg.svd(W2, full_matrices=False)
+            U = np.ascontiguousarray(U[:, s > NULL_DIRECTION * s[0]])
     r = U.shape[1]
 
     # Σ_{i∈h} a_ij U_i: (G·p, r); pairs h ∩ g for the sparse part
