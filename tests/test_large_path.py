@@ -353,3 +353,13 @@ def test_bootstrap_projections_in_blocks_equal_one_block(monkeypatch, instrument
     close(one.extra["bootstrap_ci"], blocks.extra["bootstrap_ci"], "bootstrap CI")
     close(one.coef, blocks.coef, "coef")
     assert 0.0 < one.extra["bootstrap_p"] <= 1.0
+
+
+def test_column_means_and_centred_squares():
+    rng = np.random.default_rng(41)
+    x = rng.normal(size=(200_003, 5)) * [1.0, 1e3, 1e-3, 5.0, 2.0] + [0.0, 5e6, 1.0, -3.0, 1e9]
+    np.testing.assert_allclose(large.column_means(x), x.mean(axis=0), rtol=1e-14)
+    cen = x - x.mean(axis=0)
+    np.testing.assert_allclose(
+        large._centred_squares(x, rows=65_536), np.einsum("ij,ij->j", cen, cen), rtol=1e-12
+    )

@@ -855,7 +855,7 @@ def wmean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Weighted column means Σw x / Σw (``np.average``; on the large-sample path with unit
     weights, the plain mean, without the product by the weights)."""
     if large.is_large(len(w)) and large.unit_weights(w):
-        return x.mean(axis=0)
+        return large.column_means(x) if x.ndim == 2 else x.mean(axis=0)
     return np.average(x, axis=0, weights=w)
 
 

@@ -92,7 +92,9 @@ def demean_balanced(x: np.ndarray, order: np.ndarray, l1: int, l2: int) -> np.nd
     # shifted by a value of each column first, so that a large mean (population in persons)
     # costs no digits in the group means
     res = block - block[0, 0, :]
-    m1 = res.mean(axis=1)  # (l1, k)
+    # (the einsum sums add the same values in the same order as mean(axis=...), three times
+    # faster over the middle axis)
+    m1 = np.einsum("abk->ak", res) / l2  # (l1, k)
     m2 = res.mean(axis=0)  # (l2, k)
     m2 -= m1.mean(axis=0)
     res -= m1[:, None, :]
@@ -146,6 +148,22 @@ def contiguous_sums(x: np.ndarray, e: np.ndarray, g: np.ndarray, n_groups: int):
     return np.add.reduceat(x * e[:, None], np.concatenate(([0], starts)), axis=0)
 
 
+def column_means(x: np.ndarray) -> np.ndarray:
+    """``x.mean(axis=0)`` of an (n, k) array by ``einsum``: the same additions in row order,
+    about three times faster on a C-ordered array."""
+    return np.einsum("ij->j", x) / x.shape[0]
+
+
+def _centred_squares(x: np.ndarray, rows: int = 1 << 16) -> np.ndarray:
+    """Σ_i (x_ij − x̄_j)² of every column, centred a block of rows at a time (no n × k copy)."""
+    mean = column_means(x)
+    out = np.zeros(x.shape[1])
+    for start in range(0, x.shape[0], rows):
+        c = x[start : start + rows] - mean
+        out += np.einsum("ij,ij->j", c, c)
+    return out
+
+
 def unit_weights(w: np.ndarray | None) -> bool:
     """No weights, or all of them 1 (multiplying by them would change nothing)."""
     return w is None or bool(np.all(w == 1.0))
@@ -196,8 +214,7 @@ class GramScreen:
     def __init__(self, tilde: np.ndarray, raw: np.ndarray, w: np.ndarray):
         self.raw = raw
         if unit_weights(w):
-            cen = raw - raw.mean(axis=0)
-            self.ss_raw = np.einsum("ij,ij->j", cen, cen)
+            self.ss_raw = _centred_squares(raw)
             self.gram = tilde.T @ tilde
             sum_w = float(len(w))
         else:
