@@ -32,6 +32,7 @@ import numpy as np
 from nqp_resilience.data.cities import read_attributes
 from nqp_resilience.data.codebook import Codebook
 from nqp_resilience.data.io import read_yaml, write_bytes, write_text
+from nqp_resilience.indices.nqp_text import read_keywords
 
 # Stream ids: each component draws from its own generator, so changing one block of the DGP
 # does not shift the random numbers of the others.
@@ -1132,12 +1133,6 @@ def _report_text(rng, keywords, count, n_chars, year) -> str:
 
 
 # =============================================================================== entry point
-
-
-def read_keywords(path) -> list[str]:
-    """The keyword list: one per line, ``#`` comments and blank lines ignored."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [s.strip() for s in lines if s.strip() and not s.lstrip().startswith("#")]
 
 
 # ============================================================================ units and years
