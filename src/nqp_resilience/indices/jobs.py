@@ -60,14 +60,13 @@ def nqp_text_job(smk) -> None:
     the counting takes); the table is the same bytes as ``write_parquet(nqp1_table(...))``.
     The base dictionary comes from input ``jieba_cache`` where given and usable, else from
     jieba (a warning says why)."""
-    import pyarrow.parquet as pq
-
+    from nqp_resilience.data.parquet import read_columns
     from nqp_resilience.indices.jieba_dict import CacheError, jieba_base_dictionary, open_dictionary
     from nqp_resilience.indices.nqp_text import nqp1_rows, read_keywords, read_reports, write_nqp1
 
-    panel = pq.ParquetFile(smk.input.panel).read(columns=["province_code", "year"])
-    provinces = set(panel.column("province_code").to_pylist())
-    years = sorted(set(panel.column("year").to_pylist()))
+    panel = read_columns(smk.input.panel, ["province_code", "year"])
+    provinces = {str(p) for p in panel["province_code"]}
+    years = sorted({int(y) for y in panel["year"]})
     reports = read_reports(smk.input.reports)
     keywords = read_keywords(smk.input.keywords)
     include_central = bool(smk.params.include_central)

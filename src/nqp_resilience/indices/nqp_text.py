@@ -319,8 +319,10 @@ def write_nqp1(rows: list[dict], path) -> None:
 
 def read_reports(path) -> dict:
     """(province_code, year) -> text of the ingested reports table, read without pandas."""
-    import pyarrow.parquet as pq
+    from nqp_resilience.data.parquet import read_columns
 
-    table = pq.ParquetFile(path).read(columns=["province_code", "year", "text"])
-    cols = [table.column(c).to_pylist() for c in ("province_code", "year", "text")]
-    return {(p, int(y)): t for p, y, t in zip(*cols, strict=True)}
+    cols = read_columns(path, ["province_code", "year", "text"])
+    return {
+        (str(p), int(y)): t
+        for p, y, t in zip(cols["province_code"], cols["year"], cols["text"], strict=True)
+    }
