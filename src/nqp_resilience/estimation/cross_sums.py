@@ -109,8 +109,9 @@ def cross_sums(
     def nested(g: np.ndarray) -> bool:
         return is_nested(g, clusters) and is_nested(g, bcodes)
 
-    inner = [fe for fe in absorb if nested(fe[0])]
-    outer = [fe for fe in absorb if not nested(fe[0])]
+    is_inner = [nested(codes) for codes, _ in absorb]
+    inner = [fe for fe, yes in zip(absorb, is_inner, strict=True) if yes]
+    outer = [fe for fe, yes in zip(absorb, is_inner, strict=True) if not yes]
     if not inner and trends is None:
         return None
     if trends is not None and not nested(trends[0]):
