@@ -639,7 +639,7 @@ def _endpoint(pval, b_hat: float, half: float, alpha: float, side: int) -> float
     below α, bracketed from the CR1 endpoint b̂ ± half outward (or inward) and found by
     :func:`scipy.optimize.brentq` on p(β0) − α (a step function: brentq converges to the jump,
     to ``xtol``). ±inf if p never falls below α within 2^40 half-widths."""
-    from scipy.optimize import brentq
+    from nqp_resilience.scipy_kernels import brentq
 
     if not pval(b_hat) >= alpha:  # the estimate itself rejected (possible with equal tails)
         return math.nan

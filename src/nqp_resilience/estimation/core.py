@@ -3,7 +3,7 @@
 wild cluster bootstrap): sample preparation, the within transformation, the solve on the
 residualised design with the collinearity rule, the cluster sandwich and the degrees of freedom.
 
-Numpy only at import time (``scipy.special`` is imported inside :func:`t_dist`). Every function
+Numpy only at import time (scipy's t distribution is loaded inside :func:`t_dist`). Every function
 here is public and documented; the estimators use nothing else of each other.
 
 Pieces, in the order an estimator uses them
@@ -377,8 +377,11 @@ def is_nested(fe: np.ndarray, cluster: np.ndarray) -> bool:
 
 def t_dist(t: float, df: int) -> tuple[float, float]:
     """Two-sided p-value 2·F_t(−|t|; df) and the 97.5 % quantile of Student's t with ``df``
-    degrees of freedom (``scipy.special``: ``scipy.stats`` costs about a second to import)."""
-    from scipy.special import stdtr, stdtrit
+    degrees of freedom (``scipy.special``'s kernels, loaded by
+    :mod:`nqp_resilience.scipy_kernels`: ``scipy.stats`` costs about a second to import)."""
+    from nqp_resilience.scipy_kernels import special
+
+    stdtr, stdtrit = special("stdtr", "stdtrit")
 
     return float(2.0 * stdtr(df, -abs(t))), float(stdtrit(df, 0.975))
 

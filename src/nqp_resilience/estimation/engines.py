@@ -626,7 +626,9 @@ def linearmodels_iv_twfe(
     df_t = (G - 1) if clusters is not None else (n - K)
     # first stage: linearmodels' N − L − k2 -> ivreg2's N − K_fs (variance factor)
     fs_factor = (n - L - k2) / (n - K_fs)
-    from scipy.special import fdtrc
+    from nqp_resilience.scipy_kernels import special
+
+    [fdtrc] = special("fdtrc")
 
     df_fs = (G - 1) if clusters is not None else (n - K_fs)
     by_endog = diag if endogs[0] in diag.index else diag.T  # one row per endogenous regressor

@@ -359,7 +359,8 @@ class _ARProblem:
         Chebyshev nodes of β0 = center + scale·t; its real roots split the line into segments whose
         acceptance is decided by W at the midpoints (and by the limit of W for the tails)."""
         from numpy.polynomial import chebyshev as cheb
-        from scipy.optimize import brentq
+
+        from nqp_resilience.scipy_kernels import brentq
 
         crit = self.critical_wald(level)
         f = lambda b: self.wald(b) - crit  # noqa: E731
@@ -416,7 +417,7 @@ class _ARProblem:
         W(β0) as |β0| → ∞ (the first-stage Wald statistic): if that limit is accepted the set is
         unbounded on that side, else it is bounded; in both cases the boundary outside the grid
         is found by doubling the step outward and root finding."""
-        from scipy.optimize import brentq
+        from nqp_resilience.scipy_kernels import brentq
 
         grid = np.unique(np.asarray(grid, dtype=float))
         crit = self.critical_wald(level)
@@ -1141,11 +1142,14 @@ def iv_twfe(
 
 
 def _stats():
-    """The three distribution functions used here, from ``scipy.special``: ``scipy.stats``
-    costs about a second to import, which a specification job would pay every time."""
+    """The three distribution functions used here, ``scipy.special``'s (loaded by
+    :mod:`nqp_resilience.scipy_kernels`): ``scipy.stats`` costs about a second to import, which
+    a specification job would pay every time."""
     from types import SimpleNamespace
 
-    from scipy.special import chdtrc, fdtrc, fdtri
+    from nqp_resilience.scipy_kernels import special
+
+    chdtrc, fdtrc, fdtri = special("chdtrc", "fdtrc", "fdtri")
 
     return SimpleNamespace(
         f=SimpleNamespace(

@@ -152,7 +152,9 @@ def _binary_pieces(model: str, y: np.ndarray, xb: np.ndarray, loglik: bool = Tru
             p = 1.0 / (1.0 + np.exp(-xb))
         ll = y * xb - np.logaddexp(0.0, xb) if loglik else None
         return ll, y - p, p * (1.0 - p), p
-    from scipy.special import log_ndtr, ndtr
+    from nqp_resilience.scipy_kernels import special
+
+    log_ndtr, ndtr = special("log_ndtr", "ndtr")
 
     q = 2.0 * y - 1.0
     lcdf = log_ndtr(q * xb)
@@ -1144,7 +1146,9 @@ def _ttest_regress(x1, w1, x0, w0) -> tuple[float, float, float]:
     variance ``s² = Σ w e² / (W − 2)``, ``Var(b) = s² (1/W1 + 1/W0)``, df = W − 2. Unit weights
     give the pooled two-sample t test.
     """
-    from scipy.special import stdtr
+    from nqp_resilience.scipy_kernels import special
+
+    [stdtr] = special("stdtr")
 
     W1, W0 = float(np.sum(w1)), float(np.sum(w0))
     if np.ptp(np.concatenate([x1, x0])) == 0:  # constant: Stata reports no t
@@ -1192,7 +1196,9 @@ def pstest(df, covariates, matching: Matching, *, overall: bool = True) -> tuple
     covariates only; they are flagged outside ``[F_0.025, F_0.975](n1 − 1, n1 − 1)`` with n1 the
     number of treated (all in U, on support in M).
     """
-    from scipy.special import chdtrc, fdtri
+    from nqp_resilience.scipy_kernels import special
+
+    chdtrc, fdtri = special("chdtrc", "fdtri")
 
     s = matching.sample
     tr = matching.treated[s]

@@ -1,10 +1,11 @@
 """Fixed-effects OLS with cluster-robust inference, as Stata's ``reghdfe … vce(cluster)``
 computes it.
 
-Numpy only (plus ``scipy.special`` for t quantiles), so that a specification job starts fast:
-at the default size the statistics take about a millisecond and imports dominate. Everything
-this estimator shares with 2SLS (sample preparation, within transformation, collinearity rule,
-weighted least squares, sandwich, degrees of freedom) is the public API of
+Numpy only (plus scipy's compiled t distribution, :mod:`nqp_resilience.scipy_kernels`), so that
+a specification job starts fast: at the default size the statistics take about a millisecond and
+imports dominate. Everything this estimator shares with 2SLS (sample preparation, within
+transformation, collinearity rule, weighted least squares, sandwich, degrees of freedom) is the
+public API of
 :mod:`nqp_resilience.estimation.core`; this module adds the OLS fit, reghdfe's constant and the
 R² definitions.
 

@@ -319,7 +319,9 @@ class EstimationResult:
         normal when ``df_resid`` is None)."""
         if "p_values" in self.extra:
             return dict(self.extra["p_values"])
-        from scipy.special import ndtr, stdtr
+        from nqp_resilience.scipy_kernels import special
+
+        ndtr, stdtr = special("ndtr", "stdtr")
 
         out = {}
         for k, t in self.tvalues.items():
@@ -352,7 +354,9 @@ class EstimationResult:
             from nqp_resilience.estimation.core import OptionError
 
             raise OptionError("conf_int", "level", level, ("a number strictly between 0 and 1",))
-        from scipy.special import ndtri, stdtrit
+        from nqp_resilience.scipy_kernels import special
+
+        ndtri, stdtrit = special("ndtri", "stdtrit")
 
         q = 0.5 + level / 2.0
         return float(ndtri(q)) if self.df_resid is None else float(stdtrit(self.df_resid, q))

@@ -117,7 +117,9 @@ def _rng(seed: int, stream: str) -> np.random.Generator:
 
 def _expected_clipped(mu, sd: float, lo: float, hi: float):
     """E[clip(X, lo, hi)] for X ~ N(mu, sd^2), elementwise."""
-    from scipy.special import ndtr
+    from nqp_resilience.scipy_kernels import special
+
+    [ndtr] = special("ndtr")
 
     if sd <= 0:
         return np.clip(mu, lo, hi)
