@@ -13,7 +13,8 @@ in the order of the fields, so the JSON text is the same as ``json.dumps`` of th
 estimator returns. The record is also a read-only mapping (``record["coef"]``,
 ``record.get("extra", {})``), which is what the table and figure code index.
 
-Importing this module is cheap: json and jsonschema are imported by the functions that use them.
+Importing this module is cheap: json and jsonschema are imported by the functions that use them,
+and jsonschema only for a record that :func:`nqp_resilience.schema_check.conforms` does not accept.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nqp_resilience.errors import DataError
+from nqp_resilience.schema_check import conforms
 
 #: Keys every record has, before the keys of its kind.
 COMMON_KEYS = ("spec", "table", "column", "estimator")
@@ -240,14 +242,22 @@ def schema_path() -> Path:
 _SCHEMA_CACHE: dict[str, Any] = {}
 
 
+def _schema() -> dict:
+    """The schema, read once per process."""
+    if "schema" not in _SCHEMA_CACHE:
+        from nqp_resilience.data.io import read_yaml
+
+        _SCHEMA_CACHE["schema"] = read_yaml(schema_path())
+    return _SCHEMA_CACHE["schema"]
+
+
 def _validator():
-    """The schema validator, built once per process."""
+    """The jsonschema validator, built once per process (only for a record that
+    :func:`~nqp_resilience.schema_check.conforms` does not accept at once)."""
     if "validator" not in _SCHEMA_CACHE:
         from jsonschema import Draft202012Validator
 
-        from nqp_resilience.data.io import read_yaml
-
-        schema = read_yaml(schema_path())
+        schema = _schema()
         Draft202012Validator.check_schema(schema)
         _SCHEMA_CACHE["validator"] = Draft202012Validator(schema)
     return _SCHEMA_CACHE["validator"]
@@ -267,6 +277,8 @@ def validate_estimate(data: Mapping, source="estimate record") -> None:
         (``ci.1``, ``extra``, ``statistics.Resil.N``), with what was expected.
     """
     data = data.to_dict() if isinstance(data, EstimateRecord) else dict(data)
+    if conforms(_schema(), data):  # jsonschema decides (and words) every other case
+        return
     errors = sorted(_validator().iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
     if not errors:
         return
