@@ -195,6 +195,42 @@ def test_third_party_info_stays_out_of_the_log(tmp_path):
     assert "matplotlib chatter" not in log + proc.stderr
 
 
+_SNAKEMAKE_JOB = """
+import atexit, logging, pathlib, sys
+from snakemake.iocontainers import Snakemake
+from nqp_resilience.runner import run
+
+smk = object.__new__(Snakemake)  # what Snakemake's script preamble injects
+smk.log = [sys.argv[1]]
+atexit.register(lambda: pathlib.Path(sys.argv[2]).write_text("teardown ran"))
+
+def job(smk):
+    logging.getLogger("nqp_resilience.test").info("progress of our own")
+    print("buffered on stdout", end="")
+    pathlib.Path(sys.argv[3]).write_text("output")
+
+run(job, smk)
+print("after the job")
+"""
+
+
+def test_a_snakemake_job_ends_without_the_interpreter_teardown(tmp_path):
+    """In a Snakemake script job, run() flushes the log and the streams and ends the process:
+    the interpreter's teardown (atexit handlers, module clean-up) is skipped."""
+    script, log = tmp_path / "job.py", tmp_path / "logs" / "job.log"
+    teardown, output = tmp_path / "teardown", tmp_path / "out.txt"
+    script.write_text(_SNAKEMAKE_JOB, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, str(script), str(log), str(teardown), str(output)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "buffered on stdout"
+    assert "progress of our own" in log.read_text(encoding="utf-8")
+    assert output.read_text() == "output" and not teardown.exists()
+
+
 def test_makefile_install_shows_progress():
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
     install = [ln for ln in text.splitlines() if "pip install" in ln and "-e " in ln]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,11 @@ def run(job, smk) -> None:
     message and hint only; any other exception is a bug and is logged with its full traceback,
     so that it reaches the job's log and not only the console. Either ends the job with exit
     status 1.
+
+    In the process of a Snakemake ``script:`` job (``smk`` is the object Snakemake injects), the
+    job ends there: logs and standard streams are flushed and the process exits without the
+    interpreter's teardown of its modules, which costs 0.04–0.1 s after numpy and pyarrow and
+    more after matplotlib. Every output is complete by then (written atomically and closed).
     """
     handlers = [logging.StreamHandler(sys.stderr)]
     if smk is not None and len(smk.log):
@@ -54,6 +60,8 @@ def run(job, smk) -> None:
             exc_info=True,
         )
         _exit(handlers)
+    if _injected_by_snakemake(smk):
+        _end_process(0)
 
 
 @contextlib.contextmanager
@@ -72,6 +80,21 @@ def _exit(handlers) -> None:
     for h in handlers:
         h.flush()
     sys.exit(1)
+
+
+def _injected_by_snakemake(smk) -> bool:
+    """True for the object of Snakemake's script preamble: the process is the job's own."""
+    containers = sys.modules.get("snakemake.iocontainers")
+    injected = getattr(containers, "Snakemake", None)
+    return isinstance(injected, type) and isinstance(smk, injected)
+
+
+def _end_process(code: int) -> None:
+    """Flush and close the logs and the standard streams, then leave at once (``os._exit``)."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def _years(smk) -> tuple[int, int]:
