@@ -24,6 +24,7 @@ from nqp_resilience.data.ingest import (
 )
 from nqp_resilience.data.io import (
     columns_frame,
+    installed_version,
     normalise_text,
     pandas_version,
     parse_number,
@@ -248,6 +249,28 @@ def test_ingest_jobs_do_not_import_pandas(tmp_path):
         write_parquet(df, tmp_path / "frame.parquet")
         job = (tmp_path / f"{name}.parquet").read_bytes()
         assert job == (tmp_path / "frame.parquet").read_bytes()
+
+
+def test_installed_version_is_the_metadata_version_of_every_distribution():
+    names = {d.metadata["Name"] for d in importlib.metadata.distributions()}
+    assert len(names) > 50
+    for name in sorted(names):
+        assert installed_version(name) == importlib.metadata.version(name), name
+        # the name as users spell it: other case, "-" for "_" and back
+        assert installed_version(name.upper().replace("-", "_")) == installed_version(name)
+    assert installed_version("no-such-distribution-here") is None
+
+
+def test_installed_version_leaves_other_layouts_to_importlib_metadata(tmp_path, monkeypatch):
+    egg = tmp_path / "demo_pkg-1.0.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: demo-pkg\nVersion: 1.0\n\n")
+    broken = tmp_path / "other_pkg-2.0.dist-info"  # no METADATA: importlib.metadata decides
+    broken.mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    assert installed_version("demo_pkg") == importlib.metadata.version("demo_pkg") == "1.0"
+    assert installed_version("other-pkg") == importlib.metadata.version("other-pkg")
 
 
 def test_pandas_version_without_importing_pandas(monkeypatch):

@@ -19,17 +19,13 @@ def _sha256(path) -> str:
 
 
 def software_versions(packages=("numpy", "scipy", "pyarrow", "nqp-resilience")) -> dict:
-    """Versions of the packages an estimate depends on (cheap: package metadata only)."""
+    """Versions of the packages an estimate depends on (cheap: package metadata only, see
+    :func:`nqp_resilience.data.io.installed_version`)."""
     import platform
-    from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": platform.python_version()}
-    for pkg in packages:
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out
+    from nqp_resilience.data.io import installed_version
+
+    return {"python": platform.python_version(), **{p: installed_version(p) for p in packages}}
 
 
 def estimate_spec_job(smk) -> None:
