@@ -25,10 +25,13 @@ from nqp_resilience.data.ingest import (
 from nqp_resilience.data.io import (
     columns_frame,
     installed_version,
+    is_plain,
     normalise_text,
     pandas_version,
     parse_number,
     read_raw_table,
+    read_yaml,
+    read_yaml_cached,
     write_columns,
     write_parquet,
     write_text,
@@ -271,6 +274,41 @@ def test_installed_version_leaves_other_layouts_to_importlib_metadata(tmp_path, 
     importlib.invalidate_caches()
     assert installed_version("demo_pkg") == importlib.metadata.version("demo_pkg") == "1.0"
     assert installed_version("other-pkg") == importlib.metadata.version("other-pkg")
+
+
+def test_read_yaml_cached_keeps_the_document_in_a_workflow_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    doc = tmp_path / "schema.yaml"
+    doc.write_text("b: 1\na: [1.5, null, true, {x: '2'}]\nc: .inf\n", encoding="utf-8")
+    assert read_yaml_cached(doc) == read_yaml(doc)  # no .snakemake: nothing kept
+    assert not (tmp_path / ".snakemake").exists()
+
+    (tmp_path / ".snakemake").mkdir()
+    first = read_yaml_cached(doc)
+    kept = list((tmp_path / ".snakemake" / "nqp_resilience" / "yaml").glob("*.json"))
+    assert len(kept) == 1
+    second = read_yaml_cached(doc)  # from the JSON: same values, types and key order
+    assert second == first == read_yaml(doc)
+    assert list(second) == ["b", "a", "c"] and isinstance(second["a"][2], bool)
+
+    doc.write_text("b: 2\n", encoding="utf-8")  # another content: another key
+    assert read_yaml_cached(doc) == {"b": 2}
+    kept[0].write_text("{not json", encoding="utf-8")  # a damaged file is read again
+    doc.write_text("b: 1\na: [1.5, null, true, {x: '2'}]\nc: .inf\n", encoding="utf-8")
+    assert read_yaml_cached(doc) == first
+
+
+def test_read_yaml_cached_keeps_only_json_documents(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".snakemake").mkdir()
+    doc = tmp_path / "dates.yaml"
+    doc.write_text("when: 2024-06-01\n1: one\n", encoding="utf-8")
+    assert not is_plain(read_yaml(doc))
+    assert read_yaml_cached(doc) == read_yaml(doc)
+    assert not (tmp_path / ".snakemake" / "nqp_resilience" / "yaml").exists()
+    with pytest.raises(DataError, match="invalid YAML"):
+        (tmp_path / "bad.yaml").write_text("a: [1,\n", encoding="utf-8")
+        read_yaml_cached(tmp_path / "bad.yaml")
 
 
 def test_pandas_version_without_importing_pandas(monkeypatch):

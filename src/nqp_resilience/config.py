@@ -28,7 +28,7 @@ import difflib
 import math
 import re
 
-from nqp_resilience.data.io import read_yaml
+from nqp_resilience.data.io import WORKFLOW_CACHE, is_plain, read_yaml
 from nqp_resilience.errors import ConfigError
 
 
@@ -80,7 +80,7 @@ def validate_config(config: dict, schema_path, source: str = "config.yaml") -> d
 
 
 def validate_config_cached(
-    config: dict, schema_path, source: str = "config.yaml", cache_dir=".snakemake/nqp_resilience"
+    config: dict, schema_path, source: str = "config.yaml", cache_dir=WORKFLOW_CACHE
 ) -> dict:
     """:func:`validate_config`, remembered: a configuration validated before (the same values,
     types and key order, the same schema and the same validation code) is replaced by the
@@ -95,7 +95,7 @@ def validate_config_cached(
     import json
     from pathlib import Path
 
-    if not _plain(config):
+    if not is_plain(config):
         return validate_config(config, schema_path, source)
     here = Path(__file__).resolve().parent
     digest = hashlib.sha256()
@@ -112,12 +112,12 @@ def validate_config_cached(
         validated = json.loads(cached.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         validated = None
-    if isinstance(validated, dict) and _plain(validated):
+    if isinstance(validated, dict) and is_plain(validated):
         config.clear()
         config.update(validated)
         return config
     validate_config(config, schema_path, source)
-    if _plain(config):
+    if is_plain(config):
         from nqp_resilience.data.io import write_text
 
         try:
@@ -125,16 +125,6 @@ def validate_config_cached(
         except OSError:
             pass  # a read-only working folder: validate every time
     return config
-
-
-def _plain(value) -> bool:
-    """Is ``value`` made of JSON types only (mappings with string keys), so that it survives a
-    JSON round trip with the same types?"""
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    return value is None or isinstance(value, (str, bool, int, float))
 
 
 def expand_dotted_keys(config: dict, schema: dict, source: str = "config.yaml", _path=()) -> dict:

@@ -9,7 +9,8 @@ distribution functions (``stdtr``, ``stdtrit``, ``fdtrc``, ``fdtri``, ``chdtrc``
 (``scipy.special._ufuncs``, ``scipy.optimize._zeros``) load in 0.02–0.03 s.
 
 This module loads the compiled module alone: while it is imported, a stand-in without an
-``__init__`` takes the subpackage's place in ``sys.modules``, and it is removed at once. The
+``__init__`` takes the subpackage's place in ``sys.modules``, and it is removed at once (a lock
+serialises the package's own loads; a job imports scipy from one thread). The
 functions returned are the very objects that ``scipy.special`` exports, so every result has the
 same bits; :func:`brentq` makes the same checks and the same call as ``scipy.optimize.brentq``. A
 later ``import scipy.special`` or ``import scipy.optimize`` runs the package normally and reuses

@@ -591,3 +591,53 @@ def read_yaml(path):
             row=row,
             hint="check indentation and quoting at that line",
         ) from None
+
+
+#: The project's caches in a workflow folder (inside Snakemake's own ``.snakemake`` folder).
+WORKFLOW_CACHE = Path(".snakemake") / "nqp_resilience"
+
+
+def is_plain(value) -> bool:
+    """Is ``value`` made of JSON types only (mappings with string keys), so that it survives a
+    JSON round trip with the same types?"""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(is_plain(v) for v in value)
+    return value is None or isinstance(value, (str, bool, int, float))
+
+
+def read_yaml_cached(path):
+    """:func:`read_yaml`, kept as JSON in ``.snakemake/nqp_resilience/yaml/<sha256 of the
+    file>.json`` when the current folder is a workflow folder (it has ``.snakemake``): a job that
+    reads a YAML file (the estimate schema) then needs neither PyYAML's import (about 10 ms) nor
+    the parse. Only a document of JSON types is kept; a missing or unreadable cache file, a file
+    that changes while it is read, or any other folder reads the YAML as usual."""
+    import hashlib
+    import json
+
+    if not WORKFLOW_CACHE.parent.is_dir():
+        return read_yaml(path)
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return read_yaml(path)  # its own error
+    cached = WORKFLOW_CACHE / "yaml" / f"{digest}.json"
+    try:
+        return _plain_document(json.loads(cached.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        pass
+    document = read_yaml(path)
+    try:
+        unchanged = hashlib.sha256(Path(path).read_bytes()).hexdigest() == digest
+        if unchanged and is_plain(document):
+            write_text(cached, json.dumps({"document": document}, ensure_ascii=False))
+    except OSError:
+        pass  # a read-only folder: read the YAML every time
+    return document
+
+
+def _plain_document(kept):
+    if not (isinstance(kept, dict) and kept.keys() == {"document"} and is_plain(kept)):
+        raise ValueError("not a kept document")
+    return kept["document"]

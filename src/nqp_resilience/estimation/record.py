@@ -243,11 +243,11 @@ _SCHEMA_CACHE: dict[str, Any] = {}
 
 
 def _schema() -> dict:
-    """The schema, read once per process."""
+    """The schema, read once per process (kept as JSON in a workflow folder)."""
     if "schema" not in _SCHEMA_CACHE:
-        from nqp_resilience.data.io import read_yaml
+        from nqp_resilience.data.io import read_yaml_cached
 
-        _SCHEMA_CACHE["schema"] = read_yaml(schema_path())
+        _SCHEMA_CACHE["schema"] = read_yaml_cached(schema_path())
     return _SCHEMA_CACHE["schema"]
 
 
