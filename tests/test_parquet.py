@@ -144,3 +144,57 @@ def test_sliced_arrow_chunks_respect_their_offset():
     assert _chunk_to_numpy(large).tolist() == ["bb", None, "ddd"]
     ints = pa.array([1, 2, 3, 4, 5], pa.int32()).slice(2, 2)
     assert _chunk_to_numpy(ints).tolist() == [3, 4]
+
+
+def _mixed_table(n=500) -> pa.Table:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=n)
+    return pa.table(
+        {
+            "x": pa.array(x, mask=x > 1.5),
+            "k": pa.array(rng.integers(-9, 9, n), type=pa.int32()),
+            "s": pa.array([None if i % 7 == 0 else f"城市{i}" for i in range(n)]),
+            "big": pa.array([f"v{i}" for i in range(n)], type=pa.large_string()),
+            "d": pa.array([f"g{i % 3}" for i in range(n)]).dictionary_encode(),
+        },
+        metadata={b"source": b"test"},
+    )
+
+
+@pytest.mark.parametrize("row_group_size", [None, 64])
+def test_the_compiled_reader_gives_parquetfiles_table(tmp_path, row_group_size):
+    from nqp_resilience.data.parquet import _open
+
+    path = _write(tmp_path, _mixed_table(), row_group_size=row_group_size)
+    names, read = _open(path)
+    pf = pq.ParquetFile(path)
+    assert names == pf.schema_arrow.names
+    for columns in (names, ["s", "x"], ["d"], ["k", "k"], []):
+        ours, theirs = read(columns), pf.read(columns=columns)
+        assert ours.equals(theirs) and ours.schema.equals(theirs.schema, check_metadata=True)
+
+
+def test_a_file_the_reader_refuses_gets_parquetfiles_error(tmp_path):
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not a parquet file at all")
+    with pytest.raises(pa.ArrowInvalid) as ours:
+        read_columns(bad, ["x"])
+    with pytest.raises(pa.ArrowInvalid) as theirs:
+        pq.ParquetFile(bad)
+    assert str(ours.value) == str(theirs.value)
+    with pytest.raises(FileNotFoundError):
+        read_columns(tmp_path / "missing.parquet", ["x"])
+
+
+def test_reading_imports_neither_pyarrow_parquet_nor_pyarrow_fs(tmp_path):
+    import subprocess
+    import sys
+
+    path = _write(tmp_path, _mixed_table(50))
+    code = (
+        "import sys; from nqp_resilience.data.parquet import read_columns; "
+        f"out = read_columns({str(path)!r}, ['x', 's']); "
+        "print(len(out['x']), 'pyarrow.parquet' in sys.modules, 'pyarrow.fs' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.split() == ["50", "False", "False"]
