@@ -309,6 +309,32 @@ def _planted(default_tables):
     return tables, df.iloc[5]
 
 
+def test_raw_files_are_read_again_only_for_a_finding(default_tables, monkeypatch):
+    from nqp_resilience.data import plausibility
+
+    codebook, real, reads = Codebook(CODEBOOK), plausibility.raw_headers, []
+
+    def counted(path, source):
+        reads.append(Path(path).name)
+        return real(path, source)
+
+    monkeypatch.setattr(plausibility, "raw_headers", counted)
+
+    def lazy(tables):
+        headers = plausibility.RawHeaders
+        return [
+            TableInput(t.name, t.source, t.file, t.data, headers(t.file, codebook[t.source]))
+            for t in tables
+        ]
+
+    assert check_tables(lazy(default_tables), codebook, Thresholds()).findings == []
+    assert reads == []  # no finding: no raw file read again
+    tables, _ = _planted(default_tables)
+    [finding] = check_tables(lazy(tables), codebook, Thresholds()).findings
+    assert finding.header == "年末户籍人口(万人)"  # the header of the raw file, read for it
+    assert reads == [Path(finding.file).name]
+
+
 def test_warn_mode_writes_the_audit_and_goes_on(default_tables, tmp_path):
     import pandas as pd
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -167,16 +168,16 @@ class TableInput:
         The raw file it was ingested from.
     data : pandas.DataFrame
         The ingested table: keys, canonical variables, ``source_line``.
-    headers : dict
+    headers : Mapping
         Canonical name -> the header of that column in the raw file (codebook's first header
-        where unknown).
+        where unknown); :class:`RawHeaders` reads them from the raw file only when asked.
     """
 
     name: str
     source: str
     file: str
     data: object
-    headers: dict = field(default_factory=dict)
+    headers: Mapping = field(default_factory=dict)
 
 
 @dataclass
@@ -447,6 +448,29 @@ def raw_headers(path, source) -> dict:
     return out
 
 
+class RawHeaders(Mapping):
+    """:func:`raw_headers` of a raw file, read the first time a header is asked for: only a
+    finding names one, and most runs have none, so the raw files (and openpyxl for a workbook)
+    are not read again after the ingest jobs."""
+
+    def __init__(self, path, source):
+        self._path, self._source, self._headers = path, source, None
+
+    def _read(self) -> dict:
+        if self._headers is None:
+            self._headers = raw_headers(self._path, self._source)
+        return self._headers
+
+    def __getitem__(self, key):
+        return self._read()[key]
+
+    def __iter__(self):
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+
 def load_inputs(interim_paths, raw_paths, codebook) -> list[TableInput]:
     """The ingested tables with their raw files and raw headers.
 
@@ -464,7 +488,7 @@ def load_inputs(interim_paths, raw_paths, codebook) -> list[TableInput]:
         source = table_source(name, codebook)
         out.append(
             TableInput(
-                name, source, str(raw), pd.read_parquet(interim), raw_headers(raw, codebook[source])
+                name, source, str(raw), pd.read_parquet(interim), RawHeaders(raw, codebook[source])
             )
         )
     return out
@@ -765,7 +789,8 @@ def check_tables(
     th = thresholds or Thresholds()
     names = city_names or {}
     resolved = resolve_corrections(corrections or [], tables, codebook, corrections_path)
-    tables = [TableInput(t.name, t.source, t.file, t.data.copy(), dict(t.headers)) for t in tables]
+    # the headers are read-only (and read lazily): shared, not copied
+    tables = [TableInput(t.name, t.source, t.file, t.data.copy(), t.headers) for t in tables]
     by_name = {t.name: t for t in tables}
     confirmed_cells: set[tuple] = set()  # (table, row index, variable)
     confirmed_columns: set[tuple] = set()  # (table, variable, year or None)
