@@ -2,6 +2,7 @@
 # Included first by the Snakefile.
 
 import math
+import shlex
 import shutil
 import sys
 
@@ -28,6 +29,7 @@ from nqp_resilience.estimation.specs import (
 from nqp_resilience.indices.variables import check_instrument_config
 from nqp_resilience.outputs.tables import unshown_specs
 from nqp_resilience.runner import plain_params_check, stop_on_user_error
+from nqp_resilience.shell_job import job_payload
 from nqp_resilience.sim.montecarlo import monte_carlo_config
 
 # the params of the jobs are plain config values, so Snakemake compares them without importing
@@ -119,6 +121,42 @@ def spec_pattern(estimator, batched=True):
 def spec_of(wildcards):
     """The registry entry of one spec (a param, so editing it reruns exactly that job)."""
     return SPECS[wildcards.spec]
+
+
+# Shell jobs (nqp_resilience.shell_job): the rules with one short job per spec run their job
+# function without Snakemake's script preamble.
+def shell_job(function):
+    """The shell command of a job that runs ``function`` ("module:name") on ``params.job``. Its
+    Python is the conda environment's with --use-conda, otherwise the one running Snakemake, as
+    for script jobs."""
+    methods = workflow.deployment_settings.deployment_method
+    uses_conda = any("conda" in str(m).lower() for m in methods)
+    python = "python" if uses_conda else shlex.quote(sys.executable)
+    return f"{python} -m nqp_resilience.shell_job {function} {{log:q}} {{params.job:q}}"
+
+
+def spec_job(wildcards, input, output, threads):
+    """``params.job`` of a one-spec estimation job (nqp_resilience.shell_job.job_payload)."""
+    params = {
+        "spec": spec_of(wildcards),
+        "control_variables": config["control_variables"],
+        "singletons": config["estimation"]["singletons"],
+    }
+    return job_payload(wildcards, input, output, threads, params)
+
+
+def batch_job(ids):
+    """``params.job`` of the estimation job of a batch of specs."""
+
+    def payload(wildcards, input, output, threads):
+        params = {
+            "specs": [SPECS[sid] for sid in ids],
+            "control_variables": config["control_variables"],
+            "singletons": config["estimation"]["singletons"],
+        }
+        return job_payload(wildcards, input, output, threads, params)
+
+    return payload
 
 
 # tables: labels by language, the files tables.tex inputs, and whether a TeX engine is available

@@ -1,6 +1,8 @@
 # Estimation stage (nqp_resilience.estimation): one job per spec of config.yaml: specs, one rule
 # per estimator (generated below from one definition). Each job reads results/panel/analysis.parquet and writes
-# results/estimates/{spec}.json; spec_samples audits the observations every spec uses.
+# results/estimates/{spec}.json; spec_samples audits the observations every spec uses. The spec
+# jobs are shell jobs (nqp_resilience.shell_job: estimation.jobs.estimate_spec_job and
+# estimate_batch_job run without Snakemake's script preamble).
 
 
 # Memory (MB) and run time (min) of one job of each estimator; matching holds the distances
@@ -39,8 +41,9 @@ for _estimator in ESTIMATORS:
             spec=spec_of,
             control_variables=config["control_variables"],
             singletons=config["estimation"]["singletons"],
-        script:
-            "../scripts/estimation/estimate_spec.py"
+            job=spec_job,
+        shell:
+            shell_job("nqp_resilience.estimation.jobs:estimate_spec_job")
 
 
 # estimation.batch_size > 1: one job per batch of specs of one estimator (SPEC_BATCHES), each
@@ -68,8 +71,9 @@ for _batch, _ids in SPEC_BATCHES.items():
             specs=[SPECS[sid] for sid in _ids],
             control_variables=config["control_variables"],
             singletons=config["estimation"]["singletons"],
-        script:
-            "../scripts/estimation/estimate_batch.py"
+            job=batch_job(_ids),
+        shell:
+            shell_job("nqp_resilience.estimation.jobs:estimate_batch_job")
 
 
 rule spec_samples:

@@ -20,7 +20,7 @@ from nqp_resilience.errors import ProjectError
 log = logging.getLogger("nqp_resilience")
 
 
-def run(job, smk) -> None:
+def run(job, smk, *, own_process: bool = False) -> None:
     """Run ``job(smk)`` with logging routed to the rule's log file and to stderr.
 
     Levels: the package's own loggers (``nqp_resilience.*``) from INFO, every other logger from
@@ -30,10 +30,11 @@ def run(job, smk) -> None:
     so that it reaches the job's log and not only the console. Either ends the job with exit
     status 1.
 
-    In the process of a Snakemake ``script:`` job (``smk`` is the object Snakemake injects), the
-    job ends there: logs and standard streams are flushed and the process exits without the
-    interpreter's teardown of its modules, which costs 0.04–0.1 s after numpy and pyarrow and
-    more after matplotlib. Every output is complete by then (written atomically and closed).
+    In the process of a Snakemake ``script:`` job (``smk`` is the object Snakemake injects) or of
+    a shell job (``own_process``, :mod:`nqp_resilience.shell_job`), the job ends there: logs and
+    standard streams are flushed and the process exits without the interpreter's teardown of its
+    modules, which costs 0.04–0.1 s after numpy and pyarrow and more after matplotlib. Every
+    output is complete by then (written atomically and closed).
     """
     handlers = [logging.StreamHandler(sys.stderr)]
     if smk is not None and len(smk.log):
@@ -60,7 +61,7 @@ def run(job, smk) -> None:
             exc_info=True,
         )
         _exit(handlers)
-    if _injected_by_snakemake(smk):
+    if own_process or _injected_by_snakemake(smk):
         _end_process(0)
 
 
