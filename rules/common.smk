@@ -135,26 +135,28 @@ def shell_job(function):
     return f"{python} -m nqp_resilience.shell_job {function} {{log:q}} {{params.job:q}}"
 
 
-def spec_job(wildcards, input, output, threads):
-    """``params.job`` of a one-spec estimation job (nqp_resilience.shell_job.job_payload)."""
+def _estimation_job(wildcards, input, output, threads, **specs):
+    """``params.job`` of an estimation job (nqp_resilience.shell_job.job_payload): its ``spec``
+    or ``specs``, the control variables and the singleton rule."""
     params = {
-        "spec": spec_of(wildcards),
+        **specs,
         "control_variables": config["control_variables"],
         "singletons": config["estimation"]["singletons"],
     }
     return job_payload(wildcards, input, output, threads, params)
 
 
+def spec_job(wildcards, input, output, threads):
+    """``params.job`` of a one-spec estimation job."""
+    return _estimation_job(wildcards, input, output, threads, spec=spec_of(wildcards))
+
+
 def batch_job(ids):
     """``params.job`` of the estimation job of a batch of specs."""
 
     def payload(wildcards, input, output, threads):
-        params = {
-            "specs": [SPECS[sid] for sid in ids],
-            "control_variables": config["control_variables"],
-            "singletons": config["estimation"]["singletons"],
-        }
-        return job_payload(wildcards, input, output, threads, params)
+        specs = [SPECS[sid] for sid in ids]
+        return _estimation_job(wildcards, input, output, threads, specs=specs)
 
     return payload
 
