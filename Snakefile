@@ -28,11 +28,16 @@ include: "rules/monte_carlo.smk"
 
 # a run that submits to SLURM (profiles/slurm) needs the partition and account in the
 # environment: checked once, before the first job is submitted (nqp_resilience.cluster)
+#
+# a local run forks its Python jobs from one job server (job_server: true; nqp_resilience.job_server)
 onstart:
     from nqp_resilience.cluster import check_cluster_environment
+    from nqp_resilience import job_server
 
     with stop_on_user_error():
         check_cluster_environment(workflow)
+    if config["job_server"]:
+        job_server.enable(workflow)
 
 
 rule all:

@@ -25,18 +25,21 @@ rule bootstrap_shard:
         runtime=bootstrap_shard_runtime,
         cpus_per_task=1,
     params:
-        spec=spec_of,
-        control_variables=config["control_variables"],
-        singletons=config["estimation"]["singletons"],
-        draws=BOOTSTRAP_DRAWS,
-        shards=BOOTSTRAP_SHARDS,
-        # the completed shard is also kept here (a hard link): a job of the same shard with the
-        # same fingerprint links it back instead of computing it (a retried or requeued group)
-        completed=lambda wildcards: (
-            f"{RESULTS}/bootstrap/.completed/{wildcards.spec}/shard_{wildcards.k}.parquet"
+        job=job_params(
+            spec=spec_of,
+            control_variables=config["control_variables"],
+            singletons=config["estimation"]["singletons"],
+            draws=BOOTSTRAP_DRAWS,
+            shards=BOOTSTRAP_SHARDS,
+            # the completed shard is also kept here (a hard link): a job of the same shard with the
+            # same fingerprint links it back instead of computing it (a retried or requeued group)
+            completed=lambda wildcards: (
+                f"{RESULTS}/bootstrap/.completed/{wildcards.spec}/shard_{wildcards.k}.parquet"
+            ),
         ),
-    script:
-        "../scripts/bootstrap/bootstrap_shard.py"
+        files=job_files,
+    shell:
+        script_job("bootstrap/bootstrap_shard.py")
 
 
 rule bootstrap_reduce:
@@ -60,7 +63,10 @@ rule bootstrap_reduce:
         runtime=lambda wildcards, attempt: 5 * attempt,
         cpus_per_task=1,
     params:
-        spec=spec_of,
-        inference=BOOTSTRAP_INFERENCE,
-    script:
-        "../scripts/bootstrap/bootstrap_reduce.py"
+        job=job_params(
+            spec=spec_of,
+            inference=BOOTSTRAP_INFERENCE,
+        ),
+        files=job_files,
+    shell:
+        script_job("bootstrap/bootstrap_reduce.py")

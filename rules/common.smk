@@ -2,6 +2,7 @@
 # Included first by the Snakefile.
 
 import math
+import os
 import shlex
 import shutil
 import sys
@@ -29,7 +30,7 @@ from nqp_resilience.estimation.specs import (
 from nqp_resilience.indices.variables import check_instrument_config
 from nqp_resilience.outputs.tables import unshown_specs
 from nqp_resilience.runner import plain_params_check, stop_on_user_error
-from nqp_resilience.shell_job import job_payload
+from nqp_resilience.shell_job import files_payload, settings_payload
 from nqp_resilience.sim.montecarlo import monte_carlo_config
 
 # the params of the jobs are plain config values, so Snakemake compares them without importing
@@ -123,42 +124,48 @@ def spec_of(wildcards):
     return SPECS[wildcards.spec]
 
 
-# Shell jobs (nqp_resilience.shell_job): the rules with one short job per spec run their job
-# function without Snakemake's script preamble.
-def shell_job(function):
-    """The shell command of a job that runs ``function`` ("module:name") on ``params.job``. Its
-    Python is the conda environment's with --use-conda, otherwise the one running Snakemake, as
-    for script jobs."""
+# Shell jobs (nqp_resilience.shell_job): every Python rule runs its thin script as a shell
+# command, `python scripts/<stage>/<rule>.py LOG PAYLOAD`, without Snakemake's script preamble;
+# in a local run the script hands the job to the run's job server when there is one
+# (nqp_resilience.job_server, config job_server).
+def script_job(script):
+    """The shell command of a job that runs ``scripts/<script>`` on ``params.job`` and
+    ``params.files``. Its Python is the conda environment's with --use-conda, otherwise the one
+    running Snakemake, as for script jobs."""
     methods = workflow.deployment_settings.deployment_method
     uses_conda = any("conda" in str(m).lower() for m in methods)
     python = "python" if uses_conda else shlex.quote(sys.executable)
-    return f"{python} -m nqp_resilience.shell_job {function} {{log:q}} {{params.job:q}}"
+    path = shlex.quote(os.path.join(workflow.basedir, "scripts", script))
+    return f"{python} {path} {{log:q}} {{params.job:q}} {{params.files:q}}"
 
 
-def _estimation_job(wildcards, input, output, threads, **specs):
-    """``params.job`` of an estimation job (nqp_resilience.shell_job.job_payload): its ``spec``
-    or ``specs``, the control variables and the singleton rule."""
-    params = {
-        **specs,
-        "control_variables": config["control_variables"],
-        "singletons": config["estimation"]["singletons"],
-    }
-    return job_payload(wildcards, input, output, threads, params)
+def job_params(**params):
+    """``params.job`` of a shell job (nqp_resilience.shell_job.settings_payload): its wildcards
+    and ``params`` (a param given as a function is called with the job's wildcards, as Snakemake
+    calls a param function). A function of the wildcards only, so that Snakemake records it and
+    a change of any of these params reruns the job, as for the params of a script job."""
 
-
-def spec_job(wildcards, input, output, threads):
-    """``params.job`` of a one-spec estimation job."""
-    return _estimation_job(wildcards, input, output, threads, spec=spec_of(wildcards))
-
-
-def batch_job(ids):
-    """``params.job`` of the estimation job of a batch of specs."""
-
-    def payload(wildcards, input, output, threads):
-        specs = [SPECS[sid] for sid in ids]
-        return _estimation_job(wildcards, input, output, threads, specs=specs)
+    def payload(wildcards):
+        values = {k: v(wildcards) if callable(v) else v for k, v in params.items()}
+        return settings_payload(wildcards, values)
 
     return payload
+
+
+def job_files(wildcards, input, output, threads):
+    """``params.files`` of a shell job (nqp_resilience.shell_job.files_payload): its input and
+    output paths and threads (Snakemake compares these itself, not as params)."""
+    return files_payload(input, output, threads)
+
+
+def estimation_params(**specs):
+    """``params.job`` of an estimation job: its ``spec`` (a param function) or ``specs``, the
+    control variables and the singleton rule."""
+    return job_params(
+        **specs,
+        control_variables=config["control_variables"],
+        singletons=config["estimation"]["singletons"],
+    )
 
 
 # tables: labels by language, the files tables.tex inputs, and whether a TeX engine is available

@@ -22,9 +22,12 @@ rule ingest_yearbook:
         mem_mb=1000,
         runtime=5,
     params:
-        years=YEAR_RANGE,
-    script:
-        "../scripts/data/ingest_yearbook.py"
+        job=job_params(
+            years=YEAR_RANGE,
+        ),
+        files=job_files,
+    shell:
+        script_job("data/ingest_yearbook.py")
 
 
 rule ingest_source:
@@ -45,9 +48,12 @@ rule ingest_source:
         mem_mb=1000,
         runtime=5,
     params:
-        years=YEAR_RANGE,
-    script:
-        "../scripts/data/ingest_source.py"
+        job=job_params(
+            years=YEAR_RANGE,
+        ),
+        files=job_files,
+    shell:
+        script_job("data/ingest_source.py")
 
 
 rule ingest_reports:
@@ -66,9 +72,12 @@ rule ingest_reports:
         mem_mb=1000,
         runtime=5,
     params:
-        years=YEAR_RANGE,
-    script:
-        "../scripts/data/ingest_reports.py"
+        job=job_params(
+            years=YEAR_RANGE,
+        ),
+        files=job_files,
+    shell:
+        script_job("data/ingest_reports.py")
 
 
 CHECKED = f"{RESULTS}/checked"
@@ -99,10 +108,13 @@ rule plausibility:
         mem_mb=1000,
         runtime=5,
     params:
-        action=config["plausibility"]["action"],
-        thresholds=config["plausibility"]["thresholds"],
-    script:
-        "../scripts/data/plausibility.py"
+        job=job_params(
+            action=config["plausibility"]["action"],
+            thresholds=config["plausibility"]["thresholds"],
+        ),
+        files=job_files,
+    shell:
+        script_job("data/plausibility.py")
 
 
 rule build_panel:
@@ -129,8 +141,11 @@ rule build_panel:
         mem_mb=1000,
         runtime=10,
     params:
-        years=YEAR_RANGE,
-        sample=config["sample"],
-        edge=config["interpolation"]["edge"],
-    script:
-        "../scripts/data/build_panel.py"
+        job=job_params(
+            years=YEAR_RANGE,
+            sample=config["sample"],
+            edge=config["interpolation"]["edge"],
+        ),
+        files=job_files,
+    shell:
+        script_job("data/build_panel.py")

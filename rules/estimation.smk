@@ -1,8 +1,6 @@
 # Estimation stage (nqp_resilience.estimation): one job per spec of config.yaml: specs, one rule
 # per estimator (generated below from one definition). Each job reads results/panel/analysis.parquet and writes
-# results/estimates/{spec}.json; spec_samples audits the observations every spec uses. The spec
-# jobs are shell jobs (nqp_resilience.shell_job: estimation.jobs.estimate_spec_job and
-# estimate_batch_job run without Snakemake's script preamble).
+# results/estimates/{spec}.json; spec_samples audits the observations every spec uses.
 
 
 # Memory (MB) and run time (min) of one job of each estimator; matching holds the distances
@@ -38,12 +36,10 @@ for _estimator in ESTIMATORS:
             mem_mb=ESTIMATOR_RESOURCES[_estimator]["mem_mb"],
             runtime=ESTIMATOR_RESOURCES[_estimator]["runtime"],
         params:
-            spec=spec_of,
-            control_variables=config["control_variables"],
-            singletons=config["estimation"]["singletons"],
-            job=spec_job,
+            job=estimation_params(spec=spec_of),
+            files=job_files,
         shell:
-            shell_job("nqp_resilience.estimation.jobs:estimate_spec_job")
+            script_job("estimation/estimate_spec.py")
 
 
 # estimation.batch_size > 1: one job per batch of specs of one estimator (SPEC_BATCHES), each
@@ -68,12 +64,10 @@ for _batch, _ids in SPEC_BATCHES.items():
             mem_mb=ESTIMATOR_RESOURCES[_estimator]["mem_mb"],
             runtime=ESTIMATOR_RESOURCES[_estimator]["runtime"] * len(_ids),
         params:
-            specs=[SPECS[sid] for sid in _ids],
-            control_variables=config["control_variables"],
-            singletons=config["estimation"]["singletons"],
-            job=batch_job(_ids),
+            job=estimation_params(specs=[SPECS[sid] for sid in _ids]),
+            files=job_files,
         shell:
-            shell_job("nqp_resilience.estimation.jobs:estimate_batch_job")
+            script_job("estimation/estimate_batch.py")
 
 
 rule spec_samples:
@@ -94,8 +88,11 @@ rule spec_samples:
         mem_mb=1000,
         runtime=5,
     params:
-        specs=list(SPECS.values()),
-        control_variables=config["control_variables"],
-        static_files={source: f"{RAW}/{RAW_FILES[source]}" for source in RAW_SOURCES["city"]},
-    script:
-        "../scripts/estimation/spec_samples.py"
+        job=job_params(
+            specs=list(SPECS.values()),
+            control_variables=config["control_variables"],
+            static_files={source: f"{RAW}/{RAW_FILES[source]}" for source in RAW_SOURCES["city"]},
+        ),
+        files=job_files,
+    shell:
+        script_job("estimation/spec_samples.py")

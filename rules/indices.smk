@@ -25,9 +25,12 @@ rule nqp_index:
         mem_mb=1000,
         runtime=5,
     params:
-        entropy=config["entropy"],
-    script:
-        "../scripts/indices/nqp_index.py"
+        job=job_params(
+            entropy=config["entropy"],
+        ),
+        files=job_files,
+    shell:
+        script_job("indices/nqp_index.py")
 
 
 # jieba's base dictionary (without the keywords), read by nqp_text in milliseconds instead of
@@ -44,8 +47,11 @@ rule jieba_cache:
     resources:
         mem_mb=1000,
         runtime=5,
-    script:
-        "../scripts/indices/jieba_cache.py"
+    params:
+        job=job_params(),
+        files=job_files,
+    shell:
+        script_job("indices/jieba_cache.py")
 
 
 rule nqp_text:
@@ -68,9 +74,12 @@ rule nqp_text:
         mem_mb=1000,
         runtime=10,
     params:
-        include_central=config["nqp1"]["include_central"],
-    script:
-        "../scripts/indices/nqp_text.py"
+        job=job_params(
+            include_central=config["nqp1"]["include_central"],
+        ),
+        files=job_files,
+    shell:
+        script_job("indices/nqp_text.py")
 
 
 rule derived_variables:
@@ -91,9 +100,12 @@ rule derived_variables:
         mem_mb=1000,
         runtime=5,
     params:
-        options=VARIABLE_OPTIONS,
-    script:
-        "../scripts/indices/derived_variables.py"
+        job=job_params(
+            options=VARIABLE_OPTIONS,
+        ),
+        files=job_files,
+    shell:
+        script_job("indices/derived_variables.py")
 
 
 rule analysis_panel:
@@ -115,9 +127,12 @@ rule analysis_panel:
         mem_mb=1000,
         runtime=5,
     params:
-        options=CODEBOOK_OPTIONS,
-    script:
-        "../scripts/indices/analysis_panel.py"
+        job=job_params(
+            options=CODEBOOK_OPTIONS,
+        ),
+        files=job_files,
+    shell:
+        script_job("indices/analysis_panel.py")
 
 
 rule desc_stats:
@@ -135,6 +150,9 @@ rule desc_stats:
         mem_mb=1000,
         runtime=5,
     params:
-        options=CODEBOOK_OPTIONS,
-    script:
-        "../scripts/indices/desc_stats.py"
+        job=job_params(
+            options=CODEBOOK_OPTIONS,
+        ),
+        files=job_files,
+    shell:
+        script_job("indices/desc_stats.py")

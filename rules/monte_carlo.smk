@@ -28,11 +28,14 @@ rule monte_carlo_seed:
         runtime=lambda wildcards, attempt: 15 * attempt,
         cpus_per_task=1,
     params:
-        # the settings a seed depends on (not the tables' or the workflow's own bootstrap specs),
-        # so that editing an unrelated option does not rerun the study
-        config=MONTE_CARLO_CONFIG,
-    script:
-        "../scripts/sim/monte_carlo_seed.py"
+        job=job_params(
+            # the settings a seed depends on (not the tables' or the workflow's own bootstrap specs),
+            # so that editing an unrelated option does not rerun the study
+            config=MONTE_CARLO_CONFIG,
+        ),
+        files=job_files,
+    shell:
+        script_job("sim/monte_carlo_seed.py")
 
 
 rule monte_carlo_summary:
@@ -53,5 +56,8 @@ rule monte_carlo_summary:
     resources:
         mem_mb=2000,
         runtime=10,
-    script:
-        "../scripts/sim/monte_carlo_summary.py"
+    params:
+        job=job_params(),
+        files=job_files,
+    shell:
+        script_job("sim/monte_carlo_summary.py")

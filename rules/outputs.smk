@@ -34,8 +34,11 @@ rule replication_check:
     resources:
         mem_mb=500,
         runtime=5,
-    script:
-        "../scripts/outputs/replication_check.py"
+    params:
+        job=job_params(),
+        files=job_files,
+    shell:
+        script_job("outputs/replication_check.py")
 
 
 rule table_indicators:
@@ -60,10 +63,13 @@ rule table_indicators:
         mem_mb=500,
         runtime=5,
     params:
-        decimals=config["tables"]["decimals"],
-        directions=config["entropy"]["directions"],
-    script:
-        "../scripts/outputs/table_indicators.py"
+        job=job_params(
+            decimals=config["tables"]["decimals"],
+            directions=config["entropy"]["directions"],
+        ),
+        files=job_files,
+    shell:
+        script_job("outputs/table_indicators.py")
 
 
 rule table_desc:
@@ -87,9 +93,12 @@ rule table_desc:
         mem_mb=500,
         runtime=5,
     params:
-        decimals=config["tables"]["decimals"],
-    script:
-        "../scripts/outputs/table_desc.py"
+        job=job_params(
+            decimals=config["tables"]["decimals"],
+        ),
+        files=job_files,
+    shell:
+        script_job("outputs/table_desc.py")
 
 
 rule table_estimates:
@@ -118,14 +127,17 @@ rule table_estimates:
         mem_mb=500,
         runtime=5,
     params:
-        table=lambda wildcards: int(wildcards.number),
-        specs=table_specs,
-        decimals=config["tables"]["decimals"],
-        stars=config["tables"]["stars"],
-        control_variables=config["control_variables"],
-        bootstrap_p=config["tables"]["bootstrap_p"],
-    script:
-        "../scripts/outputs/table_estimates.py"
+        job=job_params(
+            table=lambda wildcards: int(wildcards.number),
+            specs=table_specs,
+            decimals=config["tables"]["decimals"],
+            stars=config["tables"]["stars"],
+            control_variables=config["control_variables"],
+            bootstrap_p=config["tables"]["bootstrap_p"],
+        ),
+        files=job_files,
+    shell:
+        script_job("outputs/table_estimates.py")
 
 
 # Table 8: the wild cluster bootstrap of every spec of bootstrap.specs (one row each)
@@ -150,9 +162,12 @@ rule table_bootstrap:
         mem_mb=500,
         runtime=5,
     params:
-        decimals=config["tables"]["decimals"],
-    script:
-        "../scripts/outputs/table_bootstrap.py"
+        job=job_params(
+            decimals=config["tables"]["decimals"],
+        ),
+        files=job_files,
+    shell:
+        script_job("outputs/table_bootstrap.py")
 
 
 rule table_balance:
@@ -176,9 +191,12 @@ rule table_balance:
         mem_mb=500,
         runtime=5,
     params:
-        decimals=1,
-    script:
-        "../scripts/outputs/table_balance.py"
+        job=job_params(
+            decimals=1,
+        ),
+        files=job_files,
+    shell:
+        script_job("outputs/table_balance.py")
 
 
 rule table_replication:
@@ -203,9 +221,12 @@ rule table_replication:
         mem_mb=500,
         runtime=5,
     params:
-        decimals=config["tables"]["decimals"],
-    script:
-        "../scripts/outputs/table_replication.py"
+        job=job_params(
+            decimals=config["tables"]["decimals"],
+        ),
+        files=job_files,
+    shell:
+        script_job("outputs/table_replication.py")
 
 
 rule tables_document:
@@ -223,9 +244,12 @@ rule tables_document:
         mem_mb=500,
         runtime=5,
     params:
-        language=config["tables"]["language"],
-    script:
-        "../scripts/outputs/tables_document.py"
+        job=job_params(
+            language=config["tables"]["language"],
+        ),
+        files=job_files,
+    shell:
+        script_job("outputs/tables_document.py")
 
 
 rule tables_pdf:
@@ -249,9 +273,12 @@ rule tables_pdf:
         mem_mb=1000,
         runtime=10,
     params:
-        engine=TEX_ENGINE,
-    script:
-        "../scripts/outputs/tables_pdf.py"
+        job=job_params(
+            engine=TEX_ENGINE,
+        ),
+        files=job_files,
+    shell:
+        script_job("outputs/tables_pdf.py")
 
 
 # Every figure in one job: matplotlib is imported, and its fonts are set up, once, not once per
@@ -312,7 +339,10 @@ rule figures:
         mem_mb=1000,
         runtime=5,
     params:
-        pscore_specs={spec: SPECS[spec] for spec in PSM_SPECS},
-        control_variables=config["control_variables"],
-    script:
-        "../scripts/outputs/figures.py"
+        job=job_params(
+            pscore_specs={spec: SPECS[spec] for spec in PSM_SPECS},
+            control_variables=config["control_variables"],
+        ),
+        files=job_files,
+    shell:
+        script_job("outputs/figures.py")

@@ -1,7 +1,10 @@
-"""Snakemake script of the rule `bootstrap_shard`; the logic is
-nqp_resilience.estimation.jobs.bootstrap_shard_job."""
+"""Job of the rule `bootstrap_shard`: the logic is
+nqp_resilience.estimation.jobs.bootstrap_shard_job.
 
-from nqp_resilience.estimation.jobs import bootstrap_shard_job
-from nqp_resilience.runner import run
+A shell job (nqp_resilience.shell_job):
+``python scripts/bootstrap/bootstrap_shard.py LOG PAYLOAD FILES``.
+"""
 
-run(bootstrap_shard_job, snakemake)  # noqa: F821 (injected by Snakemake)
+from nqp_resilience.shell_job import main
+
+main(function="nqp_resilience.estimation.jobs:bootstrap_shard_job")

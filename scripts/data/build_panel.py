@@ -1,9 +1,9 @@
-"""Snakemake script of rule `build_panel`.
+"""Job of the rule `build_panel`: the logic is nqp_resilience.data.jobs.build_panel_job.
 
-The logic is nqp_resilience.data.jobs.build_panel_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/data/build_panel.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.data.jobs import build_panel_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(build_panel_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.data.jobs:build_panel_job")

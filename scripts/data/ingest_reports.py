@@ -1,9 +1,9 @@
-"""Snakemake script of rule `ingest_reports`.
+"""Job of the rule `ingest_reports`: the logic is nqp_resilience.data.jobs.ingest_reports_job.
 
-The logic is nqp_resilience.data.jobs.ingest_reports_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/data/ingest_reports.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.data.jobs import ingest_reports_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(ingest_reports_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.data.jobs:ingest_reports_job")

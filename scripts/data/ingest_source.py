@@ -1,9 +1,9 @@
-"""Snakemake script of rule `ingest_source`.
+"""Job of the rule `ingest_source`: the logic is nqp_resilience.data.jobs.ingest_source_job.
 
-The logic is nqp_resilience.data.jobs.ingest_source_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/data/ingest_source.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.data.jobs import ingest_source_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(ingest_source_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.data.jobs:ingest_source_job")

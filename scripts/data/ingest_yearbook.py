@@ -1,9 +1,9 @@
-"""Snakemake script of rule `ingest_yearbook`.
+"""Job of the rule `ingest_yearbook`: the logic is nqp_resilience.data.jobs.ingest_yearbook_job.
 
-The logic is nqp_resilience.data.jobs.ingest_yearbook_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/data/ingest_yearbook.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.data.jobs import ingest_yearbook_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(ingest_yearbook_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.data.jobs:ingest_yearbook_job")

@@ -1,9 +1,9 @@
-"""Snakemake script of rule `plausibility`.
+"""Job of the rule `plausibility`: the logic is nqp_resilience.data.jobs.plausibility_job.
 
-The logic is nqp_resilience.data.jobs.plausibility_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/data/plausibility.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.data.jobs import plausibility_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(plausibility_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.data.jobs:plausibility_job")

@@ -1,9 +1,9 @@
-"""Snakemake script of rule `spec_samples`.
+"""Job of the rule `spec_samples`: the logic is nqp_resilience.estimation.jobs.spec_samples_job.
 
-The logic is nqp_resilience.estimation.jobs.spec_samples_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/estimation/spec_samples.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.estimation.jobs import spec_samples_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(spec_samples_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.estimation.jobs:spec_samples_job")

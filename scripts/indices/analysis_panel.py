@@ -1,9 +1,9 @@
-"""Snakemake script of rule `analysis_panel`.
+"""Job of the rule `analysis_panel`: the logic is nqp_resilience.indices.jobs.analysis_panel_job.
 
-The logic is nqp_resilience.indices.jobs.analysis_panel_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/indices/analysis_panel.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.indices.jobs import analysis_panel_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(analysis_panel_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.indices.jobs:analysis_panel_job")

@@ -1,9 +1,10 @@
-"""Snakemake script of rule `derived_variables`.
+"""Job of the rule `derived_variables`: the logic is
+nqp_resilience.indices.jobs.derived_variables_job.
 
-The logic is nqp_resilience.indices.jobs.derived_variables_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/indices/derived_variables.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.indices.jobs import derived_variables_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(derived_variables_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.indices.jobs:derived_variables_job")

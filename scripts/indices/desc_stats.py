@@ -1,9 +1,9 @@
-"""Snakemake script of rule `desc_stats`.
+"""Job of the rule `desc_stats`: the logic is nqp_resilience.indices.jobs.desc_stats_job.
 
-The logic is nqp_resilience.indices.jobs.desc_stats_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/indices/desc_stats.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.indices.jobs import desc_stats_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(desc_stats_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.indices.jobs:desc_stats_job")

@@ -1,9 +1,9 @@
-"""Snakemake script of rule `jieba_cache`.
+"""Job of the rule `jieba_cache`: the logic is nqp_resilience.indices.jobs.jieba_cache_job.
 
-The logic is nqp_resilience.indices.jobs.jieba_cache_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/indices/jieba_cache.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.indices.jobs import jieba_cache_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(jieba_cache_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.indices.jobs:jieba_cache_job")

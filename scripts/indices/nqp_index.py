@@ -1,9 +1,9 @@
-"""Snakemake script of rule `nqp_index`.
+"""Job of the rule `nqp_index`: the logic is nqp_resilience.indices.jobs.nqp_index_job.
 
-The logic is nqp_resilience.indices.jobs.nqp_index_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/indices/nqp_index.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.indices.jobs import nqp_index_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(nqp_index_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.indices.jobs:nqp_index_job")

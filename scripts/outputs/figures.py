@@ -1,9 +1,9 @@
-"""Snakemake script of rule `figures`.
+"""Job of the rule `figures`: the logic is nqp_resilience.outputs.jobs.figures_job.
 
-The logic is nqp_resilience.outputs.jobs.figures_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/outputs/figures.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.outputs.jobs import figures_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(figures_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.outputs.jobs:figures_job")

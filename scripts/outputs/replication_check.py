@@ -1,9 +1,10 @@
-"""Snakemake script of rule `replication_check`.
+"""Job of the rule `replication_check`: the logic is
+nqp_resilience.outputs.jobs.replication_check_job.
 
-The logic is nqp_resilience.outputs.jobs.replication_check_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/outputs/replication_check.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.outputs.jobs import replication_check_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(replication_check_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.outputs.jobs:replication_check_job")

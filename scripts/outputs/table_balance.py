@@ -1,9 +1,9 @@
-"""Snakemake script of rule `table_balance`.
+"""Job of the rule `table_balance`: the logic is nqp_resilience.outputs.jobs.balance_table_job.
 
-The logic is nqp_resilience.outputs.jobs.balance_table_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/outputs/table_balance.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.outputs.jobs import balance_table_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(balance_table_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.outputs.jobs:balance_table_job")

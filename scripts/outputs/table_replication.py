@@ -1,9 +1,10 @@
-"""Snakemake script of rule `table_replication`.
+"""Job of the rule `table_replication`: the logic is
+nqp_resilience.outputs.jobs.replication_table_job.
 
-The logic is nqp_resilience.outputs.jobs.replication_table_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/outputs/table_replication.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.outputs.jobs import replication_table_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(replication_table_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.outputs.jobs:replication_table_job")

@@ -1,9 +1,9 @@
-"""Snakemake script of rule `tables_document`.
+"""Job of the rule `tables_document`: the logic is nqp_resilience.outputs.jobs.document_job.
 
-The logic is nqp_resilience.outputs.jobs.document_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/outputs/tables_document.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.outputs.jobs import document_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(document_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.outputs.jobs:document_job")

@@ -1,9 +1,9 @@
-"""Snakemake script of rule `tables_pdf`.
+"""Job of the rule `tables_pdf`: the logic is nqp_resilience.outputs.jobs.tables_pdf_job.
 
-The logic is nqp_resilience.outputs.jobs.tables_pdf_job.
+A shell job (nqp_resilience.shell_job):
+``python scripts/outputs/tables_pdf.py LOG PAYLOAD FILES``.
 """
 
-from nqp_resilience.outputs.jobs import tables_pdf_job
-from nqp_resilience.runner import run
+from nqp_resilience.shell_job import main
 
-run(tables_pdf_job, snakemake)  # noqa: F821 (injected by Snakemake)
+main(function="nqp_resilience.outputs.jobs:tables_pdf_job")

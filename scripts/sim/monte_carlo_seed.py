@@ -1,7 +1,10 @@
-"""Snakemake script of rule `monte_carlo_seed`; the logic is
-nqp_resilience.sim.montecarlo.monte_carlo_seed_job."""
+"""Job of the rule `monte_carlo_seed`: the logic is
+nqp_resilience.sim.montecarlo.monte_carlo_seed_job.
 
-from nqp_resilience.runner import run
-from nqp_resilience.sim.montecarlo import monte_carlo_seed_job
+A shell job (nqp_resilience.shell_job):
+``python scripts/sim/monte_carlo_seed.py LOG PAYLOAD FILES``.
+"""
 
-run(monte_carlo_seed_job, snakemake)  # noqa: F821 (injected by Snakemake)
+from nqp_resilience.shell_job import main
+
+main(function="nqp_resilience.sim.montecarlo:monte_carlo_seed_job")

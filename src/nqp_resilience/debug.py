@@ -168,7 +168,7 @@ def mock_snakemake(
         smk = Snakemake(
             job.input,
             job.output,
-            job.params,
+            _job_params(job.params),
             job.wildcards,
             job.threads,
             job.resources,
@@ -185,6 +185,19 @@ def mock_snakemake(
     for path in [*smk.output, *smk.log]:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     return smk
+
+
+def _job_params(params):
+    """The params a job function reads: a shell job (every Python rule of the workflow) has the
+    params ``job`` and ``files``, JSON texts (nqp_resilience.shell_job); the function reads the
+    ``params`` of ``job`` as ``smk.params.<name>``."""
+    if sorted(params.keys()) != ["files", "job"]:
+        return params
+    import json
+
+    from snakemake.iocontainers import Params
+
+    return Params(fromdict=json.loads(params.job)["params"])
 
 
 def _absolute(files, folder: Path):

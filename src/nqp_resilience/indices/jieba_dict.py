@@ -8,7 +8,7 @@ characters, so that the counter loads only the entries that the text it segments
 (:class:`CachedDictionary`). The keywords are not in the cache: the counter adds them as jieba's
 ``add_word`` does, so a new keyword list needs no new cache.
 
-File layout (``FORMAT``): ``MAGIC``; the length and CRC-32 of a header; the header (``marshal``:
+File layout (``FORMAT``): ``MAGIC``; the length and CRC-32 of a header; the header (JSON:
 format, jieba's dictionary fingerprint, ``total``, the one-character entries and an index of
 the blocks); then one block per first character, a marshalled mapping from the first two
 characters to the marshalled entries that start with them, each block with its CRC-32 in the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import marshal
 import os
 import struct
@@ -31,7 +32,7 @@ from nqp_resilience.errors import DataError
 
 MAGIC = b"nqp-resilience jieba dictionary cache\n"
 #: version of the layout above; a file of another version is rebuilt
-FORMAT = 1
+FORMAT = 2
 _HEAD = struct.Struct("<II")  # header length, header CRC-32
 
 
@@ -127,7 +128,7 @@ class CachedDictionary:
         if len(header_bytes) != size or zlib.crc32(header_bytes) != crc:
             raise CacheError(path, "damaged or truncated (header checksum)")
         try:
-            header = marshal.loads(header_bytes)
+            header = json.loads(header_bytes)
             fmt = header["format"]
         except (EOFError, ValueError, TypeError, KeyError) as exc:
             raise CacheError(path, f"unreadable header ({exc})") from None
@@ -200,7 +201,10 @@ def build_cache(path) -> dict:
         index[first] = (offset, len(chunk), zlib.crc32(chunk))
         chunks.append(chunk)
         offset += len(chunk)
-    header = marshal.dumps(
+    # the header as JSON: marshal writes an ASCII one-character string (a key of "singles" or
+    # "index") with a flag for whether the process has interned it, which depends on the modules
+    # it has imported, so its bytes would too
+    header = json.dumps(
         {
             "format": FORMAT,
             "jieba_version": jieba.__version__,
@@ -209,8 +213,9 @@ def build_cache(path) -> dict:
             "singles": singles,
             "index": index,
             "blocks_size": offset,
-        }
-    )
+        },
+        ensure_ascii=False,
+    ).encode()
     head = _HEAD.pack(len(header), zlib.crc32(header))
     write_bytes(path, b"".join([MAGIC, head, header, *chunks]))
     return {"entries": len(freq), "total": total, "jieba_version": jieba.__version__, **source}

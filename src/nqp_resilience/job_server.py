@@ -1,0 +1,451 @@
+"""Job server: the workflow's Python jobs forked from one process that has already imported
+the libraries, instead of each starting Python and importing numpy, pyarrow and pandas again.
+
+A local run (``snakemake --cores N``, ``job_server: true`` in the config) sets the environment
+variable :data:`ENV_VAR` before its first job (``onstart`` in the Snakefile). Each shell job
+(:mod:`nqp_resilience.shell_job`) is then a small client:
+
+1. It connects to the run's server (a Linux abstract socket named after the working directory
+   and Snakemake's process id) and sends its arguments, working directory and environment, with
+   its standard input, output and error as file descriptors.
+2. The server forks a worker: a copy of the server with everything imported. The worker takes
+   the client's streams, directory and environment and runs the job function exactly as the
+   client would have (:func:`nqp_resilience.shell_job.run_function`), then exits.
+3. The server sends the worker's exit status back; the client exits with it. Output, logs and
+   exit status are those of a job run by the client itself.
+
+Nothing depends on the server being there. The client runs the job itself when there is no
+server yet (the first client starts one in the background, :func:`spawn`), when the server
+declines the job or ends, when it runs inside a SLURM job, and when :data:`ENV_VAR` is unset
+(cluster jobs, tests, library calls). The server declines a job whose environment differs from
+its own in anything but the working-directory and temporary-directory variables (for example a
+job with more threads, whose thread variables differ: numpy reads them when it is imported),
+and stops serving once a source file of the package has changed since it imported it. It ends
+when Snakemake's process ends. A client that dies (a cancelled job) takes its worker, and the
+worker's process group, with it.
+
+Snakemake's benchmark files still time each job from the client's start to its end; their
+memory columns cover the client only (the worker is the server's child). Set
+``job_server: false`` to measure each job's own memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import struct
+import sys
+
+ENV_VAR = "NQP_JOB_SERVER"
+
+# environment variables allowed to differ between the server and a job it serves
+PER_JOB_VARIABLES = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "TMPDIR", "TMP", "TEMP", "TEMPDIR"})
+
+# imported by the server before it serves (each job imports anything else it needs itself)
+PRELOAD = (
+    "numpy",
+    "pyarrow",
+    "pandas",
+    "jinja2",
+    "matplotlib",
+    "matplotlib.figure",
+    "matplotlib.style",
+    "matplotlib.backends.backend_agg",
+    "matplotlib.backends.backend_pdf",
+    "fontTools.subset",
+)
+
+_LENGTH = struct.Struct("!I")
+_DECLINED = b"D"
+_EXIT = struct.Struct("!ci")
+
+
+def address(workdir: str, owner: int) -> str:
+    """The abstract socket name of the server of Snakemake process ``owner`` in ``workdir``."""
+    import hashlib
+
+    digest = hashlib.sha256(os.path.realpath(workdir).encode()).hexdigest()[:16]
+    return f"\0nqp-resilience-job-server-{digest}-{owner}"
+
+
+def setting(workdir: str, owner: int) -> str:
+    """The value of :data:`ENV_VAR` for Snakemake process ``owner`` running in ``workdir``."""
+    return json.dumps({"workdir": os.path.realpath(workdir), "owner": owner})
+
+
+def available() -> bool:
+    """Whether this platform can run the server (Linux: abstract sockets, pidfds, fd passing)."""
+    return (
+        sys.platform.startswith("linux")
+        and hasattr(socket, "send_fds")
+        and hasattr(os, "pidfd_open")
+    )
+
+
+def enable(workflow, environ=None) -> bool:
+    """Set :data:`ENV_VAR` for the jobs of a local run (Snakemake's ``onstart``); a run that
+    submits its jobs elsewhere (SLURM), or a platform without the server, leaves it unset."""
+    environ = os.environ if environ is None else environ
+    plugin = getattr(workflow, "executor_plugin", None)
+    if getattr(plugin, "name", "local") not in ("local", "dryrun") or not available():
+        environ.pop(ENV_VAR, None)
+        return False
+    environ[ENV_VAR] = setting(os.getcwd(), os.getpid())
+    _remove_stale_locks(os.getcwd())
+    return True
+
+
+def _remove_stale_locks(workdir: str) -> None:
+    """Remove the start marks of servers of earlier runs whose Snakemake has ended."""
+    folder = os.path.join(workdir, ".snakemake", "nqp_resilience")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        stem, _, pid = name.partition(".")
+        if stem != "job_server" or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            try:
+                os.unlink(os.path.join(folder, name))
+            except OSError:
+                pass
+        except OSError:
+            pass
+
+
+def _settings(environ) -> dict | None:
+    raw = environ.get(ENV_VAR)
+    if not raw or environ.get("SLURM_JOB_ID") or not available():
+        return None
+    try:
+        value = json.loads(raw)
+        return {"workdir": str(value["workdir"]), "owner": int(value["owner"])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# client
+
+
+def submit(argv: list[str], environ=None) -> int | None:
+    """Run the job ``argv`` (``[function, log, payload]``) on the run's server and return its
+    exit status, or None when the caller must run it itself (no server, declined, or ended)."""
+    environ = os.environ if environ is None else environ
+    settings = _settings(environ)
+    if settings is None:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(address(settings["workdir"], settings["owner"]))
+    except OSError:
+        sock.close()
+        spawn(settings, environ)
+        return None
+    with sock:
+        request = json.dumps(
+            {
+                "argv": list(argv),
+                "cwd": os.getcwd(),
+                "env": dict(environ),
+                "executable": sys.executable,
+            }
+        ).encode()
+        try:
+            socket.send_fds(sock, [_LENGTH.pack(len(request)) + request], [0, 1, 2])
+            reply = _recv_exactly(sock, _EXIT.size)
+        except OSError:
+            reply = b""
+    if reply[:1] == _DECLINED or len(reply) < _EXIT.size:
+        if reply[:1] != _DECLINED:
+            print("note: the job server ended during this job; running it here", file=sys.stderr)
+        return None
+    return _EXIT.unpack(reply)[1]
+
+
+def _recv_exactly(sock, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _lock_path(settings: dict) -> str:
+    return os.path.join(
+        settings["workdir"], ".snakemake", "nqp_resilience", f"job_server.{settings['owner']}"
+    )
+
+
+def spawn(settings: dict, environ) -> bool:
+    """Start the run's server in the background unless another job already has; the server
+    inherits this job's environment, which is what it then serves."""
+    lock = _lock_path(settings)
+    try:
+        os.makedirs(os.path.dirname(lock), exist_ok=True)
+        os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except OSError:
+        return False
+    import subprocess
+
+    with open(lock, "wb") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "nqp_resilience.job_server", json.dumps(settings)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=dict(environ),
+            cwd="/",
+            start_new_session=True,
+            close_fds=True,
+        )
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# server
+
+
+def _package_files() -> dict[str, int]:
+    """{source file: mtime_ns} of every module of the package imported so far."""
+    stamps = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and (name == "nqp_resilience" or name.startswith("nqp_resilience.")):
+            try:
+                stamps[path] = os.stat(path).st_mtime_ns
+            except OSError:
+                stamps[path] = -1
+    return stamps
+
+
+def _unchanged(stamps: dict[str, int]) -> bool:
+    for path, mtime in stamps.items():
+        try:
+            if os.stat(path).st_mtime_ns != mtime:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def preload() -> None:
+    """Import the libraries of :data:`PRELOAD` and every module of the package."""
+    import importlib
+    import pkgutil
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    import nqp_resilience
+
+    for info in pkgutil.walk_packages(nqp_resilience.__path__, "nqp_resilience."):
+        if info.name not in ("nqp_resilience.job_server", "nqp_resilience.debug"):
+            importlib.import_module(info.name)
+    from nqp_resilience import scipy_kernels
+
+    scipy_kernels.special()
+
+
+def _compatible(request: dict, environ: dict) -> bool:
+    if request.get("executable") != sys.executable:
+        return False
+    env = request.get("env") or {}
+    keys = (set(env) | set(environ)) - PER_JOB_VARIABLES
+    return all(env.get(k) == environ.get(k) for k in keys)
+
+
+class Server:
+    """The server loop: accepts jobs, forks a worker per job, reports each exit status."""
+
+    def __init__(self, settings: dict, environ: dict):
+        import selectors
+
+        self.settings = settings
+        self.environ = environ
+        self.stamps = _package_files()
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(address(settings["workdir"], settings["owner"]))
+        self.listener.listen(64)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ, ("accept", None))
+        self.workers = {}  # pid -> (pidfd, conn)
+        self.serving = True
+
+    def owner_alive(self) -> bool:
+        try:
+            os.kill(self.settings["owner"], 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def run(self) -> None:
+        import gc
+
+        gc.freeze()
+        while self.serving or self.workers:
+            for key, _ in self.selector.select(timeout=0.5):
+                kind, pid = key.data
+                if kind == "accept":
+                    self.accept()
+                elif kind == "exit":
+                    self.reap(pid)
+                else:  # the client of a running worker closed its end: it was cancelled
+                    self.cancel(pid)
+            if self.serving and not self.owner_alive():
+                self.stop()
+            if not self.serving and not self.owner_alive():
+                for pid in [p for p, (_, c) in self.workers.items() if c.fileno() >= 0]:
+                    self.cancel(pid)
+        self.selector.close()
+
+    def stop(self) -> None:
+        if self.serving:
+            self.serving = False
+            self.selector.unregister(self.listener)
+            self.listener.close()
+            try:
+                os.unlink(_lock_path(self.settings))
+            except OSError:
+                pass
+
+    def accept(self) -> None:
+        conn, _ = self.listener.accept()
+        fds = []
+        try:
+            conn.settimeout(10)
+            data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+            while (
+                len(data) >= _LENGTH.size
+                and len(data) < _LENGTH.size + _LENGTH.unpack(data[: _LENGTH.size])[0]
+            ):
+                chunk = conn.recv(1 << 16)
+                if not chunk:
+                    raise OSError("short request")
+                data += chunk
+            request = json.loads(data[_LENGTH.size :])
+            if len(fds) != 3 or not _compatible(request, self.environ):
+                conn.sendall(_DECLINED + b"\0" * (_EXIT.size - 1))
+                raise OSError("declined")
+            if not _unchanged(self.stamps):
+                conn.sendall(_DECLINED + b"\0" * (_EXIT.size - 1))
+                self.stop()
+                raise OSError("the package changed")
+        except (OSError, ValueError):
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            self._worker(request, fds, conn)
+        try:
+            os.setpgid(pid, pid)
+        except OSError:
+            pass
+        for fd in fds:
+            os.close(fd)
+        import selectors
+
+        pidfd = os.pidfd_open(pid)
+        self.workers[pid] = (pidfd, conn)
+        self.selector.register(pidfd, selectors.EVENT_READ, ("exit", pid))
+        self.selector.register(conn, selectors.EVENT_READ, ("client", pid))
+
+    def _worker(self, request: dict, fds: list[int], conn) -> None:
+        code = 1
+        try:
+            import signal
+
+            os.setpgid(0, 0)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            for sig in (signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE):
+                signal.signal(sig, signal.SIG_DFL)
+            self.selector.close()
+            self.listener.close()
+            for pidfd, other in self.workers.values():
+                os.close(pidfd)
+                other.close()
+            conn.close()
+            for target, fd in enumerate(fds):
+                os.dup2(fd, target)
+                os.close(fd)
+            os.chdir(request["cwd"])
+            os.environ.clear()
+            os.environ.update(request["env"])
+            from nqp_resilience.shell_job import run_function
+
+            sys.argv = ["nqp_resilience.shell_job", *request["argv"]]
+            run_function(*request["argv"])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+
+    def reap(self, pid: int) -> None:
+        pidfd, conn = self.workers.pop(pid)
+        self.selector.unregister(pidfd)
+        if conn.fileno() in self.selector.get_map():
+            self.selector.unregister(conn)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code < 0:
+            code = 128 - code
+        try:
+            conn.sendall(_EXIT.pack(b"X", code))
+        except OSError:
+            pass
+        conn.close()
+
+    def cancel(self, pid: int) -> None:
+        """Kill the worker ``pid`` and its process group (its client is gone)."""
+        import signal
+
+        conn = self.workers[pid][1]
+        if conn.fileno() in self.selector.get_map():
+            self.selector.unregister(conn)
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def main(argv=None) -> None:
+    settings = _settings({ENV_VAR: (sys.argv[1:] if argv is None else argv)[0]})
+    if settings is None:
+        raise SystemExit("usage: python -m nqp_resilience.job_server SETTINGS")
+    environ = dict(os.environ)
+    preload()
+    try:
+        server = Server(settings, environ)
+    except OSError:  # another server of this run is already listening
+        return
+    server.run()
+
+
+if __name__ == "__main__":
+    main()

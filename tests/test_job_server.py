@@ -1,0 +1,261 @@
+"""The job server (nqp_resilience.job_server): a shell job handed to it runs in a worker forked
+from the server, with the client's streams, directory, environment and exit status; the client
+runs the job itself whenever the server cannot (none yet, declined, other environment, SLURM);
+a cancelled client takes its worker along, and the server ends with its Snakemake process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+
+from nqp_resilience import job_server
+from nqp_resilience.shell_job import job_payload
+
+pytestmark = pytest.mark.skipif(not job_server.available(), reason="Linux only")
+
+JOBS = """
+import json, logging, os, sys, time
+from pathlib import Path
+from nqp_resilience.errors import DataError
+
+def where(smk):
+    logging.getLogger("nqp_resilience.test").info("job %s", smk.params.tag)
+    print("to stdout", smk.params.tag)
+    Path(smk.output[0]).write_text(json.dumps({
+        "pid": os.getpid(), "ppid": os.getppid(), "cwd": os.getcwd(),
+        "tag": smk.params.tag, "tmpdir": os.environ.get("TMPDIR"),
+    }))
+
+def refuse(smk):
+    raise DataError(smk.output[0], "a cell is not a number", row="line 3", hint="fix it")
+
+def crash(smk):
+    raise RuntimeError("a bug")
+
+def linger(smk):
+    Path(smk.output[0]).write_text(str(os.getpid()))
+    time.sleep(60)
+"""
+
+
+class _Named(list):
+    def __init__(self, items, names=None):
+        super().__init__(items)
+        self._n = dict(names or {})
+
+    def items(self):
+        return iter(self._n.items())
+
+
+def _payload(out, **params):
+    return job_payload(_Named([]), _Named([]), _Named([str(out)]), 1, params)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie has ended
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A fake Snakemake process (the server's owner) and a function that runs a shell job as
+    Snakemake would, in ``tmp_path`` with the job server's variable set."""
+    (tmp_path / "demo_jobs.py").write_text(JOBS, encoding="utf-8")
+    owner = subprocess.Popen(["sleep", "300"])
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tmp_path),
+        job_server.ENV_VAR: job_server.setting(str(tmp_path), owner.pid),
+    }
+    env.pop("SLURM_JOB_ID", None)
+
+    def shell_job(function, out, extra_env=None, wait=True, **params):
+        cmd = [sys.executable, "-m", "nqp_resilience.shell_job", f"demo_jobs:{function}"]
+        cmd += [str(tmp_path / "logs" / f"{function}.log"), _payload(out, **params)]
+        kwargs = dict(cwd=tmp_path, env={**env, **(extra_env or {})}, text=True)
+        if not wait:
+            return subprocess.Popen(cmd, **kwargs)
+        return subprocess.run(cmd, capture_output=True, **kwargs)
+
+    state = SimpleNamespace(tmp=tmp_path, owner=owner, env=env, job=shell_job)
+    state.address = job_server.address(str(tmp_path), owner.pid)
+    state.lock = tmp_path / ".snakemake" / "nqp_resilience" / f"job_server.{owner.pid}"
+    yield state
+    owner.kill()
+    owner.wait()
+
+
+def _listening(address) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(address)
+        except OSError:
+            return False
+    return True
+
+
+def _server_pid(address) -> int:
+    name = address[1:].encode()
+    inodes = set()
+    with open("/proc/net/unix") as fh:
+        for line in fh:
+            if line.rstrip().endswith("@" + name.decode()):
+                inodes.add(line.split()[6])
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return int(pid)
+        except OSError:
+            continue
+    raise AssertionError("no process listens on the server's address")
+
+
+def _start(run):
+    """The first job runs in its own process and starts the server."""
+    first = run.job("where", run.tmp / "first.json", tag="first")
+    assert first.returncode == 0, first.stderr
+    record = json.loads((run.tmp / "first.json").read_text())
+    assert record["ppid"] == os.getpid() and run.lock.exists()  # run by the client itself
+    assert _wait(lambda: _listening(run.address)), "the server did not start"
+    return _server_pid(run.address)
+
+
+def test_jobs_run_in_workers_of_the_server_with_the_clients_streams_and_status(run):
+    server = _start(run)
+    proc = run.job("where", run.tmp / "out.json", tag="b")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((run.tmp / "out.json").read_text())
+    assert record["ppid"] == server  # a worker forked by the server
+    assert record["cwd"] == str(run.tmp) and record["tag"] == "b"
+    assert "to stdout b" in proc.stdout and "job b" in proc.stderr
+    assert "job b" in (run.tmp / "logs" / "where.log").read_text()
+
+    refused = run.job("refuse", run.tmp / "x.json")
+    assert refused.returncode == 1
+    log = (run.tmp / "logs" / "refuse.log").read_text()
+    for text in (log, refused.stderr):
+        assert "DataError: file" in text and "row line 3" in text and "fix it" in text
+        assert "Traceback" not in text
+
+    crashed = run.job("crash", run.tmp / "y.json")
+    assert crashed.returncode == 1
+    assert "RuntimeError: a bug" in crashed.stderr and "Traceback" in crashed.stderr
+    assert _server_pid(run.address) == server  # the server itself goes on
+
+
+def test_a_job_the_server_cannot_serve_runs_in_its_own_process(run):
+    server = _start(run)
+    # another thread count (numpy reads it when it is imported): declined, run by the client
+    proc = run.job("where", run.tmp / "a.json", extra_env={"OPENBLAS_NUM_THREADS": "7"}, tag="a")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run.tmp / "a.json").read_text())["ppid"] != server
+    # inside a SLURM job the client never asks
+    proc = run.job("where", run.tmp / "b.json", extra_env={"SLURM_JOB_ID": "12"}, tag="b")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run.tmp / "b.json").read_text())["ppid"] != server
+    # the temporary-directory variables may differ
+    proc = run.job("where", run.tmp / "c.json", extra_env={"TMPDIR": str(run.tmp)}, tag="c")
+    record = json.loads((run.tmp / "c.json").read_text())
+    assert record["ppid"] == server and record["tmpdir"] == str(run.tmp)
+
+
+def test_a_cancelled_client_takes_its_worker_along(run):
+    _start(run)
+    client = run.job("linger", run.tmp / "pid.txt", wait=False)
+    assert _wait(lambda: (run.tmp / "pid.txt").exists() and (run.tmp / "pid.txt").read_text())
+    worker = int((run.tmp / "pid.txt").read_text())
+    assert worker != client.pid and _alive(worker)
+    client.send_signal(signal.SIGKILL)
+    client.wait()
+    assert _wait(lambda: not _alive(worker), timeout=10), "the worker outlived its client"
+
+
+def test_the_server_ends_with_its_snakemake_and_removes_its_mark(run):
+    server = _start(run)
+    run.owner.kill()
+    run.owner.wait()
+    assert _wait(lambda: not _alive(server), timeout=10), "the server outlived Snakemake"
+    assert not run.lock.exists()
+    # with the owner gone the clients run their jobs themselves
+    proc = run.job("where", run.tmp / "late.json", tag="late")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_client_asks_only_with_the_variable_and_outside_slurm(tmp_path):
+    setting = job_server.setting(str(tmp_path), os.getpid())
+    assert job_server.submit(["m:f", "", "{}"], environ={}) is None
+    env = {job_server.ENV_VAR: setting, "SLURM_JOB_ID": "3"}
+    assert job_server.submit(["m:f", "", "{}"], environ=env) is None
+    assert job_server.submit(["m:f", "", "{}"], environ={job_server.ENV_VAR: "{bad"}) is None
+    # no server listening and the start mark already taken: nothing is started, None
+    lock = tmp_path / ".snakemake" / "nqp_resilience" / f"job_server.{os.getpid()}"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    assert job_server.submit(["m:f", "", "{}"], environ={job_server.ENV_VAR: setting}) is None
+
+
+def test_only_a_local_run_enables_the_server(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    stale = tmp_path / ".snakemake" / "nqp_resilience"
+    stale.mkdir(parents=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (stale / f"job_server.{dead.pid}").write_text("")
+    (stale / f"job_server.{os.getpid()}").write_text("")
+    env = {}
+    local = SimpleNamespace(executor_plugin=SimpleNamespace(name="local"))
+    assert job_server.enable(local, env)
+    assert json.loads(env[job_server.ENV_VAR]) == {"workdir": str(tmp_path), "owner": os.getpid()}
+    assert not (stale / f"job_server.{dead.pid}").exists()  # an ended run's mark is removed
+    assert (stale / f"job_server.{os.getpid()}").exists()
+    slurm = SimpleNamespace(executor_plugin=SimpleNamespace(name="slurm"))
+    assert not job_server.enable(slurm, env) and job_server.ENV_VAR not in env
+
+
+def test_a_changed_source_file_is_noticed(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("x = 1\n")
+    stamps = {str(source): source.stat().st_mtime_ns}
+    assert job_server._unchanged(stamps)
+    os.utime(source, ns=(0, source.stat().st_mtime_ns + 1_000_000))
+    assert not job_server._unchanged(stamps)
+    assert not job_server._unchanged({str(tmp_path / "gone.py"): 1})
+    stamps = job_server._package_files()
+    assert any(path.endswith("job_server.py") for path in stamps) and all(
+        mtime > 0 for mtime in stamps.values()
+    )
+
+
+def test_the_environment_check(tmp_path):
+    env = {"A": "1", "PWD": "/x", "TMPDIR": "/t"}
+    request = {"env": {"A": "1", "PWD": "/y"}, "executable": sys.executable}
+    assert job_server._compatible(request, env)
+    assert not job_server._compatible({**request, "executable": "/usr/bin/python9"}, env)
+    assert not job_server._compatible({**request, "env": {"A": "2"}}, env)
+    assert not job_server._compatible({**request, "env": {"A": "1", "B": ""}}, env)
