@@ -130,13 +130,22 @@ def spec_of(wildcards):
 # (nqp_resilience.job_server, config job_server).
 def script_job(script):
     """The shell command of a job that runs ``scripts/<script>`` on ``params.job`` and
-    ``params.files``. Its Python is the conda environment's with --use-conda, otherwise the one
-    running Snakemake, as for script jobs."""
-    methods = workflow.deployment_settings.deployment_method
-    uses_conda = any("conda" in str(m).lower() for m in methods)
-    python = "python" if uses_conda else shlex.quote(sys.executable)
-    path = shlex.quote(os.path.join(workflow.basedir, "scripts", script))
-    return f"{python} {path} {{log:q}} {{params.job:q}} {{params.files:q}}"
+    ``params.files``, with the Python named by ``$NQP_PYTHON`` (set below; ``python`` if unset)."""
+    # relative to the working directory, so that a moved or copied workflow folder keeps its
+    # commands (Snakemake reruns a shell job whose command text changed)
+    path = shlex.quote(os.path.relpath(os.path.join(workflow.basedir, "scripts", script)))
+    return f'"${{{{NQP_PYTHON:-python}}}}" {path} {{log:q}} {{params.job:q}} {{params.files:q}}'
+
+
+# The Python of the shell jobs: the conda environment's with --use-conda (``python`` on the
+# activated environment's PATH), otherwise the one running Snakemake, as for script jobs. An
+# environment variable rather than a path in the command, so that the command text, which
+# Snakemake compares to decide on reruns, is the same wherever Python is installed (another
+# virtual environment, a cluster's nodes).
+if any("conda" in str(m).lower() for m in workflow.deployment_settings.deployment_method):
+    os.environ.pop("NQP_PYTHON", None)
+else:
+    os.environ["NQP_PYTHON"] = sys.executable
 
 
 def job_params(**params):

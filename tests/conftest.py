@@ -86,9 +86,11 @@ def dry_run_jobs(workdir: Path, *args: str) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="session")
 def completed_workflow(tmp_path_factory) -> Path:
-    """A copy of the workflow after one full run on the default data (built once per session)."""
+    """A copy of the workflow after one full run on the default data (built once per session),
+    every job in its own process (``job_server=false``), so that the benchmark files measure each
+    job's own memory; tests/test_job_server.py runs it again with the job server and compares."""
     work = copy_workflow(tmp_path_factory.mktemp("workflow"))
-    snakemake(work, "--cores", "2")
+    snakemake(work, "--cores", "2", "--config", "job_server=false")
     return work
 
 

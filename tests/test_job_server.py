@@ -196,12 +196,20 @@ def test_a_cancelled_client_takes_its_worker_along(run):
     assert _wait(lambda: not _alive(worker), timeout=10), "the worker outlived its client"
 
 
-def test_the_server_ends_with_its_snakemake_and_removes_its_mark(run):
+def test_the_server_ends_with_its_snakemake_and_keeps_a_log(run):
     server = _start(run)
+    assert run.job("where", run.tmp / "served.json", tag="s").returncode == 0
+    assert run.job("refuse", run.tmp / "x.json").returncode == 1
     run.owner.kill()
     run.owner.wait()
     assert _wait(lambda: not _alive(server), timeout=10), "the server outlived Snakemake"
-    assert not run.lock.exists()
+    assert not run.lock.exists()  # the start mark is now the server's log
+    lines = run.lock.with_name(f"{run.lock.name}.log").read_text().splitlines()
+    assert [line.split("\t")[:2] for line in lines] == [
+        ["demo_jobs:where", "exit 0"],
+        ["demo_jobs:refuse", "exit 1"],
+    ]
+    assert all(line.split("\t")[3].startswith("peak RSS ") for line in lines)
     # with the owner gone the clients run their jobs themselves
     proc = run.job("where", run.tmp / "late.json", tag="late")
     assert proc.returncode == 0, proc.stderr
@@ -227,12 +235,14 @@ def test_only_a_local_run_enables_the_server(tmp_path, monkeypatch):
     dead = subprocess.Popen(["true"])
     dead.wait()
     (stale / f"job_server.{dead.pid}").write_text("")
+    (stale / f"job_server.{dead.pid}.log").write_text("")
     (stale / f"job_server.{os.getpid()}").write_text("")
     env = {}
     local = SimpleNamespace(executor_plugin=SimpleNamespace(name="local"))
     assert job_server.enable(local, env)
     assert json.loads(env[job_server.ENV_VAR]) == {"workdir": str(tmp_path), "owner": os.getpid()}
-    assert not (stale / f"job_server.{dead.pid}").exists()  # an ended run's mark is removed
+    # an ended run's mark and log are removed
+    assert not list(stale.glob(f"job_server.{dead.pid}*"))
     assert (stale / f"job_server.{os.getpid()}").exists()
     slurm = SimpleNamespace(executor_plugin=SimpleNamespace(name="slurm"))
     assert not job_server.enable(slurm, env) and job_server.ENV_VAR not in env
@@ -259,3 +269,36 @@ def test_the_environment_check(tmp_path):
     assert not job_server._compatible({**request, "executable": "/usr/bin/python9"}, env)
     assert not job_server._compatible({**request, "env": {"A": "2"}}, env)
     assert not job_server._compatible({**request, "env": {"A": "1", "B": ""}}, env)
+
+
+@pytest.mark.slow
+def test_the_workflow_gives_the_same_bytes_with_and_without_the_server(
+    completed_workflow, tmp_path
+):
+    """The whole default run through the job server (the default) against the session's run
+    with every job in its own process: every result file is byte for byte the same."""
+    from conftest import copy_workflow, snakemake
+
+    work = copy_workflow(tmp_path / "wf")
+    snakemake(work, "--cores", "2")
+    skip = ("logs", "benchmarks")
+
+    def results(root):
+        return {
+            p.relative_to(root): p
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+            and p.relative_to(root).parts[0] not in skip
+            and ".completed" not in p.parts
+        }
+
+    ours, reference = results(work / "results"), results(completed_workflow / "results")
+    assert sorted(ours) == sorted(reference) and len(ours) > 100
+    differ = [str(k) for k in ours if ours[k].read_bytes() != reference[k].read_bytes()]
+    assert differ == []
+    # the server served most jobs (the first ones run while it starts), then ended
+    folder = work / ".snakemake" / "nqp_resilience"
+    assert _wait(lambda: not [p for p in folder.glob("job_server.*") if p.suffix != ".log"])
+    (log,) = folder.glob("job_server.*.log")
+    served = [line.split("\t") for line in log.read_text().splitlines()]
+    assert len(served) > 60 and all(fields[1] == "exit 0" for fields in served)

@@ -46,7 +46,12 @@ PER_JOB_VARIABLES = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "TMPDIR", "TMP", "
 PRELOAD = (
     "numpy",
     "pyarrow",
+    "pyarrow.csv",
+    "pyarrow.parquet",
+    "pyarrow.dataset",
+    "pyarrow.pandas_compat",
     "pandas",
+    "statistics",
     "jinja2",
     "matplotlib",
     "matplotlib.figure",
@@ -54,6 +59,7 @@ PRELOAD = (
     "matplotlib.backends.backend_agg",
     "matplotlib.backends.backend_pdf",
     "fontTools.subset",
+    "PIL.PngImagePlugin",
 )
 
 _LENGTH = struct.Struct("!I")
@@ -105,6 +111,7 @@ def _remove_stale_locks(workdir: str) -> None:
         return
     for name in names:
         stem, _, pid = name.partition(".")
+        pid = pid.removesuffix(".log")
         if stem != "job_server" or not pid.isdigit():
             continue
         try:
@@ -278,7 +285,7 @@ class Server:
         self.listener.listen(64)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, ("accept", None))
-        self.workers = {}  # pid -> (pidfd, conn)
+        self.workers = {}  # pid -> (pidfd, conn, function, start time)
         self.serving = True
 
     def owner_alive(self) -> bool:
@@ -306,7 +313,7 @@ class Server:
             if self.serving and not self.owner_alive():
                 self.stop()
             if not self.serving and not self.owner_alive():
-                for pid in [p for p, (_, c) in self.workers.items() if c.fileno() >= 0]:
+                for pid in list(self.workers):
                     self.cancel(pid)
         self.selector.close()
 
@@ -315,8 +322,10 @@ class Server:
             self.serving = False
             self.selector.unregister(self.listener)
             self.listener.close()
+            # the start mark (this server's output) becomes its log: a next server may start
+            lock = _lock_path(self.settings)
             try:
-                os.unlink(_lock_path(self.settings))
+                os.replace(lock, lock + ".log")
             except OSError:
                 pass
 
@@ -359,9 +368,10 @@ class Server:
         for fd in fds:
             os.close(fd)
         import selectors
+        import time
 
         pidfd = os.pidfd_open(pid)
-        self.workers[pid] = (pidfd, conn)
+        self.workers[pid] = (pidfd, conn, request["argv"][0], time.monotonic())
         self.selector.register(pidfd, selectors.EVENT_READ, ("exit", pid))
         self.selector.register(conn, selectors.EVENT_READ, ("client", pid))
 
@@ -376,7 +386,7 @@ class Server:
                 signal.signal(sig, signal.SIG_DFL)
             self.selector.close()
             self.listener.close()
-            for pidfd, other in self.workers.values():
+            for pidfd, other, *_ in self.workers.values():
                 os.close(pidfd)
                 other.close()
             conn.close()
@@ -405,15 +415,23 @@ class Server:
                 os._exit(code)
 
     def reap(self, pid: int) -> None:
-        pidfd, conn = self.workers.pop(pid)
+        """Report the exit status of the worker ``pid`` to its client, and log the job."""
+        import time
+
+        pidfd, conn, function, start = self.workers.pop(pid)
         self.selector.unregister(pidfd)
         if conn.fileno() in self.selector.get_map():
             self.selector.unregister(conn)
         os.close(pidfd)
-        _, status = os.waitpid(pid, 0)
+        _, status, usage = os.wait4(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         if code < 0:
             code = 128 - code
+        print(
+            f"{function}\texit {code}\t{time.monotonic() - start:.3f} s\t"
+            f"peak RSS {usage.ru_maxrss / 1024:.0f} MB",
+            flush=True,
+        )
         try:
             conn.sendall(_EXIT.pack(b"X", code))
         except OSError:
