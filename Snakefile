@@ -13,6 +13,10 @@ configfile: "config.yaml"
 include: "rules/common.smk"
 
 
+# the Python of the shell jobs, named in $NQP_PYTHON (rules/common.smk: script_job)
+set_job_python()
+
+
 wildcard_constraints:
     year="|".join(str(y) for y in YEARS),
     source="|".join(RAW_FILES),

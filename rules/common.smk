@@ -30,7 +30,7 @@ from nqp_resilience.estimation.specs import (
 from nqp_resilience.indices.variables import check_instrument_config
 from nqp_resilience.outputs.tables import unshown_specs
 from nqp_resilience.runner import plain_params_check, stop_on_user_error
-from nqp_resilience.shell_job import files_payload, settings_payload
+from nqp_resilience.shell_job import files_payload, set_shell_job_python, settings_payload
 from nqp_resilience.sim.montecarlo import monte_carlo_config
 
 # the params of the jobs are plain config values, so Snakemake compares them without importing
@@ -130,22 +130,17 @@ def spec_of(wildcards):
 # (nqp_resilience.job_server, config job_server).
 def script_job(script):
     """The shell command of a job that runs ``scripts/<script>`` on ``params.job`` and
-    ``params.files``, with the Python named by ``$NQP_PYTHON`` (set below; ``python`` if unset)."""
+    ``params.files``, with the Python named by ``$NQP_PYTHON`` (set_job_python; else ``python``)."""
     # relative to the working directory, so that a moved or copied workflow folder keeps its
     # commands (Snakemake reruns a shell job whose command text changed)
     path = shlex.quote(os.path.relpath(os.path.join(workflow.basedir, "scripts", script)))
     return f'"${{{{NQP_PYTHON:-python}}}}" {path} {{log:q}} {{params.job:q}} {{params.files:q}}'
 
 
-# The Python of the shell jobs: the conda environment's with --use-conda (``python`` on the
-# activated environment's PATH), otherwise the one running Snakemake, as for script jobs. An
-# environment variable rather than a path in the command, so that the command text, which
-# Snakemake compares to decide on reruns, is the same wherever Python is installed (another
-# virtual environment, a cluster's nodes).
-if any("conda" in str(m).lower() for m in workflow.deployment_settings.deployment_method):
-    os.environ.pop("NQP_PYTHON", None)
-else:
-    os.environ["NQP_PYTHON"] = sys.executable
+def set_job_python():
+    """Name the Python of the shell jobs in ``$NQP_PYTHON`` (the Snakefile calls this once)."""
+    methods = workflow.deployment_settings.deployment_method
+    set_shell_job_python(any("conda" in str(m).lower() for m in methods))
 
 
 def job_params(**params):

@@ -7,8 +7,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from nqp_resilience.shell_job import Files, job_object, job_payload
+
+ROOT = Path(__file__).resolve().parents[1]
 
 JOBS = """
 import logging
@@ -93,3 +96,15 @@ def test_the_payload_is_json_text(tmp_path):
     data = json.loads(_payload(tmp_path))
     assert set(data) == {"input", "output", "wildcards", "threads", "params"}
     assert data["wildcards"] == {"spec": "baseline"}
+
+
+def test_the_jobs_python_is_named_in_the_environment_not_in_the_command():
+    from nqp_resilience.shell_job import PYTHON_VARIABLE, set_shell_job_python
+
+    env = {}
+    set_shell_job_python(False, env)
+    assert env == {PYTHON_VARIABLE: sys.executable}
+    set_shell_job_python(True, env)  # --use-conda: `python` of the activated environment
+    assert env == {}
+    rules = (ROOT / "rules" / "common.smk").read_text(encoding="utf-8")
+    assert '"${{{{NQP_PYTHON:-python}}}}"' in rules and "sys.executable" not in rules

@@ -86,6 +86,23 @@ def job_object(log: str, payload: str, files: str | None = None) -> SimpleNamesp
     )
 
 
+#: the environment variable that names the Python of the shell jobs (``python`` if unset)
+PYTHON_VARIABLE = "NQP_PYTHON"
+
+
+def set_shell_job_python(uses_conda: bool, environ=None) -> None:
+    """Name the Python of the workflow's shell jobs in :data:`PYTHON_VARIABLE`: the one running
+    Snakemake, as for script jobs, or none with ``--use-conda`` (``python`` on the activated
+    environment's PATH). An environment variable rather than a path in the command, so that the
+    command text, which Snakemake compares to decide on reruns, is the same wherever Python is
+    installed (another virtual environment, a cluster's nodes)."""
+    environ = os.environ if environ is None else environ
+    if uses_conda:
+        environ.pop(PYTHON_VARIABLE, None)
+    else:
+        environ[PYTHON_VARIABLE] = sys.executable
+
+
 def run_function(function: str, log: str, payload: str, files: str | None = None) -> None:
     """Run the job function ``function`` ("module:name") on the payloads of a shell job under
     :func:`nqp_resilience.runner.run`; the process ends there."""
