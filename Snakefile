@@ -62,10 +62,10 @@ rule all:
         document=rules.tables_document.output.document,
         pdf=[rules.tables_pdf.output.pdf] if HAVE_TEX else [],
         figures=[
-            rules.figures.output.coefficients_png,
-            rules.figures.output.trends_png,
-            rules.figures.output.weights_png,
-            *rules.figures.output.pscore_png,
+            rules.figures_coefficients.output.coefficients_png,
+            rules.figures_data.output.trends_png,
+            rules.figures_data.output.weights_png,
+            *(rules.figures_pscore.output.pscore_png if PSM_SPECS else []),
         ],
 
 

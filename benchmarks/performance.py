@@ -108,8 +108,8 @@ def rule_group(rule: str) -> str | None:
         return "spec jobs (ols_fe, iv_fe, psm_fe)"
     if rule.startswith("ingest_"):
         return "ingest jobs"
-    if rule == "figures":
-        return "figures, per figure"
+    if rule.startswith("figures_"):
+        return "figure jobs, per figure"
     if rule == "nqp_text":
         return "nqp_text job"
     return None
@@ -118,16 +118,18 @@ def rule_group(rule: str) -> str | None:
 GROUP_TARGETS = {
     "spec jobs (ols_fe, iv_fe, psm_fe)": 1.5,
     "ingest jobs": 2.0,
-    "figures, per figure": 3.0,
+    "figure jobs, per figure": 3.0,
     "nqp_text job": 3.0,
 }
 
 
 def per_output(work: Path, rule: str) -> int:
-    """How many of its group's outputs one job of ``rule`` makes: its time is divided by this
-    (the one ``figures`` job draws every figure)."""
-    if rule == "figures":
-        return max(1, len(list((work / "results" / "figures").glob("*.png"))))
+    """How many figures one job of ``rule`` draws: its time is divided by this."""
+    figures = work / "results" / "figures"
+    if rule == "figures_data":
+        return 2
+    if rule == "figures_pscore":
+        return max(1, len(list(figures.glob("pscore_*.png"))))
     return 1
 
 

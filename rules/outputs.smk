@@ -281,17 +281,16 @@ rule tables_pdf:
         script_job("outputs/tables_pdf.py")
 
 
-# Every figure in one job: matplotlib is imported, and its fonts are set up, once, not once per
-# figure (docs/figures.md). Any input change redraws every figure, in about the time one
-# figure took on its own.
-rule figures:
+# The figures, in three jobs of one job function (nqp_resilience.outputs.jobs.figures_job, which
+# draws the figures its outputs name), so that each starts as soon as its inputs exist: the
+# data figures after the index, the score figures after the panel, the coefficient plot after
+# the last estimate and bootstrap (docs/figures.md).
+rule figures_coefficients:
     input:
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=REGRESSION_SPECS),
         # the bootstrap CI of every spec that has one, drawn next to its CR1 CI
         bootstrap=[bootstrap_file(spec) for spec in BOOTSTRAP_SPECS],
         panel=rules.analysis_panel.output.panel,
-        weights=rules.nqp_index.output.weights,
-        pscore_caption="report/figures/pscore_overlap.rst",
     output:
         coefficients_pdf=f"{RESULTS}/figures/coefficients.pdf",
         coefficients_png=report(
@@ -300,6 +299,27 @@ rule figures:
             category="Figures",
             subcategory="Estimates",
         ),
+    log:
+        f"{RESULTS}/logs/figures_coefficients/figures_coefficients.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figures_coefficients/figures_coefficients.tsv"
+    conda:
+        "../envs/workflow.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        job=job_params(control_variables=config["control_variables"]),
+        files=job_files,
+    shell:
+        script_job("outputs/figures_coefficients.py")
+
+
+rule figures_data:
+    input:
+        panel=rules.analysis_panel.output.panel,
+        weights=rules.nqp_index.output.weights,
+    output:
         trends_pdf=f"{RESULTS}/figures/trends_by_region.pdf",
         trends_png=report(
             f"{RESULTS}/figures/trends_by_region.png",
@@ -314,35 +334,58 @@ rule figures:
             category="Figures",
             subcategory="Data",
         ),
-        # one score figure per PSM spec, each with its own caption: one job has no {spec}
-        # wildcard for a caption template, so the job writes each spec's caption (pscore_caption
-        # below) from report/figures/pscore_overlap.rst; the path is absolute, since report()
-        # reads a caption path relative to this folder
-        pscore_pdf=[f"{RESULTS}/figures/pscore_{spec}.pdf" for spec in PSM_SPECS],
-        pscore_png=[
-            report(
-                f"{RESULTS}/figures/pscore_{spec}.png",
-                caption=os.path.abspath(f"{RESULTS}/report/pscore_{spec}.rst"),
-                category="Figures",
-                subcategory="Matching",
-            )
-            for spec in PSM_SPECS
-        ],
-        pscore_caption=[f"{RESULTS}/report/pscore_{spec}.rst" for spec in PSM_SPECS],
     log:
-        f"{RESULTS}/logs/figures/figures.log",
+        f"{RESULTS}/logs/figures_data/figures_data.log",
     benchmark:
-        f"{RESULTS}/benchmarks/figures/figures.tsv"
+        f"{RESULTS}/benchmarks/figures_data/figures_data.tsv"
     conda:
         "../envs/workflow.yaml"
     resources:
         mem_mb=1000,
         runtime=5,
     params:
-        job=job_params(
-            pscore_specs={spec: SPECS[spec] for spec in PSM_SPECS},
-            control_variables=config["control_variables"],
-        ),
+        job=job_params(control_variables=config["control_variables"]),
         files=job_files,
     shell:
-        script_job("outputs/figures.py")
+        script_job("outputs/figures_data.py")
+
+
+# one score figure per PSM spec, each with its own caption: one job has no {spec} wildcard for a
+# caption template, so the job writes each spec's caption (pscore_caption below) from
+# report/figures/pscore_overlap.rst; the path is absolute, since report() reads a caption path
+# relative to this folder
+if PSM_SPECS:
+
+    rule figures_pscore:
+        input:
+            panel=rules.analysis_panel.output.panel,
+            pscore_caption="report/figures/pscore_overlap.rst",
+        output:
+            pscore_pdf=[f"{RESULTS}/figures/pscore_{spec}.pdf" for spec in PSM_SPECS],
+            pscore_png=[
+                report(
+                    f"{RESULTS}/figures/pscore_{spec}.png",
+                    caption=os.path.abspath(f"{RESULTS}/report/pscore_{spec}.rst"),
+                    category="Figures",
+                    subcategory="Matching",
+                )
+                for spec in PSM_SPECS
+            ],
+            pscore_caption=[f"{RESULTS}/report/pscore_{spec}.rst" for spec in PSM_SPECS],
+        log:
+            f"{RESULTS}/logs/figures_pscore/figures_pscore.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/figures_pscore/figures_pscore.tsv"
+        conda:
+            "../envs/workflow.yaml"
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        params:
+            job=job_params(
+                pscore_specs={spec: SPECS[spec] for spec in PSM_SPECS},
+                control_variables=config["control_variables"],
+            ),
+            files=job_files,
+        shell:
+            script_job("outputs/figures_pscore.py")

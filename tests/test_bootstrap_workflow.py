@@ -103,7 +103,13 @@ def test_changing_reps_reruns_only_bootstrap_jobs(workflow_copy):
 
 
 # the rules that show bootstrap results (and the document that collects the tables)
-SHOWS_BOOTSTRAP = {"table_bootstrap", "figures", "tables_document", "tables_pdf", "all"}
+SHOWS_BOOTSTRAP = {
+    "table_bootstrap",
+    "figures_coefficients",
+    "tables_document",
+    "tables_pdf",
+    "all",
+}
 
 
 @pytest.mark.parametrize(

@@ -50,8 +50,8 @@ def bootstrap_jobs(*spec_ids: str) -> set[tuple[str, str]]:
     }
 
 
-#: one job draws every figure
-FIGURE_JOBS = {("figures", "")}
+#: the figure jobs: coefficient plot, data figures, score figures
+FIGURE_JOBS = {("figures_coefficients", ""), ("figures_data", ""), ("figures_pscore", "")}
 SPEC_JOBS = {(ESTIMATOR[s], f"spec={s}") for s in SPEC_IDS} | {("replication_check", "")}
 AFTER_INDEX = (
     {("analysis_panel", ""), ("desc_stats", ""), ("spec_samples", ""), ("all", "")}
@@ -362,7 +362,7 @@ def test_indices_are_byte_identical_across_runs(workflow_copy):
 
 def test_flipping_one_direction_reruns_the_index_and_nothing_upstream(workflow_copy):
     jobs = dry_run_jobs(workflow_copy, "--config", "entropy={directions: {energy_intensity: '-'}}")
-    assert jobs == {("nqp_index", ""), ("figures", ""), ("table_indicators", "")} | AFTER_INDEX
+    assert jobs == {("nqp_index", ""), ("table_indicators", "")} | AFTER_INDEX
 
 
 def test_keyword_list_change_reruns_nqp_text_but_not_jieba_cache(workflow_copy):
@@ -501,7 +501,7 @@ def test_adding_a_spec_adds_exactly_one_job(workflow_copy):
         jobs
         == {
             ("ols_fe", "spec=extra_spec"),
-            ("figures", ""),
+            ("figures_coefficients", ""),
             ("table_bootstrap", ""),
             ("spec_samples", ""),
             ("all", ""),
@@ -525,7 +525,7 @@ def test_editing_one_spec_reruns_only_that_job(workflow_copy):
             ("replication_check", ""),
             ("table_estimates", "number=3"),
             ("table_replication", ""),
-            ("figures", ""),
+            ("figures_coefficients", ""),
             ("table_bootstrap", ""),
             ("spec_samples", ""),
             ("all", ""),
@@ -596,7 +596,9 @@ def test_tex_and_figures_are_byte_identical_across_runs(workflow_copy):
         "table_balance",
         "table_replication",
         "tables_document",
-        "figures",
+        "figures_coefficients",
+        "figures_data",
+        "figures_pscore",
     )
     changed = [p.name for p in files if _sha(p) != before[p]]
     assert changed == []
@@ -640,8 +642,8 @@ def test_report_contains_every_table_and_figure(workflow_copy):
 
 
 def _figure_outputs(dry_run: str) -> set[str]:
-    """The output files of the figures job in a dry run's listing."""
-    m = re.search(r"^\s*(?:local)?rule figures:\n(?:\s{4}.*\n)*?\s+output: (.*)$", dry_run, re.M)
+    """The output files of the score figures' job in a dry run's listing."""
+    m = re.search(r"^\s*(?:local)?rule figures_pscore:\n(?:\s{4}.*\n)*?\s+output: (.*)$", dry_run, re.M)
     assert m, "no figures job in the dry run"
     return {f.rsplit("/", 1)[-1] for f in m.group(1).split(", ")}
 
@@ -656,7 +658,7 @@ def test_a_psm_spec_added_or_removed_adds_or_removes_its_figure(workflow_copy):
     config["specs"] = [s for s in config["specs"] if s["id"] != "psm_radius"] + [added]
     config["monte_carlo"]["planted"].pop("psm_radius", None)
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False), encoding="utf-8")
-    out = snakemake(workflow_copy, "-n", "--forcerun", "figures").stdout
+    out = snakemake(workflow_copy, "-n", "--forcerun", "figures_pscore").stdout
     ids = [s for s in PSM_IDS if s != "psm_radius"] + ["psm_nn_caliper"]
     assert {f for f in _figure_outputs(out) if "pscore" in f} == {
         f"pscore_{s}.{ext}" for s in ids for ext in ("pdf", "png", "rst")

@@ -270,18 +270,18 @@ TREND_COLUMNS = ("city_code", "region", "year", "Nqp", "Resil")
 
 
 def figures_job(smk) -> None:
-    """Rule ``figures``: every figure in one process, so that matplotlib is imported and its fonts
-    are set up once, not once per figure (docs/figures.md).
+    """Rules ``figures_coefficients``, ``figures_data`` and ``figures_pscore``: the figures the
+    job's outputs name, each drawn as it would be alone (docs/figures.md).
 
-    input: ``estimates`` (JSON files, registry order; the coefficient plot), optional
-    ``bootstrap`` (wild bootstrap JSONs: their CIs are drawn next to the CR1 CIs), ``panel``
-    (read once: standard deviations, trends, propensity scores), ``weights``
-    (nqp_weights.csv), ``pscore_caption`` (the caption template of the score figures);
-    params: ``pscore_specs`` (spec id -> registry entry of every ``psm_fe`` spec, registry
-    order), ``control_variables``, optional ``labels``; output: ``coefficients_pdf``,
-    ``coefficients_png``, ``trends_pdf``, ``trends_png``, ``weights_pdf``, ``weights_png`` and,
-    one per PSM spec in the order of ``pscore_specs``, ``pscore_pdf``, ``pscore_png`` and
-    ``pscore_caption`` (the spec's caption for the report).
+    output (each group optional, at least one): ``coefficients_pdf`` and ``coefficients_png``
+    (the coefficient plot; input ``estimates``, JSON files in registry order, and optional
+    ``bootstrap``, wild bootstrap JSONs whose CIs are drawn next to the CR1 CIs);
+    ``trends_pdf``, ``trends_png``, ``weights_pdf`` and ``weights_png`` (the data figures; input
+    ``weights``, nqp_weights.csv); and, one per PSM spec in the order of ``pscore_specs``,
+    ``pscore_pdf``, ``pscore_png`` and ``pscore_caption`` (the spec's caption for the report;
+    input ``pscore_caption``, the caption template). input ``panel`` (read once, only the
+    columns the figures use); params: ``pscore_specs`` (spec id -> registry entry of every
+    ``psm_fe`` spec, registry order), ``control_variables``, optional ``labels``.
     """
     from nqp_resilience.data.io import write_text
     from nqp_resilience.data.parquet import read_columns
@@ -289,36 +289,47 @@ def figures_job(smk) -> None:
     from nqp_resilience.outputs import figures as F
 
     out = smk.output
+    coefficients = hasattr(out, "coefficients_pdf")
+    data = hasattr(out, "trends_pdf")
     controls = list(smk.params.control_variables)
     psm_specs = dict(getattr(smk.params, "pscore_specs", None) or {})
-    pscore_files = list(zip(out.pscore_pdf, out.pscore_png, out.pscore_caption, strict=True))
+    pscore_files = list(
+        zip(
+            getattr(out, "pscore_pdf", []),
+            getattr(out, "pscore_png", []),
+            getattr(out, "pscore_caption", []),
+            strict=True,
+        )
+    )
     if len(pscore_files) != len(psm_specs):
         raise ValueError(
             f"{len(psm_specs)} PSM specs in params.pscore_specs, {len(pscore_files)} score "
             "figures in the output"
         )
-    records = _coefficient_records(smk.input.estimates)
+    records = _coefficient_records(smk.input.estimates) if coefficients else []
     sd_variables = list(
         dict.fromkeys(
             v for r in records for v in (r["dependent"], F.base_regressor(str(r["regressor"])))
         )
     )
-    columns = [*TREND_COLUMNS, *sd_variables]
+    columns = [*(TREND_COLUMNS if data else ()), *sd_variables]
     for spec in psm_specs.values():
         columns += spec_columns(spec, controls)
     panel = read_columns(smk.input.panel, list(dict.fromkeys(columns)))
 
-    bootstrap = _bootstrap_records(getattr(smk.input, "bootstrap", None))
-    F.coefficient_plot(
-        records,
-        out.coefficients_pdf,
-        out.coefficients_png,
-        labels=getattr(smk.params, "labels", None),
-        sd=F.standard_deviations(panel, sd_variables),
-        bootstrap=bootstrap,
-    )
-    F.trends_by_region(panel, out.trends_pdf, out.trends_png)
-    F.entropy_weights_plot(_weight_records(smk.input.weights), out.weights_pdf, out.weights_png)
+    if coefficients:
+        F.coefficient_plot(
+            records,
+            out.coefficients_pdf,
+            out.coefficients_png,
+            labels=getattr(smk.params, "labels", None),
+            sd=F.standard_deviations(panel, sd_variables),
+            bootstrap=_bootstrap_records(getattr(smk.input, "bootstrap", None)),
+        )
+    if data:
+        F.trends_by_region(panel, out.trends_pdf, out.trends_png)
+        weights = _weight_records(smk.input.weights)
+        F.entropy_weights_plot(weights, out.weights_pdf, out.weights_png)
     template = Path(smk.input.pscore_caption).read_text(encoding="utf-8") if psm_specs else ""
     for (sid, spec), (pdf, png, caption) in zip(psm_specs.items(), pscore_files, strict=True):
         _, dens = F.pscore_overlap_for_spec(panel, spec, controls, pdf, png)
