@@ -643,7 +643,8 @@ def test_report_contains_every_table_and_figure(workflow_copy):
 
 def _figure_outputs(dry_run: str) -> set[str]:
     """The output files of the score figures' job in a dry run's listing."""
-    m = re.search(r"^\s*(?:local)?rule figures_pscore:\n(?:\s{4}.*\n)*?\s+output: (.*)$", dry_run, re.M)
+    rule = r"^\s*(?:local)?rule figures_pscore:\n(?:\s{4}.*\n)*?\s+output: (.*)$"
+    m = re.search(rule, dry_run, re.M)
     assert m, "no figures job in the dry run"
     return {f.rsplit("/", 1)[-1] for f in m.group(1).split(", ")}
 
