@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from nqp_resilience.data.codebook import Codebook
@@ -414,3 +416,39 @@ def test_import_is_cheap():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_nanmedian_is_numpys_bit_for_bit(seed):
+    """The plausibility checks' median equals numpy.nanmedian exactly: small and long axes (numpy
+    takes a masked-array path below 600), odd and even counts, all-NaN slices, signed zeros,
+    keepdims and a flat call."""
+    from nqp_resilience.data.plausibility import nanmedian
+
+    rng = np.random.default_rng(seed)
+    shapes = [(50, 7), (7, 50), (3, 700), (700, 3), (1, 1), (4, 0), (31,), (640,)]
+    for shape in shapes:
+        a = rng.lognormal(size=shape) * rng.choice([-1.0, 1.0], size=shape)
+        a[rng.random(shape) < 0.3] = np.nan
+        if a.ndim == 2 and a.shape[0] > 2 and a.shape[1] > 0:
+            a[1] = np.nan  # an all-NaN row
+            a[2, : a.shape[1] // 2] = 0.0
+            a[2, a.shape[1] // 2 :] = -0.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for axis in [None, *range(a.ndim)]:
+                for keepdims in (False, True):
+                    ours = nanmedian(a, axis=axis, keepdims=keepdims)
+                    ref = np.nanmedian(a, axis=axis, keepdims=keepdims)
+                    assert np.shape(ours) == np.shape(ref), (shape, axis, keepdims)
+                    assert np.asarray(ours).tobytes() == np.asarray(ref).tobytes(), (
+                        shape,
+                        axis,
+                        keepdims,
+                    )
+    with_inf = np.array([[1.0, np.inf, np.nan], [2.0, 3.0, -np.inf]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert np.array_equal(
+            nanmedian(with_inf, axis=1), np.nanmedian(with_inf, axis=1), equal_nan=True
+        )
