@@ -406,7 +406,9 @@ def main() -> int:
     args = ap.parse_args()
     rows, refs = workflow_rows(args.repeats)
     print(*(fmt(r) for r in rows), sep="\n", flush=True)
-    more = estimator_rows(args.repeats) + psm_rows()
+    # at least 7 pairs: a pyfixest fit takes 0.6-1.4 s from one call to the next on a shared
+    # 2-core machine, so 3 pairs leave the median ratio about 0.05 either way
+    more = estimator_rows(max(args.repeats, 7)) + psm_rows()
     print(*(fmt(r) for r in more), sep="\n", flush=True)
     rows += more
     if not args.skip_county:
