@@ -52,6 +52,7 @@ PRELOAD = (
     "pyarrow.pandas_compat",
     "pandas",
     "statistics",
+    "scipy.sparse",
     "jinja2",
     "matplotlib",
     "matplotlib.figure",
