@@ -307,6 +307,8 @@ class Server:
                 kind, pid = key.data
                 if kind == "accept":
                     self.accept()
+                elif pid not in self.workers:
+                    continue  # reaped earlier in this round (its client also closed)
                 elif kind == "exit":
                     self.reap(pid)
                 else:  # the client of a running worker closed its end: it was cancelled
