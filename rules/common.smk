@@ -125,8 +125,8 @@ def spec_of(wildcards):
 
 
 # Shell jobs (nqp_resilience.shell_job): every Python rule runs its thin script as a shell
-# command, `python scripts/<stage>/<rule>.py LOG PAYLOAD`, without Snakemake's script preamble;
-# in a local run the script hands the job to the run's job server when there is one
+# command, `python scripts/<stage>/<rule>.py LOG PAYLOAD FILES`, without Snakemake's script
+# preamble; in a local run the script hands the job to the run's job server when there is one
 # (nqp_resilience.job_server, config job_server).
 def script_job(script):
     """The shell command of a job that runs ``scripts/<script>`` on ``params.job`` and
