@@ -42,30 +42,31 @@ def _files(named) -> dict:
     return {"items": [str(p) for p in named], "names": dict(named.items())}
 
 
+def _settings(wildcards, params: dict) -> dict:
+    return {"wildcards": dict(wildcards.items()), "params": params}
+
+
+def _file_lists(input, output, threads) -> dict:
+    return {"input": _files(input), "output": _files(output), "threads": threads}
+
+
 def settings_payload(wildcards, params: dict) -> str:
     """The ``params.job`` of a shell job: its wildcards and ``params`` (JSON-able values) as
     JSON text. A param of the wildcards only, so that Snakemake records it and reruns the job
     when it changes (a param function that takes the input, output or threads is one Snakemake
     does not compare)."""
-    return json.dumps(
-        {"wildcards": dict(wildcards.items()), "params": params},
-        ensure_ascii=False,
-    )
+    return json.dumps(_settings(wildcards, params), ensure_ascii=False)
 
 
 def files_payload(input, output, threads) -> str:
     """The ``params.files`` of a shell job: its input and output paths and its threads as JSON
     text, from Snakemake's ``input``, ``output`` and ``threads``."""
-    return json.dumps(
-        {"input": _files(input), "output": _files(output), "threads": threads},
-        ensure_ascii=False,
-    )
+    return json.dumps(_file_lists(input, output, threads), ensure_ascii=False)
 
 
 def job_payload(wildcards, input, output, threads, params: dict) -> str:
     """Both payloads in one JSON text (:func:`job_object` takes either form)."""
-    data = json.loads(settings_payload(wildcards, params))
-    data.update(json.loads(files_payload(input, output, threads)))
+    data = _settings(wildcards, params) | _file_lists(input, output, threads)
     return json.dumps(data, ensure_ascii=False)
 
 
