@@ -16,7 +16,8 @@ localrules:
     table_replication,
     tables_document,
     tables_pdf,
-    figures,
+    figures_coefficients,
+    figures_data,
 
 
 rule replication_check:
@@ -357,6 +358,7 @@ rule figures_data:
 if PSM_SPECS:
 
     rule figures_pscore:
+        localrule: True
         input:
             panel=rules.analysis_panel.output.panel,
             pscore_caption="report/figures/pscore_overlap.rst",

@@ -220,7 +220,8 @@ def test_the_client_asks_only_with_the_variable_and_outside_slurm(tmp_path):
     assert job_server.submit(["m:f", "", "{}"], environ={}) is None
     env = {job_server.ENV_VAR: setting, "SLURM_JOB_ID": "3"}
     assert job_server.submit(["m:f", "", "{}"], environ=env) is None
-    assert job_server.submit(["m:f", "", "{}"], environ={job_server.ENV_VAR: "{bad"}) is None
+    for bad in ("{bad", "12:short:/x", f"x:{'0' * 16}:/x", f"12:{'0' * 16}:relative"):
+        assert job_server.submit(["m:f", "", "{}"], environ={job_server.ENV_VAR: bad}) is None
     # no server listening and the start mark already taken: nothing is started, None
     lock = tmp_path / ".snakemake" / "nqp_resilience" / f"job_server.{os.getpid()}"
     lock.parent.mkdir(parents=True)
@@ -240,7 +241,11 @@ def test_only_a_local_run_enables_the_server(tmp_path, monkeypatch):
     env = {}
     local = SimpleNamespace(executor_plugin=SimpleNamespace(name="local"))
     assert job_server.enable(local, env)
-    assert json.loads(env[job_server.ENV_VAR]) == {"workdir": str(tmp_path), "owner": os.getpid()}
+    settings = job_server._settings(env)
+    assert (settings["workdir"], settings["owner"]) == (str(tmp_path), os.getpid())
+    assert job_server._address(settings["digest"], os.getpid()) == job_server.address(
+        str(tmp_path), os.getpid()
+    )
     # an ended run's mark and log are removed
     assert not list(stale.glob(f"job_server.{dead.pid}*"))
     assert (stale / f"job_server.{os.getpid()}").exists()
@@ -260,6 +265,23 @@ def test_a_changed_source_file_is_noticed(tmp_path):
     assert any(path.endswith("job_server.py") for path in stamps) and all(
         mtime > 0 for mtime in stamps.values()
     )
+
+
+def test_a_request_round_trips_and_a_foreign_one_is_refused():
+    env = {"A": "1", "EMPTY": "", "EQ": "a=b", "UNICODE": "城市"}
+    argv = ["m:f", "log file.log", '{"params": {"x": "é"}}', ""]
+    data = job_server.encode_request(argv, "/work dir", env, "/usr/bin/python3")
+    assert int.from_bytes(data[:4], "big") == len(data) - 4
+    request = job_server.decode_request(data[4:])
+    assert request == {
+        "argv": argv,
+        "cwd": "/work dir",
+        "env": env,
+        "executable": "/usr/bin/python3",
+    }
+    for foreign in (b"", b'{"argv": []}', data[4:].replace(b"nqp-job-1", b"nqp-job-0")):
+        with pytest.raises(ValueError):
+            job_server.decode_request(foreign)
 
 
 def test_the_environment_check(tmp_path):

@@ -31,11 +31,13 @@ memory columns cover the client only (the worker is the server's child). Set
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import struct
 import sys
+
+# The client side (:func:`submit`) runs at the start of every job, so this module imports only
+# ``os`` and ``sys`` at the top and the client speaks through ``_socket`` with a plain byte
+# format: ``json``, ``socket`` (enum), ``struct`` and ``hashlib`` would cost a job more than the
+# rest of its client work. The server imports what it needs itself.
 
 ENV_VAR = "NQP_JOB_SERVER"
 
@@ -63,31 +65,68 @@ PRELOAD = (
     "PIL.PngImagePlugin",
 )
 
-_LENGTH = struct.Struct("!I")
+# the wire format: a request is its length (4 bytes, big-endian) and its fields separated by
+# NUL bytes (no argument, path or environment entry can hold one); a reply is one byte, "X"
+# (exited) or "D" (declined), and the exit status (4 bytes, big-endian, signed)
 _DECLINED = b"D"
-_EXIT = struct.Struct("!ci")
+_EXITED = b"X"
+_REPLY_SIZE = 5
+_REQUEST_VERSION = b"nqp-job-1"
+
+
+def _digest(workdir: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(os.path.realpath(workdir).encode()).hexdigest()[:16]
 
 
 def address(workdir: str, owner: int) -> str:
     """The abstract socket name of the server of Snakemake process ``owner`` in ``workdir``."""
-    import hashlib
+    return _address(_digest(workdir), owner)
 
-    digest = hashlib.sha256(os.path.realpath(workdir).encode()).hexdigest()[:16]
+
+def _address(digest: str, owner: int) -> str:
     return f"\0nqp-resilience-job-server-{digest}-{owner}"
 
 
 def setting(workdir: str, owner: int) -> str:
-    """The value of :data:`ENV_VAR` for Snakemake process ``owner`` running in ``workdir``."""
-    return json.dumps({"workdir": os.path.realpath(workdir), "owner": owner})
+    """The value of :data:`ENV_VAR` for Snakemake process ``owner`` running in ``workdir``:
+    ``OWNER:DIGEST:WORKDIR`` (the digest names the socket, so that a client needs no hashing)."""
+    return f"{owner}:{_digest(workdir)}:{os.path.realpath(workdir)}"
 
 
 def available() -> bool:
     """Whether this platform can run the server (Linux: abstract sockets, pidfds, fd passing)."""
+    import socket
+
     return (
         sys.platform.startswith("linux")
         and hasattr(socket, "send_fds")
         and hasattr(os, "pidfd_open")
     )
+
+
+def encode_request(argv: list[str], cwd: str, environ, executable: str) -> bytes:
+    """The request of a job: its arguments, working directory, environment and interpreter."""
+    fields = [_REQUEST_VERSION, os.fsencode(executable), os.fsencode(cwd), b"%d" % len(argv)]
+    fields += [os.fsencode(a) for a in argv]
+    fields += [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in environ.items()]
+    body = b"\0".join(fields)
+    return len(body).to_bytes(4, "big") + body
+
+
+def decode_request(body: bytes) -> dict:
+    """The request :func:`encode_request` made (without its length), as a dict; ValueError if it
+    is not one."""
+    fields = [os.fsdecode(f) for f in body.split(b"\0")]
+    if len(fields) < 4 or fields[0] != _REQUEST_VERSION.decode() or not fields[3].isdigit():
+        raise ValueError("not a job request")
+    n = int(fields[3])
+    argv, entries = fields[4 : 4 + n], fields[4 + n :]
+    if len(argv) != n or not all("=" in e for e in entries):
+        raise ValueError("not a job request")
+    env = dict(e.split("=", 1) for e in entries)
+    return {"argv": argv, "cwd": fields[2], "env": env, "executable": fields[1]}
 
 
 def enable(workflow, environ=None) -> bool:
@@ -128,13 +167,13 @@ def _remove_stale_locks(workdir: str) -> None:
 
 def _settings(environ) -> dict | None:
     raw = environ.get(ENV_VAR)
-    if not raw or environ.get("SLURM_JOB_ID") or not available():
+    if not raw or environ.get("SLURM_JOB_ID") or not sys.platform.startswith("linux"):
         return None
-    try:
-        value = json.loads(raw)
-        return {"workdir": str(value["workdir"]), "owner": int(value["owner"])}
-    except (ValueError, KeyError, TypeError):
+    owner, _, rest = raw.partition(":")
+    digest, _, workdir = rest.partition(":")
+    if not owner.isdigit() or len(digest) != 16 or not workdir.startswith("/"):
         return None
+    return {"workdir": workdir, "owner": int(owner), "digest": digest, "raw": raw}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,32 +187,31 @@ def submit(argv: list[str], environ=None) -> int | None:
     settings = _settings(environ)
     if settings is None:
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    import _socket
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        sock.connect(address(settings["workdir"], settings["owner"]))
+        sock.connect(_address(settings["digest"], settings["owner"]))
     except OSError:
         sock.close()
         spawn(settings, environ)
         return None
-    with sock:
-        request = json.dumps(
-            {
-                "argv": list(argv),
-                "cwd": os.getcwd(),
-                "env": dict(environ),
-                "executable": sys.executable,
-            }
-        ).encode()
-        try:
-            socket.send_fds(sock, [_LENGTH.pack(len(request)) + request], [0, 1, 2])
-            reply = _recv_exactly(sock, _EXIT.size)
-        except OSError:
-            reply = b""
-    if reply[:1] == _DECLINED or len(reply) < _EXIT.size:
+    try:
+        request = encode_request(argv, os.getcwd(), environ, sys.executable)
+        fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
+        sent = sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        if sent < len(request):
+            sock.sendall(request[sent:])
+        reply = _recv_exactly(sock, _REPLY_SIZE)
+    except OSError:
+        reply = b""
+    finally:
+        sock.close()
+    if reply[:1] == _DECLINED or len(reply) < _REPLY_SIZE:
         if reply[:1] != _DECLINED:
             print("note: the job server ended during this job; running it here", file=sys.stderr)
         return None
-    return _EXIT.unpack(reply)[1]
+    return int.from_bytes(reply[1:], "big", signed=True)
 
 
 def _recv_exactly(sock, n: int) -> bytes:
@@ -205,7 +243,7 @@ def spawn(settings: dict, environ) -> bool:
 
     with open(lock, "wb") as log:
         subprocess.Popen(
-            [sys.executable, "-m", "nqp_resilience.job_server", json.dumps(settings)],
+            [sys.executable, "-m", "nqp_resilience.job_server", settings["raw"]],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
@@ -277,6 +315,7 @@ class Server:
 
     def __init__(self, settings: dict, environ: dict):
         import selectors
+        import socket
 
         self.settings = settings
         self.environ = environ
@@ -333,25 +372,24 @@ class Server:
                 pass
 
     def accept(self) -> None:
+        import socket
+
         conn, _ = self.listener.accept()
         fds = []
         try:
             conn.settimeout(10)
             data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
-            while (
-                len(data) >= _LENGTH.size
-                and len(data) < _LENGTH.size + _LENGTH.unpack(data[: _LENGTH.size])[0]
-            ):
+            while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
                 chunk = conn.recv(1 << 16)
                 if not chunk:
                     raise OSError("short request")
                 data += chunk
-            request = json.loads(data[_LENGTH.size :])
+            request = decode_request(data[4:])
             if len(fds) != 3 or not _compatible(request, self.environ):
-                conn.sendall(_DECLINED + b"\0" * (_EXIT.size - 1))
+                conn.sendall(_DECLINED + bytes(_REPLY_SIZE - 1))
                 raise OSError("declined")
             if not _unchanged(self.stamps):
-                conn.sendall(_DECLINED + b"\0" * (_EXIT.size - 1))
+                conn.sendall(_DECLINED + bytes(_REPLY_SIZE - 1))
                 self.stop()
                 raise OSError("the package changed")
         except (OSError, ValueError):
@@ -436,7 +474,7 @@ class Server:
             flush=True,
         )
         try:
-            conn.sendall(_EXIT.pack(b"X", code))
+            conn.sendall(_EXITED + code.to_bytes(4, "big", signed=True))
         except OSError:
             pass
         conn.close()

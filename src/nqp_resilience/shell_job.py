@@ -22,10 +22,15 @@ libraries already imported.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from types import SimpleNamespace
+
+TYPE_CHECKING = False  # typing itself takes longer to import than the rest of a job's client
+if TYPE_CHECKING:
+    from types import SimpleNamespace
+
+# the top imports stay minimal: a job that its run's job server takes (most) imports this module
+# only to hand its arguments over; json and types are imported where they are used
 
 
 class Files(list):
@@ -55,17 +60,23 @@ def settings_payload(wildcards, params: dict) -> str:
     JSON text. A param of the wildcards only, so that Snakemake records it and reruns the job
     when it changes (a param function that takes the input, output or threads is one Snakemake
     does not compare)."""
+    import json
+
     return json.dumps(_settings(wildcards, params), ensure_ascii=False)
 
 
 def files_payload(input, output, threads) -> str:
     """The ``params.files`` of a shell job: its input and output paths and its threads as JSON
     text, from Snakemake's ``input``, ``output`` and ``threads``."""
+    import json
+
     return json.dumps(_file_lists(input, output, threads), ensure_ascii=False)
 
 
 def job_payload(wildcards, input, output, threads, params: dict) -> str:
     """Both payloads in one JSON text (:func:`job_object` takes either form)."""
+    import json
+
     data = _settings(wildcards, params) | _file_lists(input, output, threads)
     return json.dumps(data, ensure_ascii=False)
 
@@ -74,6 +85,9 @@ def job_object(log: str, payload: str, files: str | None = None) -> SimpleNamesp
     """What the job function receives: ``input``, ``output``, ``log``, ``params``, ``wildcards``
     and ``threads``, from a payload of :func:`settings_payload` and one of :func:`files_payload`
     (or one of :func:`job_payload`)."""
+    import json
+    from types import SimpleNamespace
+
     data = json.loads(payload)
     if files is not None:
         data.update(json.loads(files))
