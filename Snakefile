@@ -44,6 +44,19 @@ onstart:
         job_server.enable(workflow)
 
 
+# the scheduler is done: its pending timers would only delay the exit (nqp_resilience.run_end)
+onsuccess:
+    from nqp_resilience.run_end import cancel_scheduler_timers
+
+    cancel_scheduler_timers()
+
+
+onerror:
+    from nqp_resilience.run_end import cancel_scheduler_timers
+
+    cancel_scheduler_timers()
+
+
 rule all:
     default_target: True
     input:

@@ -169,6 +169,29 @@ def test_jobs_run_in_workers_of_the_server_with_the_clients_streams_and_status(r
     assert _server_pid(run.address) == server  # the server itself goes on
 
 
+def test_in_wait_mode_even_the_first_job_is_served_by_the_server_it_starts(run):
+    """A run of many jobs: the first client starts the server and waits for it instead of
+    running its job itself, and so do the jobs that arrive while the server imports."""
+    run.env[job_server.ENV_VAR] = job_server.setting(str(run.tmp), run.owner.pid, wait=True)
+    clients = [run.job("where", run.tmp / f"w{i}.json", wait=False, tag=f"w{i}") for i in range(3)]
+    for client in clients:
+        assert client.wait(timeout=60) == 0
+    server = _server_pid(run.address)
+    parents = {json.loads((run.tmp / f"w{i}.json").read_text())["ppid"] for i in range(3)}
+    assert parents == {server}
+    assert run.lock.exists()
+    # a server that never listens: a waiting client gives up and runs the job itself
+    other = job_server.setting(str(run.tmp / "sub"), run.owner.pid, wait=True)
+    lock = run.tmp / "sub" / ".snakemake" / "nqp_resilience" / f"job_server.{run.owner.pid}"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")  # the mark of a server that died before it listened
+    started = time.monotonic()
+    proc = run.job("where", run.tmp / "alone.json", extra_env={job_server.ENV_VAR: other}, tag="x")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((run.tmp / "alone.json").read_text())["ppid"] != server
+    assert time.monotonic() - started >= job_server.WAIT_FOR_LISTENING
+
+
 def test_a_job_the_server_cannot_serve_runs_in_its_own_process(run):
     server = _start(run)
     # another thread count (numpy reads it when it is imported): declined, run by the client
@@ -220,8 +243,11 @@ def test_the_client_asks_only_with_the_variable_and_outside_slurm(tmp_path):
     assert job_server.submit(["m:f", "", "{}"], environ={}) is None
     env = {job_server.ENV_VAR: setting, "SLURM_JOB_ID": "3"}
     assert job_server.submit(["m:f", "", "{}"], environ=env) is None
-    for bad in ("{bad", "12:short:/x", f"x:{'0' * 16}:/x", f"12:{'0' * 16}:relative"):
+    digest = "0" * 16
+    for bad in ("{bad", "12:short:-:/x", f"x:{digest}:-:/x", f"12:{digest}:-:relative"):
         assert job_server.submit(["m:f", "", "{}"], environ={job_server.ENV_VAR: bad}) is None
+    assert job_server._settings({job_server.ENV_VAR: f"12:{digest}:later:/x"}) is None
+    assert job_server._settings({job_server.ENV_VAR: f"12:{digest}:wait:/x:y"})["workdir"] == "/x:y"
     # no server listening and the start mark already taken: nothing is started, None
     lock = tmp_path / ".snakemake" / "nqp_resilience" / f"job_server.{os.getpid()}"
     lock.parent.mkdir(parents=True)
@@ -239,8 +265,11 @@ def test_only_a_local_run_enables_the_server(tmp_path, monkeypatch):
     (stale / f"job_server.{dead.pid}.log").write_text("")
     (stale / f"job_server.{os.getpid()}").write_text("")
     env = {}
-    local = SimpleNamespace(executor_plugin=SimpleNamespace(name="local"))
+    local = SimpleNamespace(executor_plugin=SimpleNamespace(name="local"), dag=[1, 2, 3])
     assert job_server.enable(local, env)
+    assert not job_server._settings(env)["wait"]  # a few jobs do not wait for a starting server
+    many = SimpleNamespace(executor_plugin=local.executor_plugin, dag=range(4))
+    assert job_server.enable(many, env) and job_server._settings(env)["wait"]
     settings = job_server._settings(env)
     assert (settings["workdir"], settings["owner"]) == (str(tmp_path), os.getpid())
     assert job_server._address(settings["digest"], os.getpid()) == job_server.address(

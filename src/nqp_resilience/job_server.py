@@ -65,6 +65,15 @@ PRELOAD = (
     "PIL.PngImagePlugin",
 )
 
+# A run of at least WAIT_FROM_JOBS jobs starts its server in "wait" mode: the server listens at
+# once and imports afterwards, and a job that finds it starting waits for it (its connection is
+# accepted once the imports are done, about as long as one job takes to import them itself)
+# instead of running in its own process. The first jobs of a run then do not compete with the
+# server's imports for the cores. A run of fewer jobs (one rule, ``--until``) does not wait: its
+# jobs run in their own processes until the server is ready, as a single job would.
+WAIT_FROM_JOBS = 4
+WAIT_FOR_LISTENING = 5.0  # seconds a waiting job gives a server that is not yet listening
+
 # the wire format: a request is its length (4 bytes, big-endian) and its fields separated by
 # NUL bytes (no argument, path or environment entry can hold one); a reply is one byte, "X"
 # (exited) or "D" (declined), and the exit status (4 bytes, big-endian, signed)
@@ -89,10 +98,11 @@ def _address(digest: str, owner: int) -> str:
     return f"\0nqp-resilience-job-server-{digest}-{owner}"
 
 
-def setting(workdir: str, owner: int) -> str:
+def setting(workdir: str, owner: int, wait: bool = False) -> str:
     """The value of :data:`ENV_VAR` for Snakemake process ``owner`` running in ``workdir``:
-    ``OWNER:DIGEST:WORKDIR`` (the digest names the socket, so that a client needs no hashing)."""
-    return f"{owner}:{_digest(workdir)}:{os.path.realpath(workdir)}"
+    ``OWNER:DIGEST:MODE:WORKDIR`` (the digest names the socket, so that a client needs no
+    hashing; the mode is ``wait`` when the jobs wait for a starting server, ``-`` otherwise)."""
+    return f"{owner}:{_digest(workdir)}:{'wait' if wait else '-'}:{os.path.realpath(workdir)}"
 
 
 def available() -> bool:
@@ -137,7 +147,11 @@ def enable(workflow, environ=None) -> bool:
     if getattr(plugin, "name", "local") not in ("local", "dryrun") or not available():
         environ.pop(ENV_VAR, None)
         return False
-    environ[ENV_VAR] = setting(os.getcwd(), os.getpid())
+    try:
+        jobs = len(workflow.dag)
+    except (AttributeError, TypeError):
+        jobs = 0
+    environ[ENV_VAR] = setting(os.getcwd(), os.getpid(), wait=jobs >= WAIT_FROM_JOBS)
     _remove_stale_locks(os.getcwd())
     return True
 
@@ -169,11 +183,19 @@ def _settings(environ) -> dict | None:
     raw = environ.get(ENV_VAR)
     if not raw or environ.get("SLURM_JOB_ID") or not sys.platform.startswith("linux"):
         return None
-    owner, _, rest = raw.partition(":")
-    digest, _, workdir = rest.partition(":")
-    if not owner.isdigit() or len(digest) != 16 or not workdir.startswith("/"):
+    fields = raw.split(":", 3)
+    if len(fields) != 4:
         return None
-    return {"workdir": workdir, "owner": int(owner), "digest": digest, "raw": raw}
+    owner, digest, mode, workdir = fields
+    if (
+        not owner.isdigit()
+        or len(digest) != 16
+        or mode not in ("wait", "-")
+        or not workdir.startswith("/")
+    ):
+        return None
+    wait = mode == "wait"
+    return {"workdir": workdir, "owner": int(owner), "digest": digest, "wait": wait, "raw": raw}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,13 +211,18 @@ def submit(argv: list[str], environ=None) -> int | None:
         return None
     import _socket
 
+    name = _address(settings["digest"], settings["owner"])
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        sock.connect(_address(settings["digest"], settings["owner"]))
+        sock.connect(name)
     except OSError:
         sock.close()
         spawn(settings, environ)
-        return None
+        if not settings["wait"]:
+            return None
+        sock = _connect_when_listening(name)
+        if sock is None:
+            return None
     try:
         request = encode_request(argv, os.getcwd(), environ, sys.executable)
         fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
@@ -212,6 +239,24 @@ def submit(argv: list[str], environ=None) -> int | None:
             print("note: the job server ended during this job; running it here", file=sys.stderr)
         return None
     return int.from_bytes(reply[1:], "big", signed=True)
+
+
+def _connect_when_listening(name: str):
+    """A socket connected to the starting server ``name`` once it listens (it does so before it
+    imports anything), or None after :data:`WAIT_FOR_LISTENING` seconds."""
+    import _socket
+    import time
+
+    deadline = time.monotonic() + WAIT_FOR_LISTENING
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            sock.connect(name)
+            return sock
+        except OSError:
+            sock.close()
+    return None
 
 
 def _recv_exactly(sock, n: int) -> bytes:
@@ -313,16 +358,13 @@ def _compatible(request: dict, environ: dict) -> bool:
 class Server:
     """The server loop: accepts jobs, forks a worker per job, reports each exit status."""
 
-    def __init__(self, settings: dict, environ: dict):
+    def __init__(self, settings: dict, environ: dict, listener=None):
         import selectors
-        import socket
 
         self.settings = settings
         self.environ = environ
         self.stamps = _package_files()
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(address(settings["workdir"], settings["owner"]))
-        self.listener.listen(64)
+        self.listener = listener if listener is not None else listen(settings)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, ("accept", None))
         self.workers = {}  # pid -> (pidfd, conn, function, start time)
@@ -493,14 +535,31 @@ class Server:
                 pass
 
 
+def listen(settings: dict):
+    """The server's listening socket (OSError if another server of the run has it)."""
+    import socket
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(_address(settings["digest"], settings["owner"]))
+        listener.listen(128)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
 def main(argv=None) -> None:
     settings = _settings({ENV_VAR: (sys.argv[1:] if argv is None else argv)[0]})
     if settings is None:
         raise SystemExit("usage: python -m nqp_resilience.job_server SETTINGS")
     environ = dict(os.environ)
-    preload()
+    listener = None
     try:
-        server = Server(settings, environ)
+        if settings["wait"]:  # jobs wait in the backlog while it imports
+            listener = listen(settings)
+        preload()
+        server = Server(settings, environ, listener)
     except OSError:  # another server of this run is already listening
         return
     server.run()
