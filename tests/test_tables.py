@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import pytest
 
 from nqp_resilience.data.io import read_yaml
-from nqp_resilience.errors import ConfigError
+from nqp_resilience.errors import ConfigError, ProjectError
 from nqp_resilience.outputs import jobs
 from nqp_resilience.outputs import tables as T
 
@@ -1241,3 +1241,46 @@ def test_bootstrap_tables_compile_with_pdflatex(tmp_path, boot):
     )
     check_log(run_tex("pdflatex", doc))
     assert doc.with_suffix(".pdf").stat().st_size > 10_000
+
+
+@pytest.mark.skipif(
+    not (shutil.which("pdflatex") and shutil.which("pdftoppm")), reason="needs pdflatex, pdftoppm"
+)
+def test_tables_pdf_compiles_both_documents_and_names_the_first_tex_error(tmp_path):
+    """The document and Table 3 alone compile side by side; a TeX error in the document is the
+    one reported, with the TeX log's first error line, and no temporary file is left."""
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "table3.tex").write_text(
+        "\\begin{table}\\centering\\begin{tabular}{lc}a & 1.000\\\\\\end{tabular}"
+        "\\caption{Baseline}\\end{table}\n",
+        encoding="utf-8",
+    )
+    document = tables / "tables.tex"
+    document.write_text(
+        T.render_document([str(tables / "table3.tex")], "en", relative_to=tables),
+        encoding="utf-8",
+    )
+
+    def job(document):
+        out = tmp_path / "out"
+        return SimpleNamespace(
+            input=SimpleNamespace(document=str(document), tables=[str(tables / "table3.tex")]),
+            output=SimpleNamespace(pdf=str(out / "tables.pdf"), table3_png=str(out / "t3.png")),
+            params=SimpleNamespace(engine="pdflatex"),
+        )
+
+    smk = job(document)
+    jobs.tables_pdf_job(smk)
+    assert Path(smk.output.pdf).read_bytes().startswith(b"%PDF")
+    assert Path(smk.output.table3_png).read_bytes().startswith(b"\x89PNG")
+    broken = tables / "broken.tex"
+    broken.write_text(
+        document.read_text(encoding="utf-8").replace(
+            "\\begin{document}", "\\begin{document}\\undefinedmacro"
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ProjectError, match=r"pdflatex failed on .*broken\.tex: ! Undefined"):
+        jobs.tables_pdf_job(job(broken))
+    assert sorted(p.name for p in tables.iterdir()) == ["broken.tex", "table3.tex", "tables.tex"]

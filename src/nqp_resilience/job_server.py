@@ -44,15 +44,21 @@ ENV_VAR = "NQP_JOB_SERVER"
 # environment variables allowed to differ between the server and a job it serves
 PER_JOB_VARIABLES = frozenset({"PWD", "OLDPWD", "SHLVL", "_", "TMPDIR", "TMP", "TEMP", "TEMPDIR"})
 
-# imported by the server before it serves (each job imports anything else it needs itself)
-PRELOAD = (
+# imported by the server before it serves: what the first jobs of a run (ingest, plausibility,
+# the panel) need, so that it serves them soon after it starts ...
+PRELOAD_FIRST = (
     "numpy",
     "pyarrow",
     "pyarrow.csv",
     "pyarrow.parquet",
+    "pandas",
+    "nqp_resilience.data.jobs",
+)
+# ... then, one module between two jobs, the libraries of the later jobs and every module of the
+# package (a job imports anything not yet there itself)
+PRELOAD = (
     "pyarrow.dataset",
     "pyarrow.pandas_compat",
-    "pandas",
     "statistics",
     "scipy.sparse",
     "jinja2",
@@ -327,24 +333,32 @@ def _unchanged(stamps: dict[str, int]) -> bool:
     return True
 
 
-def preload() -> None:
-    """Import the libraries of :data:`PRELOAD` and every module of the package."""
-    import importlib
+def preload_order() -> list[str]:
+    """What the server imports after :data:`PRELOAD_FIRST`, in order: :data:`PRELOAD`, every
+    module of the package, and the compiled kernels (``module:function`` calls the function)."""
     import pkgutil
 
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
     import nqp_resilience
 
-    for info in pkgutil.walk_packages(nqp_resilience.__path__, "nqp_resilience."):
-        if info.name not in ("nqp_resilience.job_server", "nqp_resilience.debug"):
-            importlib.import_module(info.name)
-    from nqp_resilience import scipy_kernels
+    package = [
+        info.name
+        for info in pkgutil.walk_packages(nqp_resilience.__path__, "nqp_resilience.")
+        if info.name not in ("nqp_resilience.job_server", "nqp_resilience.debug")
+    ]
+    return [*PRELOAD, *package, "nqp_resilience.scipy_kernels:special"]
 
-    scipy_kernels.special()
+
+def preload(name: str) -> None:
+    """Import the module ``name`` (``module:function``: and call the function), if it can be."""
+    import importlib
+
+    module, _, function = name.partition(":")
+    try:
+        loaded = importlib.import_module(module)
+        if function:
+            getattr(loaded, function)()
+    except ImportError:
+        pass
 
 
 def _compatible(request: dict, environ: dict) -> bool:
@@ -369,6 +383,7 @@ class Server:
         self.selector.register(self.listener, selectors.EVENT_READ, ("accept", None))
         self.workers = {}  # pid -> (pidfd, conn, function, start time)
         self.serving = True
+        self.pending = []  # modules still to import: one after each round of events
 
     def owner_alive(self) -> bool:
         try:
@@ -384,7 +399,7 @@ class Server:
 
         gc.freeze()
         while self.serving or self.workers:
-            for key, _ in self.selector.select(timeout=0.5):
+            for key, _ in self.selector.select(timeout=0 if self.pending else 0.5):
                 kind, pid = key.data
                 if kind == "accept":
                     self.accept()
@@ -394,12 +409,24 @@ class Server:
                     self.reap(pid)
                 else:  # the client of a running worker closed its end: it was cancelled
                     self.cancel(pid)
+            if self.pending and self.serving:
+                self.preload_next()
             if self.serving and not self.owner_alive():
                 self.stop()
             if not self.serving and not self.owner_alive():
                 for pid in list(self.workers):
                     self.cancel(pid)
         self.selector.close()
+
+    def preload_next(self) -> None:
+        """Import the next pending module; the package files it brings are stamped as they are
+        now (a file changed since it was first imported keeps its first stamp: a change shows)."""
+        import gc
+
+        preload(self.pending.pop(0))
+        for path, mtime in _package_files().items():
+            self.stamps.setdefault(path, mtime)
+        gc.freeze()  # the new objects too: the workers share their pages
 
     def stop(self) -> None:
         if self.serving:
@@ -558,10 +585,12 @@ def main(argv=None) -> None:
     try:
         if settings["wait"]:  # jobs wait in the backlog while it imports
             listener = listen(settings)
-        preload()
+        for name in PRELOAD_FIRST:
+            preload(name)
         server = Server(settings, environ, listener)
     except OSError:  # another server of this run is already listening
         return
+    server.pending = preload_order()
     server.run()
 
 
