@@ -221,11 +221,13 @@ def derived_variables(panel, national, attributes, audit, options: dict):
 
     panel = panel.sort_values(["city_code", "year"], kind="mergesort").reset_index(drop=True)
     nat = national.set_index("year")
-    lags = {
-        f"{c}_lag": panel["year"].map(lambda y, c=c: nat[c].get(y - 1, np.nan))
-        for c in ("national_gdp_growth", "national_employment")
-        if c in nat.columns
-    }
+    # the national value of the year before, looked up in a dict of each column (a lookup in
+    # the column itself per city-year took seconds at county scale); the same values
+    lags = {}
+    for c in ("national_gdp_growth", "national_employment"):
+        if c in nat.columns:
+            by_year = nat[c].to_dict()
+            lags[f"{c}_lag"] = panel["year"].map(lambda y, d=by_year: d.get(y - 1, np.nan))
     panel = panel.assign(**lags)
     out = panel[["city_code", "year"]].copy()
     out["Resil"] = V.resilience(
