@@ -23,6 +23,7 @@ from nqp_resilience.data.ingest import (
     report_columns,
 )
 from nqp_resilience.data.io import (
+    MAX_LEADING_ROWS,
     columns_frame,
     installed_version,
     is_plain,
@@ -390,3 +391,25 @@ def test_header_test_equals_the_cell_by_cell_test():
         assert is_header(cells) == cell_by_cell(cells), cells
         results.append(cell_by_cell(cells))
     assert any(results) and not all(results)
+
+
+@pytest.mark.parametrize("titles", [0, 1, MAX_LEADING_ROWS - 1])
+def test_header_only_reads_the_same_header_and_raises_the_same_errors(tmp_path, titles):
+    """The header of a raw CSV read only as far as it needs equals the whole read's, with title
+    rows above it, for every delimiter; a header without data rows is still an error."""
+    header = ["城市代码", "城市", "地区生产总值(万元)"]
+    rows = [[str(110000 + i), f"城市{i}", str(i * 10)] for i in range(200)]
+    for delimiter in (",", ";", "\t"):
+        lines = [f"标题 {i}" for i in range(titles)]
+        lines += [delimiter.join(r) for r in [header, *rows]]
+        path = tmp_path / f"t{ord(delimiter)}.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        full, head = read_raw_table(path), read_raw_table(path, header_only=True)
+        assert head.header == full.header == header
+        assert (head.header_line, head.delimiter) == (full.header_line, full.delimiter)
+        assert head.rows == full.rows[: len(head.rows)] and 1 <= len(head.rows) < len(full.rows)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("\n".join([*(f"标题 {i}" for i in range(titles)), ",".join(header)]) + "\n")
+    for header_only in (False, True):
+        with pytest.raises(DataError, match="a header but no data rows"):
+            read_raw_table(empty, header_only=header_only)

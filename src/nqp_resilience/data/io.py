@@ -121,7 +121,7 @@ def _filled(cells) -> int:
     return sum(not _blank(c) for c in cells)
 
 
-def read_raw_table(path, is_header=None) -> RawTable:
+def read_raw_table(path, is_header=None, header_only: bool = False) -> RawTable:
     """Read a raw CSV or xlsx file into a :class:`RawTable` of strings.
 
     Parameters
@@ -134,6 +134,9 @@ def read_raw_table(path, is_header=None) -> RawTable:
         the codebook). It selects the delimiter, the sheet of a workbook and the header row: rows
         above the header (titles) are skipped. Without it, or when no row passes, the header is
         the first row with at least two filled cells.
+    header_only : bool
+        Read a CSV only as far as its header needs (the leading rows and one record after them):
+        the same header and errors, and the table's rows are only those first records.
 
     Empty files, files with a header but no rows, undecodable files, ambiguous delimiters and
     unreadable workbooks raise :class:`DataError`. Numbers in xlsx cells are kept as numbers.
@@ -156,7 +159,8 @@ def read_raw_table(path, is_header=None) -> RawTable:
         text, enc = decode_bytes(path, path.read_bytes())
         delimiter = _detect_delimiter(path, text, is_header)
         notes.append(f"delimiter: {DELIMITERS[delimiter]}, encoding: {enc}")
-        sheet, records = None, _csv_records(text, delimiter)
+        limit = MAX_LEADING_ROWS + 1 if header_only else None
+        sheet, records = None, _csv_records(text, delimiter, limit=limit)
     pos = _header_position(records, is_header)
     if pos is None:
         raise DataError(

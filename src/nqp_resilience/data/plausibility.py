@@ -464,7 +464,7 @@ def raw_headers(path, source) -> dict:
     from nqp_resilience.data.io import read_raw_table
 
     try:
-        table = read_raw_table(path)
+        table = read_raw_table(path, header_only=True)
     except (ProjectError, OSError):
         return {}
     lookup = source.header_lookup()
