@@ -265,10 +265,17 @@ def test_only_a_local_run_enables_the_server(tmp_path, monkeypatch):
     (stale / f"job_server.{dead.pid}.log").write_text("")
     (stale / f"job_server.{os.getpid()}").write_text("")
     env = {}
-    local = SimpleNamespace(executor_plugin=SimpleNamespace(name="local"), dag=[1, 2, 3])
+
+    def dag(jobs, complete):  # counted: the jobs to run, not those with complete outputs
+        return SimpleNamespace(
+            needrun_jobs=lambda: iter(range(jobs)), jobs=list(range(jobs + complete))
+        )
+
+    plugin = SimpleNamespace(name="local")
+    local = SimpleNamespace(executor_plugin=plugin, dag=dag(3, 90))
     assert job_server.enable(local, env)
     assert not job_server._settings(env)["wait"]  # a few jobs do not wait for a starting server
-    many = SimpleNamespace(executor_plugin=local.executor_plugin, dag=range(4))
+    many = SimpleNamespace(executor_plugin=plugin, dag=dag(4, 0))
     assert job_server.enable(many, env) and job_server._settings(env)["wait"]
     settings = job_server._settings(env)
     assert (settings["workdir"], settings["owner"]) == (str(tmp_path), os.getpid())

@@ -153,8 +153,8 @@ def enable(workflow, environ=None) -> bool:
     if getattr(plugin, "name", "local") not in ("local", "dryrun") or not available():
         environ.pop(ENV_VAR, None)
         return False
-    try:
-        jobs = len(workflow.dag)
+    try:  # the jobs this run executes (len(dag) also counts those whose outputs are complete)
+        jobs = sum(1 for _ in workflow.dag.needrun_jobs())
     except (AttributeError, TypeError):
         jobs = 0
     environ[ENV_VAR] = setting(os.getcwd(), os.getpid(), wait=jobs >= WAIT_FROM_JOBS)
