@@ -42,7 +42,10 @@ rule bootstrap_shard:
         script_job("bootstrap/bootstrap_shard.py")
 
 
+# priority 1 here and on the tables: a job that is ready runs before the estimates and bootstrap
+# shards still waiting, so that the tables and their document are done when the last shard is
 rule bootstrap_reduce:
+    priority: 1
     input:
         shards=expand(
             f"{RESULTS}/bootstrap/{{{{spec}}}}/shard_{{k}}.parquet", k=range(BOOTSTRAP_SHARDS)

@@ -5,7 +5,9 @@ import os
 
 
 # Tables, figures, the replication check and the document take about a second each: on a
-# cluster they run where Snakemake runs, not through the queue.
+# cluster they run where Snakemake runs, not through the queue. The tables and the replication
+# check have priority 1 (as bootstrap_reduce): each runs as soon as its inputs exist, so that the
+# run ends soon after its last estimate.
 localrules:
     replication_check,
     table_indicators,
@@ -21,6 +23,7 @@ localrules:
 
 
 rule replication_check:
+    priority: 1
     input:
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=PUBLISHED_SPECS),
         published="resources/published.yaml",
@@ -43,6 +46,7 @@ rule replication_check:
 
 
 rule table_indicators:
+    priority: 1
     input:
         weights=rules.nqp_index.output.weights,
         indicators="resources/indicators.yaml",
@@ -74,6 +78,7 @@ rule table_indicators:
 
 
 rule table_desc:
+    priority: 1
     input:
         estimate=f"{RESULTS}/estimates/desc_stats.json",
         labels=LABELS,
@@ -103,6 +108,7 @@ rule table_desc:
 
 
 rule table_estimates:
+    priority: 1
     input:
         estimates=table_estimate_files,
         # the wild bootstrap results of the table's specs, only with tables.bootstrap_p
@@ -143,6 +149,7 @@ rule table_estimates:
 
 # Table 8: the wild cluster bootstrap of every spec of bootstrap.specs (one row each)
 rule table_bootstrap:
+    priority: 1
     input:
         bootstrap=[bootstrap_file(spec) for spec in BOOTSTRAP_SPECS],
         labels=LABELS,
@@ -172,6 +179,7 @@ rule table_bootstrap:
 
 
 rule table_balance:
+    priority: 1
     input:
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=PSM_SPECS),
         labels=LABELS,
@@ -201,6 +209,7 @@ rule table_balance:
 
 
 rule table_replication:
+    priority: 1
     input:
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=PUBLISHED_SPECS),
         published="resources/published.yaml",
@@ -231,6 +240,7 @@ rule table_replication:
 
 
 rule tables_document:
+    priority: 1
     input:
         tables=TABLE_FILES,
     output:
@@ -254,6 +264,7 @@ rule tables_document:
 
 
 rule tables_pdf:
+    priority: 1
     input:
         document=rules.tables_document.output.document,
         tables=TABLE_FILES,
