@@ -45,7 +45,6 @@ rule bootstrap_shard:
 # priority 1 here and on the tables: a job that is ready runs before the estimates and bootstrap
 # shards still waiting, so that the tables and their document are done when the last shard is
 rule bootstrap_reduce:
-    priority: 1
     input:
         shards=expand(
             f"{RESULTS}/bootstrap/{{{{spec}}}}/shard_{{k}}.parquet", k=range(BOOTSTRAP_SHARDS)
@@ -58,6 +57,7 @@ rule bootstrap_reduce:
         f"{RESULTS}/benchmarks/bootstrap_reduce/{{spec}}.tsv"
     wildcard_constraints:
         spec="|".join(BOOTSTRAP_SPECS) or "(?!)",
+    priority: 1
     conda:
         "../envs/workflow.yaml"
     threads: 1

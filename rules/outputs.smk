@@ -23,7 +23,6 @@ localrules:
 
 
 rule replication_check:
-    priority: 1
     input:
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=PUBLISHED_SPECS),
         published="resources/published.yaml",
@@ -33,6 +32,7 @@ rule replication_check:
         f"{RESULTS}/logs/replication_check/replication_check.log",
     benchmark:
         f"{RESULTS}/benchmarks/replication_check/replication_check.tsv"
+    priority: 1
     conda:
         "../envs/workflow.yaml"
     resources:
@@ -46,7 +46,6 @@ rule replication_check:
 
 
 rule table_indicators:
-    priority: 1
     input:
         weights=rules.nqp_index.output.weights,
         indicators="resources/indicators.yaml",
@@ -62,6 +61,7 @@ rule table_indicators:
         f"{RESULTS}/logs/table_indicators/table_indicators.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_indicators/table_indicators.tsv"
+    priority: 1
     conda:
         "../envs/workflow.yaml"
     resources:
@@ -78,7 +78,6 @@ rule table_indicators:
 
 
 rule table_desc:
-    priority: 1
     input:
         estimate=f"{RESULTS}/estimates/desc_stats.json",
         labels=LABELS,
@@ -93,6 +92,7 @@ rule table_desc:
         f"{RESULTS}/logs/table_desc/table_desc.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_desc/table_desc.tsv"
+    priority: 1
     conda:
         "../envs/workflow.yaml"
     resources:
@@ -108,7 +108,6 @@ rule table_desc:
 
 
 rule table_estimates:
-    priority: 1
     input:
         estimates=table_estimate_files,
         # the wild bootstrap results of the table's specs, only with tables.bootstrap_p
@@ -128,6 +127,7 @@ rule table_estimates:
         f"{RESULTS}/benchmarks/table_estimates/{{number}}.tsv"
     wildcard_constraints:
         number="[3-7]",
+    priority: 1
     conda:
         "../envs/workflow.yaml"
     resources:
@@ -149,7 +149,6 @@ rule table_estimates:
 
 # Table 8: the wild cluster bootstrap of every spec of bootstrap.specs (one row each)
 rule table_bootstrap:
-    priority: 1
     input:
         bootstrap=[bootstrap_file(spec) for spec in BOOTSTRAP_SPECS],
         labels=LABELS,
@@ -164,6 +163,7 @@ rule table_bootstrap:
         f"{RESULTS}/logs/table_bootstrap/table_bootstrap.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_bootstrap/table_bootstrap.tsv"
+    priority: 1
     conda:
         "../envs/workflow.yaml"
     resources:
@@ -179,7 +179,6 @@ rule table_bootstrap:
 
 
 rule table_balance:
-    priority: 1
     input:
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=PSM_SPECS),
         labels=LABELS,
@@ -194,6 +193,7 @@ rule table_balance:
         f"{RESULTS}/logs/table_balance/table_balance.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_balance/table_balance.tsv"
+    priority: 1
     conda:
         "../envs/workflow.yaml"
     resources:
@@ -209,7 +209,6 @@ rule table_balance:
 
 
 rule table_replication:
-    priority: 1
     input:
         estimates=expand(f"{RESULTS}/estimates/{{spec}}.json", spec=PUBLISHED_SPECS),
         published="resources/published.yaml",
@@ -225,6 +224,7 @@ rule table_replication:
         f"{RESULTS}/logs/table_replication/table_replication.log",
     benchmark:
         f"{RESULTS}/benchmarks/table_replication/table_replication.tsv"
+    priority: 1
     conda:
         "../envs/workflow.yaml"
     resources:
@@ -240,7 +240,6 @@ rule table_replication:
 
 
 rule tables_document:
-    priority: 1
     input:
         tables=TABLE_FILES,
     output:
@@ -249,6 +248,7 @@ rule tables_document:
         f"{RESULTS}/logs/tables_document/tables_document.log",
     benchmark:
         f"{RESULTS}/benchmarks/tables_document/tables_document.tsv"
+    priority: 1
     conda:
         "../envs/workflow.yaml"
     resources:
@@ -264,7 +264,6 @@ rule tables_document:
 
 
 rule tables_pdf:
-    priority: 1
     input:
         document=rules.tables_document.output.document,
         tables=TABLE_FILES,
@@ -279,6 +278,7 @@ rule tables_pdf:
         f"{RESULTS}/logs/tables_pdf/tables_pdf.log",
     benchmark:
         f"{RESULTS}/benchmarks/tables_pdf/tables_pdf.tsv"
+    priority: 1
     conda:
         "../envs/workflow.yaml"
     resources:
@@ -369,7 +369,6 @@ rule figures_data:
 if PSM_SPECS:
 
     rule figures_pscore:
-        localrule: True
         input:
             panel=rules.analysis_panel.output.panel,
             pscore_caption="report/figures/pscore_overlap.rst",
@@ -389,6 +388,7 @@ if PSM_SPECS:
             f"{RESULTS}/logs/figures_pscore/figures_pscore.log",
         benchmark:
             f"{RESULTS}/benchmarks/figures_pscore/figures_pscore.tsv"
+        localrule: True
         conda:
             "../envs/workflow.yaml"
         resources:
