@@ -14,9 +14,11 @@ variable :data:`ENV_VAR` before its first job (``onstart`` in the Snakefile). Ea
 3. The server sends the worker's exit status back; the client exits with it. Output, logs and
    exit status are those of a job run by the client itself.
 
-Nothing depends on the server being there. The client runs the job itself when there is no
-server yet (the first client starts one in the background, :func:`spawn`), when the server
-declines the job or ends, when it runs inside a SLURM job, and when :data:`ENV_VAR` is unset
+Nothing depends on the server being there. The first client starts one in the background
+(:func:`spawn`). In a run of :data:`WAIT_FROM_JOBS` jobs or more the server listens at once and
+the first clients wait until it has imported what they need; in a shorter run a client that
+finds no server ready runs its job itself. A client also runs the job itself when the server
+declines it or ends, when it runs inside a SLURM job, and when :data:`ENV_VAR` is unset
 (cluster jobs, tests, library calls). The server declines a job whose environment differs from
 its own in anything but the working-directory and temporary-directory variables (for example a
 job with more threads, whose thread variables differ: numpy reads them when it is imported),
