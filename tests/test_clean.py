@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nqp_resilience.data.clean import SampleOptions, build_panel, interpolate_series, sample_report
+from nqp_resilience.data.clean import (
+    SampleOptions,
+    build_panel,
+    interpolate_rows,
+    interpolate_series,
+    sample_report,
+)
 
 NAN = np.nan
 YEARS = np.arange(2010, 2016)  # 6 years
@@ -196,3 +202,34 @@ def test_a_period_no_city_covers_is_an_error_not_an_empty_panel():
     other = [t.assign(city_code="9" + t["city_code"].str[1:]) for t in _tables()]
     with pytest.raises(ConfigError, match="(?s)no observations.*raw_dir"):
         build_panel(other, [], national, _attributes(), SampleOptions(years=(2010, 2015)), ["a"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("edge", ["nearest", "linear_extrapolate", "none"])
+def test_interpolate_rows_equals_the_series_one_by_one_to_the_bit(seed, edge):
+    """Every row as :func:`interpolate_series` makes it: the same bits and methods, over random
+    gaps (none, all, one observation, runs at both ends), magnitudes from 1e-3 to 1e9, equal
+    neighbours, negative values, infinities, and unevenly spaced years."""
+    rng = np.random.default_rng(seed)
+    for years in (np.arange(2002, 2022), np.array([1990, 1995, 2000, 2001, 2002, 2010, 2011])):
+        n = len(years)
+        values = rng.lognormal(0, 6, size=(3000, n)) * rng.choice([-1.0, 1.0], size=(3000, n))
+        values[rng.random((3000, n)) < rng.random((3000, 1))] = NAN
+        values[::97] = NAN  # no observation
+        values[1::89] = rng.normal(size=n)  # complete
+        one = values[2::53]
+        one[:] = NAN
+        one[:, rng.integers(0, n)] = 5.0  # exactly one observation
+        values[2::53] = one
+        values[3::61, : n // 2] = 7.25  # equal neighbours
+        values[4::71, rng.integers(0, n)] = np.inf
+        values[5::73, rng.integers(0, n)] = -np.inf
+        filled, method = interpolate_rows(years, values, edge)
+        for row in range(values.shape[0]):
+            ref, ref_method = interpolate_series(years, values[row], edge)
+            assert filled[row].view(np.int64).tolist() == ref.view(np.int64).tolist(), row
+            assert method[row].tolist() == ref_method.tolist(), row
+    with pytest.raises(ValueError, match="edge must be one of"):
+        interpolate_rows(years, values, "cubic")
+    filled, method = interpolate_rows(years, np.empty((0, len(years))), edge)
+    assert filled.shape == method.shape == (0, len(years))

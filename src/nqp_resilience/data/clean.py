@@ -86,6 +86,90 @@ def interpolate_series(years: np.ndarray, values: np.ndarray, edge: str = "neare
     return filled, method
 
 
+def interpolate_rows(years: np.ndarray, values: np.ndarray, edge: str = "nearest"):
+    """:func:`interpolate_series` of every row of ``values`` (n_series, n_years) at once, with
+    the same values to the bit and the same methods.
+
+    The interior points take numpy's ``interp`` arithmetic: between the observations a and b
+    around year x, ``slope * (x - x_a) + y_a`` with ``slope = (y_b - y_a) / (x_b - x_a)``, and
+    its fallbacks when that is not a number (``slope * (x - x_b) + y_b``, then ``y_a`` if the
+    two values are equal). One row at a time took most of ``build_panel`` on a county panel
+    (50,000 series).
+    """
+    if edge not in EDGE_METHODS:
+        raise ValueError(f"edge must be one of {EDGE_METHODS}, got {edge!r}")
+    values = np.asarray(values, dtype=float)
+    years = np.asarray(years, dtype=float)
+    filled = values.copy()
+    method = np.full(values.shape, "", dtype=object)
+    if values.size == 0:
+        return filled, method
+    n_years = values.shape[1]
+    obs = ~np.isnan(values)
+    pos = np.arange(n_years)
+    # the last observation at or before each year, the first at or after it (-1 / n: none)
+    prev = np.maximum.accumulate(np.where(obs, pos, -1), axis=1)
+    nxt = np.minimum.accumulate(np.where(obs, pos, n_years)[:, ::-1], axis=1)[:, ::-1]
+    missing = ~obs
+    interior = missing & (prev >= 0) & (nxt < n_years)
+    rows, cols = np.nonzero(interior)
+    if rows.size:
+        a, b = prev[rows, cols], nxt[rows, cols]
+        xa, xb, x = years[a], years[b], years[cols]
+        ya, yb = values[rows, a], values[rows, b]
+        slope = (yb - ya) / (xb - xa)
+        with np.errstate(invalid="ignore"):
+            out = slope * (x - xa) + ya
+            bad = np.isnan(out)
+            if bad.any():
+                out[bad] = slope[bad] * (x[bad] - xb[bad]) + yb[bad]
+                still = np.isnan(out) & (ya == yb)
+                out[still] = ya[still]
+        filled[rows, cols] = out
+        method[rows, cols] = "linear_interior"
+    has_obs = obs.any(axis=1)
+    before = missing & (nxt < n_years) & (prev < 0)
+    after = missing & (prev >= 0) & (nxt >= n_years)
+    if edge == "none" or not has_obs.any():
+        return filled, method
+    first = np.argmax(obs, axis=1)  # the first and last observation of each row
+    last = n_years - 1 - np.argmax(obs[:, ::-1], axis=1)
+    r = np.arange(values.shape[0])
+    y_first, y_last = values[r, first], values[r, last]
+    n_obs = obs.sum(axis=1)
+    if edge == "nearest":
+        filled[before] = np.broadcast_to(y_first[:, None], values.shape)[before]
+        filled[after] = np.broadcast_to(y_last[:, None], values.shape)[after]
+        method[before | after] = "nearest_edge"
+        return filled, method
+    # linear_extrapolate: the line through the two nearest observations (one: its value)
+    single = (n_obs == 1)[:, None]
+    ends = before | after
+    flat = ends & single
+    filled[flat] = np.broadcast_to(y_first[:, None], values.shape)[flat]
+    method[flat] = "nearest_edge"
+    lines = ends & ~single
+    if lines.any():
+        second = np.where(obs, pos, n_years).copy()
+        second[r, first] = n_years
+        second = second.min(axis=1)  # the second observation
+        before_last = np.where(obs, pos, -1).copy()
+        before_last[r, last] = -1
+        before_last = before_last.max(axis=1)  # the one before the last
+        rb, cb = np.nonzero(before & ~single)
+        if rb.size:
+            x0, x1 = years[first[rb]], years[second[rb]]
+            y0, y1 = values[rb, first[rb]], values[rb, second[rb]]
+            filled[rb, cb] = y0 + (years[cb] - x0) * (y1 - y0) / (x1 - x0)
+        ra, ca = np.nonzero(after & ~single)
+        if ra.size:
+            x1, x0 = years[last[ra]], years[before_last[ra]]
+            y1, y0 = values[ra, last[ra]], values[ra, before_last[ra]]
+            filled[ra, ca] = y1 + (years[ca] - x1) * (y1 - y0) / (x1 - x0)
+        method[lines] = "linear_extrapolate"
+    return filled, method
+
+
 def build_panel(
     city_year: list,
     city_static: list,
@@ -152,13 +236,11 @@ def build_panel(
     # the grid is complete and sorted (city, year): interpolate on a (city, year, variable) array
     cities = data.index.get_level_values("city_code").unique()
     values = data.to_numpy(dtype=float, copy=True).reshape(len(cities), len(years), len(variables))
-    methods = np.full(values.shape, "", dtype=object)
-    for i in range(values.shape[0]):
-        for j in range(values.shape[2]):
-            if np.isnan(values[i, :, j]).any():
-                values[i, :, j], methods[i, :, j] = interpolate_series(
-                    years, values[i, :, j], options.edge
-                )
+    # every (city, variable) series as a row of years, all interpolated at once
+    series = values.transpose(0, 2, 1).reshape(-1, len(years))
+    filled, method = interpolate_rows(years, series, options.edge)
+    values = filled.reshape(len(cities), len(variables), len(years)).transpose(0, 2, 1)
+    methods = method.reshape(len(cities), len(variables), len(years)).transpose(0, 2, 1)
     data = pd.DataFrame(values.reshape(-1, len(variables)), index=data.index, columns=variables)
     ci, ti, vi = np.nonzero(methods != "")
     audit = pd.DataFrame(
