@@ -238,6 +238,22 @@ def test_the_server_ends_with_its_snakemake_and_keeps_a_log(run):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_a_server_whose_snakemake_has_ended_but_is_not_collected_stops(run):
+    """An owner that has exited but was not waited for (a zombie) counts as ended."""
+    zombie = subprocess.Popen(["true"])
+    assert _wait(lambda: not _alive(zombie.pid))  # exited, not collected
+    env = {job_server.ENV_VAR: job_server.setting(str(run.tmp), zombie.pid)}
+    try:
+        proc = run.job("where", run.tmp / "z.json", extra_env=env, tag="z")
+        assert proc.returncode == 0, proc.stderr
+        lock = run.tmp / ".snakemake" / "nqp_resilience" / f"job_server.{zombie.pid}"
+        assert _wait(lambda: lock.with_name(lock.name + ".log").exists(), timeout=20)
+        address = job_server.address(str(run.tmp), zombie.pid)
+        assert _wait(lambda: not _listening(address), timeout=20)
+    finally:
+        zombie.wait()
+
+
 def test_the_client_asks_only_with_the_variable_and_outside_slurm(tmp_path):
     setting = job_server.setting(str(tmp_path), os.getpid())
     assert job_server.submit(["m:f", "", "{}"], environ={}) is None

@@ -388,13 +388,21 @@ class Server:
         self.pending = []  # modules still to import: one after each round of events
 
     def owner_alive(self) -> bool:
+        """Whether Snakemake still runs: its process exists and is not a zombie (a Snakemake
+        that has ended but whose parent has not collected it yet)."""
+        owner = self.settings["owner"]
         try:
-            os.kill(self.settings["owner"], 0)
+            os.kill(owner, 0)
         except ProcessLookupError:
             return False
         except PermissionError:
             return True
-        return True
+        try:
+            with open(f"/proc/{owner}/stat", "rb") as fh:
+                state = fh.read().rpartition(b")")[2].split()[:1]
+        except OSError:
+            return True
+        return state != [b"Z"]
 
     def run(self) -> None:
         import gc
