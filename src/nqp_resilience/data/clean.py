@@ -40,6 +40,16 @@ class SampleOptions:
     edge: str = "nearest"
 
 
+def _gap_arrays(years, values, edge: str):
+    """The checked edge rule's inputs as float arrays, the values to fill (a copy) and the
+    methods (all ``""``)."""
+    if edge not in EDGE_METHODS:
+        raise ValueError(f"edge must be one of {EDGE_METHODS}, got {edge!r}")
+    values = np.asarray(values, dtype=float)
+    years = np.asarray(years, dtype=float)
+    return years, values, values.copy(), np.full(values.shape, "", dtype=object)
+
+
 def interpolate_series(years: np.ndarray, values: np.ndarray, edge: str = "nearest"):
     """Fill the gaps of one city's series.
 
@@ -57,12 +67,7 @@ def interpolate_series(years: np.ndarray, values: np.ndarray, edge: str = "neare
     method : array of str, ``""`` where the value was observed or left missing, else
         ``"linear_interior"``, ``"nearest_edge"`` or ``"linear_extrapolate"``.
     """
-    if edge not in EDGE_METHODS:
-        raise ValueError(f"edge must be one of {EDGE_METHODS}, got {edge!r}")
-    values = np.asarray(values, dtype=float)
-    years = np.asarray(years, dtype=float)
-    filled = values.copy()
-    method = np.full(values.shape, "", dtype=object)
+    years, values, filled, method = _gap_arrays(years, values, edge)
     obs = ~np.isnan(values)
     if obs.sum() == 0:
         return filled, method
@@ -96,12 +101,7 @@ def interpolate_rows(years: np.ndarray, values: np.ndarray, edge: str = "nearest
     two values are equal). One row at a time took most of ``build_panel`` on a county panel
     (50,000 series).
     """
-    if edge not in EDGE_METHODS:
-        raise ValueError(f"edge must be one of {EDGE_METHODS}, got {edge!r}")
-    values = np.asarray(values, dtype=float)
-    years = np.asarray(years, dtype=float)
-    filled = values.copy()
-    method = np.full(values.shape, "", dtype=object)
+    years, values, filled, method = _gap_arrays(years, values, edge)
     if values.size == 0:
         return filled, method
     n_years = values.shape[1]
