@@ -43,7 +43,7 @@ rule bootstrap_shard:
 
 
 # priority 1 here and on the tables: a job that is ready runs before the estimates and bootstrap
-# shards still waiting, so that the tables and their document are done when the last shard is
+# shards still waiting, so that the tables and their document are done soon after the last shard
 rule bootstrap_reduce:
     input:
         shards=expand(
