@@ -127,35 +127,31 @@ def interpolate_rows(years: np.ndarray, values: np.ndarray, edge: str = "nearest
                 out[still] = ya[still]
         filled[rows, cols] = out
         method[rows, cols] = "linear_interior"
-    has_obs = obs.any(axis=1)
     before = missing & (nxt < n_years) & (prev < 0)
     after = missing & (prev >= 0) & (nxt >= n_years)
-    if edge == "none" or not has_obs.any():
+    if edge == "none" or not (before | after).any():
         return filled, method
-    first = np.argmax(obs, axis=1)  # the first and last observation of each row
-    last = n_years - 1 - np.argmax(obs[:, ::-1], axis=1)
     r = np.arange(values.shape[0])
+    # the first and last observation of each row (clipped for rows without any, which have
+    # neither edge), and their neighbours among the observations
+    first = np.minimum(nxt[:, 0], n_years - 1)
+    last = np.maximum(prev[:, -1], 0)
     y_first, y_last = values[r, first], values[r, last]
-    n_obs = obs.sum(axis=1)
     if edge == "nearest":
         filled[before] = np.broadcast_to(y_first[:, None], values.shape)[before]
         filled[after] = np.broadcast_to(y_last[:, None], values.shape)[after]
         method[before | after] = "nearest_edge"
         return filled, method
     # linear_extrapolate: the line through the two nearest observations (one: its value)
-    single = (n_obs == 1)[:, None]
+    single = (first == last)[:, None]
     ends = before | after
     flat = ends & single
     filled[flat] = np.broadcast_to(y_first[:, None], values.shape)[flat]
     method[flat] = "nearest_edge"
     lines = ends & ~single
     if lines.any():
-        second = np.where(obs, pos, n_years).copy()
-        second[r, first] = n_years
-        second = second.min(axis=1)  # the second observation
-        before_last = np.where(obs, pos, -1).copy()
-        before_last[r, last] = -1
-        before_last = before_last.max(axis=1)  # the one before the last
+        second = nxt[r, np.minimum(first + 1, n_years - 1)]
+        before_last = prev[r, np.maximum(last - 1, 0)]
         rb, cb = np.nonzero(before & ~single)
         if rb.size:
             x0, x1 = years[first[rb]], years[second[rb]]
