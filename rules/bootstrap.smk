@@ -1,7 +1,17 @@
 # Bootstrap stage (nqp_resilience.estimation.bootstrap_shards): the wild cluster bootstrap of the
 # core coefficient of every spec of bootstrap.specs (WCR/WCU for ols_fe, WRE for iv_fe), split
 # into bootstrap.shards jobs per spec and reduced to one result per spec. The draws are defined
-# per draw index, so the result does not depend on the shard count.
+# per draw index, so the result does not depend on the shard count. With one shard (the default)
+# the reduce job draws every draw itself, from the analysis panel: one job per spec, not two.
+
+ONE_BOOTSTRAP_JOB = BOOTSTRAP_SHARDS == 1
+# what a job needs to set a spec's bootstrap problem up from the panel
+BOOTSTRAP_SETUP = dict(
+    spec=spec_of,
+    control_variables=config["control_variables"],
+    singletons=config["estimation"]["singletons"],
+    draws=BOOTSTRAP_DRAWS,
+)
 
 
 rule bootstrap_shard:
@@ -26,10 +36,7 @@ rule bootstrap_shard:
         cpus_per_task=1,
     params:
         job=job_params(
-            spec=spec_of,
-            control_variables=config["control_variables"],
-            singletons=config["estimation"]["singletons"],
-            draws=BOOTSTRAP_DRAWS,
+            **BOOTSTRAP_SETUP,
             shards=BOOTSTRAP_SHARDS,
             # the completed shard is also kept here (a hard link): a job of the same shard with the
             # same fingerprint links it back instead of computing it (a retried or requeued group)
@@ -46,9 +53,14 @@ rule bootstrap_shard:
 # shards still waiting, so that the tables and their document are done soon after the last shard
 rule bootstrap_reduce:
     input:
-        shards=expand(
-            f"{RESULTS}/bootstrap/{{{{spec}}}}/shard_{{k}}.parquet", k=range(BOOTSTRAP_SHARDS)
+        shards=(
+            []
+            if ONE_BOOTSTRAP_JOB
+            else expand(
+                f"{RESULTS}/bootstrap/{{{{spec}}}}/shard_{{k}}.parquet", k=range(BOOTSTRAP_SHARDS)
+            )
         ),
+        panel=rules.analysis_panel.output.panel if ONE_BOOTSTRAP_JOB else [],
     output:
         result=f"{RESULTS}/bootstrap/{{spec}}.json",
     log:
@@ -63,11 +75,15 @@ rule bootstrap_reduce:
     threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 1000 * attempt,
-        runtime=lambda wildcards, attempt: 5 * attempt,
+        runtime=(
+            bootstrap_shard_runtime
+            if ONE_BOOTSTRAP_JOB
+            else lambda wildcards, attempt: 5 * attempt
+        ),
         cpus_per_task=1,
     params:
         job=job_params(
-            spec=spec_of,
+            **(BOOTSTRAP_SETUP if ONE_BOOTSTRAP_JOB else {"spec": spec_of}),
             inference=BOOTSTRAP_INFERENCE,
         ),
         files=job_files,

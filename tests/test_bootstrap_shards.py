@@ -15,6 +15,7 @@ from nqp_resilience.data.parquet import read_columns
 from nqp_resilience.errors import ConfigError, DataError
 from nqp_resilience.estimation.bootstrap import BLOCK, shard_blocks
 from nqp_resilience.estimation.bootstrap_shards import (
+    draw_all,
     read_shards,
     reduce_record,
     spec_problem,
@@ -95,6 +96,23 @@ def test_shard_count_does_not_change_the_result(tmp_path, spec):
     assert record["method"] == ("wre" if spec["estimator"] == "iv_fe" else "wcr")
 
 
+@pytest.mark.parametrize("spec", [OLS, TRENDS, IV], ids=lambda s: s["id"])
+@pytest.mark.parametrize("draws", [DRAWS, {**DRAWS, "reps": 999, "weights": "webb"}])
+def test_drawing_in_one_job_gives_the_sharded_record(tmp_path, spec, draws):
+    """The reduce job of a one-shard config draws in memory (no shard file): the statistics and
+    the record are the same bits as from shard files, whatever their number."""
+    data = _data(seed=5)
+    problem = spec_problem(spec, data, CONTROLS, draws)
+    meta, stats = draw_all(problem, spec, draws, inputs={"panel": "abc"})
+    assert stats.flags.c_contiguous and stats.shape == (len(meta["stat_names"]), problem.B)
+    record = json_safe(reduce_record(meta, stats, INFERENCE, spec))
+    in_memory = json.dumps(record, indent=2, allow_nan=False).encode()
+    for shards in (1, 3):
+        assert _sharded(tmp_path, spec, data, shards, draws=draws) == in_memory
+    paths = [tmp_path / f"{spec['id']}_3_{k}.parquet" for k in range(3)]
+    assert read_shards(paths)[1].tobytes() == stats.tobytes()
+
+
 def _api(spec, data, **kw):
     """The single-process API call on the spec's sample (the interaction built by hand)."""
     keep = data["keep"] == 1 if spec.get("sample") else np.ones(len(data["y"]), bool)
@@ -162,6 +180,31 @@ def test_shard_blocks_partition_the_draws():
             sizes = [b - a for a, b in ranges]
             assert max(sizes) - min(sizes) <= 1
     assert BLOCK == 1024
+
+
+@pytest.mark.parametrize("G", [1, 2, 3, 7, 230, 2801])
+def test_rademacher_draws_are_those_of_integers(G):
+    """The Rademacher weights read from the bit generator are, bit for bit, the weights
+    ``2·integers(0, 2) − 1`` of the same stream (the definition of the draws), for any number
+    of clusters, seed and stream key, and for draw ranges that cut blocks."""
+    from nqp_resilience.estimation.bootstrap import _draws, stream_key
+
+    def reference(seed, key, start, stop):
+        cols = []
+        for b in range(start // BLOCK, (stop - 1) // BLOCK + 1):
+            block = 2.0 * np.random.default_rng([seed, *key, b]).integers(0, 2, size=(BLOCK, G))
+            lo, hi = max(start, b * BLOCK), min(stop, (b + 1) * BLOCK)
+            cols.append((block - 1.0)[lo - b * BLOCK : hi - b * BLOCK].T)
+        return np.concatenate(cols, axis=1)
+
+    rng = np.random.default_rng(G)
+    for seed in (0, 1, 20240601, int(rng.integers(2**62))):
+        for key in ([], stream_key("baseline"), stream_key(f"spec{seed}")):
+            for start, stop in ((0, BLOCK), (0, 2500), (700, 2100), (3 * BLOCK - 1, 3 * BLOCK)):
+                got = _draws("rademacher", seed, start, stop, G, False, key)
+                want = reference(seed, key, start, stop)
+                assert got.shape == (G, stop - start) and got.flags.c_contiguous
+                assert got.tobytes() == want.tobytes(), (seed, key, start, stop)
 
 
 def test_shards_that_do_not_belong_together_are_refused(tmp_path):
@@ -291,3 +334,9 @@ def test_a_completed_shard_is_linked_back_not_recomputed(tmp_path, monkeypatch):
     assert json_safe(reduce_record(meta, stats, INFERENCE, OLS)) == json_safe(
         reduce_record(meta2, stats2, INFERENCE, OLS)
     )
+
+    # a shard restored over its own link (the output is still in place): no temporary name left
+    before = sorted(p.name for p in paths[0].parent.iterdir())
+    keep = tmp_path / "set_kept" / paths[0].name
+    assert write_shard(paths[0], problem, OLS, DRAWS, 0, 3, completed=keep, identity=identity)[1]
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == before

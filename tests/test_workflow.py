@@ -44,8 +44,10 @@ SHARDS = CONFIG["bootstrap"]["shards"]
 
 
 def bootstrap_jobs(*spec_ids: str) -> set[tuple[str, str]]:
-    """The shard and reduce jobs of the bootstrap of these specs."""
-    return {("bootstrap_shard", f"spec={s}, k={k}") for s in spec_ids for k in range(SHARDS)} | {
+    """The shard and reduce jobs of the bootstrap of these specs (with one shard, the reduce job
+    draws itself: no shard job)."""
+    shards = range(SHARDS) if SHARDS > 1 else ()
+    return {("bootstrap_shard", f"spec={s}, k={k}") for s in spec_ids for k in shards} | {
         ("bootstrap_reduce", f"spec={s}") for s in spec_ids
     }
 

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -140,9 +141,14 @@ def _draws(
     out = np.empty((G, stop - start))
     for b in range(start // BLOCK, (stop - 1) // BLOCK + 1):
         rng = np.random.default_rng([seed, *key, b])
+        lo, hi = max(start, b * BLOCK), min(stop, (b + 1) * BLOCK)
         if kind == "rademacher":
-            block = 2.0 * rng.integers(0, 2, size=(BLOCK, G)) - 1.0
-        elif kind == "webb":
+            signs = _rademacher_bits(rng, G)[:, lo - b * BLOCK : hi - b * BLOCK]
+            target = out[:, lo - start : hi - start]
+            np.multiply(signs, 2.0, out=target)
+            target -= 1.0
+            continue
+        if kind == "webb":
             block = _WEBB[rng.integers(0, 6, size=(BLOCK, G))]
         elif kind == "mammen":
             s5 = math.sqrt(5.0)
@@ -150,9 +156,24 @@ def _draws(
             block = np.where(low, -(s5 - 1) / 2, (s5 + 1) / 2)
         else:
             block = rng.standard_normal(size=(BLOCK, G))
-        lo, hi = max(start, b * BLOCK), min(stop, (b + 1) * BLOCK)
         out[:, lo - start : hi - start] = block[lo - b * BLOCK : hi - b * BLOCK].T
     return out
+
+
+def _rademacher_bits(rng, G: int) -> np.ndarray:
+    """(G, BLOCK) view of the 0/1 values of ``rng.integers(0, 2, size=(BLOCK, G))``, transposed,
+    read straight from the bit generator: the same numbers three to four times faster.
+
+    ``integers`` draws an int64 in [0, 2) from one 32-bit output u as (2·u) >> 32 (Lemire's
+    method; range 2 never rejects), that is the top bit of u, and the 32-bit outputs are the
+    low then the high half of each 64-bit output of the generator. A test compares this with
+    ``integers`` over many seeds and sizes, so a numpy that draws otherwise is caught."""
+    n = BLOCK * G
+    halves = rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)
+    if sys.byteorder == "big":
+        halves = halves.reshape(-1, 2)[:, ::-1].ravel()  # the low half first on any machine
+    return (halves[:n] >> 31).astype(np.uint8).reshape(BLOCK, G).T
+
 
 
 def _p_value(tstar: np.ndarray, t: float, p_type: str) -> float:

@@ -42,6 +42,7 @@ __all__ = [
     "BOOTSTRAP_CLUSTERS",
     "META_KEY",
     "bootstrap_columns",
+    "draw_all",
     "read_shards",
     "reduce_record",
     "shard_fingerprint",
@@ -207,6 +208,24 @@ def write_shard(
     return stats.shape[1], False
 
 
+def draw_all(problem, spec: dict, draws: dict, **extra) -> tuple[dict, np.ndarray]:
+    """Every draw of ``problem`` in this process, with no shard file: the metadata and the
+    (n_stats, B) statistics exactly as :func:`read_shards` returns them from the files of any
+    number of shards (the metadata passes through the same JSON text, so the record that
+    :func:`reduce_record` makes from them is the same bytes). The workflow's path when
+    ``bootstrap.shards`` is 1."""
+    meta = {**_meta(problem, spec, draws, int(draws["reps"])), **extra}
+    meta = json.loads(json.dumps(meta, sort_keys=True))
+    stats = np.ascontiguousarray(problem.stats(0, problem.n_blocks), dtype=np.float64)
+    B = int(meta["draws"]["reps"])
+    if stats.shape != (len(meta["stat_names"]), B):
+        raise EstimationError(
+            f"bootstrap of spec {spec['id']!r}: {stats.shape[1]} draws computed, not {B}",
+            hint="a bug: please report it with the spec and the bootstrap options",
+        )
+    return meta, stats
+
+
 def shard_fingerprint(meta: dict, identity=None) -> str:
     """SHA-256 of a shard's metadata (without a previous fingerprint) and ``identity``."""
     import hashlib
@@ -265,9 +284,11 @@ def _link_into_place(source, path) -> None:
         return
     try:
         os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    finally:
+        # rename() does nothing when both names are links to one file (a shard restored over
+        # itself): the temporary name is left, so remove it here
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def _arrow(values: np.ndarray):

@@ -167,25 +167,38 @@ def source_hash() -> str:
     return h.hexdigest()
 
 
-def bootstrap_shard_job(smk) -> None:
-    """Rule ``bootstrap_shard``: shard {k} of the wild bootstrap of spec {spec} ->
-    ``results/bootstrap/{spec}/shard_{k}.parquet`` (see
-    :mod:`nqp_resilience.estimation.bootstrap_shards`). A shard completed before with the same
-    fingerprint (kept at ``params.completed``) is linked into place, not computed again."""
-    injected_failure(str(smk.wildcards.spec), int(smk.wildcards.k))
+def _bootstrap_problem(smk, k: int):
+    """The spec, its draw options and its bootstrap problem, set up from the analysis panel
+    (the shard job, and the reduce job when it draws every draw itself)."""
+    injected_failure(str(smk.wildcards.spec), k)
     from nqp_resilience.data.parquet import read_columns
-    from nqp_resilience.estimation.bootstrap_shards import (
-        bootstrap_columns,
-        spec_problem,
-        write_shard,
-    )
+    from nqp_resilience.estimation.bootstrap_shards import bootstrap_columns, spec_problem
 
     spec = dict(smk.params.spec)
     controls = list(smk.params.control_variables)
     draws = dict(smk.params.draws)
     data = read_columns(smk.input.panel, bootstrap_columns(spec, controls, draws.get("cluster")))
     problem = spec_problem(spec, data, controls, draws, singletons=smk.params.singletons)
+    return spec, controls, draws, problem
+
+
+def _bootstrap_provenance(smk) -> dict:
+    """The software versions and the input hash a bootstrap record carries."""
+    return {
+        "software": software_versions(),
+        "inputs": {"analysis_panel": _sha256(smk.input.panel)},
+    }
+
+
+def bootstrap_shard_job(smk) -> None:
+    """Rule ``bootstrap_shard``: shard {k} of the wild bootstrap of spec {spec} ->
+    ``results/bootstrap/{spec}/shard_{k}.parquet`` (see
+    :mod:`nqp_resilience.estimation.bootstrap_shards`). A shard completed before with the same
+    fingerprint (kept at ``params.completed``) is linked into place, not computed again."""
+    from nqp_resilience.estimation.bootstrap_shards import write_shard
+
     k, shards = int(smk.wildcards.k), int(smk.params.shards)
+    spec, controls, draws, problem = _bootstrap_problem(smk, k)
     identity = {
         "spec": spec,
         "control_variables": controls,
@@ -202,8 +215,7 @@ def bootstrap_shard_job(smk) -> None:
         shards,
         completed=smk.params.completed,
         identity=identity,
-        software=software_versions(),
-        inputs={"analysis_panel": _sha256(smk.input.panel)},
+        **_bootstrap_provenance(smk),
     )
     how = f"restored from {smk.params.completed}, not recomputed" if restored else "computed"
     log.info("%s: shard %d of %d, %d of %d draws, %s", spec["id"], k, shards, n, problem.B, how)
@@ -211,12 +223,18 @@ def bootstrap_shard_job(smk) -> None:
 
 def bootstrap_reduce_job(smk) -> None:
     """Rule ``bootstrap_reduce``: every shard of spec {spec} -> the p-value and the inverted
-    confidence interval, ``results/bootstrap/{spec}.json``."""
-    from nqp_resilience.estimation.bootstrap_shards import read_shards, reduce_record
+    confidence interval, ``results/bootstrap/{spec}.json``. With one shard per spec
+    (``bootstrap.shards: 1``) the job has the analysis panel as input instead of shard files
+    and draws every draw itself: the same record, one job instead of two."""
+    from nqp_resilience.estimation.bootstrap_shards import draw_all, read_shards, reduce_record
     from nqp_resilience.estimation.record import write_bootstrap
     from nqp_resilience.estimation.specs import json_safe
 
-    meta, stats = read_shards(list(smk.input.shards))
+    if smk.input.shards:
+        meta, stats = read_shards(list(smk.input.shards))
+    else:
+        spec, _, draws, problem = _bootstrap_problem(smk, 0)
+        meta, stats = draw_all(problem, spec, draws, **_bootstrap_provenance(smk))
     record = json_safe(
         reduce_record(meta, stats, dict(smk.params.inference), dict(smk.params.spec))
     )

@@ -289,18 +289,23 @@ def run_pipeline(config: dict, raw: Path, out: Path, specs: list[dict], bootstra
     results = {}
     by_id = {spec["id"]: spec for spec in specs}
     for sid in bootstrap:
-        shards = [out / "bootstrap" / sid / f"shard_{k}.parquet" for k in range(boot["shards"])]
-        for k, shard in enumerate(shards):
+        setup = {
+            "spec": by_id[sid],
+            "control_variables": config["control_variables"],
+            "singletons": config["estimation"]["singletons"],
+            "draws": draws,
+        }
+        # as the rules: one shard is drawn by the reduce job itself, with no shard file
+        n_shards = int(boot["shards"])
+        shards = [out / "bootstrap" / sid / f"shard_{k}.parquet" for k in range(n_shards)]
+        for k, shard in enumerate(shards if n_shards > 1 else []):
             est_jobs.bootstrap_shard_job(
                 _job(
                     {"panel": analysis},
                     {"shard": str(shard)},
                     {
-                        "spec": by_id[sid],
-                        "control_variables": config["control_variables"],
-                        "singletons": config["estimation"]["singletons"],
-                        "draws": draws,
-                        "shards": boot["shards"],
+                        **setup,
+                        "shards": n_shards,
                         "completed": str(out / "bootstrap/.completed" / sid / shard.name),
                     },
                     {"spec": sid, "k": str(k)},
@@ -309,9 +314,12 @@ def run_pipeline(config: dict, raw: Path, out: Path, specs: list[dict], bootstra
         result = out / "bootstrap" / f"{sid}.json"
         est_jobs.bootstrap_reduce_job(
             _job(
-                {"shards": [str(p) for p in shards]},
+                {"shards": [str(p) for p in shards]}
+                if n_shards > 1
+                else {"shards": [], "panel": analysis},
                 {"result": str(result)},
-                {"spec": by_id[sid], "inference": inference},
+                {"inference": inference, **setup},
+                {"spec": sid},
             )
         )
         results[sid] = result
