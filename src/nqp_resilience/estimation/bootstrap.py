@@ -175,7 +175,6 @@ def _rademacher_bits(rng, G: int) -> np.ndarray:
     return (halves[:n] >> 31).astype(np.uint8).reshape(BLOCK, G).T
 
 
-
 def _p_value(tstar: np.ndarray, t: float, p_type: str) -> float:
     """Share of the draws at least as extreme as t (ties within ``TIE_TOL`` count)."""
     tol = TIE_TOL * max(1.0, abs(t))
