@@ -52,6 +52,9 @@ OLS_CASES = {
     "city trends": dict(trends="city"),
     "no controls": dict(controls=[]),
     "province clusters": dict(cluster="prov"),
+    # a model cluster meets many bootstrap clusters: the statistics come from T·v, not the
+    # expanded sums of ols_block_stats
+    "province clusters, city bootstrap clusters": dict(cluster="prov", bootstrap_cluster="city"),
     "region-by-year effects": dict(extra_fe=["region_year"]),
 }
 
@@ -72,6 +75,26 @@ def test_ols_statistics_equal_the_reference_path(monkeypatch, case, seed):
     _close_stats(s_ref, s_low)
     for key, value in ref.scalars.items():
         assert low.scalars[key] == pytest.approx(value, rel=1e-10, abs=1e-14), key
+
+
+@pytest.mark.parametrize(
+    ("case", "expanded"),
+    [("city clusters", True), ("province bootstrap clusters", True), ("city trends", True)]
+    + [("province clusters, city bootstrap clusters", False)],
+)
+def test_which_low_rank_designs_take_the_expanded_sums(monkeypatch, case, expanded):
+    """ols_block_stats applies where each model cluster meets one bootstrap cluster."""
+    from nqp_resilience.estimation import bootstrap as B
+
+    made = []
+    real = B.ols_block_stats
+    monkeypatch.setattr(B, "ols_block_stats", lambda *a: made.append(real(*a)) or made[-1])
+    monkeypatch.setattr(CS, "LOW_RANK_FROM", LOW_RANK)
+    kw = dict(OLS_CASES[case])
+    cluster = kw.pop("cluster", "city")
+    problem = wild_problem(_panel(30, 6, 8), "y", "x", ["c"], "city", "year", cluster, 999, 8, **kw)
+    assert len(made) == 1 and (made[0] is not None) == expanded
+    assert problem.stats().shape == (5, problem.B)
 
 
 @pytest.mark.parametrize("seed", [4, 31])

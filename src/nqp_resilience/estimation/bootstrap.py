@@ -78,7 +78,7 @@ from nqp_resilience.estimation.core import (
     wls,
     wresid,
 )
-from nqp_resilience.estimation.cross_sums import cross_sums, low_rank_applies
+from nqp_resilience.estimation.cross_sums import cross_sums, low_rank_applies, ols_block_stats
 from nqp_resilience.estimation.results import EstimationResult
 
 __all__ = [
@@ -434,7 +434,11 @@ def wild_problem(
     u_hat = S_y.sum(axis=1) - b_hat * S_x.sum(axis=1)  # Σ_{i∈h} ẍ ê
     se_fwl = math.sqrt(q * float(u_hat @ u_hat)) / D
 
+    low_rank_stats = None if low is None else ols_block_stats(S_y, S_x, a_y, a_x, c)
+
     def block_stats(v: np.ndarray) -> np.ndarray:
+        if low_rank_stats is not None:
+            return low_rank_stats(v)
         n0, n1 = a_y @ v, a_x @ v
         A = S_y @ v - np.outer(c, n0)
         Bm = S_x @ v - np.outer(c, n1)

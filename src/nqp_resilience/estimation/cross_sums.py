@@ -37,7 +37,14 @@ import numpy as np
 
 from nqp_resilience.estimation.core import demean, is_nested
 
-__all__ = ["LOW_RANK_FROM", "MAX_LOW_RANK", "CrossSums", "cross_sums", "low_rank_applies"]
+__all__ = [
+    "LOW_RANK_FROM",
+    "MAX_LOW_RANK",
+    "CrossSums",
+    "cross_sums",
+    "low_rank_applies",
+    "ols_block_stats",
+]
 
 #: The low-rank form is used when n · G_boot · (columns per cluster) reaches this size (the
 #: reference path would need more than one block of 2^24 projected values).
@@ -171,3 +178,86 @@ def cross_sums(
         B = weighted_sums(src, bcodes, Gb).T  # (r, Gb)
         out.append(CrossSums(direct, A, np.ascontiguousarray(B)))
     return out
+
+
+def ols_block_stats(S_y: CrossSums, S_x: CrossSums, a_y, a_x, c):
+    """The per-draw statistics of the OLS wild bootstrap from the low-rank forms, without any
+    (G, draws) temporary; None where it does not apply (then the caller forms the matrices).
+
+    The OLS bootstrap needs, per draw v, n0 = a_y·v, n1 = a_x·v and the sums over clusters h
+    of Y², Y·X and X², with Y = S_y v − c n0 and X = S_x v − c n1. With S = D − A B (sparse
+    D, low-rank A B) and F = [A, c], Y = D_y v − F q_y where q_y = [B_y; a_y'] v, so
+
+        Σ_h Y_h² = Σ_h (D_y v)_h² − 2 (F'D_y v)·q_y + q_y'(F'F) q_y
+
+    (and likewise Y·X and X²): one product of a (4(r+1), G_boot) matrix with the block of
+    draws, then sums over r+1 rows. Σ_h (D_y v)_h (D_x v)_h = Σ_g e_g v_g² holds when every
+    cluster h meets one bootstrap cluster g (clusters nested in the bootstrap clusters, as
+    cities in cities or in provinces), the case handled here. The terms are of the size of
+    the result (F q is the part of the cluster scores explained by the r non-nested
+    directions), so the expansion keeps the reference path's digits to rounding; the tests
+    compare the two to 1e-10.
+    """
+    if S_y.A is not S_x.A and not np.array_equal(S_y.A, S_x.A):
+        return None
+    G, Gb = S_y.shape
+    if S_x.shape != (G, Gb) or len(c) != G:
+        return None
+    entries = [_single_entries(S.direct, G) for S in (S_y, S_x)]
+    if entries[0] is None or entries[1] is None:
+        return None
+    (g_y, d_y), (g_x, d_x) = entries
+    both = (g_y >= 0) & (g_x >= 0)
+    if np.any(g_y[both] != g_x[both]):
+        return None
+    g = np.where(g_y >= 0, g_y, g_x)
+    has = g >= 0
+    E = np.stack(
+        [np.bincount(g[has], weights=(u * t)[has], minlength=Gb) for u, t in
+         ((d_y, d_y), (d_y, d_x), (d_x, d_x))]
+    )  # fmt: skip
+    F = np.column_stack([S_y.A, np.asarray(c, dtype=float)])
+    k = F.shape[1]
+    gram = F.T @ F
+    M = np.ascontiguousarray(
+        np.vstack(
+            [
+                S_y.B,
+                np.asarray(a_y, dtype=float)[None, :],
+                S_x.B,
+                np.asarray(a_x, dtype=float)[None, :],
+                np.asarray(S_y.direct.T @ F).T,
+                np.asarray(S_x.direct.T @ F).T,
+            ]
+        )
+    )
+
+    def block_stats(v: np.ndarray) -> np.ndarray:
+        R = M @ v
+        q_y, q_x, t_y, t_x = R[:k], R[k : 2 * k], R[2 * k : 3 * k], R[3 * k :]
+        e = E @ (v * v)
+        gq_y, gq_x = gram @ q_y, gram @ q_x
+        AA = e[0] - 2.0 * np.einsum("ij,ij->j", t_y, q_y) + np.einsum("ij,ij->j", q_y, gq_y)
+        AB = (
+            e[1]
+            - np.einsum("ij,ij->j", t_y, q_x)
+            - np.einsum("ij,ij->j", t_x, q_y)
+            + np.einsum("ij,ij->j", q_y, gq_x)
+        )
+        BB = e[2] - 2.0 * np.einsum("ij,ij->j", t_x, q_x) + np.einsum("ij,ij->j", q_x, gq_x)
+        return np.stack((q_y[k - 1], q_x[k - 1], AA, AB, BB))
+
+    return block_stats
+
+
+def _single_entries(direct, n_rows: int):
+    """(column, value) of the one stored entry of each row of a sparse matrix (column −1 and
+    value 0 for an empty row), or None if a row has more than one."""
+    coo = direct.tocoo()
+    rows = np.asarray(coo.row, dtype=np.int64)
+    if len(np.unique(rows)) != len(rows):
+        return None
+    col = np.full(n_rows, -1, dtype=np.int64)
+    val = np.zeros(n_rows)
+    col[rows], val[rows] = coo.col, coo.data
+    return col, val
