@@ -418,17 +418,40 @@ def test_import_is_cheap():
     assert out.strip() == "[]"
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_column_medians_are_numpys_median_of_each_column(seed):
+    """The swap check's medians of all years at once equal numpy.median of each year's values
+    bit for bit: odd and even counts, ties, short and long columns, a column without values."""
+    from nqp_resilience.data.plausibility import column_medians
+
+    rng = np.random.default_rng(seed)
+    assert np.isnan(column_medians(np.empty((0, 3)))).all()
+    for shape in [(2800, 20), (7, 5), (1, 3), (600, 2)]:
+        x = np.abs(rng.standard_t(3, size=shape))
+        if seed:
+            x = np.round(x, seed)  # ties
+        x[rng.random(shape) < 0.25] = np.nan
+        x[:, 0] = np.nan
+        got = column_medians(x)
+        for t in range(shape[1]):
+            col = x[~np.isnan(x[:, t]), t]
+            want = np.median(col) if col.size else np.nan
+            assert np.asarray(got[t]).tobytes() == np.asarray(want).tobytes(), (shape, t)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_nanmedian_is_numpys_bit_for_bit(seed):
     """The plausibility checks' median equals numpy.nanmedian exactly: small and long axes (numpy
-    takes a masked-array path below 600), odd and even counts, all-NaN slices, signed zeros,
-    keepdims and a flat call."""
+    takes a masked-array path below 600), odd and even counts (slices of different counts in one
+    call), ties, all-NaN slices, signed zeros, keepdims and a flat call."""
     from nqp_resilience.data.plausibility import nanmedian
 
     rng = np.random.default_rng(seed)
-    shapes = [(50, 7), (7, 50), (3, 700), (700, 3), (1, 1), (4, 0), (31,), (640,)]
+    shapes = [(50, 7), (7, 50), (3, 700), (700, 3), (1, 1), (4, 0), (0, 4), (31,), (640,)]
     for shape in shapes:
         a = rng.lognormal(size=shape) * rng.choice([-1.0, 1.0], size=shape)
+        if seed % 2:  # many ties: the middle positions hold repeated values
+            a = np.round(a, 0)
         a[rng.random(shape) < 0.3] = np.nan
         if a.ndim == 2 and a.shape[0] > 2 and a.shape[1] > 0:
             a[1] = np.nan  # an all-NaN row

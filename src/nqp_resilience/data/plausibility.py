@@ -384,11 +384,10 @@ def nanmedian(a, axis=None, keepdims=False):
     Along an axis shorter than 600 of an array of two or more dimensions, numpy computes the
     median through ``numpy.ma`` (about 4 ms a call on a city x year matrix: most of the
     plausibility job on a county panel). This does the same steps on plain arrays: NaN replaced
-    by +inf and ``argsort`` along the axis (so that equal values, 0.0 and -0.0 among them, end
-    in numpy's order), the two middle values of the non-NaN entries (one value twice when their
-    count is odd), summed from 0.0 and divided by 2; NaN where a slice has no value (numpy's result,
-    without its warning). Every other call (one dimension, no axis, a long or empty axis, an
-    infinite value) is numpy's own.
+    by +inf, the two middle values of the non-NaN entries of each sorted slice (one value
+    twice when their count is odd), summed from 0.0 and divided by 2; NaN where a slice has no
+    value (numpy's result, without its warning). Every other call (one dimension, no axis, a
+    long or empty axis, an infinite value) is numpy's own.
     """
     import numpy as np
 
@@ -396,14 +395,41 @@ def nanmedian(a, axis=None, keepdims=False):
     if axis is None or a.ndim < 2 or not 0 < a.shape[axis] < 600 or np.isinf(a).any():
         return np.nanmedian(a, axis=axis, keepdims=keepdims)
     missing = np.isnan(a)
-    order = np.where(missing, np.inf, a).argsort(axis=axis)
-    s = np.take_along_axis(a, order, axis=axis)
-    n = np.sum(~missing, axis=axis, keepdims=True)
-    lo = np.take_along_axis(s, np.maximum((n - 1) // 2, 0), axis=axis)
-    hi = np.take_along_axis(s, np.maximum(n // 2, 0), axis=axis)
+    # one slice per row, NaN sorted last as +inf
+    rows = np.moveaxis(np.where(missing, np.inf, a), axis, -1)
+    shape = rows.shape[:-1]
+    rows = rows.reshape(-1, rows.shape[-1])
+    n = np.sum(~missing, axis=axis).reshape(-1)
+    # the middle values of the sorted slices: only the values at the two middle positions
+    # matter (equal values are equal, and the sum from 0.0 below turns a -0.0 into 0.0 whichever
+    # of 0.0 and -0.0 lands there), so they are numpy's; numpy's sort is faster than argsort
+    # and than partition at positions that differ between slices
+    s = np.sort(rows, axis=1)
+    at = np.arange(len(rows))
+    lo, hi = s[at, np.maximum((n - 1) // 2, 0)], s[at, np.maximum(n // 2, 0)]
     # numpy's sum of the two starts from 0.0, which turns a -0.0 median into 0.0
     med = np.where(n > 0, (0.0 + lo + hi) / 2.0, np.nan)
-    return med if keepdims else np.squeeze(med, axis=axis)
+    med = med.reshape(shape)
+    return np.expand_dims(med, axis) if keepdims else med
+
+
+def column_medians(x):
+    """``numpy.median`` of the non-NaN values of each column of ``x`` (n, T), bit for bit, for
+    all columns at once (NaN for a column without values): the middle values of each sorted
+    column, the mean of the two middle ones as numpy takes it, (lo + hi) / 2."""
+    import numpy as np
+
+    cols = np.asarray(x, dtype=float).T
+    if cols.shape[1] == 0:
+        return np.full(len(cols), np.nan)
+    n = np.sum(~np.isnan(cols), axis=1)
+    s = np.sort(np.where(np.isnan(cols), np.inf, cols), axis=1)
+    at = np.arange(len(cols))
+    lo, hi = s[at, np.maximum((n - 1) // 2, 0)], s[at, np.maximum(n // 2, 0)]
+    with np.errstate(invalid="ignore"):
+        out = np.where(n % 2 == 1, lo, (lo + hi) / 2.0)
+    out[n == 0] = np.nan
+    return out
 
 
 def _mad_scale(a, axis=None):
@@ -1083,59 +1109,69 @@ def _swaps(mats: dict, ys: dict, group, th: Thresholds, names) -> list[Finding]:
         prev[:, 1:], nxt[:, :-1] = y[:, :-1], y[:, 1:]
         with _quiet():
             nb[n] = np.nanmean(np.stack([prev, nxt]), axis=0)
+    pairs = [
+        (a, b)
+        for a_i, a in enumerate(level)
+        for b in level[a_i + 1 :]
+        if mats[a].var.unit == mats[b].var.unit
+    ]
+    # per pair, for every year at once: the cities where both columns and both expectations
+    # exist, and the median deviations of each column from its own and from the other's
+    deviations = {}
+    for a, b in pairs:
+        ok = ~np.isnan(ys[a]) & ~np.isnan(ys[b]) & ~np.isnan(nb[a]) & ~np.isnan(nb[b])
+        with np.errstate(invalid="ignore"):
+            deviations[a, b] = (
+                ok.sum(axis=0),
+                *(
+                    column_medians(np.where(ok, np.abs(ys[u] - nb[v]), np.nan))
+                    for u, v in ((a, a), (b, b), (a, b), (b, a))
+                ),
+            )
+    set_aside = set()
     for t in range(len(years)):
-        for a_i, a in enumerate(level):
-            for b in level[a_i + 1 :]:
-                ma, mb = mats[a], mats[b]
-                if ma.var.unit != mb.var.unit:
-                    continue
-                ya, yb = ys[a][:, t], ys[b][:, t]
-                ok = ~np.isnan(ya) & ~np.isnan(yb) & ~np.isnan(nb[a][:, t]) & ~np.isnan(nb[b][:, t])
-                if ok.sum() < th.min_cities:
-                    continue
-                with _quiet():
-                    own = min(
-                        np.median(np.abs(ya[ok] - nb[a][ok, t])),
-                        np.median(np.abs(yb[ok] - nb[b][ok, t])),
+        for a, b in pairs:
+            ma, mb = mats[a], mats[b]
+            n_ok, aa, bb, ab, ba = deviations[a, b]
+            # a column found swapped in this year is set aside (no cities left to compare)
+            if n_ok[t] < th.min_cities or (a, t) in set_aside or (b, t) in set_aside:
+                continue
+            own, cross = min(aa[t], bb[t]), max(ab[t], ba[t])
+            if own < math.log(th.min_factor) / 2 or cross * th.swap_factor > own:
+                continue
+            tables = {int(ma.table[c, t]) for c in np.flatnonzero(ma.table[:, t] >= 0)}
+            for ti in sorted(tables):
+                tab = group[ti]
+                rows = ma.table[:, t] == ti
+                lines = ma.line[rows, t]
+                for this, other in ((ma, mb), (mb, ma)):
+                    other_header = tab.headers.get(other.var.name, other.var.headers[0])
+                    cause = (
+                        f"looks swapped with column {other_header!r} ({other.var.name}) "
+                        f"in this file: "
+                        f"its values fit that column's neighbouring years (median deviation "
+                        f"{_times(math.exp(cross))}) far better than their own "
+                        f"({_times(math.exp(own))})"
                     )
-                    cross = max(
-                        np.median(np.abs(ya[ok] - nb[b][ok, t])),
-                        np.median(np.abs(yb[ok] - nb[a][ok, t])),
+                    f = _finding(
+                        "swap",
+                        tab,
+                        this.var,
+                        _line_range(lines),
+                        "",
+                        names,
+                        years[t],
+                        None,
+                        f"values in line with the neighbouring years of {this.var.name}",
+                        cause,
+                        own / max(cross, 1e-12),
                     )
-                if own < math.log(th.min_factor) / 2 or cross * th.swap_factor > own:
-                    continue
-                tables = {int(ma.table[c, t]) for c in np.flatnonzero(ma.table[:, t] >= 0)}
-                for ti in sorted(tables):
-                    tab = group[ti]
-                    rows = ma.table[:, t] == ti
-                    lines = ma.line[rows, t]
-                    for this, other in ((ma, mb), (mb, ma)):
-                        other_header = tab.headers.get(other.var.name, other.var.headers[0])
-                        cause = (
-                            f"looks swapped with column {other_header!r} ({other.var.name}) "
-                            f"in this file: "
-                            f"its values fit that column's neighbouring years (median deviation "
-                            f"{_times(math.exp(cross))}) far better than their own "
-                            f"({_times(math.exp(own))})"
-                        )
-                        f = _finding(
-                            "swap",
-                            tab,
-                            this.var,
-                            _line_range(lines),
-                            "",
-                            names,
-                            years[t],
-                            None,
-                            f"values in line with the neighbouring years of {this.var.name}",
-                            cause,
-                            own / max(cross, 1e-12),
-                        )
-                        f.city_name = f"{int(rows.sum())} cities"
-                        out.append(f)
-                for this in (ma, mb):
-                    ys[this.var.name][:, t] = np.nan
-                    this.excluded[:, t] = True
+                    f.city_name = f"{int(rows.sum())} cities"
+                    out.append(f)
+            for this in (ma, mb):
+                ys[this.var.name][:, t] = np.nan
+                this.excluded[:, t] = True
+                set_aside.add((this.var.name, t))
     return out
 
 
