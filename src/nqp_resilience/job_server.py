@@ -53,12 +53,13 @@ PRELOAD_FIRST = (
     "pyarrow",
     "pyarrow.csv",
     "pyarrow.parquet",
-    "pandas",
     "nqp_resilience.data.jobs",
 )
 # ... then, one module between two jobs, the libraries of the later jobs and every module of the
-# package (a job imports anything not yet there itself)
+# package (a job imports anything not yet there itself); pandas first, which the ingest jobs do
+# not need but the plausibility checks and the panel do
 PRELOAD = (
+    "pandas",
     "pyarrow.dataset",
     "pyarrow.pandas_compat",
     "statistics",
