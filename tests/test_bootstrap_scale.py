@@ -119,19 +119,36 @@ def test_unbalanced_panel_with_trends_and_controls_in_any_units(monkeypatch, see
 
 
 @pytest.mark.parametrize(
-    "instruments,bcluster", [("z", None), (["z", "z2"], None), (["z", "z2"], "prov")]
+    "instruments,cluster,bcluster,expanded",
+    [
+        ("z", "city", None, True),
+        ("z", "city", "prov", True),
+        ("z", "prov", "city", False),  # a cluster meets many bootstrap clusters
+        (["z", "z2"], "city", None, False),  # two instruments: the sources differ in A
+        (["z", "z2"], "city", "prov", False),
+    ],
 )
-def test_wre_statistics_equal_the_reference_path(monkeypatch, instruments, bcluster):
+def test_wre_statistics_equal_the_reference_path(
+    monkeypatch, instruments, cluster, bcluster, expanded
+):
+    """The low-rank WRE statistics equal the reference path to 1e-10, from the expanded Gram
+    sums (low_rank_gram) where they apply and from the low-rank products elsewhere."""
+    from nqp_resilience.estimation import iv_bootstrap as IB
+
     df = _panel(36, 6, 5)
+    made = []
+    real = IB.low_rank_gram
+    monkeypatch.setattr(IB, "low_rank_gram", lambda *a: made.append(real(*a)) or made[-1])
 
     def make():
         return wre_problem(
-            df, "y", "x", instruments, ["c", "c2"], "city", "year", "city", 999, 5,
+            df, "y", "x", instruments, ["c", "c2"], "city", "year", cluster, 999, 5,
             bootstrap_cluster=bcluster,
         )  # fmt: skip
 
     (_, s_ref), (_, s_low) = _both(monkeypatch, make)
     _close_stats(s_ref, s_low)
+    assert any(m is not None for m in made) == expanded
 
 
 def test_p_values_and_confidence_sets_are_the_same(monkeypatch):

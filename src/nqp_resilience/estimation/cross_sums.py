@@ -43,6 +43,7 @@ __all__ = [
     "CrossSums",
     "cross_sums",
     "low_rank_applies",
+    "low_rank_gram",
     "ols_block_stats",
 ]
 
@@ -261,3 +262,74 @@ def _single_entries(direct, n_rows: int):
     val = np.zeros(n_rows)
     col[rows], val[rows] = coo.col, coo.data
     return col, val
+
+
+def low_rank_gram(sources: list[CrossSums], constants: np.ndarray):
+    """Per draw v, the upper triangle (``numpy.triu_indices`` order) of the Gram matrix over the
+    rows h of the columns [S_1 v, ..., S_K v, K_1, ..., K_k] (S_i in low-rank form, sharing one
+    A; K: (G, k) constant columns), without any (G, draws) temporary; None where it does not
+    apply (the sources do not share A, or a cluster meets more than one bootstrap cluster).
+
+    With S_i = D_i − A B_i, q_i = B_i v and t_i = (A'D_i) v:
+
+        Σ_h (S_i v)_h (S_j v)_h = Σ_g e_ij,g v_g² − t_i·q_j − t_j·q_i + q_i'(A'A) q_j
+        Σ_h (S_i v)_h K_hc      = (K'D_i v)_c − (K'A)_c·q_i
+
+    as :func:`ols_block_stats` (the WRE bootstrap of one instrument). Returns a function of
+    the block of draws, (n_pairs, m)."""
+    A = sources[0].A
+    if any(S.A is not A and not np.array_equal(S.A, A) for S in sources):
+        return None
+    G, Gb = sources[0].shape
+    constants = np.asarray(constants, dtype=float).reshape(G, -1)
+    entries = [_single_entries(S.direct, G) for S in sources]
+    if any(e is None for e in entries):
+        return None
+    g = np.full(G, -1, dtype=np.int64)
+    for col, _ in entries:
+        clash = (g >= 0) & (col >= 0) & (g != col)
+        if clash.any():
+            return None
+        g = np.where(g >= 0, g, col)
+    has = g >= 0
+    K, k = len(sources), constants.shape[1]
+    r = A.shape[1]
+    vals = [val for _, val in entries]
+    pairs = [(i, j) for i in range(K) for j in range(i, K)]
+    E = np.stack(
+        [np.bincount(g[has], weights=(vals[i] * vals[j])[has], minlength=Gb) for i, j in pairs]
+    )
+    gram_a = A.T @ A
+    ka = constants.T @ A  # (k, r)
+    kk = constants.T @ constants
+    M = np.ascontiguousarray(
+        np.vstack(
+            [S.B for S in sources]
+            + [np.asarray(S.direct.T @ A).T for S in sources]
+            + [np.asarray(S.direct.T @ constants).T for S in sources]
+        )
+    )
+    iu = np.triu_indices(K + k)
+
+    def block_stats(v: np.ndarray) -> np.ndarray:
+        m = v.shape[1]
+        R = M @ v
+        q = R[: K * r].reshape(K, r, m)
+        t = R[K * r : 2 * K * r].reshape(K, r, m)
+        u = R[2 * K * r :].reshape(K, k, m)
+        e = E @ (v * v)
+        gq = np.einsum("rs,ksm->krm", gram_a, q)
+        full = np.empty((K + k, K + k, m))
+        for p, (i, j) in enumerate(pairs):
+            full[i, j] = (
+                e[p]
+                - np.einsum("rm,rm->m", t[i], q[j])
+                - np.einsum("rm,rm->m", t[j], q[i])
+                + np.einsum("rm,rm->m", q[i], gq[j])
+            )
+        for i in range(K):
+            full[i, K:] = u[i] - ka @ q[i]
+        full[K:, K:] = kk[:, :, None]
+        return full[iu]
+
+    return block_stats

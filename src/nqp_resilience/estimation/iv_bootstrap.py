@@ -68,7 +68,7 @@ from nqp_resilience.estimation.core import (
     t_dist,
     wresid,
 )
-from nqp_resilience.estimation.cross_sums import cross_sums, low_rank_applies
+from nqp_resilience.estimation.cross_sums import cross_sums, low_rank_applies, low_rank_gram
 from nqp_resilience.estimation.iv import iv_design, second_stage
 from nqp_resilience.estimation.results import EstimationResult
 
@@ -149,8 +149,14 @@ def wre_problem(
     iu = np.triu_indices(P)
     const = np.transpose(Czz, (2, 0, 1))  # (L, G, L): source l', cluster h, row l
 
+    # one instrument in low-rank form: the Gram matrix from one product with the draws
+    expanded = None if low is None or L != 1 else low_rank_gram(Tc, const[:, :, 0].T)
+
     def block_stats(v: np.ndarray) -> np.ndarray:
         m = v.shape[1]
+        if expanded is not None:
+            FV = np.stack([F[:, c, :] @ v for c in range(nc)])
+            return np.concatenate([expanded(v), FV.reshape(nc * L, m)])
         src = np.empty((ns, G, L, m))
         FV = np.empty((nc, L, m))
         for c in range(nc):
