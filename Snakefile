@@ -15,6 +15,8 @@ include: "rules/common.smk"
 
 # the Python of the shell jobs, named in $NQP_PYTHON (rules/common.smk: script_job)
 set_job_python()
+# a cold local run starts its job server now, while Snakemake builds the DAG (docs/job_server.md)
+start_job_server_early()
 
 
 wildcard_constraints:

@@ -143,6 +143,15 @@ def set_job_python():
     set_shell_job_python(any("conda" in str(m).lower() for m in methods))
 
 
+def start_job_server_early():
+    """A run that looks cold (no analysis panel yet) starts its job server while Snakemake
+    builds the DAG (nqp_resilience.job_server.start_early; the Snakefile calls this once)."""
+    if config["job_server"]:
+        from nqp_resilience import job_server
+
+        job_server.start_early(workflow, f"{RESULTS}/panel/analysis.parquet")
+
+
 def job_params(**params):
     """``params.job`` of a shell job (nqp_resilience.shell_job.settings_payload): its wildcards
     and ``params`` (a param given as a function is called with the job's wildcards, as Snakemake

@@ -305,6 +305,39 @@ def test_only_a_local_run_enables_the_server(tmp_path, monkeypatch):
     assert not job_server.enable(slurm, env) and job_server.ENV_VAR not in env
 
 
+def test_a_cold_local_run_starts_its_server_while_snakemake_builds_the_dag(tmp_path, monkeypatch):
+    """start_early: only a main Snakemake process outside SLURM whose early output is missing
+    starts a server at parse time (in wait mode); onstart keeps it for a local run and stops it
+    for a run that submits elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "results" / "panel" / "analysis.parquet"
+    main = SimpleNamespace(is_main_process=True)
+    assert not job_server.start_early(SimpleNamespace(is_main_process=False), str(marker), {})
+    assert not job_server.start_early(main, str(marker), {"SLURM_JOB_ID": "7"})
+    marker.parent.mkdir(parents=True)
+    marker.write_bytes(b"")
+    assert not job_server.start_early(main, str(marker), {})  # not cold: the first job starts it
+    marker.unlink()
+    env = dict(os.environ)
+    env.pop(job_server.ENV_VAR, None)
+    assert job_server.start_early(main, str(marker), env)
+    try:
+        settings = job_server._settings(env)
+        assert settings["wait"] and settings["owner"] == os.getpid()
+        (server,) = job_server._early
+        plugin = SimpleNamespace(name="local")
+        # a local run keeps the early server and its setting (no job count needed)
+        assert job_server.enable(SimpleNamespace(executor_plugin=plugin), env)
+        assert job_server._settings(env) == settings and job_server._early == [server]
+        assert not job_server.start_early(main, str(marker), env)  # one server per run
+        # a SLURM run stops it and leaves the jobs without the variable
+        slurm = SimpleNamespace(executor_plugin=SimpleNamespace(name="slurm"))
+        assert not job_server.enable(slurm, env) and job_server.ENV_VAR not in env
+        assert server.wait(timeout=10) is not None and job_server._early == []
+    finally:
+        job_server._stop_early()
+
+
 def test_a_changed_source_file_is_noticed(tmp_path):
     source = tmp_path / "m.py"
     source.write_text("x = 1\n")
