@@ -97,7 +97,13 @@ def peak_rss(work: Path) -> float:
     for the jobs it forked. A forked worker's peak counts the pages it shares with the server,
     so it overstates the job's own memory."""
     peaks = [r for v in job_times(work).values() for _, r in v]
-    for log in (work / ".snakemake" / "nqp_resilience").glob("job_server.*.log"):
+    folder = work / ".snakemake" / "nqp_resilience"
+    deadline = time.monotonic() + 2.0  # a server renames its log when it ends, just after its run
+    while time.monotonic() < deadline and any(
+        p.name.removeprefix("job_server.").isdigit() for p in folder.glob("job_server.*")
+    ):
+        time.sleep(0.02)
+    for log in folder.glob("job_server.*.log"):
         for line in log.read_text().splitlines():
             field = line.split("\t")[-1]
             if field.startswith("peak RSS ") and field.endswith(" MB"):

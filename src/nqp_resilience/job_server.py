@@ -435,6 +435,12 @@ class Server:
         self.listener = listener if listener is not None else listen(settings)
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, ("accept", None))
+        # Snakemake's end wakes the loop at once (else the loop notices it within 0.5 s)
+        try:
+            self.owner_fd = os.pidfd_open(settings["owner"])
+            self.selector.register(self.owner_fd, selectors.EVENT_READ, ("owner", None))
+        except OSError:
+            self.owner_fd = None
         self.workers = {}  # pid -> (pidfd, conn, function, start time)
         self.serving = True
         self.pending = []  # modules still to import: one after each round of events
@@ -465,6 +471,10 @@ class Server:
                 kind, pid = key.data
                 if kind == "accept":
                     self.accept()
+                elif kind == "owner":
+                    self.selector.unregister(self.owner_fd)
+                    os.close(self.owner_fd)
+                    self.owner_fd = None
                 elif pid not in self.workers:
                     continue  # reaped earlier in this round (its client also closed)
                 elif kind == "exit":
