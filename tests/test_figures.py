@@ -617,18 +617,23 @@ def test_weighted_kde_integrates_to_one_on_the_unit_interval():
 
 
 @pytest.mark.parametrize("n", [1, 5, 377, 1380, 40_000])
-def test_weighted_kde_by_blocks_is_the_whole_grid_computation_to_the_bit(n):
+@pytest.mark.parametrize("h", [0.0668, 0.02, 0.004, 0.5])
+def test_weighted_kde_by_blocks_is_the_whole_grid_computation_to_the_bit(n, h):
     """The kernel matrix is filled a block of grid points at a time; each value is the one the
-    whole-grid arrays give, so the figures' bytes do not change."""
+    whole-grid arrays give, so the figures' bytes do not change: wide and narrow bandwidths,
+    ties, scores at 0 and 1, a grid that covers part of [0, 1]."""
     rng = np.random.default_rng(n)
     x, w = rng.uniform(0, 1, n), rng.uniform(0, 3, n)
-    grid, h = np.linspace(0, 1, 401), 0.0668
-    k = np.zeros((grid.size, n))
-    for mirror in (x, -x, 2.0 - x):
-        z = (grid[:, None] - mirror[None, :]) / h
-        k += np.exp(-0.5 * z * z)
-    whole = (k @ w) / (h * math.sqrt(2.0 * math.pi) * np.sum(w))
-    assert F.weighted_kde(x, w, grid, h).tobytes() == whole.tobytes()
+    if n > 5:
+        x[: n // 4] = np.round(x[: n // 4], 2)  # ties
+        x[:2] = (0.0, 1.0)
+    for grid in (np.linspace(0, 1, 401), np.linspace(0.05, 0.6, 101)):
+        k = np.zeros((grid.size, n))
+        for mirror in (x, -x, 2.0 - x):
+            z = (grid[:, None] - mirror[None, :]) / h
+            k += np.exp(-0.5 * z * z)
+        whole = (k @ w) / (h * math.sqrt(2.0 * math.pi) * np.sum(w))
+        assert F.weighted_kde(x, w, grid, h).tobytes() == whole.tobytes()
 
 
 def test_silverman_bandwidth_by_hand():
