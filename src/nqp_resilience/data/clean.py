@@ -325,10 +325,13 @@ def _empty_sample(sample, options: SampleOptions) -> ConfigError:
 def _sample_decisions(data, attrs, options: SampleOptions, required, years):
     import pandas as pd
 
-    share = data[required].isna().groupby(level="city_code").mean().mean(axis=1)
-    any_obs = data[required].notna().any(axis=1).groupby(level="city_code").any()
+    share = data[required].isna().groupby(level="city_code").mean().mean(axis=1).to_dict()
+    any_obs = data[required].notna().any(axis=1).groupby(level="city_code").any().to_dict()
     rows = []
-    for code, a in attrs.iterrows():
+    # plain values by column (a pandas row per city costs about 0.1 ms: 0.3 s on a county panel)
+    columns = {c: attrs[c].tolist() for c in attrs.columns}
+    for i, code in enumerate(attrs.index.tolist()):
+        a = {c: values[i] for c, values in columns.items()}
         reason = ""
         ctype = a.get("changed_2011_type", "")
         if (
