@@ -203,6 +203,96 @@ def test_ingest_columns_is_the_ingest_table(tmp_path, raw, source, year):
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "job.parquet"), df)
 
 
+def _numbers(rng, n):
+    """Plain numbers in every spelling a CSV cell may have (signs, no integer or no fraction
+    digits, exponents, long digit strings that round), and blanks."""
+    out = []
+    for _ in range(n):
+        v = rng.uniform(0.001, 5e6)
+        style = rng.randrange(9)
+        if style == 0:
+            out.append("")
+        elif style == 1:
+            out.append(str(int(v)))
+        elif style == 2:
+            out.append(f"{v:.2f}")
+        elif style == 3:
+            out.append(repr(v))
+        elif style == 4:
+            out.append(f"{v:.17e}")
+        elif style == 5:
+            out.append(f"+{v:.6E}")
+        elif style == 6:
+            out.append(f"{int(v)}.")
+        elif style == 7:
+            out.append(f"{v:.40f}"[:30])  # more digits than a double holds
+        else:
+            out.append(f".{rng.randrange(10**8):08d}")
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_plain_columns_parse_as_the_cells_do(tmp_path, monkeypatch, seed):
+    """A file whose variable cells are all plain numbers or blank is parsed column by column;
+    its table is, bit for bit, the one of the per-cell path (Python's float of each cell times
+    the unit factor). A file with one cell that needs more (a thousands separator, a
+    placeholder, a negative count) takes the per-cell path, with its value or its message."""
+    import csv
+
+    from nqp_resilience.data import ingest
+
+    rng = random.Random(seed)
+    codebook = Codebook(CODEBOOK)
+    src = codebook["patents"]
+    resolver = CityResolver(ATTRIBUTES, ALIASES)
+    raw = RAW / codebook.files()["patents"]
+    with open(raw, encoding="utf-8-sig", newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    for row in rows:
+        row[3:] = _numbers(rng, len(row) - 3)
+    used = []
+    real = ingest._plain_values
+    monkeypatch.setattr(ingest, "_plain_values", lambda *a: used.append(real(*a)) or used[-1])
+
+    def both(rows, name):
+        path = tmp_path / name
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerows([header, *rows])
+        fast = ingest_columns(path, src, resolver, (2010, 2021))
+        monkeypatch.setattr(ingest, "_plain_values", lambda *a: None)
+        try:
+            slow = ingest_columns(path, src, resolver, (2010, 2021))
+        finally:
+            monkeypatch.setattr(
+                ingest, "_plain_values", lambda *a: used.append(real(*a)) or used[-1]
+            )
+        write_columns(fast, tmp_path / "fast.parquet")
+        write_columns(slow, tmp_path / "slow.parquet")
+        assert (tmp_path / "fast.parquet").read_bytes() == (tmp_path / "slow.parquet").read_bytes()
+        for name_, (kind, values) in slow.items():
+            if kind == "float64":
+                got = [float(v) for v in fast[name_][1]]
+                assert [math.copysign(1, v) if math.isnan(v) else v for v in got] == [
+                    math.copysign(1, v) if math.isnan(v) else v for v in values
+                ], name_
+
+    both(rows, "plain.csv")
+    assert used[-1] is not None  # taken column by column
+    rows[7][4] = "1,318"
+    both(rows, "separator.csv")
+    assert used[-1] is None  # one cell needs the per-cell path: the whole file takes it
+    rows[7][4] = "—"
+    both(rows, "placeholder.csv")
+    assert used[-1] is None
+    rows[7][4] = "-3"
+    path = tmp_path / "negative.csv"
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    with pytest.raises(DataError, match="line 9") as err:
+        ingest_columns(path, src, resolver, (2010, 2021))
+    assert used[-1] is None and "-3" in str(err.value)
+
+
 def test_report_columns_is_ingest_reports(tmp_path):
     paths = sorted((RAW / "reports").glob("*_2015.txt"))
     provinces = {p.name[:6] for p in paths}

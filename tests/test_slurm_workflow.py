@@ -90,11 +90,12 @@ def _copy_completed(completed_workflow: Path, dest: Path) -> Path:
 
 
 def _forget_bootstrap(work: Path, specs) -> None:
-    """Delete the bootstrap of ``specs`` (shards, kept shards, result): it is computed again."""
+    """Delete the bootstrap of ``specs`` (shards, kept shards, result): it is computed again.
+    A run with one shard per spec (the default config) has only the result."""
     boot = work / "results" / "bootstrap"
     for spec in specs:
-        shutil.rmtree(boot / spec)
-        shutil.rmtree(boot / ".completed" / spec)
+        shutil.rmtree(boot / spec, ignore_errors=True)
+        shutil.rmtree(boot / ".completed" / spec, ignore_errors=True)
         (boot / f"{spec}.json").unlink()
 
 

@@ -449,6 +449,9 @@ def ingest_columns(
     ]
     units = UNIT_WORDS | {v.unit for v in source.variables.values()}
     kinds = _classify_rows(table, is_header, units)
+    # every variable cell of the data rows at once, where they are all plain numbers or blank
+    # and admissible (None: some cell needs the per-cell path and its message)
+    fast = _plain_values(table, kinds, var_pos)
     records = []
     origin: dict[tuple, int] = {}
     skipped = {
@@ -457,7 +460,9 @@ def ingest_columns(
         "title": "a title row above a repeated header",
         "note": "a note row",
     }
-    for cells, line, kind in zip(table.rows, table.line_numbers, kinds, strict=True):
+    for row, (cells, line, kind) in enumerate(
+        zip(table.rows, table.line_numbers, kinds, strict=True)
+    ):
         if kind != "data":
             if kind == "unit":
                 _check_unit_row(cells, line, table, var_pos, source)
@@ -521,8 +526,11 @@ def ingest_columns(
             )
         elif "year" in rec:
             label = partial("line {} (year {})".format, line, rec["year"])
-        for pos, var in var_pos:
-            rec[var.name] = _parse_cell(cells[pos], var, table, label, pos)
+        if fast is None:
+            for pos, var in var_pos:
+                rec[var.name] = _parse_cell(cells[pos], var, table, label, pos)
+        else:
+            rec[_ROW] = row
         key = tuple(rec[k] for k in ("city_code", "year") if k in rec)
         if key in origin:
             raise DataError(
@@ -549,7 +557,89 @@ def ingest_columns(
     # the keys are unique (duplicates are an error above), so the order is the keys' order
     records.sort(key=itemgetter(*keys))
     dtypes = {"city_code": "str", "year": "int64", SOURCE_LINE: "int64"}
-    return {name: (dtypes.get(name, "float64"), [rec[name] for rec in records]) for name in columns}
+    parsed = {}
+    if fast is not None:
+        import numpy as np
+
+        rows = np.array([rec[_ROW] for rec in records], dtype=np.int64)
+        parsed = {var.name: fast[pos][rows] for pos, var in var_pos}
+    return {
+        name: (
+            dtypes.get(name, "float64"),
+            parsed[name] if name in parsed else [rec[name] for rec in records],
+        )
+        for name in columns
+    }
+
+
+#: the row of a record in the raw table (when its values were parsed column by column)
+_ROW = "\0row"
+#: :data:`nqp_resilience.data.io._PLAIN` for pyarrow (RE2: ``\d`` is ASCII, ``$`` the end)
+_PLAIN_RE2 = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+
+
+def _plain_values(table, kinds, var_pos) -> dict | None:
+    """{position: float64 values of the variable in every row of the table (NaN outside the
+    data rows)}, parsed column by column, when every variable cell of every data row is a
+    plain ASCII number or blank and within its variable's bounds: the values
+    :func:`_parse_cell` gives (correctly rounded, times the unit factor; blank is missing).
+    None when any cell is anything else (a text cell, a placeholder, a separator, a short or
+    long row, an inadmissible value): the file then takes the per-cell path, which reports
+    the first such cell exactly as before. A county extract of 57,000 rows parses in a tenth
+    of the per-cell time."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    data = [i for i, kind in enumerate(kinds) if kind == "data"]
+    width = len(table.header)
+    if not data or not var_pos or any(len(table.rows[i]) != width for i in data):
+        return None
+    by_column = list(zip(*(table.rows[i] for i in data), strict=True))
+    out = {}
+    for pos, var in var_pos:
+        cells = by_column[pos]
+        try:
+            joined = "".join(cells)  # a TypeError for a spreadsheet number or an empty cell
+        except TypeError:
+            return None
+        if not joined.isascii():
+            return None  # a plain number is ASCII
+        # an Arrow string array from its buffers, blanks null (pa.array and pa.scalar would
+        # import pandas, which the ingest jobs do without)
+        lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+        filled = lengths > 0
+        offsets = np.zeros(len(cells) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        validity = None if filled.all() else pa.py_buffer(np.packbits(filled, bitorder="little"))
+        text = pa.Array.from_buffers(
+            pa.large_string(),
+            len(cells),
+            [validity, pa.py_buffer(offsets), pa.py_buffer(joined.encode("ascii"))],
+        )
+        values = np.full(len(cells), np.nan)  # blank: missing
+        if filled.any():
+            try:
+                if not pc.all(pc.match_substring_regex(text, _PLAIN_RE2)).as_py():
+                    return None
+                parsed = pc.cast(text, pa.float64())
+            except (pa.ArrowException, ValueError):
+                return None
+            numbers = np.frombuffer(
+                parsed.buffers()[1], dtype=np.float64, count=len(parsed), offset=8 * parsed.offset
+            )
+            values[filled] = numbers[filled]
+        present = values[~np.isnan(values)]
+        if (
+            (var.positive and np.any(present <= 0))
+            or (var.min is not None and np.any(present < var.min))
+            or (var.max is not None and np.any(present > var.max))
+        ):
+            return None
+        column = np.full(len(table.rows), np.nan)
+        column[data] = values * var.factor
+        out[pos] = column
+    return out
 
 
 def _row_label(line, code, name, year) -> str:
