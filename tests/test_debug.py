@@ -39,6 +39,11 @@ def test_object_of_a_job_with_a_year_wildcard(fresh_workflow, tmp_path, monkeypa
     # the folders of the outputs and the log exist, as Snakemake creates them
     assert Path(smk.log[0]).parent.is_dir()
     assert Path(smk.output[0]).parent.is_dir()
+    # reading a cold workflow folder in this process starts no job server
+    from nqp_resilience import job_server
+
+    assert job_server._early == [] and job_server.ENV_VAR not in os.environ
+    assert smk.config["job_server"] is False
 
 
 def test_config_overrides_reach_the_params(fresh_workflow):

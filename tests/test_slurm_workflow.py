@@ -295,7 +295,13 @@ def _interrupted_after_some_shards(cluster, work, tmp_path, how: str, *args) -> 
     """Start the bootstrap of BOOT_SPECS, interrupt it (``how``: node-down or ctrl-c) once two
     shards are complete; the shards complete at that moment, with their inodes and mtimes."""
     targets = [f"results/bootstrap/{s}.json" for s in BOOT_SPECS]
-    run = _Run(cluster, work, tmp_path / f"{how}.log", *targets, *args)
+    # Ctrl-C: one shard per SLURM job (the profile packs 16). A group of 16 shards takes a few
+    # seconds, so a Ctrl-C after two shards of it could come when the run is past all of them
+    # and ends normally. A node set down must instead fail a running job: jobs still pending
+    # on a down node would wait for it, so that run keeps the profile's groups.
+    groups = ("--group-components", "specs=20", "bootstrap=1", "reduce=16")
+    groups = groups if how == "ctrl-c" else ()
+    run = _Run(cluster, work, tmp_path / f"{how}.log", *targets, *groups, *args)
     try:
         _wait(
             lambda: len(_done_shards(work)) >= 2 or run.proc.poll() is not None,

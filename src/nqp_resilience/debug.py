@@ -73,6 +73,8 @@ def mock_snakemake(
         Extra config files, as ``snakemake --configfile`` (relative to the current folder).
     config : mapping, optional
         Config overrides, as ``snakemake --config`` (merged key by key into ``config.yaml``).
+        ``job_server`` is always false: the workflow is read in this process, which starts no
+        job server.
     **wildcards : str
         The job's wildcards, e.g. ``spec="baseline"`` or ``year="2015"`` (values as strings
         or numbers; numbers are converted to strings, as in a file name).
@@ -108,8 +110,11 @@ def mock_snakemake(
     from nqp_resilience.errors import ConfigError, suggest
 
     folder = workflow_root(root)
+    # job_server: false, so that reading the workflow in this process starts no job server
+    # (a cold workflow folder would start one while the workflow is read)
     config_settings = ConfigSettings(
-        config=dict(config or {}), configfiles=[Path(f).absolute() for f in configfiles]
+        config={**dict(config or {}), "job_server": False},
+        configfiles=[Path(f).absolute() for f in configfiles],
     )
     # the API changes into the workflow folder and back again when its context ends
     with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:

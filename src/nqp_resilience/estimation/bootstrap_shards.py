@@ -214,8 +214,11 @@ def draw_all(problem, spec: dict, draws: dict, **extra) -> tuple[dict, np.ndarra
     number of shards (the metadata passes through the same JSON text, so the record that
     :func:`reduce_record` makes from them is the same bytes). The workflow's path when
     ``bootstrap.shards`` is 1."""
+    from nqp_resilience.estimation.record import parse_json_metadata
+
     meta = {**_meta(problem, spec, draws, int(draws["reps"])), **extra}
-    meta = json.loads(json.dumps(meta, sort_keys=True))
+    # the text a shard file stores, read back by the reader of the shard files
+    meta = parse_json_metadata(json.dumps(meta, sort_keys=True).encode(), "bootstrap metadata")
     stats = np.ascontiguousarray(problem.stats(0, problem.n_blocks), dtype=np.float64)
     B = int(meta["draws"]["reps"])
     if stats.shape != (len(meta["stat_names"]), B):
