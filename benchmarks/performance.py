@@ -170,6 +170,14 @@ def workflow_rows(repeats: int) -> tuple[list[dict], dict]:
             run(cmd, cwd=work)
             times = job_times(work).get(rule, [])
             alone.setdefault(g, []).extend(t / per_output(work, rule) for t, _ in times)
+        # the figure jobs alone once more, without the font subsets the earlier runs kept
+        # (docs/figures.md, "Font subsets"): what a figure whose text has new glyphs costs
+        unkept: list[float] = []
+        for rule in sorted(r for r in inside if r.startswith("figures_")):
+            shutil.rmtree(work / ".snakemake" / "nqp_resilience" / "font_subsets", True)
+            shutil.rmtree(work / "results" / "benchmarks" / rule, ignore_errors=True)
+            run([SNAKEMAKE, "--cores", "1", "--forcerun", rule, "--until", rule], cwd=work)
+            unkept.extend(t / per_output(work, rule) for t, _ in job_times(work).get(rule, []))
         default_peak = peak_rss(work)
     for g, target in GROUP_TARGETS.items():
         if g not in groups:
@@ -183,6 +191,10 @@ def workflow_rows(repeats: int) -> tuple[list[dict], dict]:
             row(f"{g}, inside the 2-core cold run", med_in, bare, "bare python", None)
             | {"n": len(groups[g])}
         )
+    if unkept:
+        what = "figure jobs, per figure, alone, no font subsets kept"
+        rows.append(row(what, statistics.median(unkept), bare, "bare python", None))
+        rows[-1]["n"] = len(unkept)
     cold_what = f"full cold run (--cores 2), median of {len(colds)} in fresh copies"
     cold_what += f" ({min(colds):.2f}–{max(colds):.2f} s)"
     rows.append(row(cold_what, cold, version, "snakemake --version", 12.0))

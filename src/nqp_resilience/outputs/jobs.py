@@ -289,7 +289,19 @@ def figures_job(smk) -> None:
     input ``pscore_caption``, the caption template). input ``panel`` (read once, only the
     columns the figures use); params: ``pscore_specs`` (spec id -> registry entry of every
     ``psm_fe`` spec, registry order), ``control_variables``, optional ``labels``.
+
+    The font subsets of the PDF files are kept in the workflow folder, so that a rerun with the
+    same labels reads them back instead of cutting them again (the same bytes;
+    nqp_resilience.outputs.font_subsets).
     """
+    from nqp_resilience.outputs.font_subsets import kept_subsets
+
+    with kept_subsets():
+        _draw_figures(smk)
+
+
+def _draw_figures(smk) -> None:
+    """The body of :func:`figures_job`."""
     from nqp_resilience.data.io import write_text
     from nqp_resilience.data.parquet import read_columns
     from nqp_resilience.estimation.specs import spec_columns
