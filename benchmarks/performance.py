@@ -8,7 +8,10 @@ Measured, each against a reference taken in the same command:
    ``python -c "import numpy, pyarrow"``; then the rules of the targets again *alone*
    (``--cores 1 --forcerun RULE --until RULE``), since jobs contend inside a 2-core run; the cold
    run (the median of three, each in a fresh copy) and a no-op rerun against
-   ``snakemake --version``. The jobs run as in any local run:
+   ``snakemake --version``; the figure jobs alone once more without the font subsets that
+   earlier runs kept; and two floors that no change to this project can go below: the no-op
+   rerun of a Snakefile of as many trivial shell jobs, and a process that only imports what
+   every figure job imports. The jobs run as in any local run:
    forked by the run's job server once it is up (``docs/job_server.md``), the first ones (and a
    run's only job) in their own process while it starts.
 2. **Estimators at a million rows** (10,000 units x 100 periods, 5 controls, two-way fixed
@@ -154,6 +157,8 @@ def workflow_rows(repeats: int) -> tuple[list[dict], dict]:
                 colds.append(run([SNAKEMAKE, "--cores", "2"], cwd=copy_repo(Path(again))))
         cold = statistics.median(colds)
         noop = median_run([SNAKEMAKE, "--cores", "2"], max(repeats, 5), cwd=work)
+        n_jobs = count_jobs(work)
+        floor_noop = trivial_noop(n_jobs, max(repeats, 5))
         groups: dict[str, list[float]] = {}
         for rule, times in inside.items():
             g = rule_group(rule)
@@ -199,6 +204,14 @@ def workflow_rows(repeats: int) -> tuple[list[dict], dict]:
     cold_what += f" ({min(colds):.2f}–{max(colds):.2f} s)"
     rows.append(row(cold_what, cold, version, "snakemake --version", 12.0))
     rows.append(row("no-op rerun", noop, version, "snakemake --version", 1.2))
+    # the floors of the two targets above that are missed: what Snakemake and matplotlib cost
+    # before any line of this project runs
+    what = f"floor: no-op rerun of a Snakefile of {n_jobs} trivial shell jobs (as many as the run)"
+    rows.append(row(what, floor_noop, version, "snakemake --version", None))
+    figure_floor = median_run([sys.executable, "-c", FIGURE_IMPORTS], max(repeats, 5))
+    what = "floor: a process that imports what every figure job imports (matplotlib's Figure, Agg"
+    what += " and PDF backends, numpy, pyarrow), no figure drawn"
+    rows.append(row(what, figure_floor, bare, "bare python", None))
     refs = {
         "bare python": bare,
         "snakemake --version": version,
@@ -206,6 +219,36 @@ def workflow_rows(repeats: int) -> tuple[list[dict], dict]:
         "default peak": default_peak,
     }
     return rows, refs
+
+
+FIGURE_IMPORTS = (
+    "import numpy, pyarrow, matplotlib.figure, matplotlib.backends.backend_agg, "
+    "matplotlib.backends.backend_pdf"
+)
+
+
+def count_jobs(work: Path) -> int:
+    """The number of jobs of the whole default run (a forced dry run's job total)."""
+    out = subprocess.run(
+        [SNAKEMAKE, "-n", "-F"], cwd=work, env=ENV, capture_output=True, text=True, check=True
+    ).stdout
+    totals = [line.split()[1] for line in out.splitlines() if line.startswith("total ")]
+    return int(totals[0])
+
+
+def trivial_noop(n_jobs: int, repeats: int) -> float:
+    """Snakemake's own no-op floor: a Snakefile of ``n_jobs`` one-line shell jobs, run once,
+    then rerun with nothing to do."""
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "Snakefile").write_text(
+            "rule all:\n"
+            f"    input: expand('out/{{i}}.txt', i=range({n_jobs - 1}))\n"
+            "rule one:\n"
+            "    output: 'out/{i}.txt'\n"
+            "    shell: 'echo {wildcards.i} > {output}'\n"
+        )
+        run([SNAKEMAKE, "--cores", "2"], cwd=tmp)
+        return median_run([SNAKEMAKE, "--cores", "2"], repeats, cwd=tmp)
 
 
 def row(what, seconds, ref_seconds, ref_name, target) -> dict:
