@@ -145,7 +145,7 @@ def per_output(work: Path, rule: str) -> int:
 
 
 def workflow_rows(repeats: int) -> tuple[list[dict], dict]:
-    bare = median_run([sys.executable, "-c", "import numpy, pyarrow"], max(repeats, 5))
+    bare = median_run([sys.executable, *BARE], max(repeats, 5))
     version = median_run([SNAKEMAKE, "--version"], max(repeats, 5))
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,9 +156,8 @@ def workflow_rows(repeats: int) -> tuple[list[dict], dict]:
             with tempfile.TemporaryDirectory() as again:
                 colds.append(run([SNAKEMAKE, "--cores", "2"], cwd=copy_repo(Path(again))))
         cold = statistics.median(colds)
-        noop = median_run([SNAKEMAKE, "--cores", "2"], max(repeats, 5), cwd=work)
         n_jobs = count_jobs(work)
-        floor_noop = trivial_noop(n_jobs, max(repeats, 5))
+        noop, floor_noop, version_alongside = noop_rounds(work, n_jobs, max(repeats, 7))
         groups: dict[str, list[float]] = {}
         for rule, times in inside.items():
             g = rule_group(rule)
@@ -203,15 +202,22 @@ def workflow_rows(repeats: int) -> tuple[list[dict], dict]:
     cold_what = f"full cold run (--cores 2), median of {len(colds)} in fresh copies"
     cold_what += f" ({min(colds):.2f}–{max(colds):.2f} s)"
     rows.append(row(cold_what, cold, version, "snakemake --version", 12.0))
-    rows.append(row("no-op rerun", noop, version, "snakemake --version", 1.2))
-    # the floors of the two targets above that are missed: what Snakemake and matplotlib cost
-    # before any line of this project runs
+    # the no-op and its floor against `snakemake --version` timed in turn with them: the machine's
+    # speed drifts over the minutes between the first reference and these runs
+    alongside = "snakemake --version, timed in turn"
+    rows.append(row("no-op rerun", noop, version_alongside, alongside, 1.2))
+    # the floors of the two targets that are missed: what Snakemake and matplotlib cost before
+    # any line of this project runs
     what = f"floor: no-op rerun of a Snakefile of {n_jobs} trivial shell jobs (as many as the run)"
-    rows.append(row(what, floor_noop, version, "snakemake --version", None))
-    figure_floor = median_run([sys.executable, "-c", FIGURE_IMPORTS], max(repeats, 5))
+    rows.append(row(what, floor_noop, version_alongside, alongside, None))
+    turns = [
+        (run([sys.executable, "-c", FIGURE_IMPORTS]), run([sys.executable, *BARE]))
+        for _ in range(max(repeats, 7))
+    ]
+    figure_floor, bare_alongside = (statistics.median(c) for c in zip(*turns, strict=True))
     what = "floor: a process that imports what every figure job imports (matplotlib's Figure, Agg"
     what += " and PDF backends, numpy, pyarrow), no figure drawn"
-    rows.append(row(what, figure_floor, bare, "bare python", None))
+    rows.append(row(what, figure_floor, bare_alongside, "bare python, timed in turn", None))
     refs = {
         "bare python": bare,
         "snakemake --version": version,
@@ -221,6 +227,7 @@ def workflow_rows(repeats: int) -> tuple[list[dict], dict]:
     return rows, refs
 
 
+BARE = ("-c", "import numpy, pyarrow")
 FIGURE_IMPORTS = (
     "import numpy, pyarrow, matplotlib.figure, matplotlib.backends.backend_agg, "
     "matplotlib.backends.backend_pdf"
@@ -236,9 +243,9 @@ def count_jobs(work: Path) -> int:
     return int(totals[0])
 
 
-def trivial_noop(n_jobs: int, repeats: int) -> float:
-    """Snakemake's own no-op floor: a Snakefile of ``n_jobs`` one-line shell jobs, run once,
-    then rerun with nothing to do."""
+def noop_rounds(work: Path, n_jobs: int, rounds: int) -> tuple[float, float, float]:
+    """Medians of ``rounds`` turns of: the no-op rerun in ``work``, Snakemake's own no-op floor
+    (a Snakefile of ``n_jobs`` one-line shell jobs, run once before), ``snakemake --version``."""
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "Snakefile").write_text(
             "rule all:\n"
@@ -248,7 +255,16 @@ def trivial_noop(n_jobs: int, repeats: int) -> float:
             "    shell: 'echo {wildcards.i} > {output}'\n"
         )
         run([SNAKEMAKE, "--cores", "2"], cwd=tmp)
-        return median_run([SNAKEMAKE, "--cores", "2"], repeats, cwd=tmp)
+        times = [
+            (
+                run([SNAKEMAKE, "--cores", "2"], cwd=work),
+                run([SNAKEMAKE, "--cores", "2"], cwd=tmp),
+                run([SNAKEMAKE, "--version"]),
+            )
+            for _ in range(rounds)
+        ]
+    noop, floor, version = (statistics.median(column) for column in zip(*times, strict=True))
+    return noop, floor, version
 
 
 def row(what, seconds, ref_seconds, ref_name, target) -> dict:
