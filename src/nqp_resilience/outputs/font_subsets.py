@@ -11,7 +11,7 @@ versions. :func:`kept_subsets` therefore keeps each subset it cuts in a folder, 
 SHA-256 of exactly those (the font file's content, its face index, the sorted glyph ids and
 both versions), and a later figure that needs the same subset reads it back instead. The PDF
 holds the very bytes fontTools wrote, so a figure is byte-identical with or without the folder
-(``tests/test_figures.py``). ``fontTools.subset`` is imported only when a subset is cut.
+(``tests/test_font_subsets.py``). ``fontTools.subset`` is imported only when a subset is cut.
 
 A figure job keeps its subsets in ``.snakemake/nqp_resilience/font_subsets/`` of the workflow
 folder: a rerun of a figure whose labels have not changed (new estimates, another spec) cuts no
