@@ -276,7 +276,18 @@ class _Run:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
     def interrupt(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGINT)
+        """Ctrl-C as a terminal sends it, to the whole process group, and again every 5 s
+        until Snakemake says it is terminating (or has ended). Snakemake misses a SIGINT now
+        and then (seen in CI: no "Terminating" line, and the run went on to the end), as a
+        user would press Ctrl-C again."""
+        deadline = time.monotonic() + 60
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            until = time.monotonic() + 5
+            while time.monotonic() < until and self.proc.poll() is None:
+                if "Terminating processes on user request" in self.output():
+                    return
+                time.sleep(0.1)
 
     def wait(self, bound: float) -> int:
         try:
