@@ -203,3 +203,47 @@ def test_module_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     assert F.PDF_METADATA  # the figures module still imports without matplotlib
+
+
+def test_prune_removes_the_subsets_used_longest_ago(tmp_path):
+    import os
+
+    folder = tmp_path / "kept"
+    folder.mkdir()
+    for i in range(5):  # a.bin used longest ago ... e.bin last
+        path = folder / f"{'abcde'[i]}.bin"
+        path.write_bytes(b"x" * 100)
+        os.utime(path, ns=(10**18 + i * 10**9, 10**18 + i * 10**9))
+    (folder / ".a.bin.123.tmp").write_bytes(b"x" * 1000)  # a write in progress: not a subset
+    (folder / "notes.txt").write_bytes(b"x" * 1000)
+    assert FS.prune(folder, limit=250) == 3
+    left = sorted(p.name for p in folder.iterdir())
+    assert left == [".a.bin.123.tmp", "d.bin", "e.bin", "notes.txt"]
+    assert FS.prune(folder, limit=250) == 0
+    assert FS.prune(folder, limit=0) == 2
+    assert FS.prune(tmp_path / "missing", limit=0) == 0
+
+
+def test_a_kept_subset_read_back_is_marked_used_and_the_folder_stays_bounded(
+    workflow_folder, job_inputs, reference, monkeypatch
+):
+    import os
+
+    T._figures_job(job_inputs, [T.PSM_NN, T.PSM_KERNEL], workflow_folder / "a")
+    kept = sorted(FS.FOLDER.iterdir())
+    size = sum(p.stat().st_size for p in kept)
+    old = 10**18  # 2001
+    for path in kept:
+        os.utime(path, ns=(old, old))
+    stale = FS.FOLDER / f"{'0' * 64}.bin"
+    stale.write_bytes(b"x" * 1000)
+    os.utime(stale, ns=(old - 10**9, old - 10**9))
+    # one subset gone, so that the next job cuts (and keeps) it again and then prunes the folder
+    # to the size of exactly the subsets it uses: the stale one goes, the ones it read stay
+    kept[0].unlink()
+    monkeypatch.setattr(FS, "MAX_BYTES", size)
+    out = T._figures_job(job_inputs, [T.PSM_NN, T.PSM_KERNEL], workflow_folder / "b")
+    assert _files(out) == reference
+    assert not stale.exists()
+    assert sorted(FS.FOLDER.iterdir()) == kept
+    assert all(p.stat().st_mtime_ns > old for p in kept)

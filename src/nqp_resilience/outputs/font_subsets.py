@@ -17,12 +17,17 @@ A figure job keeps its subsets in ``.snakemake/nqp_resilience/font_subsets/`` of
 folder: a rerun of a figure whose labels have not changed (new estimates, another spec) cuts no
 font. Any other caller, and any folder that cannot be read or written, cuts every subset as
 matplotlib does.
+
+The folder is bounded: a subset read back is marked as used (its modification time), and a job
+that has cut a new one then removes the subsets used longest ago until the folder holds at most
+:data:`MAX_BYTES` (:func:`prune`). A removed subset is cut again when a figure needs it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from contextlib import contextmanager, nullcontext
 from io import BytesIO
@@ -34,6 +39,8 @@ from nqp_resilience.data.io import WORKFLOW_CACHE, write_bytes
 FOLDER = WORKFLOW_CACHE / "font_subsets"
 #: First line of a kept subset: the format of this module (changing it drops every kept subset).
 MAGIC = b"nqp-resilience font subset 1\n"
+#: The most bytes the folder keeps (a subset of the two DejaVu faces takes 4-20 KB).
+MAX_BYTES = 16 * 2**20
 
 
 class _Subset:
@@ -109,12 +116,48 @@ def decode(kept: bytes) -> tuple[dict[int, int], bytes]:
     return dict(pairs), kept[start + 8 * n_pairs :]
 
 
+def prune(folder, limit: int = MAX_BYTES) -> int:
+    """Remove the kept subsets of ``folder`` used longest ago (oldest modification time first;
+    ties by name) until it holds at most ``limit`` bytes of them; how many were removed. A file
+    that another job removes meanwhile is passed over; a folder that cannot be read or written
+    is left as it is."""
+    entries = []
+    try:
+        with os.scandir(folder) as found:
+            for entry in found:
+                if not entry.name.endswith(".bin"):
+                    continue
+                try:
+                    stat = entry.stat()
+                except OSError:
+                    continue
+                entries.append((stat.st_mtime_ns, entry.name, stat.st_size))
+    except OSError:
+        return 0
+    total = sum(size for _, _, size in entries)
+    removed = 0
+    for _, name, size in sorted(entries):
+        if total <= limit:
+            break
+        try:
+            os.unlink(os.path.join(folder, name))
+        except FileNotFoundError:
+            pass
+        except OSError:
+            break
+        else:
+            removed += 1
+        total -= size
+    return removed
+
+
 @contextmanager
-def kept_subsets(folder=None):
+def kept_subsets(folder=None, limit: int | None = None):
     """Within the block, the PDF backend reads a subset it has cut before from ``folder``
     (default :data:`FOLDER` when the current folder is a workflow folder, i.e. has
     ``.snakemake``; else nothing is kept) and keeps every subset it cuts there. The backend's
-    functions are restored on leaving the block."""
+    functions are restored on leaving the block; if a subset was kept in it, the folder is then
+    pruned to ``limit`` bytes (default :data:`MAX_BYTES`; :func:`prune`)."""
     if folder is None and not WORKFLOW_CACHE.parent.is_dir():
         yield
         return
@@ -127,6 +170,7 @@ def kept_subsets(folder=None):
 
     versions = (installed_version("fonttools") or "unknown", matplotlib.__version__)
     cut, as_file = pdf_ps.get_glyphs_subset, pdf_ps.font_as_file
+    written = []
 
     def get_glyphs_subset(fontfile, glyphs):
         key = subset_key(fontfile, glyphs, versions)
@@ -141,8 +185,14 @@ def kept_subsets(folder=None):
                 glyph_index_map = dict(subset.glyph_index_map)
             try:
                 write_bytes(path, encode(glyph_index_map, data))
+                written.append(path)
             except OSError:
                 pass  # a read-only folder: the subset is cut every time
+        else:
+            try:
+                os.utime(path)  # used now: pruned last
+            except OSError:
+                pass
         return nullcontext(_Subset(data, glyph_index_map))
 
     def font_as_file(font):
@@ -155,3 +205,5 @@ def kept_subsets(folder=None):
         yield
     finally:
         pdf_ps.get_glyphs_subset, pdf_ps.font_as_file = cut, as_file
+        if written:
+            prune(folder, MAX_BYTES if limit is None else limit)
